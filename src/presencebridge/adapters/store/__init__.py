@@ -1,0 +1,286 @@
+"""The store: SQLite by default, PostgreSQL by URL, one schema through Alembic.
+
+Everything here is synchronous; the service runs it on a worker thread so the
+event loop never waits on a disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection, Engine
+
+from presencebridge.adapters.store import tables as t
+from presencebridge.core import codec
+from presencebridge.core.model import ProfileTemplate, Status, User, UserState
+from presencebridge.core.settings import GroupSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0001"
+
+
+def normalise_url(url: str) -> str:
+    """Accept the usual spellings of a PostgreSQL URL and use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def create_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            # WAL lets readers run beside the writer; FULL makes every commit survive power loss.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    with engine.begin() as connection:
+        command.downgrade(_alembic_config(connection), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    id: str
+    name: str
+    settings: GroupSettings
+    templates: tuple[ProfileTemplate, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    user_id: str
+    at: datetime
+    source: str
+    status: str
+    telephony: str
+    text: str
+
+
+class UnknownTokenError(LookupError):
+    pass
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    # -- reading everything at start ---------------------------------------------------------
+
+    def load_groups(self) -> list[GroupRecord]:
+        with self._tx() as c:
+            templates: dict[str, list[ProfileTemplate]] = {}
+            rows = c.execute(
+                sa.select(t.profile_templates).order_by(
+                    t.profile_templates.c.group_id, t.profile_templates.c.position
+                )
+            )
+            for row in rows:
+                templates.setdefault(row.group_id, []).append(
+                    ProfileTemplate(
+                        row.name,
+                        Status(row.status),
+                        row.text,
+                        row.color,
+                        row.active,
+                        row.call_forwarding,
+                    )
+                )
+            return [
+                GroupRecord(
+                    row.id,
+                    row.name,
+                    GroupSettings.model_validate(row.settings),
+                    tuple(templates.get(row.id, ())),
+                )
+                for row in c.execute(sa.select(t.groups).order_by(t.groups.c.id))
+            ]
+
+    def load_users(self) -> list[UserState]:
+        with self._tx() as c:
+            return [
+                codec.decode(
+                    User(row.id, row.display_name, row.group_id, row.teams_user_id), row.state
+                )
+                for row in c.execute(sa.select(t.users).order_by(t.users.c.id))
+            ]
+
+    # -- groups ------------------------------------------------------------------------------
+
+    def create_group(self, group: GroupRecord, now: datetime) -> None:
+        with self._tx() as c:
+            c.execute(
+                t.groups.insert().values(
+                    id=group.id, name=group.name, settings=group.settings.public(), created_at=now
+                )
+            )
+
+    def save_group_settings(self, group_id: str, settings: GroupSettings) -> None:
+        with self._tx() as c:
+            c.execute(
+                t.groups.update()
+                .where(t.groups.c.id == group_id)
+                .values(settings=settings.public())
+            )
+
+    def save_templates(self, group_id: str, templates: Sequence[ProfileTemplate]) -> None:
+        with self._tx() as c:
+            c.execute(
+                t.profile_templates.delete().where(t.profile_templates.c.group_id == group_id)
+            )
+            if templates:
+                c.execute(
+                    t.profile_templates.insert(),
+                    [
+                        {
+                            "group_id": group_id,
+                            "name": p.name,
+                            "position": i,
+                            "status": p.status.value,
+                            "text": p.text,
+                            "color": p.color,
+                            "active": p.active,
+                            "call_forwarding": p.call_forwarding,
+                        }
+                        for i, p in enumerate(templates)
+                    ],
+                )
+
+    # -- users -------------------------------------------------------------------------------
+
+    def create_user(self, state: UserState, now: datetime) -> None:
+        with self._tx() as c:
+            c.execute(
+                t.users.insert().values(
+                    id=state.user.id,
+                    display_name=state.user.display_name,
+                    group_id=state.user.group,
+                    teams_user_id=state.user.teams_user_id,
+                    state=codec.encode(state),
+                    version=1,
+                    updated_at=now,
+                )
+            )
+
+    def save_users(
+        self, states: Sequence[UserState], history: Sequence[HistoryEntry], now: datetime
+    ) -> None:
+        """Write several users' new states and their history in one transaction."""
+        with self._tx() as c:
+            for state in states:
+                c.execute(
+                    t.users.update()
+                    .where(t.users.c.id == state.user.id)
+                    .values(
+                        display_name=state.user.display_name,
+                        group_id=state.user.group,
+                        teams_user_id=state.user.teams_user_id,
+                        state=codec.encode(state),
+                        version=t.users.c.version + 1,
+                        updated_at=now,
+                    )
+                )
+            if history:
+                c.execute(
+                    t.presence_history.insert(),
+                    [
+                        {
+                            "user_id": h.user_id,
+                            "at": h.at,
+                            "source": h.source,
+                            "status": h.status,
+                            "telephony": h.telephony,
+                            "text": h.text[:200],
+                        }
+                        for h in history
+                    ],
+                )
+
+    def history(self, user_id: str, limit: int = 50) -> list[HistoryEntry]:
+        with self._tx() as c:
+            rows = c.execute(
+                sa.select(t.presence_history)
+                .where(t.presence_history.c.user_id == user_id)
+                .order_by(t.presence_history.c.id.desc())
+                .limit(limit)
+            )
+            return [
+                HistoryEntry(r.user_id, r.at, r.source, r.status, r.telephony, r.text) for r in rows
+            ]
+
+    def prune_history(self, before: datetime) -> int:
+        with self._tx() as c:
+            result = c.execute(t.presence_history.delete().where(t.presence_history.c.at < before))
+            return result.rowcount or 0
+
+    # -- agent tokens ------------------------------------------------------------------------
+
+    def add_agent_token(self, user_id: str, token: str, now: datetime) -> str:
+        token_id = str(uuid.uuid4())
+        with self._tx() as c:
+            c.execute(
+                t.agent_tokens.insert().values(
+                    id=token_id, user_id=user_id, token_hash=hash_token(token), created_at=now
+                )
+            )
+        return token_id
+
+    def agent_token_user(self, token: str) -> str:
+        """The user an agent token belongs to; raises UnknownTokenError."""
+        with self._tx() as c:
+            user_id = c.execute(
+                sa.select(t.agent_tokens.c.user_id).where(
+                    t.agent_tokens.c.token_hash == hash_token(token)
+                )
+            ).scalar_one_or_none()
+        if user_id is None:
+            raise UnknownTokenError
+        return str(user_id)

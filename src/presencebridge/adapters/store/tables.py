@@ -1,0 +1,77 @@
+"""The database schema. Alembic migrations create it; this module describes it."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Time = sa.DateTime(timezone=True)
+
+groups = sa.Table(
+    "groups",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("settings", Json, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+profile_templates = sa.Table(
+    "profile_templates",
+    metadata,
+    sa.Column("group_id", sa.String(128), sa.ForeignKey("groups.id"), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("text", sa.String(200), nullable=False),
+    sa.Column("color", sa.String(7), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("call_forwarding", sa.String(128), nullable=True),
+)
+
+# One row per user: directory data in columns, the rest of the user's state as one
+# JSON document, so an event is one row update (the user is the unit of consistency).
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("group_id", sa.String(128), sa.ForeignKey("groups.id"), nullable=False, index=True),
+    sa.Column("teams_user_id", sa.String(128), nullable=True, unique=True),
+    sa.Column("state", Json, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+)
+
+agent_tokens = sa.Table(
+    "agent_tokens",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("user_id", sa.String(128), sa.ForeignKey("users.id"), nullable=False, index=True),
+    # SHA-256 of a 256-bit random token: the token itself is never stored.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+presence_history = sa.Table(
+    "presence_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.String(128), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("at", Time, nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("telephony", sa.String(16), nullable=False),
+    sa.Column("text", sa.String(200), nullable=False),
+    sa.Index("ix_presence_history_user_at", "user_id", "at"),
+)

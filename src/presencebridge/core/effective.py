@@ -1,0 +1,218 @@
+"""Effective presence: one precedence table over everything that wants a say.
+
+The candidates are the user's manual profile choice, each active appointment and
+the telephony status. The highest standing wins; among equal standings the most
+recent wins (SPEC §2). The table below is the whole rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
+
+from presencebridge.core.model import (
+    BUILTIN_APPOINTMENT_PROFILE,
+    Appointment,
+    Profile,
+    ProfileSource,
+    ProfileTemplate,
+    Status,
+    TeamsView,
+    Telephony,
+    TelephonySource,
+    UserState,
+)
+from presencebridge.core.telephony import telephony_status
+from presencebridge.core.texts import Text
+
+
+class Standing(StrEnum):
+    """What a candidate claims; `on_the_phone` is telephony, the rest are statuses."""
+
+    ON_THE_PHONE = "on_the_phone"
+    DND = "dnd"
+    BUSY = "busy"
+    AWAY = "away"
+    AVAILABLE = "available"
+    OFFLINE = "offline"
+
+
+# Higher wins; equal standings are decided by recency.
+PRECEDENCE: dict[Standing, int] = {
+    Standing.ON_THE_PHONE: 3,
+    Standing.DND: 3,
+    Standing.BUSY: 2,
+    Standing.AWAY: 1,
+    Standing.AVAILABLE: 1,
+    Standing.OFFLINE: 0,
+}
+
+
+class CandidateKind(IntEnum):
+    """Final tie-break when two candidates claim the same standing at the same instant."""
+
+    BASELINE = 0
+    SELECTION = 1
+    APPOINTMENT = 2
+    TELEPHONY = 3
+
+
+BUILTIN_PROFILES: tuple[Profile, ...] = (
+    Profile(
+        BUILTIN_APPOINTMENT_PROFILE,
+        Status.BUSY,
+        Text.APPOINTMENT,
+        "#e8a33d",
+        None,
+        ProfileSource.BUILTIN,
+    ),
+)
+
+TELEPHONY_TEXT: dict[TelephonySource, Text] = {
+    TelephonySource.PBX: Text.ON_THE_PHONE,
+    TelephonySource.MEETING: Text.ON_THE_PHONE_MEETING,
+    TelephonySource.TEAMS: Text.ON_THE_PHONE_TEAMS,
+}
+ON_THE_PHONE_COLOR = "#c4314b"
+AVAILABLE_COLOR = "#6bb700"
+_BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    standing: Standing
+    since: datetime
+    kind: CandidateKind
+    status: Status
+    profile: str | None
+    text: str
+    color: str
+    call_forwarding: str | None
+    key: str  # stable tie-break among candidates of one kind
+
+    def order(self) -> tuple[int, datetime, int, str]:
+        return (PRECEDENCE[self.standing], self.since, self.kind, self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class EffectivePresence:
+    status: Status
+    profile: str | None
+    text: str
+    color: str
+    call_forwarding: str | None
+    telephony: Telephony
+    telephony_source: TelephonySource | None
+    appointments: tuple[Appointment, ...]
+    teams: TeamsView
+    source: CandidateKind
+
+
+def my_profiles(state: UserState, templates: tuple[ProfileTemplate, ...]) -> tuple[Profile, ...]:
+    """My Profiles: the user's own, then the group's active templates, then built-ins.
+
+    An own profile shadows a template or built-in of the same name.
+    """
+    seen = {p.name for p in state.profiles}
+    result = list(state.profiles)
+    for extra in (*(t.as_profile() for t in templates if t.active), *BUILTIN_PROFILES):
+        if extra.name not in seen:
+            seen.add(extra.name)
+            result.append(extra)
+    return tuple(result)
+
+
+def find_profile(profiles: tuple[Profile, ...], name: str) -> Profile | None:
+    return next((p for p in profiles if p.name == name), None)
+
+
+def _from_profile(profile: Profile, since: datetime, kind: CandidateKind, key: str) -> Candidate:
+    return Candidate(
+        Standing(profile.status.value),
+        since,
+        kind,
+        profile.status,
+        profile.name,
+        profile.text,
+        profile.color,
+        profile.call_forwarding,
+        key,
+    )
+
+
+def candidates(
+    state: UserState, templates: tuple[ProfileTemplate, ...], now: datetime
+) -> list[Candidate]:
+    profiles = my_profiles(state, templates)
+    found: list[Candidate] = [
+        Candidate(
+            Standing.AVAILABLE,
+            _BEGINNING,
+            CandidateKind.BASELINE,
+            Status.AVAILABLE,
+            None,
+            Text.AVAILABLE,
+            AVAILABLE_COLOR,
+            None,
+            "",
+        )
+    ]
+    if state.selection is not None:
+        chosen = find_profile(profiles, state.selection.profile)
+        if chosen is not None:
+            found.append(_from_profile(chosen, state.selection.at, CandidateKind.SELECTION, ""))
+    for appointment in state.appointments:
+        if not appointment.is_active(now):
+            continue
+        profile = find_profile(profiles, appointment.profile) or BUILTIN_PROFILES[0]
+        candidate = _from_profile(profile, appointment.start, CandidateKind.APPOINTMENT, "")
+        found.append(
+            Candidate(
+                candidate.standing,
+                candidate.since,
+                candidate.kind,
+                candidate.status,
+                candidate.profile,
+                appointment.subject,
+                appointment.color or profile.color,
+                candidate.call_forwarding,
+                appointment.id,
+            )
+        )
+    telephony, source, since = telephony_status(state.calls, state.meetings)
+    if telephony is Telephony.ON_THE_PHONE and source is not None and since is not None:
+        found.append(
+            Candidate(
+                Standing.ON_THE_PHONE,
+                since,
+                CandidateKind.TELEPHONY,
+                Status.BUSY,
+                None,
+                TELEPHONY_TEXT[source],
+                ON_THE_PHONE_COLOR,
+                None,
+                "",
+            )
+        )
+    return found
+
+
+def effective_presence(
+    state: UserState, templates: tuple[ProfileTemplate, ...], now: datetime
+) -> EffectivePresence:
+    """The user's presence as everyone sees it, derived from the state alone."""
+    winner = max(candidates(state, templates, now), key=Candidate.order)
+    telephony, source, _ = telephony_status(state.calls, state.meetings)
+    return EffectivePresence(
+        status=winner.status,
+        profile=winner.profile,
+        text=winner.text,
+        color=winner.color,
+        call_forwarding=winner.call_forwarding,
+        telephony=telephony,
+        telephony_source=source,
+        appointments=tuple(sorted(state.appointments, key=lambda a: (a.start, a.id))),
+        teams=state.teams,
+        source=winner.kind,
+    )

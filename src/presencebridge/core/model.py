@@ -1,0 +1,204 @@
+"""The UC presence model (SPEC §2) as plain, immutable values.
+
+Nothing here does I/O or reads a clock: every time is passed in. A user's whole
+state is one value (`UserState`), so a change is one function from the old value
+to the new one and the store can persist it as one row.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """Presence status (Präsenzstatus)."""
+
+    AVAILABLE = "available"
+    BUSY = "busy"
+    AWAY = "away"
+    DND = "dnd"
+    OFFLINE = "offline"
+
+
+class Telephony(StrEnum):
+    """Telephony status (Telefoniestatus)."""
+
+    IDLE = "idle"
+    RINGING = "ringing"
+    ON_THE_PHONE = "on_the_phone"
+
+
+class TelephonySource(StrEnum):
+    """What put the user on the phone."""
+
+    PBX = "pbx"
+    MEETING = "meeting"
+    TEAMS = "teams"
+
+
+class CallState(StrEnum):
+    RINGING = "ringing"
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+class MeetingState(StrEnum):
+    JOINED = "joined"
+    LEFT = "left"
+
+
+class TeamsSyncMode(StrEnum):
+    OFF = "off"
+    TELEPHONY_AND_PRESENCE = "telephony_and_presence"
+    TELEPHONY_ONLY = "telephony_only"
+
+
+class ProfileSource(StrEnum):
+    """Where an entry of My Profiles comes from."""
+
+    OWN = "own"
+    TEMPLATE = "template"
+    BUILTIN = "builtin"
+
+
+class AppointmentOrigin(StrEnum):
+    MANUAL = "manual"
+    TEAMS = "teams"
+    MICSYNC = "micsync"
+
+
+# Identifiers that travel in URLs; strict so that a typo is a clear 4xx, not a new row.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+COLOR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+# Built-in profile that always exists (SPEC §2); used by appointments without a profile.
+BUILTIN_APPOINTMENT_PROFILE = "Termin"
+
+# Nothing the sync creates may outlive this (SPEC §3 rule 5).
+SYNC_HARD_END = timedelta(hours=12)
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A presence profile: what the user shows while it is active."""
+
+    name: str
+    status: Status
+    text: str
+    color: str
+    call_forwarding: str | None = None
+    source: ProfileSource = ProfileSource.OWN
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileTemplate:
+    """A central profile template of a configuration group."""
+
+    name: str
+    status: Status
+    text: str
+    color: str
+    active: bool = True
+    call_forwarding: str | None = None
+
+    def as_profile(self) -> Profile:
+        return Profile(
+            self.name,
+            self.status,
+            self.text,
+            self.color,
+            self.call_forwarding,
+            ProfileSource.TEMPLATE,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Appointment:
+    """An entry of the user's appointment list; active while start <= now < end."""
+
+    id: str
+    subject: str
+    color: str | None
+    start: datetime
+    end: datetime
+    profile: str
+    origin: AppointmentOrigin
+    created_at: datetime
+    # Sync-created appointments end here at the latest, whatever their `end` says.
+    hard_end: datetime | None = None
+
+    def effective_end(self) -> datetime:
+        return self.end if self.hard_end is None else min(self.end, self.hard_end)
+
+    def is_active(self, now: datetime) -> bool:
+        return self.start <= now < self.effective_end()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One PBX call of a user, as far as its events have told us."""
+
+    call_id: str
+    state: CallState
+    since: datetime  # when the call reached `state`
+    first_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Meeting:
+    """A UC meeting the user has joined (left meetings are dropped)."""
+
+    meeting_id: str
+    joined_at: datetime
+    screen_sharing: bool
+    # A meeting joined only to share the screen does not put the user on the phone (SPEC §4).
+    audio: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The user's manual choice of profile and when it was made."""
+
+    profile: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsView:
+    """What the hub last saw of the user's Teams presence (filled by the Teams sync)."""
+
+    availability: str | None = None
+    activity: str | None = None
+    held_by_user: bool = False
+    last_sync: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """The directory data of a user."""
+
+    id: str
+    display_name: str
+    group: str
+    teams_user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    """Everything the hub knows about one user; effective presence derives from it."""
+
+    user: User
+    profiles: tuple[Profile, ...] = ()  # own entries of My Profiles, in order
+    selection: Selection | None = None
+    appointments: tuple[Appointment, ...] = ()
+    calls: tuple[Call, ...] = ()  # includes ended calls for a while, so late events are harmless
+    meetings: tuple[Meeting, ...] = ()
+    own_mode: TeamsSyncMode | None = None  # the user's own teams_sync_mode choice
+    teams: TeamsView = field(default_factory=TeamsView)
+
+    def with_(self, **changes: Any) -> UserState:
+        return replace(self, **changes)

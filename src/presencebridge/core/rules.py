@@ -1,0 +1,231 @@
+"""How each event changes a user's state: `apply(state, event, context, now)`.
+
+Pure: no I/O, no clock. A refused event raises `Rejected` and changes nothing.
+Every event also lets time do its work first (calls time out, finished
+appointments leave the list), so the state never carries stale entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from presencebridge.core.effective import find_profile, my_profiles
+from presencebridge.core.errors import Reason, Rejected
+from presencebridge.core.model import (
+    BUILTIN_APPOINTMENT_PROFILE,
+    SYNC_HARD_END,
+    Appointment,
+    AppointmentOrigin,
+    CallState,
+    Meeting,
+    MeetingState,
+    Profile,
+    ProfileTemplate,
+    Selection,
+    TeamsSyncMode,
+    UserState,
+)
+from presencebridge.core.telephony import apply_call_event, call_deadline, expire_calls
+
+MAX_PROFILES = 100
+MAX_APPOINTMENTS = 500
+MAX_OPEN_MEETINGS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class GroupContext:
+    """What the user's configuration group contributes to a decision."""
+
+    templates: tuple[ProfileTemplate, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TelephonyEvent:
+    call_id: str
+    state: CallState
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingEvent:
+    meeting_id: str
+    state: MeetingState
+    screen_sharing: bool = False
+    audio: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AddProfile:
+    profile: Profile
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteProfile:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReorderProfiles:
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SelectProfile:
+    name: str | None  # None clears the manual choice
+
+
+@dataclass(frozen=True, slots=True)
+class AddAppointment:
+    id: str
+    subject: str
+    start: datetime
+    end: datetime
+    profile: str | None = None
+    color: str | None = None
+    origin: AppointmentOrigin = AppointmentOrigin.MANUAL
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAppointment:
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetOwnMode:
+    mode: TeamsSyncMode | None
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time has passed; nothing else happened."""
+
+
+Event = (
+    TelephonyEvent
+    | MeetingEvent
+    | AddProfile
+    | DeleteProfile
+    | ReorderProfiles
+    | SelectProfile
+    | AddAppointment
+    | DeleteAppointment
+    | SetOwnMode
+    | Tick
+)
+
+
+def age(state: UserState, now: datetime) -> UserState:
+    """Let time act: timed-out calls end, finished appointments leave the list."""
+    calls = expire_calls(state.calls, now)
+    appointments = tuple(a for a in state.appointments if a.effective_end() > now)
+    if calls == state.calls and appointments == state.appointments:
+        return state
+    return state.with_(calls=calls, appointments=appointments)
+
+
+def next_deadline(state: UserState, now: datetime) -> datetime | None:
+    """The earliest moment at which time alone changes this user's state or presence."""
+    moments = [call_deadline(c) for c in state.calls]
+    for appointment in state.appointments:
+        moments.extend(m for m in (appointment.start, appointment.effective_end()) if m > now)
+    future = [m for m in moments if m > now]
+    return min(future) if future else None
+
+
+def apply(state: UserState, event: Event, context: GroupContext, now: datetime) -> UserState:
+    """The user's state after `event`; raises `Rejected` if the event is refused."""
+    state = age(state, now)
+    match event:
+        case TelephonyEvent(call_id, call_state):
+            return state.with_(calls=apply_call_event(state.calls, call_id, call_state, now))
+        case MeetingEvent():
+            return _meeting(state, event, now)
+        case AddProfile(profile):
+            return _add_profile(state, profile)
+        case DeleteProfile(name):
+            if find_profile(state.profiles, name) is None:
+                raise Rejected(Reason.NOT_FOUND, f"user has no own profile named {name!r}")
+            return state.with_(profiles=tuple(p for p in state.profiles if p.name != name))
+        case ReorderProfiles(names):
+            return _reorder(state, names)
+        case SelectProfile(name):
+            return _select(state, name, context, now)
+        case AddAppointment():
+            return _add_appointment(state, event, context, now)
+        case DeleteAppointment(appointment_id):
+            if not any(a.id == appointment_id for a in state.appointments):
+                raise Rejected(Reason.NOT_FOUND, f"no appointment {appointment_id!r}")
+            return state.with_(
+                appointments=tuple(a for a in state.appointments if a.id != appointment_id)
+            )
+        case SetOwnMode(mode):
+            return state.with_(own_mode=mode)
+        case Tick():
+            return state
+    raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
+
+
+def _meeting(state: UserState, event: MeetingEvent, now: datetime) -> UserState:
+    others = tuple(m for m in state.meetings if m.meeting_id != event.meeting_id)
+    if event.state is MeetingState.LEFT:
+        return state.with_(meetings=others)
+    current = next((m for m in state.meetings if m.meeting_id == event.meeting_id), None)
+    if current is None and len(others) >= MAX_OPEN_MEETINGS:
+        raise Rejected(Reason.CONFLICT, f"more than {MAX_OPEN_MEETINGS} open meetings")
+    joined_at = current.joined_at if current is not None else now
+    meeting = Meeting(event.meeting_id, joined_at, event.screen_sharing, event.audio)
+    return state.with_(meetings=tuple(sorted((*others, meeting), key=lambda m: m.meeting_id)))
+
+
+def _add_profile(state: UserState, profile: Profile) -> UserState:
+    if find_profile(state.profiles, profile.name) is not None:
+        raise Rejected(Reason.CONFLICT, f"a profile named {profile.name!r} exists already")
+    if len(state.profiles) >= MAX_PROFILES:
+        raise Rejected(Reason.CONFLICT, f"at most {MAX_PROFILES} profiles per user")
+    return state.with_(profiles=(*state.profiles, profile))
+
+
+def _reorder(state: UserState, names: tuple[str, ...]) -> UserState:
+    own = [p.name for p in state.profiles]
+    if sorted(names) != sorted(own) or len(set(names)) != len(names):
+        raise Rejected(
+            Reason.INVALID, f"the new order must name each own profile once: {', '.join(own)}"
+        )
+    by_name = {p.name: p for p in state.profiles}
+    return state.with_(profiles=tuple(by_name[n] for n in names))
+
+
+def _select(state: UserState, name: str | None, context: GroupContext, now: datetime) -> UserState:
+    if name is None:
+        return state.with_(selection=None)
+    if find_profile(my_profiles(state, context.templates), name) is None:
+        raise Rejected(Reason.NOT_FOUND, f"{name!r} is not in the user's profiles")
+    return state.with_(selection=Selection(name, now))
+
+
+def _add_appointment(
+    state: UserState, event: AddAppointment, context: GroupContext, now: datetime
+) -> UserState:
+    if event.end <= event.start:
+        raise Rejected(Reason.INVALID, "an appointment must end after it starts")
+    if event.end <= now:
+        raise Rejected(Reason.INVALID, "the appointment has already ended")
+    if any(a.id == event.id for a in state.appointments):
+        raise Rejected(Reason.CONFLICT, f"appointment {event.id!r} exists already")
+    if len(state.appointments) >= MAX_APPOINTMENTS:
+        raise Rejected(Reason.CONFLICT, f"at most {MAX_APPOINTMENTS} appointments per user")
+    profile_name = event.profile or BUILTIN_APPOINTMENT_PROFILE
+    if find_profile(my_profiles(state, context.templates), profile_name) is None:
+        raise Rejected(Reason.NOT_FOUND, f"{profile_name!r} is not in the user's profiles")
+    appointment = Appointment(
+        id=event.id,
+        subject=event.subject,
+        color=event.color,
+        start=event.start,
+        end=event.end,
+        profile=profile_name,
+        origin=event.origin,
+        created_at=now,
+        hard_end=None if event.origin is AppointmentOrigin.MANUAL else now + SYNC_HARD_END,
+    )
+    return state.with_(appointments=(*state.appointments, appointment))

@@ -1,0 +1,69 @@
+"""Presence-management settings of a configuration group (SPEC §5), validated.
+
+The keys are exactly the ones administrators see in the manual, including the
+dotted advanced keys, so the API and the console speak one vocabulary.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from presencebridge.core.model import TeamsSyncMode
+
+_PROCESS_NAME = re.compile(r"^[^,\\/:*?\"<>|]{1,64}$")
+
+
+def _zero_or_one(value: Any) -> Any:
+    # The manual writes 1 / 0; accept JSON booleans and the strings too, nothing else.
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and value.strip() in {"0", "1"}:
+        return int(value.strip())
+    return value
+
+
+class GroupSettings(BaseModel):
+    """Every setting of SPEC §5 with its default."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, use_enum_values=False
+    )
+
+    teams_sync_mode: TeamsSyncMode = TeamsSyncMode.OFF
+    user_may_change: bool = True
+    remember_credentials: bool = False
+    create_teams_profile_template: bool = False
+    microphone_sync_enable: Annotated[int, BeforeValidator(_zero_or_one)] = Field(
+        0, alias="MicrophoneUsageSync.Enable", ge=0, le=1
+    )
+    microphone_sync_whitelist: str = Field(
+        "", alias="MicrophoneUsageSync.ProcessWhitelist", max_length=2000
+    )
+    reassert_dnd: bool = False
+
+    @field_validator("microphone_sync_whitelist")
+    @classmethod
+    def _whitelist_names(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        bad = [name for name in names if not _PROCESS_NAME.match(name)]
+        if bad:
+            raise ValueError(f"not a process name: {bad[0]!r}")
+        return ",".join(names)
+
+    def public(self) -> dict[str, Any]:
+        """The settings under their SPEC §5 names, as JSON values."""
+        return self.model_dump(by_alias=True, mode="json")
+
+    def merged(self, patch: dict[str, Any]) -> GroupSettings:
+        """A copy with `patch` (SPEC names) applied; raises pydantic's ValidationError."""
+        return GroupSettings.model_validate({**self.public(), **patch})
+
+
+def effective_mode(settings: GroupSettings, own_mode: TeamsSyncMode | None) -> TeamsSyncMode:
+    """The user's own mode applies only while the group lets users change it (SPEC §5)."""
+    if settings.user_may_change and own_mode is not None:
+        return own_mode
+    return settings.teams_sync_mode

@@ -1,0 +1,80 @@
+"""Telephony status from PBX call events.
+
+A call only ever moves forward: ringing -> connected -> ended. An event that
+would move it backwards (a duplicate, or one overtaken by a later event) is
+ignored, so the state after a call's events does not depend on the order in
+which they arrived. Ended calls are kept as tombstones for a day, so a late
+`ringing` for a finished call cannot revive it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from presencebridge.core.model import Call, CallState, Meeting, Telephony, TelephonySource
+
+# Forward order of a call's life; the transition table is "higher rank wins".
+CALL_RANK: dict[CallState, int] = {
+    CallState.RINGING: 0,
+    CallState.CONNECTED: 1,
+    CallState.ENDED: 2,
+}
+
+# A PBX that loses an `ended` event must not leave a user on the phone for ever.
+RINGING_TIMEOUT = timedelta(minutes=5)
+CONNECTED_TIMEOUT = timedelta(hours=12)
+TOMBSTONE_TTL = timedelta(hours=24)
+
+
+def apply_call_event(
+    calls: tuple[Call, ...], call_id: str, state: CallState, now: datetime
+) -> tuple[Call, ...]:
+    """The calls after one PBX event; unchanged if the event is stale or a duplicate."""
+    current = next((c for c in calls if c.call_id == call_id), None)
+    if current is None:
+        updated = Call(call_id, state, now, now)
+    elif CALL_RANK[state] > CALL_RANK[current.state]:
+        updated = Call(call_id, state, now, current.first_seen)
+    else:
+        return calls
+    others = tuple(c for c in calls if c.call_id != call_id)
+    return tuple(sorted((*others, updated), key=lambda c: c.call_id))
+
+
+def call_deadline(call: Call) -> datetime:
+    """When time alone changes this call: a timeout, or the tombstone's removal."""
+    if call.state is CallState.RINGING:
+        return call.since + RINGING_TIMEOUT
+    if call.state is CallState.CONNECTED:
+        return call.since + CONNECTED_TIMEOUT
+    return call.since + TOMBSTONE_TTL
+
+
+def expire_calls(calls: tuple[Call, ...], now: datetime) -> tuple[Call, ...]:
+    """Timed-out calls become ended; old tombstones are dropped."""
+    result: list[Call] = []
+    for call in calls:
+        if call_deadline(call) > now:
+            result.append(call)
+        elif call.state is not CallState.ENDED:
+            result.append(Call(call.call_id, CallState.ENDED, now, call.first_seen))
+    return tuple(result)
+
+
+def telephony_status(
+    calls: Iterable[Call], meetings: Iterable[Meeting]
+) -> tuple[Telephony, TelephonySource | None, datetime | None]:
+    """Telephony status, its source, and since when the user has been on the phone."""
+    connected = [c.since for c in calls if c.state is CallState.CONNECTED]
+    in_meeting = [m.joined_at for m in meetings if m.audio]
+    if connected:
+        # A PBX call and a meeting at once: the call is what the PBX connector acts on.
+        since = min(connected + in_meeting)
+        return Telephony.ON_THE_PHONE, TelephonySource.PBX, since
+    if in_meeting:
+        return Telephony.ON_THE_PHONE, TelephonySource.MEETING, min(in_meeting)
+    ringing = [c.since for c in calls if c.state is CallState.RINGING]
+    if ringing:
+        return Telephony.RINGING, TelephonySource.PBX, min(ringing)
+    return Telephony.IDLE, None, None

@@ -1,0 +1,35 @@
+"""Prometheus metrics of the hub, served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EVENTS = Counter(
+    "presencebridge_events_total",
+    "Events handled by the hub, by kind and result",
+    ["kind", "result"],
+    registry=REGISTRY,
+)
+PRESENCE_CHANGES = Counter(
+    "presencebridge_presence_changes_total",
+    "Effective-presence changes published",
+    registry=REGISTRY,
+)
+REJECTED_REQUESTS = Counter(
+    "presencebridge_rejected_requests_total",
+    "API requests answered with a 4xx, by status code",
+    ["status"],
+    registry=REGISTRY,
+)
+USERS = Gauge("presencebridge_users", "Users known to the hub", registry=REGISTRY)
+STREAM_CLIENTS = Gauge(
+    "presencebridge_stream_clients", "Connected presence-stream clients", registry=REGISTRY
+)
+EVENT_SECONDS = Histogram(
+    "presencebridge_event_seconds",
+    "Time from an event's arrival to its durable commit",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)

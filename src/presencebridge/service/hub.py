@@ -1,0 +1,300 @@
+"""The hub: where the pure core meets the store and the listeners.
+
+Each user's events run one at a time (a lock per user); different users run in
+parallel. The in-memory state is written through to the store before a change
+is acknowledged or published, so what a caller was told survives a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from presencebridge import metrics
+from presencebridge.adapters.store import GroupRecord, HistoryEntry, Store, UnknownTokenError
+from presencebridge.core import rules
+from presencebridge.core.effective import EffectivePresence, effective_presence, my_profiles
+from presencebridge.core.errors import Reason, Rejected
+from presencebridge.core.model import Profile, ProfileTemplate, Status, User, UserState
+from presencebridge.core.settings import GroupSettings
+from presencebridge.core.texts import Text
+from presencebridge.service.bus import PresenceBus, PresenceChange
+from presencebridge.service.clock import Clock
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+HISTORY_KEPT = timedelta(days=14)
+
+# The central template `create_teams_profile_template` creates (SPEC §5); editable afterwards.
+TEAMS_TEMPLATE = ProfileTemplate("MS Teams", Status.BUSY, Text.ON_THE_PHONE_TEAMS, "#5b5fc7")
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    state: UserState
+    presence: EffectivePresence
+
+
+class Hub:
+    def __init__(self, store: Store, clock: Clock | None = None) -> None:
+        self.store = store
+        self.clock = clock or Clock()
+        self.bus = PresenceBus()
+        self._groups: dict[str, GroupRecord] = {}
+        self._users: dict[str, UserState] = {}
+        self._presence: dict[str, EffectivePresence] = {}
+        self._user_locks: dict[str, asyncio.Lock] = {}
+        self._group_lock = asyncio.Lock()
+        self._deadlines: list[tuple[datetime, str]] = []
+        self._wake = asyncio.Event()
+        self._timer: asyncio.Task[None] | None = None
+        # SQLite has one writer at a time: one thread avoids lock contention.
+        workers = 1 if store.engine.dialect.name == "sqlite" else 8
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="store")
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        groups = await self._io(self.store.load_groups)
+        self._groups = {g.id: g for g in groups}
+        states = await self._io(self.store.load_users)
+        now = self.clock.now()
+        # Reconcile at start: whatever time did while we were down takes effect now.
+        aged = [rules.age(s, now) for s in states]
+        changed = [a for a, s in zip(aged, states, strict=True) if a != s]
+        if changed:
+            await self._io(self.store.save_users, changed, [], now)
+        for state in aged:
+            self._users[state.user.id] = state
+            self._presence[state.user.id] = self._evaluate(state, now)
+            self._schedule(state, now)
+        await self._io(self.store.prune_history, now - HISTORY_KEPT)
+        metrics.USERS.set(len(self._users))
+        self._timer = asyncio.create_task(self._run_timers(), name="presence-timers")
+        log.info("hub started with %d groups and %d users", len(groups), len(states))
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+        self._executor.shutdown(wait=True)
+
+    async def _io(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- reading (from memory) -------------------------------------------------------------
+
+    def groups(self) -> list[GroupRecord]:
+        return list(self._groups.values())
+
+    def group(self, group_id: str) -> GroupRecord:
+        try:
+            return self._groups[group_id]
+        except KeyError:
+            raise Rejected(Reason.NOT_FOUND, f"unknown group {group_id!r}") from None
+
+    def user_ids(self) -> list[str]:
+        return list(self._users)
+
+    def user(self, user_id: str) -> UserView:
+        try:
+            return UserView(self._users[user_id], self._presence[user_id])
+        except KeyError:
+            raise Rejected(Reason.NOT_FOUND, f"unknown user {user_id!r}") from None
+
+    def presences(self) -> list[tuple[str, EffectivePresence]]:
+        return list(self._presence.items())
+
+    def profiles(self, user_id: str) -> tuple[Profile, ...]:
+        state = self.user(user_id).state
+        return my_profiles(state, self._groups[state.user.group].templates)
+
+    def settings_for(self, user_id: str) -> GroupSettings:
+        return self._groups[self.user(user_id).state.user.group].settings
+
+    async def history(self, user_id: str, limit: int = 50) -> list[HistoryEntry]:
+        self.user(user_id)
+        return await self._io(self.store.history, user_id, limit)
+
+    # -- groups ----------------------------------------------------------------------------
+
+    async def create_group(self, group_id: str, name: str, settings: GroupSettings) -> GroupRecord:
+        async with self._group_lock:
+            if group_id in self._groups:
+                raise Rejected(Reason.CONFLICT, f"group {group_id!r} exists already")
+            templates = (TEAMS_TEMPLATE,) if settings.create_teams_profile_template else ()
+            group = GroupRecord(group_id, name, settings, templates)
+            await self._io(self.store.create_group, group, self.clock.now())
+            if templates:
+                await self._io(self.store.save_templates, group_id, templates)
+            self._groups[group_id] = group
+            return group
+
+    async def update_group_settings(self, group_id: str, settings: GroupSettings) -> GroupRecord:
+        async with self._group_lock:
+            group = self.group(group_id)
+            templates = group.templates
+            wants_teams_template = settings.create_teams_profile_template
+            if wants_teams_template and all(t.name != TEAMS_TEMPLATE.name for t in templates):
+                templates = (*templates, TEAMS_TEMPLATE)
+            await self._io(self.store.save_group_settings, group_id, settings)
+            if templates != group.templates:
+                await self._io(self.store.save_templates, group_id, templates)
+            self._groups[group_id] = replace(group, settings=settings, templates=templates)
+        await self._refresh_group(group_id, "settings")
+        return self._groups[group_id]
+
+    async def put_template(self, group_id: str, template: ProfileTemplate) -> GroupRecord:
+        """Add a central template, or replace the one of the same name."""
+        async with self._group_lock:
+            group = self.group(group_id)
+            names = [t.name for t in group.templates]
+            if template.name in names:
+                templates = tuple(
+                    template if t.name == template.name else t for t in group.templates
+                )
+            else:
+                templates = (*group.templates, template)
+            await self._io(self.store.save_templates, group_id, templates)
+            self._groups[group_id] = replace(group, templates=templates)
+        await self._refresh_group(group_id, "template")
+        return self._groups[group_id]
+
+    async def _refresh_group(self, group_id: str, source: str) -> None:
+        """Templates change members' My Profiles and so, maybe, their presence."""
+        for user_id in [u for u, s in self._users.items() if s.user.group == group_id]:
+            await self.handle(user_id, rules.Tick(), source)
+
+    # -- users -----------------------------------------------------------------------------
+
+    async def create_user(self, user: User) -> UserView:
+        async with self._lock(user.id):
+            self.group(user.group)
+            if user.id in self._users:
+                raise Rejected(Reason.CONFLICT, f"user {user.id!r} exists already")
+            if user.teams_user_id and any(
+                s.user.teams_user_id == user.teams_user_id for s in self._users.values()
+            ):
+                raise Rejected(
+                    Reason.CONFLICT, f"teams_user_id {user.teams_user_id!r} belongs to another user"
+                )
+            state = UserState(user=user)
+            now = self.clock.now()
+            await self._io(self.store.create_user, state, now)
+            self._users[user.id] = state
+            presence = self._evaluate(state, now)
+            self._presence[user.id] = presence
+            metrics.USERS.set(len(self._users))
+        self.bus.publish(PresenceChange(user.id, presence))
+        return UserView(state, presence)
+
+    async def handle(self, user_id: str, event: rules.Event, source: str) -> UserView:
+        """Apply one event to one user, durably; publish the presence if it changed."""
+        started = time.perf_counter()
+        kind = type(event).__name__
+        async with self._lock(user_id):
+            old = self.user(user_id)
+            now = self.clock.now()
+            group = self._groups[old.state.user.group]
+            try:
+                new_state = rules.apply(old.state, event, rules.GroupContext(group.templates), now)
+            except Rejected:
+                metrics.EVENTS.labels(kind, "rejected").inc()
+                raise
+            presence = self._evaluate(new_state, now)
+            changed = presence != old.presence
+            if new_state != old.state or changed:
+                history = [self._history(user_id, presence, source, now)] if changed else []
+                await self._io(self.store.save_users, [new_state], history, now)
+                self._users[user_id] = new_state
+                self._presence[user_id] = presence
+            self._schedule(new_state, now)
+            metrics.EVENTS.labels(kind, "applied").inc()
+            metrics.EVENT_SECONDS.observe(time.perf_counter() - started)
+        if changed:
+            metrics.PRESENCE_CHANGES.inc()
+            self.bus.publish(PresenceChange(user_id, presence))
+        return UserView(new_state, presence)
+
+    # -- agent tokens ----------------------------------------------------------------------
+
+    async def issue_agent_token(self, user_id: str) -> str:
+        self.user(user_id)
+        token = "pba_" + secrets.token_urlsafe(32)
+        await self._io(self.store.add_agent_token, user_id, token, self.clock.now())
+        return token
+
+    async def agent_token_user(self, token: str) -> str | None:
+        try:
+            return await self._io(self.store.agent_token_user, token)
+        except UnknownTokenError:
+            return None
+
+    # -- time ------------------------------------------------------------------------------
+
+    async def advance_clock(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self._wake.set()
+        await self.settle_timers()
+
+    async def settle_timers(self) -> None:
+        """Handle every deadline that is due now (used after the clock jumps)."""
+        await self._fire_due(self.clock.now())
+
+    def _schedule(self, state: UserState, now: datetime) -> None:
+        deadline = rules.next_deadline(state, now)
+        if deadline is not None:
+            heapq.heappush(self._deadlines, (deadline, state.user.id))
+            if self._deadlines[0][1] == state.user.id:
+                self._wake.set()
+
+    async def _fire_due(self, now: datetime) -> None:
+        due: set[str] = set()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            due.add(heapq.heappop(self._deadlines)[1])
+        for user_id in sorted(due):
+            if user_id in self._users:
+                await self.handle(user_id, rules.Tick(), "clock")
+
+    async def _run_timers(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self._fire_due(self.clock.now())
+            except Exception:  # a timer must never die: log, and try again at the next wake-up
+                log.exception("presence timer failed")
+            wait = 3600.0
+            if self._deadlines:
+                wait = max(0.0, (self._deadlines[0][0] - self.clock.now()).total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(wait, 3600.0) + 0.001)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _lock(self, user_id: str) -> asyncio.Lock:
+        lock = self._user_locks.get(user_id)
+        if lock is None:
+            lock = self._user_locks[user_id] = asyncio.Lock()
+        return lock
+
+    def _evaluate(self, state: UserState, now: datetime) -> EffectivePresence:
+        return effective_presence(state, self._groups[state.user.group].templates, now)
+
+    @staticmethod
+    def _history(
+        user_id: str, presence: EffectivePresence, source: str, now: datetime
+    ) -> HistoryEntry:
+        return HistoryEntry(
+            user_id, now, source, presence.status.value, presence.telephony.value, presence.text
+        )
