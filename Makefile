@@ -1,0 +1,45 @@
+# The one place where the project's commands are spelled out; README and CI call these.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint format pytest serve sysdeps clean
+
+# Run the product on its embedded defaults: SQLite, sample users, a simulated PBX.
+demo: $(STAMP)
+	$(BIN)/presencebridge demo
+
+# Everything CI checks: lint, types, and the whole test suite on real databases.
+test: sysdeps $(STAMP) lint pytest
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+serve: $(STAMP)
+	$(BIN)/presencebridge serve
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages the tests need; installed only when missing and only as root.
+sysdeps:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "PostgreSQL server binaries missing: install Debian's 'postgresql' package" >&2; exit 1; fi
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

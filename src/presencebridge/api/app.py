@@ -1,0 +1,241 @@
+"""The server's ASGI app: REST, the presence stream, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from presencebridge import __version__, metrics
+from presencebridge.adapters.store import Store, create_engine, migrate
+from presencebridge.api import views
+from presencebridge.api.auth import websocket_principal
+from presencebridge.api.routes import router
+from presencebridge.config import Settings
+from presencebridge.core.errors import Reason, Rejected
+from presencebridge.core.texts import pick_language
+from presencebridge.service.hub import Hub
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+REJECTION_STATUS = {
+    Reason.NOT_FOUND: 404,
+    Reason.CONFLICT: 409,
+    Reason.INVALID: 422,
+    Reason.FORBIDDEN: 403,
+}
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuses request bodies above a size with 413 before any handler sees them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics.REJECTED_REQUESTS.labels("413").inc()
+        response = JSONResponse(
+            {"detail": f"request body larger than {self.max_bytes} bytes", "code": "too_large"},
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+def _validation_message(error: RequestValidationError) -> tuple[int, str]:
+    problems = []
+    for item in error.errors():
+        if item.get("type") == "json_invalid":
+            return 400, f"malformed JSON: {item.get('ctx', {}).get('error', 'cannot parse body')}"
+        location = [str(p) for p in item.get("loc", ()) if p != "body"]
+        where = ".".join(location) or "body"
+        problems.append(f"{where}: {item.get('msg', 'invalid')}")
+    return 422, "; ".join(problems)
+
+
+def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
+    """The server app; builds its own store and hub from `settings` unless given a hub."""
+    if settings.admin_token is None:
+        raise ValueError("PRESENCEBRIDGE_ADMIN_TOKEN must be set")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal hub
+        if hub is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(settings.resolved_database_url())
+            await asyncio.to_thread(migrate, engine)
+            hub = Hub(Store(engine))
+        app.state.hub = hub
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(
+        title="presencebridge",
+        version=__version__,
+        description="Presence hub between Microsoft Teams and a PBX / UC system.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.admin_token = settings.admin_token.get_secret_value()
+    app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(Rejected)
+    async def rejected(_request: Request, error: Rejected) -> JSONResponse:
+        code = REJECTION_STATUS[error.reason]
+        metrics.REJECTED_REQUESTS.labels(str(code)).inc()
+        return JSONResponse({"detail": error.message, "code": error.reason.value}, code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        code, message = _validation_message(error)
+        metrics.REJECTED_REQUESTS.labels(str(code)).inc()
+        kind = "malformed_json" if code == 400 else "invalid"
+        return JSONResponse({"detail": message, "code": kind}, code)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+        if 400 <= error.status_code < 500:
+            metrics.REJECTED_REQUESTS.labels(str(error.status_code)).inc()
+        return JSONResponse(
+            {"detail": error.detail, "code": f"http_{error.status_code}"},
+            error.status_code,
+            headers=error.headers,
+        )
+
+    @app.get("/healthz", include_in_schema=True)
+    async def healthz(request: Request) -> dict[str, Any]:
+        hub_: Hub = request.app.state.hub
+        return {"status": "ok", "users": len(hub_.user_ids()), "version": __version__}
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def board() -> FileResponse:
+        return FileResponse(STATIC / "board.html", media_type="text/html")
+
+    @app.get("/robots.txt", include_in_schema=False)
+    async def robots() -> PlainTextResponse:
+        return PlainTextResponse("User-agent: *\nDisallow: /\n")
+
+    @app.websocket("/api/v1/presence/stream")
+    async def presence_stream(websocket: WebSocket) -> None:
+        await _stream(websocket)
+
+    return app
+
+
+async def _stream(websocket: WebSocket) -> None:
+    """A snapshot of every visible user, then one message per effective change."""
+    who = await websocket_principal(websocket)
+    if who is None:
+        await websocket.close(code=1008, reason="missing or invalid token")
+        return
+    hub: Hub = websocket.app.state.hub
+    language = websocket.query_params.get("lang") or pick_language(
+        websocket.headers.get("accept-language")
+    )
+    if language not in ("en", "de"):
+        language = "en"
+    await websocket.accept()
+    # Subscribe before the snapshot so no change can fall between the two.
+    listener = hub.bus.listen()
+    metrics.STREAM_CLIENTS.inc()
+    try:
+        snapshot = [
+            {"user": user_id, **views.presence(p, language)}
+            for user_id, p in hub.presences()
+            if who.may_act_for(user_id)
+        ]
+        await websocket.send_text(json.dumps({"type": "snapshot", "presences": snapshot}))
+        receiver = asyncio.create_task(_drain(websocket))
+        overflow = asyncio.create_task(listener.overflowed.wait())
+        while True:
+            change_task = asyncio.create_task(listener.next())
+            done, _ = await asyncio.wait(
+                {change_task, receiver, overflow}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if change_task not in done:
+                change_task.cancel()
+                if overflow in done:
+                    await websocket.close(code=1013, reason="too far behind; reconnect")
+                break
+            change = change_task.result()
+            if who.may_act_for(change.user_id):
+                message = {"type": "presence", "user": change.user_id}
+                message.update(views.presence(change.presence, language))
+                await websocket.send_text(json.dumps(message))
+        receiver.cancel()
+        overflow.cancel()
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        hub.bus.leave(listener)
+        metrics.STREAM_CLIENTS.dec()
+        with suppress(Exception):
+            await websocket.close()
+
+
+async def _drain(websocket: WebSocket) -> None:
+    """Reads (and ignores) what the client sends, so a disconnect is noticed at once."""
+    with suppress(WebSocketDisconnect):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return

@@ -1,0 +1,337 @@
+"""REST routes of SPEC §7. Thin: check the caller, translate, call the hub, render."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from pydantic import ValidationError
+
+from presencebridge.api import views
+from presencebridge.api.auth import Principal, principal, require_admin, require_user
+from presencebridge.api.schemas import (
+    AppointmentIn,
+    ClockIn,
+    GroupIn,
+    MeetingIn,
+    ProfileIn,
+    ProfileOrderIn,
+    SelectProfileIn,
+    TelephonyEventIn,
+    TemplateIn,
+    TokenOut,
+    UserIn,
+    UserSettingsIn,
+)
+from presencebridge.core import rules
+from presencebridge.core.model import Profile, ProfileTemplate, User
+from presencebridge.core.settings import GroupSettings
+from presencebridge.core.texts import pick_language
+from presencebridge.service.hub import Hub
+
+router = APIRouter(prefix="/api/v1")
+Caller = Annotated[Principal, Depends(principal)]
+Lang = Annotated[str | None, Query(pattern="^(en|de)$", description="language of texts")]
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def _language(request: Request, lang: str | None) -> str:
+    if lang:
+        return lang
+    header = request.headers.get("accept-language")
+    default: str = request.app.state.settings.language
+    return pick_language(header) if header else default
+
+
+def settings_error(error: ValidationError) -> HTTPException:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "settings"
+        problems.append(f"{where}: {item['msg']}")
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "; ".join(problems))
+
+
+def _settings(patch: dict[str, Any], base: GroupSettings | None = None) -> GroupSettings:
+    try:
+        return (base or GroupSettings()).merged(patch)
+    except ValidationError as error:
+        raise settings_error(error) from None
+
+
+# -- groups ------------------------------------------------------------------------------
+
+
+@router.post("/groups", status_code=201)
+async def create_group(
+    body: GroupIn, who: Caller, request: Request, lang: Lang = None
+) -> dict[str, Any]:
+    require_admin(who)
+    group = await _hub(request).create_group(body.id, body.name, _settings(body.settings))
+    return views.group(group, _language(request, lang))
+
+
+@router.get("/groups")
+async def list_groups(who: Caller, request: Request, lang: Lang = None) -> list[dict[str, Any]]:
+    require_admin(who)
+    language = _language(request, lang)
+    return [views.group(g, language) for g in _hub(request).groups()]
+
+
+@router.get("/groups/{group}")
+async def get_group(group: str, who: Caller, request: Request, lang: Lang = None) -> dict[str, Any]:
+    require_admin(who)
+    return views.group(_hub(request).group(group), _language(request, lang))
+
+
+@router.get("/groups/{group}/settings")
+async def get_group_settings(group: str, who: Caller, request: Request) -> dict[str, Any]:
+    require_admin(who)
+    return _hub(request).group(group).settings.public()
+
+
+@router.patch("/groups/{group}/settings")
+async def patch_group_settings(
+    group: str, who: Caller, request: Request, patch: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    require_admin(who)
+    hub = _hub(request)
+    merged = _settings(patch, hub.group(group).settings)
+    return (await hub.update_group_settings(group, merged)).settings.public()
+
+
+@router.get("/groups/{group}/templates")
+async def list_templates(
+    group: str, who: Caller, request: Request, lang: Lang = None
+) -> list[dict[str, Any]]:
+    require_admin(who)
+    language = _language(request, lang)
+    return [views.template(t, language) for t in _hub(request).group(group).templates]
+
+
+@router.post("/groups/{group}/templates", status_code=201)
+async def put_template(
+    group: str, body: TemplateIn, who: Caller, request: Request, lang: Lang = None
+) -> dict[str, Any]:
+    require_admin(who)
+    template = ProfileTemplate(
+        body.name, body.status, body.text, body.color, body.active, body.call_forwarding
+    )
+    await _hub(request).put_template(group, template)
+    return views.template(template, _language(request, lang))
+
+
+# -- users -------------------------------------------------------------------------------
+
+
+@router.post("/users", status_code=201)
+async def create_user(
+    body: UserIn, who: Caller, request: Request, lang: Lang = None
+) -> dict[str, Any]:
+    require_admin(who)
+    hub = _hub(request)
+    view = await hub.create_user(User(body.id, body.display_name, body.group, body.teams_user_id))
+    group = hub.group(body.group)
+    return views.user(view.state, view.presence, group, _language(request, lang))
+
+
+@router.get("/users")
+async def list_users(who: Caller, request: Request, lang: Lang = None) -> list[dict[str, Any]]:
+    require_admin(who)
+    hub = _hub(request)
+    language = _language(request, lang)
+    result = []
+    for user_id in sorted(hub.user_ids()):
+        view = hub.user(user_id)
+        result.append(
+            views.user(view.state, view.presence, hub.group(view.state.user.group), language)
+        )
+    return result
+
+
+@router.get("/users/{user_id}")
+async def get_user(
+    user_id: str, who: Caller, request: Request, lang: Lang = None
+) -> dict[str, Any]:
+    require_user(who, user_id)
+    hub = _hub(request)
+    view = hub.user(user_id)
+    group = hub.group(view.state.user.group)
+    return views.user(view.state, view.presence, group, _language(request, lang))
+
+
+@router.get("/users/{user_id}/settings")
+async def get_user_settings(user_id: str, who: Caller, request: Request) -> dict[str, Any]:
+    require_user(who, user_id)
+    hub = _hub(request)
+    state = hub.user(user_id).state
+    return views.user_settings(state, hub.group(state.user.group))
+
+
+@router.patch("/users/{user_id}/settings")
+async def patch_user_settings(
+    user_id: str, body: UserSettingsIn, who: Caller, request: Request
+) -> dict[str, Any]:
+    require_user(who, user_id)
+    hub = _hub(request)
+    group = hub.group(hub.user(user_id).state.user.group)
+    if not who.is_admin and not group.settings.user_may_change:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"user_may_change is false in group {group.id!r}: "
+            "the user may not change teams_sync_mode",
+        )
+    view = await hub.handle(user_id, rules.SetOwnMode(body.teams_sync_mode), "settings")
+    return views.user_settings(view.state, group)
+
+
+@router.get("/users/{user_id}/profiles")
+async def list_profiles(
+    user_id: str, who: Caller, request: Request, lang: Lang = None
+) -> list[dict[str, Any]]:
+    require_user(who, user_id)
+    language = _language(request, lang)
+    return [views.profile(p, language) for p in _hub(request).profiles(user_id)]
+
+
+@router.post("/users/{user_id}/profiles", status_code=201)
+async def add_profile(
+    user_id: str, body: ProfileIn, who: Caller, request: Request, lang: Lang = None
+) -> list[dict[str, Any]]:
+    require_user(who, user_id)
+    profile = Profile(body.name, body.status, body.text, body.color, body.call_forwarding)
+    hub = _hub(request)
+    await hub.handle(user_id, rules.AddProfile(profile), "profile")
+    language = _language(request, lang)
+    return [views.profile(p, language) for p in hub.profiles(user_id)]
+
+
+@router.put("/users/{user_id}/profiles/order")
+async def reorder_profiles(
+    user_id: str, body: ProfileOrderIn, who: Caller, request: Request, lang: Lang = None
+) -> list[dict[str, Any]]:
+    require_user(who, user_id)
+    hub = _hub(request)
+    await hub.handle(user_id, rules.ReorderProfiles(tuple(body.names)), "profile")
+    language = _language(request, lang)
+    return [views.profile(p, language) for p in hub.profiles(user_id)]
+
+
+@router.delete("/users/{user_id}/profiles/{name}", status_code=204)
+async def delete_profile(user_id: str, name: str, who: Caller, request: Request) -> None:
+    require_user(who, user_id)
+    await _hub(request).handle(user_id, rules.DeleteProfile(name), "profile")
+
+
+@router.put("/users/{user_id}/profile")
+async def select_profile(
+    user_id: str, body: SelectProfileIn, who: Caller, request: Request, lang: Lang = None
+) -> dict[str, Any]:
+    require_user(who, user_id)
+    view = await _hub(request).handle(user_id, rules.SelectProfile(body.name), "manual")
+    return views.presence(view.presence, _language(request, lang))
+
+
+@router.get("/users/{user_id}/appointments")
+async def list_appointments(
+    user_id: str, who: Caller, request: Request, lang: Lang = None
+) -> list[dict[str, Any]]:
+    require_user(who, user_id)
+    hub = _hub(request)
+    now = hub.clock.now()
+    language = _language(request, lang)
+    state = hub.user(user_id).state
+    return [
+        views.appointment(a, language, a.is_active(now))
+        for a in sorted(state.appointments, key=lambda a: (a.start, a.id))
+    ]
+
+
+@router.post("/users/{user_id}/appointments", status_code=201)
+async def add_appointment(
+    user_id: str, body: AppointmentIn, who: Caller, request: Request, lang: Lang = None
+) -> dict[str, Any]:
+    require_user(who, user_id)
+    hub = _hub(request)
+    appointment_id = uuid.uuid4().hex
+    event = rules.AddAppointment(
+        appointment_id, body.subject, body.start, body.end, body.profile, body.color
+    )
+    view = await hub.handle(user_id, event, "appointment")
+    created = next(a for a in view.state.appointments if a.id == appointment_id)
+    return views.appointment(created, _language(request, lang), created.is_active(hub.clock.now()))
+
+
+@router.delete("/users/{user_id}/appointments/{appointment_id}", status_code=204)
+async def delete_appointment(
+    user_id: str, appointment_id: str, who: Caller, request: Request
+) -> None:
+    require_user(who, user_id)
+    await _hub(request).handle(user_id, rules.DeleteAppointment(appointment_id), "appointment")
+
+
+@router.post("/users/{user_id}/agent-tokens", status_code=201)
+async def issue_agent_token(user_id: str, who: Caller, request: Request) -> TokenOut:
+    require_admin(who)
+    return TokenOut(token=await _hub(request).issue_agent_token(user_id))
+
+
+@router.get("/users/{user_id}/presence")
+async def get_presence(
+    user_id: str, who: Caller, request: Request, lang: Lang = None
+) -> dict[str, Any]:
+    require_user(who, user_id)
+    return views.presence(_hub(request).user(user_id).presence, _language(request, lang))
+
+
+@router.get("/users/{user_id}/history")
+async def get_history(
+    user_id: str,
+    who: Caller,
+    request: Request,
+    lang: Lang = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[dict[str, Any]]:
+    require_user(who, user_id)
+    language = _language(request, lang)
+    return [views.history(h, language) for h in await _hub(request).history(user_id, limit)]
+
+
+@router.post("/users/{user_id}/meetings")
+async def meeting_event(
+    user_id: str, body: MeetingIn, who: Caller, request: Request, lang: Lang = None
+) -> dict[str, Any]:
+    require_user(who, user_id)
+    event = rules.MeetingEvent(body.meeting_id, body.state, body.screen_sharing, body.audio)
+    view = await _hub(request).handle(user_id, event, "meeting")
+    return views.presence(view.presence, _language(request, lang))
+
+
+# -- telephony and operations ------------------------------------------------------------
+
+
+@router.post("/telephony/events")
+async def telephony_event(
+    body: TelephonyEventIn, who: Caller, request: Request, lang: Lang = None
+) -> dict[str, Any]:
+    require_admin(who)
+    event = rules.TelephonyEvent(body.call_id, body.state)
+    view = await _hub(request).handle(body.user, event, "pbx")
+    return views.presence(view.presence, _language(request, lang))
+
+
+@router.post("/admin/clock")
+async def advance_clock(body: ClockIn, who: Caller, request: Request) -> dict[str, Any]:
+    require_admin(who)
+    if not request.app.state.settings.allow_clock_control:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "clock control is off: start the server with --allow-clock-control",
+        )
+    hub = _hub(request)
+    await hub.advance_clock(body.advance_seconds)
+    return {"now": hub.clock.now().isoformat(), "offset_seconds": hub.clock.offset_seconds}

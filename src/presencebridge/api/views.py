@@ -1,0 +1,105 @@
+"""How the hub's values look as JSON: one place, shared by REST and the stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from presencebridge.adapters.store import GroupRecord, HistoryEntry
+from presencebridge.api.schemas import iso
+from presencebridge.core.effective import EffectivePresence
+from presencebridge.core.model import Appointment, Profile, ProfileTemplate, UserState
+from presencebridge.core.settings import effective_mode
+from presencebridge.core.texts import render
+
+
+def appointment(a: Appointment, language: str, now_active: bool | None = None) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "subject": render(a.subject, language),
+        "color": a.color,
+        "start": iso(a.start),
+        "end": iso(a.end),
+        "profile": a.profile,
+        "origin": a.origin.value,
+        "hard_end": iso(a.hard_end),
+        **({} if now_active is None else {"active": now_active}),
+    }
+
+
+def presence(p: EffectivePresence, language: str) -> dict[str, Any]:
+    return {
+        "status": p.status.value,
+        "profile": p.profile,
+        "text": render(p.text, language),
+        "color": p.color,
+        "call_forwarding": p.call_forwarding,
+        "telephony": p.telephony.value,
+        "telephony_source": None if p.telephony_source is None else p.telephony_source.value,
+        "appointments": [appointment(a, language) for a in p.appointments],
+        "teams": {
+            "availability": p.teams.availability,
+            "activity": p.teams.activity,
+            "held_by_user": p.teams.held_by_user,
+            "last_sync": iso(p.teams.last_sync),
+        },
+    }
+
+
+def profile(p: Profile, language: str) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "status": p.status.value,
+        "text": render(p.text, language),
+        "color": p.color,
+        "call_forwarding": p.call_forwarding,
+        "source": p.source.value,
+    }
+
+
+def template(t: ProfileTemplate, language: str) -> dict[str, Any]:
+    return {
+        "name": t.name,
+        "status": t.status.value,
+        "text": render(t.text, language),
+        "color": t.color,
+        "active": t.active,
+        "call_forwarding": t.call_forwarding,
+    }
+
+
+def group(g: GroupRecord, language: str) -> dict[str, Any]:
+    return {
+        "id": g.id,
+        "name": g.name,
+        "settings": g.settings.public(),
+        "templates": [template(t, language) for t in g.templates],
+    }
+
+
+def user(state: UserState, p: EffectivePresence, g: GroupRecord, language: str) -> dict[str, Any]:
+    return {
+        "id": state.user.id,
+        "display_name": state.user.display_name,
+        "group": state.user.group,
+        "teams_user_id": state.user.teams_user_id,
+        "teams_sync_mode": effective_mode(g.settings, state.own_mode).value,
+        "presence": presence(p, language),
+    }
+
+
+def user_settings(state: UserState, g: GroupRecord) -> dict[str, Any]:
+    return {
+        "teams_sync_mode": None if state.own_mode is None else state.own_mode.value,
+        "effective_teams_sync_mode": effective_mode(g.settings, state.own_mode).value,
+        "user_may_change": g.settings.user_may_change,
+    }
+
+
+def history(h: HistoryEntry, language: str) -> dict[str, Any]:
+    return {
+        "at": iso(h.at),
+        "source": h.source,
+        "status": h.status,
+        "telephony": h.telephony,
+        "text": render(h.text, language),
+    }

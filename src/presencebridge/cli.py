@@ -1,0 +1,253 @@
+"""The `presencebridge` command. Thin: parse, load settings, call into the package."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from presencebridge import __version__
+from presencebridge.config import Settings, load_settings
+
+app = typer.Typer(
+    help="Presence hub between Microsoft Teams and a PBX / UC system.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+groups_app = typer.Typer(
+    help="Configuration groups (talks to a running server).", no_args_is_help=True
+)
+users_app = typer.Typer(help="Users (talks to a running server).", no_args_is_help=True)
+app.add_typer(groups_app, name="groups")
+app.add_typer(users_app, name="users")
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+class CliError(Exception):
+    """An error shown to the operator as one line."""
+
+
+def fail(message: str) -> NoReturn:
+    raise CliError(message)
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        fail(f"configuration error: {where}: {first['msg']}")
+    except (FileNotFoundError, ValueError) as error:
+        fail(f"configuration error: {error}")
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML configuration file")]
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="folder for the SQLite database")] = None,
+    allow_clock_control: Annotated[
+        bool, typer.Option(help="allow POST /api/v1/admin/clock (demos and tests)")
+    ] = False,
+) -> None:
+    """Run the server (default 127.0.0.1:8080)."""
+    from presencebridge.server import serve as run_server
+
+    settings = _settings(
+        config,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        allow_clock_control=allow_clock_control or None,
+    )
+    if settings.admin_token is None:
+        fail("PRESENCEBRIDGE_ADMIN_TOKEN is not set: the API needs an admin token")
+    asyncio.run(run_server(settings))
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="keep the demo's data here (default: a fresh temp folder)")
+    ] = None,
+    pace: Annotated[float, typer.Option(min=0.05, max=10, help="slow down (>1) or speed up")] = 1.0,
+) -> None:
+    """Run the server on SQLite with sample users and a simulated PBX; Ctrl+C stops it."""
+    from presencebridge.demo import companion
+    from presencebridge.server import serve as run_server
+
+    folder = data_dir or Path(tempfile.mkdtemp(prefix="presencebridge-demo-"))
+    token = os.environ.get("PRESENCEBRIDGE_ADMIN_TOKEN") or secrets.token_urlsafe(16)
+    settings = Settings(
+        host="127.0.0.1",
+        port=port,
+        data_dir=folder,
+        database_url=None,
+        admin_token=token,
+        allow_clock_control=True,
+    )
+    out.print(f"[bold]presencebridge {__version__} demo[/bold]  data: {folder}")
+    out.print(f"  board:  http://127.0.0.1:{port}/#token={token}")
+    out.print(f"  API:    http://127.0.0.1:{port}/docs   (admin token for this demo: {token})")
+    out.print("  Ctrl+C stops the demo.")
+    asyncio.run(run_server(settings, (companion(token, pace),)))
+
+
+# -- admin commands over the REST API ------------------------------------------------------
+
+ServerOpt = Annotated[
+    str, typer.Option("--server", envvar="PRESENCEBRIDGE_SERVER", help="server base URL")
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token", envvar="PRESENCEBRIDGE_ADMIN_TOKEN", help="admin token", show_default=False
+    ),
+]
+
+
+def _call(server: str, token: str | None, method: str, path: str, body: Any = None) -> Any:
+    if not token:
+        fail("no admin token: pass --token or set PRESENCEBRIDGE_ADMIN_TOKEN")
+    try:
+        response = httpx.request(
+            method,
+            server.rstrip("/") + path,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+    except httpx.HTTPError as error:
+        fail(f"cannot reach the server at {server}: {error}")
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        fail(f"server answered {response.status_code}: {detail}")
+    return response.json() if response.content else None
+
+
+def _setting_pairs(pairs: list[str]) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"settings are KEY=VALUE, not {pair!r}")
+        lowered = value.lower()
+        settings[key] = {"true": True, "false": False}.get(lowered, value)
+    return settings
+
+
+@groups_app.command("create")
+def group_create(
+    group_id: str,
+    name: str,
+    setting: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE")] = None,
+    server: ServerOpt = "http://127.0.0.1:8080",
+    token: TokenOpt = None,
+) -> None:
+    """Create a configuration group."""
+    body = {"id": group_id, "name": name, "settings": _setting_pairs(setting or [])}
+    group = _call(server, token, "POST", "/api/v1/groups", body)
+    out.print(f"group {group['id']} created")
+
+
+@groups_app.command("list")
+def group_list(server: ServerOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
+    """List the configuration groups and their Teams sync mode."""
+    table = Table("id", "name", "teams_sync_mode", "templates")
+    for group in _call(server, token, "GET", "/api/v1/groups"):
+        templates = ", ".join(t["name"] for t in group["templates"])
+        table.add_row(group["id"], group["name"], group["settings"]["teams_sync_mode"], templates)
+    out.print(table)
+
+
+@groups_app.command("set")
+def group_set(
+    group_id: str,
+    pairs: Annotated[list[str], typer.Argument(help="KEY=VALUE, keys of SPEC §5")],
+    server: ServerOpt = "http://127.0.0.1:8080",
+    token: TokenOpt = None,
+) -> None:
+    """Change settings of a group."""
+    settings = _call(
+        server, token, "PATCH", f"/api/v1/groups/{group_id}/settings", _setting_pairs(pairs)
+    )
+    for key, value in settings.items():
+        out.print(f"{key} = {value}")
+
+
+@users_app.command("create")
+def user_create(
+    user_id: str,
+    display_name: str,
+    group: Annotated[str, typer.Option("--group", help="configuration group")],
+    teams_user_id: Annotated[str | None, typer.Option(help="Entra object id")] = None,
+    server: ServerOpt = "http://127.0.0.1:8080",
+    token: TokenOpt = None,
+) -> None:
+    """Create a user in a group."""
+    body = {
+        "id": user_id,
+        "display_name": display_name,
+        "group": group,
+        "teams_user_id": teams_user_id,
+    }
+    _call(server, token, "POST", "/api/v1/users", body)
+    out.print(f"user {user_id} created")
+
+
+@users_app.command("list")
+def user_list(server: ServerOpt = "http://127.0.0.1:8080", token: TokenOpt = None) -> None:
+    """List users with their effective presence."""
+    table = Table("id", "name", "group", "status", "text", "telephony")
+    for user in _call(server, token, "GET", "/api/v1/users"):
+        p = user["presence"]
+        table.add_row(
+            user["id"], user["display_name"], user["group"], p["status"], p["text"], p["telephony"]
+        )
+    out.print(table)
+
+
+@users_app.command("agent-token")
+def user_agent_token(
+    user_id: str, server: ServerOpt = "http://127.0.0.1:8080", token: TokenOpt = None
+) -> None:
+    """Issue an agent token for a user (shown once; the server keeps only its hash)."""
+    issued = _call(server, token, "POST", f"/api/v1/users/{user_id}/agent-tokens")
+    out.print(issued["token"])
+
+
+@app.command()
+def version() -> None:
+    """Show the version."""
+    out.print(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except CliError as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

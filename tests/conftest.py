@@ -1,0 +1,25 @@
+"""Shared fixtures: a real `presencebridge serve` process on a free port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import ServerProcess
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path / "server", ("--allow-clock-control",))
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def api(server: ServerProcess) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
