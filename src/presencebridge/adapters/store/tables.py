@@ -2,8 +2,37 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """An instant, stored in UTC and handed out timezone-aware on every database.
+
+    SQLite has no time zones: without this it keeps the wall-clock text and drops
+    the offset, so times compare wrongly and come back naive.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the store keeps instants only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 metadata = sa.MetaData(
     naming_convention={
@@ -15,7 +44,7 @@ metadata = sa.MetaData(
 )
 
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
-Time = sa.DateTime(timezone=True)
+Time = UtcDateTime()
 
 groups = sa.Table(
     "groups",

@@ -1,0 +1,102 @@
+"""Alembic migrations: from an empty database to head, down to base and up again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from presencebridge.adapters.store import (
+    HEAD_REVISION,
+    GroupRecord,
+    Store,
+    current_revision,
+    downgrade,
+    migrate,
+)
+from presencebridge.adapters.store import tables as t
+from presencebridge.core.model import User, UserState
+from presencebridge.core.settings import GroupSettings
+
+SCHEMA_TABLES = {"groups", "profile_templates", "users", "agent_tokens", "presence_history"}
+VERSION_TABLE = "alembic_version"
+NOW = datetime(2024, 3, 4, 8, 30, tzinfo=UTC)
+
+
+def table_names(engine: Engine) -> set[str]:
+    # A new inspector each time: an inspector caches what it has reflected.
+    return set(sa.inspect(engine).get_table_names())
+
+
+def use_store(engine: Engine) -> None:
+    """Write and read back a group and a user, as the service does at start."""
+    store = Store(engine)
+    store.create_group(GroupRecord("g1", "Group one", GroupSettings(), ()), NOW)
+    state = UserState(User("alice", "Alice", "g1"))
+    store.create_user(state, NOW)
+    assert [g.id for g in store.load_groups()] == ["g1"]
+    assert store.load_users() == [state]
+
+
+def test_schema_tables_are_the_ones_tables_py_describes() -> None:
+    assert set(t.metadata.tables) == SCHEMA_TABLES
+
+
+def test_migrate_creates_the_schema_on_an_empty_database(engine: Engine) -> None:
+    assert table_names(engine) == set()
+    assert current_revision(engine) is None
+
+    migrate(engine)
+
+    assert current_revision(engine) == HEAD_REVISION
+    assert table_names(engine) == SCHEMA_TABLES | {VERSION_TABLE}
+    use_store(engine)
+
+
+def test_migrate_again_at_head_changes_nothing(engine: Engine) -> None:
+    migrate(engine)
+    use_store(engine)
+
+    migrate(engine)
+
+    assert current_revision(engine) == HEAD_REVISION
+    store = Store(engine)
+    assert [g.id for g in store.load_groups()] == ["g1"]
+    assert [u.user.id for u in store.load_users()] == ["alice"]
+
+
+def test_downgrade_to_base_removes_every_table_and_migrate_restores_them(
+    engine: Engine,
+) -> None:
+    migrate(engine)
+    use_store(engine)
+
+    downgrade(engine, "base")
+
+    assert current_revision(engine) is None
+    # Alembic keeps its (now empty) version table; nothing of the schema may remain.
+    assert table_names(engine) - {VERSION_TABLE} == set()
+    if engine.dialect.name == "postgresql":
+        # presence_history.id's sequence must go with its table.
+        assert sa.inspect(engine).get_sequence_names() == []
+
+    migrate(engine)
+
+    assert current_revision(engine) == HEAD_REVISION
+    assert table_names(engine) == SCHEMA_TABLES | {VERSION_TABLE}
+    store = Store(engine)
+    assert store.load_groups() == []
+    assert store.load_users() == []
+    use_store(engine)
+
+
+def test_downgrade_then_upgrade_to_an_explicit_revision(engine: Engine) -> None:
+    migrate(engine, HEAD_REVISION)
+    assert current_revision(engine) == HEAD_REVISION
+
+    downgrade(engine, "base")
+    migrate(engine, HEAD_REVISION)
+
+    assert current_revision(engine) == HEAD_REVISION
+    use_store(engine)
