@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.postgres import throwaway_postgres
 from tests.support.server import ServerProcess
 
 
@@ -23,3 +24,10 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 def api(server: ServerProcess) -> Iterator[httpx.Client]:
     with server.client() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The admin URL of a throw-away PostgreSQL server that lives as long as the session."""
+    with throwaway_postgres() as admin_url:
+        yield admin_url

@@ -11,16 +11,9 @@ from sqlalchemy.engine import Engine
 
 from presencebridge.adapters.store import GroupRecord, Store, create_engine, migrate
 from presencebridge.core.settings import GroupSettings
-from tests.support.postgres import drop_database, fresh_database, throwaway_postgres
+from tests.support.postgres import drop_database, fresh_database
 
 NOW = datetime(2024, 3, 4, 8, 30, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """The admin URL of a PostgreSQL server that lives as long as the test session."""
-    with throwaway_postgres() as admin_url:
-        yield admin_url
 
 
 @pytest.fixture(

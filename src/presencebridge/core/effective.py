@@ -36,6 +36,7 @@ class Standing(StrEnum):
     AWAY = "away"
     AVAILABLE = "available"
     OFFLINE = "offline"
+    NOTHING_CHOSEN = "nothing_chosen"  # the baseline: shown as available
 
 
 # Higher wins; equal standings are decided by recency.
@@ -46,6 +47,7 @@ PRECEDENCE: dict[Standing, int] = {
     Standing.AWAY: 1,
     Standing.AVAILABLE: 1,
     Standing.OFFLINE: 0,
+    Standing.NOTHING_CHOSEN: -1,
 }
 
 
@@ -147,7 +149,7 @@ def candidates(
     profiles = my_profiles(state, templates)
     found: list[Candidate] = [
         Candidate(
-            Standing.AVAILABLE,
+            Standing.NOTHING_CHOSEN,
             _BEGINNING,
             CandidateKind.BASELINE,
             Status.AVAILABLE,

@@ -49,10 +49,11 @@ def pick_language(accept_language: str | None) -> str:
     ranked: list[tuple[float, int, str]] = []
     for position, part in enumerate(accept_language.split(",")):
         tag, _, params = part.strip().partition(";")
+        params = params.strip().lower()
         quality = 1.0
-        if params.strip().startswith("q="):
+        if params.startswith("q="):
             try:
-                quality = float(params.strip()[2:])
+                quality = float(params[2:])
             except ValueError:
                 quality = 0.0
         primary = tag.strip().lower().split("-")[0]
