@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     client_id: str | None = None
     client_secret: SecretStr | None = None
     ca_bundle: Path | None = None
+    read_mode: Literal["poll", "notify"] = "poll"
+    graph_budget: int = Field(1500, ge=1, description="Graph presence requests per window")
+    graph_budget_window: float = Field(30.0, gt=0)
+    graph_read_share: float = Field(0.6, gt=0, le=1)
+    poll_min_interval: float = Field(1.0, ge=0.05, le=3600)
+    notify_poll_interval: float = Field(60.0, ge=1, le=86400)
+    secret_key: SecretStr | None = None
     language: Literal["en", "de"] = "en"
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     allow_clock_control: bool = False

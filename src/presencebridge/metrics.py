@@ -33,3 +33,32 @@ EVENT_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=REGISTRY,
 )
+GRAPH_REQUESTS = Counter(
+    "presencebridge_graph_requests_total",
+    "Requests sent to Microsoft Graph, by operation and HTTP status",
+    ["operation", "status"],
+    registry=REGISTRY,
+)
+GRAPH_SECONDS = Histogram(
+    "presencebridge_graph_request_seconds",
+    "Graph request latency",
+    ["operation"],
+    registry=REGISTRY,
+)
+TEAMS_HELD_BY_USER = Counter(
+    "presencebridge_teams_held_by_user_total",
+    "Times a user's own Teams status was found overriding the hub's",
+    registry=REGISTRY,
+)
+NOTIFICATIONS = Counter(
+    "presencebridge_graph_notifications_total",
+    "Graph change notifications received, by result",
+    ["result"],
+    registry=REGISTRY,
+)
+SYNC_LAG = Histogram(
+    "presencebridge_teams_sync_seconds",
+    "Time from starting a Teams read to the hub applying what it showed",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
+    registry=REGISTRY,
+)

@@ -21,8 +21,8 @@ from presencebridge.core.model import (
     ProfileTemplate,
     Selection,
     Status,
+    TeamsState,
     TeamsSyncMode,
-    TeamsView,
     Telephony,
     User,
     UserState,
@@ -121,11 +121,18 @@ def user_states(draw: st.DrawFn, times: st.SearchStrategy[datetime] = moments) -
     )
     teams = draw(
         st.builds(
-            TeamsView,
-            st.none() | st.sampled_from(["Available", "Busy", "DoNotDisturb", "Away"]),
-            st.none() | st.sampled_from(["Available", "InACall", "Presenting", "InAMeeting"]),
-            st.booleans(),
-            st.none() | times,
+            TeamsState,
+            availability=st.none() | st.sampled_from(["Available", "Busy", "DoNotDisturb", "Away"]),
+            activity=st.none() | st.sampled_from(["Available", "InACall", "Presenting"]),
+            sequence=st.none() | st.sampled_from(["0001", "0002"]),
+            observed_at=st.none() | times,
+            session=st.none() | st.just("InACall"),
+            session_written_at=st.none() | times,
+            preferred_dnd_until=st.none() | times,
+            held_by_user=st.booleans(),
+            dnd_selected_at=st.none() | times,
+            dnd_replaced=st.none() | st.builds(Selection, ids, times),
+            call_outlived=st.booleans(),
         )
     )
     return UserState(

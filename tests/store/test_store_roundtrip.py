@@ -22,8 +22,8 @@ from presencebridge.core.model import (
     ProfileTemplate,
     Selection,
     Status,
+    TeamsState,
     TeamsSyncMode,
-    TeamsView,
     User,
     UserState,
 )
@@ -97,8 +97,18 @@ def full_state(user: User) -> UserState:
             Meeting("meet-2", t0 + timedelta(minutes=3), screen_sharing=True, audio=False),
         ),
         own_mode=TeamsSyncMode.TELEPHONY_ONLY,
-        teams=TeamsView(
-            "Busy", "InACall", True, datetime(2024, 3, 4, 3, 0, tzinfo=NEW_YORK_WINTER)
+        teams=TeamsState(
+            availability="Busy",
+            activity="InACall",
+            sequence="000042",
+            observed_at=datetime(2024, 3, 4, 3, 0, tzinfo=NEW_YORK_WINTER),
+            session="InACall",
+            session_written_at=t0,
+            preferred_dnd_until=t0 + timedelta(days=1),
+            preferred_written_at=t0,
+            held_by_user=True,
+            dnd_selected_at=t0,
+            dnd_replaced=Selection("Lunch", t0 - timedelta(hours=1)),
         ),
     )
 
@@ -114,8 +124,10 @@ def datetimes(state: UserState) -> Iterator[datetime]:
         yield from (c.since, c.first_seen)
     for m in state.meetings:
         yield m.joined_at
-    if state.teams.last_sync is not None:
-        yield state.teams.last_sync
+    for name in ("observed_at", "session_written_at", "preferred_dnd_until", "dnd_selected_at"):
+        moment = getattr(state.teams, name)
+        if moment is not None:
+            yield moment
 
 
 def user_row(store: Store, user_id: str) -> sa.RowMapping:

@@ -20,10 +20,12 @@ from presencebridge.adapters.store import Store, create_engine, migrate
 from presencebridge.api import views
 from presencebridge.api.auth import websocket_principal
 from presencebridge.api.routes import router
+from presencebridge.api.webhook import router as webhook_router
 from presencebridge.config import Settings
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.texts import pick_language
 from presencebridge.service.hub import Hub
+from presencebridge.teams_setup import start_teams_sync
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -118,9 +120,14 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             hub = Hub(Store(engine))
         app.state.hub = hub
         await hub.start()
+        sync = start_teams_sync(settings, hub)
+        app.state.teams_sync = sync
+        app.state.notify = None if sync is None else sync.notify
         try:
             yield
         finally:
+            if sync is not None:
+                await sync.stop()
             await hub.stop()
 
     app = FastAPI(
@@ -132,6 +139,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.admin_token = settings.admin_token.get_secret_value()
     app.include_router(router)
+    app.include_router(webhook_router)
+    app.state.notify = None
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(Rejected)
@@ -199,7 +208,7 @@ async def _stream(websocket: WebSocket) -> None:
     metrics.STREAM_CLIENTS.inc()
     try:
         snapshot = [
-            {"user": user_id, **views.presence(p, language)}
+            {"user": user_id, **views.presence(p, language, hub.teams_last_sync(user_id))}
             for user_id, p in hub.presences()
             if who.may_act_for(user_id)
         ]
@@ -219,7 +228,8 @@ async def _stream(websocket: WebSocket) -> None:
             change = change_task.result()
             if who.may_act_for(change.user_id):
                 message = {"type": "presence", "user": change.user_id}
-                message.update(views.presence(change.presence, language))
+                last_sync = hub.teams_last_sync(change.user_id)
+                message.update(views.presence(change.presence, language, last_sync))
                 await websocket.send_text(json.dumps(message))
         receiver.cancel()
         overflow.cancel()

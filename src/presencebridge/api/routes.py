@@ -6,9 +6,10 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
-from pydantic import ValidationError
+from pydantic import StringConstraints, ValidationError
 
-from presencebridge.api import views
+from presencebridge.adapters.credentials import CredentialStoreUnavailable
+from presencebridge.api import schemas, views
 from presencebridge.api.auth import Principal, principal, require_admin, require_user
 from presencebridge.api.schemas import (
     AppointmentIn,
@@ -136,7 +137,13 @@ async def create_user(
     hub = _hub(request)
     view = await hub.create_user(User(body.id, body.display_name, body.group, body.teams_user_id))
     group = hub.group(body.group)
-    return views.user(view.state, view.presence, group, _language(request, lang))
+    return views.user(
+        view.state,
+        view.presence,
+        group,
+        _language(request, lang),
+        hub.teams_last_sync(view.state.user.id),
+    )
 
 
 @router.get("/users")
@@ -148,7 +155,13 @@ async def list_users(who: Caller, request: Request, lang: Lang = None) -> list[d
     for user_id in sorted(hub.user_ids()):
         view = hub.user(user_id)
         result.append(
-            views.user(view.state, view.presence, hub.group(view.state.user.group), language)
+            views.user(
+                view.state,
+                view.presence,
+                hub.group(view.state.user.group),
+                language,
+                hub.teams_last_sync(user_id),
+            )
         )
     return result
 
@@ -161,7 +174,13 @@ async def get_user(
     hub = _hub(request)
     view = hub.user(user_id)
     group = hub.group(view.state.user.group)
-    return views.user(view.state, view.presence, group, _language(request, lang))
+    return views.user(
+        view.state,
+        view.presence,
+        group,
+        _language(request, lang),
+        hub.teams_last_sync(view.state.user.id),
+    )
 
 
 @router.get("/users/{user_id}/settings")
@@ -233,7 +252,9 @@ async def select_profile(
 ) -> dict[str, Any]:
     require_user(who, user_id)
     view = await _hub(request).handle(user_id, rules.SelectProfile(body.name), "manual")
-    return views.presence(view.presence, _language(request, lang))
+    return views.presence(
+        view.presence, _language(request, lang), _hub(request).teams_last_sync(view.state.user.id)
+    )
 
 
 @router.get("/users/{user_id}/appointments")
@@ -285,7 +306,10 @@ async def get_presence(
     user_id: str, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
     require_user(who, user_id)
-    return views.presence(_hub(request).user(user_id).presence, _language(request, lang))
+    hub = _hub(request)
+    return views.presence(
+        hub.user(user_id).presence, _language(request, lang), hub.teams_last_sync(user_id)
+    )
 
 
 @router.get("/users/{user_id}/history")
@@ -308,7 +332,9 @@ async def meeting_event(
     require_user(who, user_id)
     event = rules.MeetingEvent(body.meeting_id, body.state, body.screen_sharing, body.audio)
     view = await _hub(request).handle(user_id, event, "meeting")
-    return views.presence(view.presence, _language(request, lang))
+    return views.presence(
+        view.presence, _language(request, lang), _hub(request).teams_last_sync(view.state.user.id)
+    )
 
 
 # -- telephony and operations ------------------------------------------------------------
@@ -321,7 +347,9 @@ async def telephony_event(
     require_admin(who)
     event = rules.TelephonyEvent(body.call_id, body.state)
     view = await _hub(request).handle(body.user, event, "pbx")
-    return views.presence(view.presence, _language(request, lang))
+    return views.presence(
+        view.presence, _language(request, lang), _hub(request).teams_last_sync(view.state.user.id)
+    )
 
 
 @router.post("/admin/clock")
@@ -335,3 +363,77 @@ async def advance_clock(body: ClockIn, who: Caller, request: Request) -> dict[st
     hub = _hub(request)
     await hub.advance_clock(body.advance_seconds)
     return {"now": hub.clock.now().isoformat(), "offset_seconds": hub.clock.offset_seconds}
+
+
+# -- Teams sync status and service accounts ----------------------------------------------
+
+
+class ServiceAccountIn(schemas.Body):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
+def _teams_sync(request: Request) -> Any:
+    return request.app.state.teams_sync
+
+
+@router.get("/admin/teams-sync")
+async def teams_sync_status(who: Caller, request: Request) -> dict[str, Any]:
+    require_admin(who)
+    sync = _teams_sync(request)
+    if sync is None:
+        return {"enabled": False, "reason": "no app registration configured"}
+    hub = _hub(request)
+    users = len(hub.synced_users())
+    status: dict[str, Any] = {
+        "enabled": True,
+        "read_mode": sync.settings.read_mode,
+        "graph_url": sync.settings.graph_url,
+        "synced_users": users,
+        "budget": {
+            "limit": sync.budget.limit,
+            "window_seconds": sync.budget.window,
+            "read_limit": sync.budget.read_limit,
+            "used": sync.budget.used(),
+            "spent_total": sync.budget.spent_total,
+        },
+        "poll": {
+            "rounds": sync.poller.rounds,
+            "last_round_seconds": round(sync.poller.last_round_seconds, 4),
+            "interval_seconds": round(sync.poller.interval(users), 4),
+        },
+    }
+    if sync.notify is not None:
+        status["subscriptions"] = sync.notify.manager.describe()
+        status["errors"] = sync.notify.manager.errors
+    return status
+
+
+@router.get("/admin/service-accounts")
+async def list_service_accounts(who: Caller, request: Request) -> list[dict[str, Any]]:
+    require_admin(who)
+    sync = _teams_sync(request)
+    if sync is None or sync.accounts is None:
+        return []
+    result: list[dict[str, Any]] = sync.accounts.describe()
+    return result
+
+
+@router.post("/admin/service-accounts", status_code=202)
+async def add_service_account(
+    body: ServiceAccountIn, who: Caller, request: Request
+) -> dict[str, Any]:
+    """Start a device-code sign-in of a service account (notify mode)."""
+    require_admin(who)
+    sync = _teams_sync(request)
+    if sync is None or sync.accounts is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "service accounts are used in read mode notify: set PRESENCEBRIDGE_READ_MODE=notify",
+        )
+    try:
+        started: dict[str, Any] = await sync.accounts.begin_sign_in(body.name)
+    except CredentialStoreUnavailable as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    except RuntimeError as error:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(error)) from None
+    return started

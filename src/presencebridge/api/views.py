@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from presencebridge.adapters.store import GroupRecord, HistoryEntry
@@ -26,7 +27,9 @@ def appointment(a: Appointment, language: str, now_active: bool | None = None) -
     }
 
 
-def presence(p: EffectivePresence, language: str) -> dict[str, Any]:
+def presence(
+    p: EffectivePresence, language: str, last_sync: datetime | None = None
+) -> dict[str, Any]:
     return {
         "status": p.status.value,
         "profile": p.profile,
@@ -40,7 +43,7 @@ def presence(p: EffectivePresence, language: str) -> dict[str, Any]:
             "availability": p.teams.availability,
             "activity": p.teams.activity,
             "held_by_user": p.teams.held_by_user,
-            "last_sync": iso(p.teams.last_sync),
+            "last_sync": iso(last_sync),
         },
     }
 
@@ -76,14 +79,20 @@ def group(g: GroupRecord, language: str) -> dict[str, Any]:
     }
 
 
-def user(state: UserState, p: EffectivePresence, g: GroupRecord, language: str) -> dict[str, Any]:
+def user(
+    state: UserState,
+    p: EffectivePresence,
+    g: GroupRecord,
+    language: str,
+    last_sync: datetime | None = None,
+) -> dict[str, Any]:
     return {
         "id": state.user.id,
         "display_name": state.user.display_name,
         "group": state.user.group,
         "teams_user_id": state.user.teams_user_id,
         "teams_sync_mode": effective_mode(g.settings, state.own_mode).value,
-        "presence": presence(p, language),
+        "presence": presence(p, language, last_sync),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -15,14 +16,14 @@ from presencebridge.core.model import (
     ProfileSource,
     Selection,
     Status,
+    TeamsState,
     TeamsSyncMode,
-    TeamsView,
     User,
     UserState,
 )
 
 # Bump when the shape changes; `decode` must keep reading every older version.
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the Teams half became a TeamsState
 
 
 def _time(value: datetime | None) -> str | None:
@@ -68,18 +69,50 @@ def encode(state: UserState) -> dict[str, Any]:
             [m.meeting_id, _time(m.joined_at), m.screen_sharing, m.audio] for m in state.meetings
         ],
         "own_mode": None if state.own_mode is None else state.own_mode.value,
-        "teams": [
-            state.teams.availability,
-            state.teams.activity,
-            state.teams.held_by_user,
-            _time(state.teams.last_sync),
-        ],
+        "teams": _encode_teams(state.teams),
     }
 
 
+def _encode_teams(t: TeamsState) -> dict[str, Any]:
+    default = TeamsState()
+    out: dict[str, Any] = {}
+    for name in _TEAMS_FIELDS:
+        value = getattr(t, name)
+        if value == getattr(default, name):
+            continue  # most users never touch most fields: keep the row small
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Selection):
+            value = [value.profile, value.at.isoformat()]
+        out[name] = value
+    return out
+
+
+def _decode_teams(data: dict[str, Any]) -> TeamsState:
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in _TEAMS_FIELDS:
+            raise ValueError(f"unknown Teams state field {name!r}")
+        if name in _TEAMS_TIMES and value is not None:
+            value = datetime.fromisoformat(value)
+        elif name == "dnd_replaced" and value is not None:
+            value = Selection(value[0], datetime.fromisoformat(value[1]))
+        values[name] = value
+    return TeamsState(**values)
+
+
+_TEAMS_FIELDS = tuple(f.name for f in fields(TeamsState))
+_TEAMS_TIMES = frozenset(
+    f.name
+    for f in fields(TeamsState)
+    if "datetime" in str(f.type) and "Selection" not in str(f.type)
+)
+
+
 def decode(user: User, data: dict[str, Any]) -> UserState:
-    if data.get("v") != STATE_VERSION:
-        raise ValueError(f"unknown user state version {data.get('v')!r}")
+    version = data.get("v")
+    if version not in (1, STATE_VERSION):
+        raise ValueError(f"unknown user state version {version!r}")
     selection = data["selection"]
     teams = data["teams"]
     return UserState(
@@ -109,5 +142,8 @@ def decode(user: User, data: dict[str, Any]) -> UserState:
             Meeting(i, _req(j), bool(sh), bool(au)) for i, j, sh, au in data["meetings"]
         ),
         own_mode=None if data["own_mode"] is None else TeamsSyncMode(data["own_mode"]),
-        teams=TeamsView(teams[0], teams[1], bool(teams[2]), _parse(teams[3])),
+        # Version 1 kept only what was seen of Teams, as a list.
+        teams=_decode_teams(teams)
+        if version == STATE_VERSION
+        else TeamsState(teams[0], teams[1], held_by_user=bool(teams[2])),
     )

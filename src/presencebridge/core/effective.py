@@ -7,7 +7,7 @@ recent wins (SPEC §2). The table below is the whole rule.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 
@@ -71,6 +71,14 @@ BUILTIN_PROFILES: tuple[Profile, ...] = (
     ),
 )
 
+# Selected by the Teams sync when a Teams DnD arrives and the user has no DnD profile
+# (SPEC §3 rule 4); not part of My Profiles.
+BUILTIN_DND = Profile(
+    "Nicht stören", Status.DND, Text.DO_NOT_DISTURB, "#c4314b", None, ProfileSource.BUILTIN
+)
+# The appointment the Teams sync keeps while the user is in a Teams call (SPEC §3 rule 1).
+TEAMS_CALL_APPOINTMENT = "teams-call"
+
 TELEPHONY_TEXT: dict[TelephonySource, Text] = {
     TelephonySource.PBX: Text.ON_THE_PHONE,
     TelephonySource.MEETING: Text.ON_THE_PHONE_MEETING,
@@ -92,6 +100,7 @@ class Candidate:
     color: str
     call_forwarding: str | None
     key: str  # stable tie-break among candidates of one kind
+    until: datetime | None = None
 
     def order(self) -> tuple[int, datetime, int, str]:
         return (PRECEDENCE[self.standing], self.since, self.kind, self.key)
@@ -109,6 +118,7 @@ class EffectivePresence:
     appointments: tuple[Appointment, ...]
     teams: TeamsView
     source: CandidateKind
+    until: datetime | None = None  # when the winning appointment ends, if one wins
 
 
 def my_profiles(state: UserState, templates: tuple[ProfileTemplate, ...]) -> tuple[Profile, ...]:
@@ -143,6 +153,21 @@ def _from_profile(profile: Profile, since: datetime, kind: CandidateKind, key: s
     )
 
 
+def teams_call(state: UserState, now: datetime) -> Appointment | None:
+    """The active "On the phone (MS Teams)" appointment the Teams sync created, if any."""
+    return next(
+        (a for a in state.appointments if a.id == TEAMS_CALL_APPOINTMENT and a.is_active(now)),
+        None,
+    )
+
+
+def user_telephony(
+    state: UserState, now: datetime
+) -> tuple[Telephony, TelephonySource | None, datetime | None]:
+    call = teams_call(state, now)
+    return telephony_status(state.calls, state.meetings, None if call is None else call.start)
+
+
 def candidates(
     state: UserState, templates: tuple[ProfileTemplate, ...], now: datetime
 ) -> list[Candidate]:
@@ -161,42 +186,48 @@ def candidates(
         )
     ]
     if state.selection is not None:
-        chosen = find_profile(profiles, state.selection.profile)
+        # The sync may select its built-in DnD, which is not in My Profiles.
+        chosen = find_profile((*profiles, BUILTIN_DND), state.selection.profile)
         if chosen is not None:
             found.append(_from_profile(chosen, state.selection.at, CandidateKind.SELECTION, ""))
+    appointment_profiles: dict[str, Profile] = {}
     for appointment in state.appointments:
         if not appointment.is_active(now):
             continue
         profile = find_profile(profiles, appointment.profile) or BUILTIN_PROFILES[0]
+        appointment_profiles[appointment.id] = profile
         candidate = _from_profile(profile, appointment.start, CandidateKind.APPOINTMENT, "")
         found.append(
-            Candidate(
-                candidate.standing,
-                candidate.since,
-                candidate.kind,
-                candidate.status,
-                candidate.profile,
-                appointment.subject,
-                appointment.color or profile.color,
-                candidate.call_forwarding,
-                appointment.id,
+            replace(
+                candidate,
+                text=appointment.subject,
+                color=appointment.color or profile.color,
+                key=appointment.id,
+                until=appointment.effective_end(),
             )
         )
-    telephony, source, since = telephony_status(state.calls, state.meetings)
+    telephony, source, since = user_telephony(state, now)
     if telephony is Telephony.ON_THE_PHONE and source is not None and since is not None:
-        found.append(
-            Candidate(
-                Standing.ON_THE_PHONE,
-                since,
-                CandidateKind.TELEPHONY,
-                Status.BUSY,
-                None,
-                TELEPHONY_TEXT[source],
-                ON_THE_PHONE_COLOR,
-                None,
-                "",
-            )
+        candidate = Candidate(
+            Standing.ON_THE_PHONE,
+            since,
+            CandidateKind.TELEPHONY,
+            Status.BUSY,
+            None,
+            TELEPHONY_TEXT[source],
+            ON_THE_PHONE_COLOR,
+            None,
+            "",
         )
+        if source is TelephonySource.TEAMS:
+            # The Teams call's profile (e.g. `MS Teams` forwarding to voicemail) applies.
+            teams_profile = appointment_profiles[TEAMS_CALL_APPOINTMENT]
+            candidate = replace(
+                candidate,
+                profile=teams_profile.name,
+                call_forwarding=teams_profile.call_forwarding,
+            )
+        found.append(candidate)
     return found
 
 
@@ -205,7 +236,7 @@ def effective_presence(
 ) -> EffectivePresence:
     """The user's presence as everyone sees it, derived from the state alone."""
     winner = max(candidates(state, templates, now), key=Candidate.order)
-    telephony, source, _ = telephony_status(state.calls, state.meetings)
+    telephony, source, _ = user_telephony(state, now)
     return EffectivePresence(
         status=winner.status,
         profile=winner.profile,
@@ -215,6 +246,7 @@ def effective_presence(
         telephony=telephony,
         telephony_source=source,
         appointments=tuple(sorted(state.appointments, key=lambda a: (a.start, a.id))),
-        teams=state.teams,
+        teams=state.teams.view(),
         source=winner.kind,
+        until=winner.until,
     )

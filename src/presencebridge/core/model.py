@@ -169,12 +169,44 @@ class Selection:
 
 @dataclass(frozen=True, slots=True)
 class TeamsView:
-    """What the hub last saw of the user's Teams presence (filled by the Teams sync)."""
+    """What readers of the presence resource see of the user's Teams side."""
 
     availability: str | None = None
     activity: str | None = None
     held_by_user: bool = False
-    last_sync: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsState:
+    """The Teams half of a user's state: what the hub saw, and what it asserted.
+
+    Graph carries no origin field, so everything the hub wrote is remembered here;
+    that is what tells an echo of the hub's own write from a real Teams change.
+    """
+
+    # Last observation read from Graph (poll or notification).
+    availability: str | None = None
+    activity: str | None = None
+    sequence: str | None = None
+    observed_at: datetime | None = None
+    # What the hub has written and Graph acknowledged.
+    session: str | None = None  # activity of the hub's own presence session, e.g. "InACall"
+    session_written_at: datetime | None = None
+    session_released_at: datetime | None = None
+    preferred_dnd_until: datetime | None = None  # a DnD preferred presence the hub set
+    preferred_written_at: datetime | None = None
+    # Graph reset the hub's DnD (1-day expiry) while UC DnD lasted: not re-asserted
+    # unless the group says `reassert_dnd`.
+    dnd_lapsed: bool = False
+    held_by_user: bool = False
+    # Teams -> UC: a DnD the sync selected, and the choice it replaced.
+    dnd_selected_at: datetime | None = None
+    dnd_replaced: Selection | None = None
+    # A Teams call whose appointment reached its hard end: not re-created until it ends.
+    call_outlived: bool = False
+
+    def view(self) -> TeamsView:
+        return TeamsView(self.availability, self.activity, self.held_by_user)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +230,7 @@ class UserState:
     calls: tuple[Call, ...] = ()  # includes ended calls for a while, so late events are harmless
     meetings: tuple[Meeting, ...] = ()
     own_mode: TeamsSyncMode | None = None  # the user's own teams_sync_mode choice
-    teams: TeamsView = field(default_factory=TeamsView)
+    teams: TeamsState = field(default_factory=TeamsState)
 
     def with_(self, **changes: Any) -> UserState:
         return replace(self, **changes)

@@ -7,10 +7,11 @@ appointments leave the list), so the state never carries stale entries.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from presencebridge.core.effective import find_profile, my_profiles
+from presencebridge.core import teams
+from presencebridge.core.effective import effective_presence, find_profile, my_profiles
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import (
     BUILTIN_APPOINTMENT_PROFILE,
@@ -23,9 +24,11 @@ from presencebridge.core.model import (
     Profile,
     ProfileTemplate,
     Selection,
+    Status,
     TeamsSyncMode,
     UserState,
 )
+from presencebridge.core.settings import GroupSettings, effective_mode
 from presencebridge.core.telephony import apply_call_event, call_deadline, expire_calls
 
 MAX_PROFILES = 100
@@ -38,6 +41,10 @@ class GroupContext:
     """What the user's configuration group contributes to a decision."""
 
     templates: tuple[ProfileTemplate, ...] = ()
+    settings: GroupSettings = field(default_factory=GroupSettings)
+
+    def mode(self, state: UserState) -> TeamsSyncMode:
+        return effective_mode(self.settings, state.own_mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +107,30 @@ class Tick:
     """Time has passed; nothing else happened."""
 
 
+@dataclass(frozen=True, slots=True)
+class TeamsObserved:
+    """Graph showed this presence for the user, read at `requested_at`."""
+
+    availability: str
+    activity: str
+    sequence: str | None
+    requested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsSessionWritten:
+    """Graph acknowledged the hub's session: set to `activity`, or cleared (None)."""
+
+    activity: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsPreferredWritten:
+    """Graph acknowledged the hub's DnD preferred presence (until), or its clearing."""
+
+    until: datetime | None
+
+
 Event = (
     TelephonyEvent
     | MeetingEvent
@@ -111,6 +142,9 @@ Event = (
     | DeleteAppointment
     | SetOwnMode
     | Tick
+    | TeamsObserved
+    | TeamsSessionWritten
+    | TeamsPreferredWritten
 )
 
 
@@ -126,6 +160,13 @@ def age(state: UserState, now: datetime) -> UserState:
 def next_deadline(state: UserState, now: datetime) -> datetime | None:
     """The earliest moment at which time alone changes this user's state or presence."""
     moments = [call_deadline(c) for c in state.calls]
+    sync = state.teams
+    if sync.session is not None and sync.session_written_at is not None:
+        moments.append(sync.session_written_at + teams.SESSION_REFRESH)
+    if sync.preferred_dnd_until is not None:
+        moments.append(sync.preferred_dnd_until)  # Graph drops it then
+    if sync.dnd_selected_at is not None:
+        moments.append(sync.dnd_selected_at + SYNC_HARD_END)
     for appointment in state.appointments:
         moments.extend(m for m in (appointment.start, appointment.effective_end()) if m > now)
     future = [m for m in moments if m > now]
@@ -134,7 +175,19 @@ def next_deadline(state: UserState, now: datetime) -> datetime | None:
 
 def apply(state: UserState, event: Event, context: GroupContext, now: datetime) -> UserState:
     """The user's state after `event`; raises `Rejected` if the event is refused."""
-    state = age(state, now)
+    aged = teams.note_outlived_call(state, age(state, now))
+    aged = teams.note_dnd_lapse(aged, now)
+    changed = _apply(aged, event, context, now)
+    mode = context.mode(changed)
+    changed = teams.enforce_mode(changed, mode, now)
+    if changed.teams.dnd_lapsed and (
+        effective_presence(changed, context.templates, now).status is not Status.DND
+    ):
+        changed = changed.with_(teams=replace(changed.teams, dnd_lapsed=False))
+    return changed
+
+
+def _apply(state: UserState, event: Event, context: GroupContext, now: datetime) -> UserState:
     match event:
         case TelephonyEvent(call_id, call_state):
             return state.with_(calls=apply_call_event(state.calls, call_id, call_state, now))
@@ -162,6 +215,33 @@ def apply(state: UserState, event: Event, context: GroupContext, now: datetime) 
             return state.with_(own_mode=mode)
         case Tick():
             return state
+        case TeamsObserved(availability, activity, sequence, requested_at):
+            return teams.observe(
+                state,
+                availability,
+                activity,
+                sequence,
+                requested_at,
+                context.mode(state),
+                context.templates,
+                now,
+            )
+        case TeamsSessionWritten(activity):
+            if activity is None:
+                written = replace(
+                    state.teams, session=None, session_written_at=None, session_released_at=now
+                )
+            else:
+                written = replace(state.teams, session=activity, session_written_at=now)
+            return state.with_(teams=written)
+        case TeamsPreferredWritten(until):
+            return state.with_(
+                teams=replace(
+                    state.teams,
+                    preferred_dnd_until=until,
+                    preferred_written_at=None if until is None else now,
+                )
+            )
     raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
 
 

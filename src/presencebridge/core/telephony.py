@@ -63,9 +63,13 @@ def expire_calls(calls: tuple[Call, ...], now: datetime) -> tuple[Call, ...]:
 
 
 def telephony_status(
-    calls: Iterable[Call], meetings: Iterable[Meeting]
+    calls: Iterable[Call], meetings: Iterable[Meeting], teams_call_since: datetime | None = None
 ) -> tuple[Telephony, TelephonySource | None, datetime | None]:
-    """Telephony status, its source, and since when the user has been on the phone."""
+    """Telephony status, its source, and since when the user has been on the phone.
+
+    A PBX call outranks a meeting, which outranks a Teams call: while the hub itself
+    shows the user in a call in Teams, a Teams call cannot be told apart from it.
+    """
     connected = [c.since for c in calls if c.state is CallState.CONNECTED]
     in_meeting = [m.joined_at for m in meetings if m.audio]
     if connected:
@@ -74,6 +78,8 @@ def telephony_status(
         return Telephony.ON_THE_PHONE, TelephonySource.PBX, since
     if in_meeting:
         return Telephony.ON_THE_PHONE, TelephonySource.MEETING, min(in_meeting)
+    if teams_call_since is not None:
+        return Telephony.ON_THE_PHONE, TelephonySource.TEAMS, teams_call_since
     ringing = [c.since for c in calls if c.state is CallState.RINGING]
     if ringing:
         return Telephony.RINGING, TelephonySource.PBX, min(ringing)

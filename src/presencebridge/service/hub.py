@@ -22,13 +22,26 @@ from typing import TypeVar
 from presencebridge import metrics
 from presencebridge.adapters.store import GroupRecord, HistoryEntry, Store, UnknownTokenError
 from presencebridge.core import rules
-from presencebridge.core.effective import EffectivePresence, effective_presence, my_profiles
+from presencebridge.core.effective import (
+    BUILTIN_DND,
+    EffectivePresence,
+    effective_presence,
+    my_profiles,
+)
 from presencebridge.core.errors import Reason, Rejected
-from presencebridge.core.model import Profile, ProfileTemplate, Status, User, UserState
-from presencebridge.core.settings import GroupSettings
+from presencebridge.core.model import (
+    Profile,
+    ProfileTemplate,
+    Status,
+    TeamsSyncMode,
+    User,
+    UserState,
+)
+from presencebridge.core.settings import GroupSettings, effective_mode
 from presencebridge.core.texts import Text
 from presencebridge.service.bus import PresenceBus, PresenceChange
 from presencebridge.service.clock import Clock
+from presencebridge.service.teams_sync import TeamsWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,6 +74,9 @@ class Hub:
         # SQLite has one writer at a time: one thread avoids lock contention.
         workers = 1 if store.engine.dialect.name == "sqlite" else 8
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="store")
+        self._teams_last_sync: dict[str, datetime] = {}
+        self._warned_no_dnd_profile: set[str] = set()
+        self.teams_writer: TeamsWriter | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -225,7 +241,61 @@ class Hub:
         if changed:
             metrics.PRESENCE_CHANGES.inc()
             self.bus.publish(PresenceChange(user_id, presence))
+        self._after_change(old.state, new_state)
         return UserView(new_state, presence)
+
+    def _after_change(self, old: UserState, new: UserState) -> None:
+        if self.teams_writer is not None and new.user.teams_user_id is not None:
+            self.teams_writer.notify(new.user.id)
+        if new.teams.held_by_user and not old.teams.held_by_user:
+            metrics.TEAMS_HELD_BY_USER.inc()
+            log.info(
+                "Teams status of %s is held by the user; the hub does not override it", new.user.id
+            )
+        chosen = new.selection
+        if (
+            chosen is not None
+            and chosen.profile == BUILTIN_DND.name
+            and new.user.id not in self._warned_no_dnd_profile
+            and chosen != old.selection
+        ):
+            self._warned_no_dnd_profile.add(new.user.id)
+            log.warning(
+                "%s is in DnD in Teams but has no profile with status dnd in My Profiles: "
+                "a built-in DnD is used; add one",
+                new.user.id,
+            )
+
+    # -- Teams sync --------------------------------------------------------------------------
+
+    def synced_users(self) -> list[tuple[str, str]]:
+        """(user id, Teams user id) of everyone whose mode syncs with Teams."""
+        result = []
+        for user_id, state in self._users.items():
+            teams_id = state.user.teams_user_id
+            if teams_id is None:
+                continue
+            settings = self._groups[state.user.group].settings
+            if effective_mode(settings, state.own_mode) is not TeamsSyncMode.OFF:
+                result.append((user_id, teams_id))
+        return result
+
+    def note_teams_sync(self, user_id: str, at: datetime) -> None:
+        self._teams_last_sync[user_id] = at
+
+    def teams_last_sync(self, user_id: str) -> datetime | None:
+        return self._teams_last_sync.get(user_id)
+
+    def attach_teams_writer(self, writer: TeamsWriter) -> None:
+        """From now on every change is also brought to Teams.
+
+        Everyone is compared once at start, and sessions are re-sent: while the hub
+        was down Graph may have let them expire.
+        """
+        self.teams_writer = writer
+        for user_id, state in self._users.items():
+            if state.user.teams_user_id is not None:
+                writer.notify(user_id, refresh=True)
 
     # -- agent tokens ----------------------------------------------------------------------
 

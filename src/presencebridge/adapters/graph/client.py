@@ -1,0 +1,172 @@
+"""The Graph presence API over one shared `httpx.AsyncClient`.
+
+Every request first books a slot in the tenant budget; 429 and 503 (and network
+errors) are retried after `Retry-After` or an exponential, jittered backoff, so a
+throttled write is delayed, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from presencebridge import metrics
+from presencebridge.adapters.graph.budget import RequestBudget
+from presencebridge.service.teams_sync import Reading
+
+log = logging.getLogger(__name__)
+
+MAX_IDS_PER_READ = 650
+RETRYABLE = frozenset({429, 500, 502, 503, 504})
+
+
+class TokenSource(Protocol):
+    async def token(self) -> str: ...
+
+    def invalidate(self) -> None: ...
+
+
+class GraphError(RuntimeError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"Graph answered {status}: {message}")
+        self.status = status
+
+
+def iso_duration(value: timedelta) -> str:
+    minutes = max(5, int(value.total_seconds() // 60))
+    return f"PT{minutes}M"
+
+
+def retry_after(response: httpx.Response, attempt: int) -> float:
+    header = response.headers.get("retry-after")
+    if header:
+        try:
+            return max(0.0, float(header))  # Graph may send fractions, e.g. "2.128"
+        except ValueError:
+            pass
+    return backoff(attempt)
+
+
+def backoff(attempt: int) -> float:
+    return float(min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311
+
+
+class GraphClient:
+    def __init__(
+        self,
+        graph_url: str,
+        tokens: TokenSource,
+        budget: RequestBudget,
+        session_id: str,
+        ca_bundle: Path | None = None,
+        timeout: float = 10.0,
+        max_attempts: int = 8,
+    ) -> None:
+        self.graph_url = graph_url.rstrip("/")
+        self.tokens = tokens
+        self.budget = budget
+        self.session_id = session_id  # Graph's sessionId is the app's client id
+        self.max_attempts = max_attempts
+        self.max_ids_per_read = MAX_IDS_PER_READ
+        verify: str | bool = str(ca_bundle) if ca_bundle is not None else True
+        self.http = httpx.AsyncClient(
+            timeout=timeout,
+            verify=verify,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _request(
+        self, op: str, method: str, path: str, body: Any, read: bool
+    ) -> httpx.Response:
+        last = "no attempt"
+        for attempt in range(self.max_attempts):
+            await self.budget.spend(read)
+            started = time.perf_counter()
+            try:
+                token = await self.tokens.token()
+                response = await self.http.request(
+                    method,
+                    self.graph_url + path,
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            except (httpx.TransportError, httpx.TimeoutException) as error:
+                metrics.GRAPH_REQUESTS.labels(op, "error").inc()
+                last = f"{type(error).__name__}: {error}"
+                await asyncio.sleep(backoff(attempt))
+                continue
+            metrics.GRAPH_REQUESTS.labels(op, str(response.status_code)).inc()
+            metrics.GRAPH_SECONDS.labels(op).observe(time.perf_counter() - started)
+            if response.status_code == 401 and attempt == 0:
+                self.tokens.invalidate()
+                continue
+            if response.status_code in RETRYABLE:
+                last = f"{response.status_code}"
+                await asyncio.sleep(retry_after(response, attempt))
+                continue
+            return response
+        raise GraphError(503, f"{op} gave up after {self.max_attempts} attempts ({last})")
+
+    @staticmethod
+    def _check(response: httpx.Response, allowed: Sequence[int] = ()) -> None:
+        if response.is_success or response.status_code in allowed:
+            return
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:200]
+        raise GraphError(response.status_code, message)
+
+    async def read(self, teams_user_ids: Sequence[str]) -> list[Reading]:
+        response = await self._request(
+            "getPresencesByUserId",
+            "POST",
+            "/communications/getPresencesByUserId",
+            {"ids": list(teams_user_ids)},
+            read=True,
+        )
+        self._check(response)
+        return [
+            Reading(
+                p["id"], p.get("availability", ""), p.get("activity", ""), p.get("sequenceNumber")
+            )
+            for p in response.json().get("value", [])
+        ]
+
+    async def set_session(self, teams_user_id: str, availability: str, activity: str) -> None:
+        body = {
+            "sessionId": self.session_id,
+            "availability": availability,
+            "activity": activity,
+            "expirationDuration": "PT5M",
+        }
+        path = f"/users/{teams_user_id}/presence/setPresence"
+        self._check(await self._request("setPresence", "POST", path, body, read=False))
+
+    async def clear_session(self, teams_user_id: str) -> None:
+        path = f"/users/{teams_user_id}/presence/clearPresence"
+        body = {"sessionId": self.session_id}
+        # 404: the session is gone already (expired): that is what we wanted.
+        self._check(await self._request("clearPresence", "POST", path, body, read=False), (404,))
+
+    async def set_preferred_dnd(self, teams_user_id: str, duration: timedelta | None) -> None:
+        body: dict[str, str] = {"availability": "DoNotDisturb", "activity": "DoNotDisturb"}
+        if duration is not None:
+            body["expirationDuration"] = iso_duration(duration)
+        path = f"/users/{teams_user_id}/presence/setUserPreferredPresence"
+        self._check(await self._request("setUserPreferredPresence", "POST", path, body, read=False))
+
+    async def clear_preferred(self, teams_user_id: str) -> None:
+        path = f"/users/{teams_user_id}/presence/clearUserPreferredPresence"
+        self._check(await self._request("clearUserPreferredPresence", "POST", path, {}, read=False))

@@ -1,0 +1,301 @@
+"""The Teams sync rules of SPEC §3 (Teams -> UC) and §4 (UC -> Teams), pure.
+
+Two directions, one state:
+
+* `observe` takes what Graph shows and turns it into UC changes (the seed's table):
+  a call activity becomes an "On the phone (MS Teams)" appointment, Presenting or
+  a DnD set in Teams selects the first DnD profile. What the hub itself asserted is
+  recognised and ignored (no echo loops).
+* `intent` says what the hub wants Teams to show; the writer compares it with what
+  the hub has asserted (`TeamsState`) and sends only the difference.
+
+Graph values are open strings, matched case-sensitively.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from presencebridge.core.effective import (
+    BUILTIN_DND,
+    TEAMS_CALL_APPOINTMENT,
+    EffectivePresence,
+    find_profile,
+    my_profiles,
+)
+from presencebridge.core.model import (
+    SYNC_HARD_END,
+    Appointment,
+    AppointmentOrigin,
+    Profile,
+    ProfileTemplate,
+    Selection,
+    Status,
+    TeamsState,
+    TeamsSyncMode,
+    TelephonySource,
+    UserState,
+)
+from presencebridge.core.texts import Text
+
+# Teams activities that mean "in a call" (SPEC §3 rule 1). Anything else is no call.
+CALL_ACTIVITIES = frozenset({"InACall", "InAConferenceCall"})
+PRESENTING = "Presenting"
+DND_AVAILABILITY = "DoNotDisturb"
+# Activities Graph is known to send; others are logged once by the service.
+KNOWN_ACTIVITIES = frozenset(
+    {
+        "Available",
+        "AvailableIdle",
+        "AvailableInactive",
+        "Away",
+        "BeRightBack",
+        "Busy",
+        "BusyIdle",
+        "DoNotDisturb",
+        "InACall",
+        "InAConferenceCall",
+        "InAMeeting",
+        "Inactive",
+        "Offline",
+        "OffWork",
+        "OutOfOffice",
+        "Presenting",
+        "PresenceUnknown",
+        "UrgentInterruptionsOnly",
+    }
+)
+
+# The hub's own session: what it asserts while the user is on the phone on the UC side.
+HUB_SESSION = ("Busy", "InACall")
+HUB_DND = ("DoNotDisturb", "DoNotDisturb")
+# Graph's shortest session lifetime; the hub re-sends well before it runs out.
+SESSION_LIFETIME = timedelta(minutes=5)
+SESSION_REFRESH = timedelta(minutes=2, seconds=30)
+# Graph's default expiry of a DnD preferred presence (GRAPH.md).
+PREFERRED_DND_DEFAULT = timedelta(days=1)
+# Reads that started this soon after the hub cleared its session may still show it.
+ECHO_GRACE = timedelta(seconds=1)
+
+TEAMS_PROFILE = "MS Teams"
+TERMIN_PROFILE = "Termin"
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What the hub wants Teams to show for this user."""
+
+    session: str | None = None  # activity of the hub's session, or none
+    preferred_dnd: bool = False
+    preferred_dnd_until: datetime | None = None  # end of the UC DnD if known
+
+
+def syncs_dnd(mode: TeamsSyncMode) -> bool:
+    return mode is TeamsSyncMode.TELEPHONY_AND_PRESENCE
+
+
+def teams_call(state: UserState) -> Appointment | None:
+    return next((a for a in state.appointments if a.id == TEAMS_CALL_APPOINTMENT), None)
+
+
+def observe(
+    state: UserState,
+    availability: str,
+    activity: str,
+    sequence: str | None,
+    requested_at: datetime,
+    mode: TeamsSyncMode,
+    templates: tuple[ProfileTemplate, ...],
+    now: datetime,
+) -> UserState:
+    """Apply what Graph showed for the user (read at `requested_at`)."""
+    teams = replace(
+        state.teams,
+        availability=availability,
+        activity=activity,
+        sequence=sequence,
+        observed_at=now,
+    )
+    if mode is TeamsSyncMode.OFF:
+        return state.with_(teams=teams)
+    teams = replace(teams, held_by_user=_held_by_user(teams, requested_at))
+    if teams.preferred_dnd_until is not None and _preferred_replaced(teams, requested_at):
+        # The user's own preferred presence replaced the hub's: it is no longer ours to clear.
+        teams = replace(teams, preferred_dnd_until=None, preferred_written_at=None)
+    state = state.with_(teams=teams)
+
+    in_call = activity in CALL_ACTIVITIES and not _is_echo_of_session(teams, activity, requested_at)
+    state = _follow_call(state, in_call, templates, now)
+
+    if syncs_dnd(mode):
+        teams_dnd = availability == DND_AVAILABILITY and not _is_echo_of_preferred(
+            teams, activity, requested_at
+        )
+        state = _follow_dnd(state, teams_dnd, templates, now)
+    return state
+
+
+def _is_echo_of_session(teams: TeamsState, activity: str, requested_at: datetime) -> bool:
+    if teams.session == activity and teams.session_written_at is not None:
+        return True
+    released = teams.session_released_at
+    return (
+        released is not None
+        and activity == HUB_SESSION[1]
+        and requested_at < (released + ECHO_GRACE)
+    )
+
+
+def _is_echo_of_preferred(teams: TeamsState, activity: str, requested_at: datetime) -> bool:
+    written = teams.preferred_written_at
+    return (
+        teams.preferred_dnd_until is not None
+        and activity == HUB_DND[1]
+        and written is not None
+        and requested_at >= written
+    )
+
+
+def _held_by_user(teams: TeamsState, requested_at: datetime) -> bool:
+    """Teams shows something the hub's acknowledged writes cannot explain (SPEC §4 rule 3)."""
+    shown = (teams.availability, teams.activity)
+    if teams.session is not None and teams.session_written_at is not None:
+        if requested_at >= teams.session_written_at and shown[0] not in ("Busy", DND_AVAILABILITY):
+            return True
+        if shown == HUB_DND and teams.preferred_dnd_until is None:
+            return True  # a DnD set by hand overrides the hub's call
+    return _preferred_replaced(teams, requested_at)
+
+
+def _preferred_replaced(teams: TeamsState, requested_at: datetime) -> bool:
+    written = teams.preferred_written_at
+    if teams.preferred_dnd_until is None or written is None or requested_at < written:
+        return False
+    return teams.availability != DND_AVAILABILITY
+
+
+def _follow_call(
+    state: UserState, in_call: bool, templates: tuple[ProfileTemplate, ...], now: datetime
+) -> UserState:
+    current = teams_call(state)
+    if not in_call:
+        others = tuple(a for a in state.appointments if a.id != TEAMS_CALL_APPOINTMENT)
+        teams = replace(state.teams, call_outlived=False)
+        return state.with_(appointments=others, teams=teams)
+    if current is not None or state.teams.call_outlived:
+        return state
+    profiles = my_profiles(state, templates)
+    profile = TEAMS_PROFILE if find_profile(profiles, TEAMS_PROFILE) else TERMIN_PROFILE
+    appointment = Appointment(
+        id=TEAMS_CALL_APPOINTMENT,
+        subject=Text.ON_THE_PHONE_TEAMS,
+        color=None,
+        start=now,
+        end=now + SYNC_HARD_END,
+        profile=profile,
+        origin=AppointmentOrigin.TEAMS,
+        created_at=now,
+        hard_end=now + SYNC_HARD_END,
+    )
+    return state.with_(appointments=(*state.appointments, appointment))
+
+
+def first_dnd_profile(state: UserState, templates: tuple[ProfileTemplate, ...]) -> Profile | None:
+    return next((p for p in my_profiles(state, templates) if p.status is Status.DND), None)
+
+
+def _follow_dnd(
+    state: UserState, teams_dnd: bool, templates: tuple[ProfileTemplate, ...], now: datetime
+) -> UserState:
+    teams = state.teams
+    if teams_dnd and teams.dnd_selected_at is None:
+        # Without a DnD profile the built-in one is used; the service warns once.
+        profile = first_dnd_profile(state, templates) or BUILTIN_DND
+        teams = replace(teams, dnd_selected_at=now, dnd_replaced=state.selection)
+        return state.with_(selection=Selection(profile.name, now), teams=teams)
+    if not teams_dnd and teams.dnd_selected_at is not None:
+        return release_teams_dnd(state)
+    return state
+
+
+def release_teams_dnd(state: UserState) -> UserState:
+    """Teams left DnD: restore the earlier choice unless the user chose anew meanwhile."""
+    teams = state.teams
+    selection = state.selection
+    if selection is not None and selection.at == teams.dnd_selected_at:
+        selection = teams.dnd_replaced
+    teams = replace(teams, dnd_selected_at=None, dnd_replaced=None)
+    return state.with_(selection=selection, teams=teams)
+
+
+def enforce_mode(state: UserState, mode: TeamsSyncMode, now: datetime) -> UserState:
+    """Undo on the UC side what a mode no longer allows; bound Teams DnD by the hard end."""
+    if mode is TeamsSyncMode.OFF and teams_call(state) is not None:
+        others = tuple(a for a in state.appointments if a.id != TEAMS_CALL_APPOINTMENT)
+        state = state.with_(appointments=others)
+    dnd_at = state.teams.dnd_selected_at
+    if dnd_at is not None and (not syncs_dnd(mode) or now >= dnd_at + SYNC_HARD_END):
+        state = release_teams_dnd(state)
+    if mode is TeamsSyncMode.OFF and state.teams.held_by_user:
+        state = state.with_(teams=replace(state.teams, held_by_user=False))
+    return state
+
+
+def note_outlived_call(before: UserState, after: UserState) -> UserState:
+    """A Teams call appointment removed by its hard end is not re-created while it lasts."""
+    if teams_call(before) is not None and teams_call(after) is None:
+        return after.with_(teams=replace(after.teams, call_outlived=True))
+    return after
+
+
+def intent(
+    state: UserState,
+    presence: EffectivePresence,
+    mode: TeamsSyncMode,
+    reassert_dnd: bool,
+    now: datetime,
+) -> Intent:
+    """What Teams should show, from the UC side (SPEC §4)."""
+    if mode is TeamsSyncMode.OFF:
+        return Intent()
+    on_uc_phone = presence.telephony_source in (TelephonySource.PBX, TelephonySource.MEETING)
+    session = HUB_SESSION[1] if on_uc_phone else None
+    uc_dnd = (
+        syncs_dnd(mode)
+        and presence.status is Status.DND
+        and state.teams.dnd_selected_at is None  # a DnD that came from Teams is not echoed back
+    )
+    if not uc_dnd or (state.teams.dnd_lapsed and not reassert_dnd):
+        return Intent(session=session)
+    # An appointment's DnD has a known end; a selected DnD profile lasts until changed.
+    return Intent(session=session, preferred_dnd=True, preferred_dnd_until=presence.until)
+
+
+def note_dnd_lapse(state: UserState, now: datetime) -> UserState:
+    """Graph drops a preferred presence at its expiry; remember that the hub's DnD is gone."""
+    until = state.teams.preferred_dnd_until
+    if until is None or now < until:
+        return state
+    teams = replace(
+        state.teams, preferred_dnd_until=None, preferred_written_at=None, dnd_lapsed=True
+    )
+    return state.with_(teams=teams)
+
+
+def needs_observation(state: TeamsState, availability: str, activity: str) -> bool:
+    """Whether a reading must go through `observe`: it differs, or it may tell more now.
+
+    A reading equal to the last one still matters if the hub wrote since that one
+    was taken (held-by-user is judged against the hub's latest write) or if the
+    last one fell into the echo grace after the hub cleared its session.
+    """
+    if (availability, activity) != (state.availability, state.activity):
+        return True
+    observed = state.observed_at
+    if observed is None:
+        return True
+    writes = [state.session_written_at, state.preferred_written_at]
+    if state.session_released_at is not None:
+        writes.append(state.session_released_at + ECHO_GRACE)
+    return any(w is not None and observed <= w for w in writes)

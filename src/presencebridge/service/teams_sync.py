@@ -1,0 +1,259 @@
+"""The Teams sync's moving parts: the writer (UC -> Teams) and the poller (Teams -> UC).
+
+Both only translate: what to write and what a reading means is decided by the
+pure rules in `core/teams.py`. The writer is level-triggered: it compares what
+the rules want with what Graph has acknowledged, so a superseded state is never
+sent, a failed write is retried until the latest state is in place, and a
+restart simply compares again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from presencebridge import metrics
+from presencebridge.core import rules, teams
+
+if TYPE_CHECKING:
+    from presencebridge.service.hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    teams_user_id: str
+    availability: str
+    activity: str
+    sequence: str | None
+
+
+class TeamsPresenceApi(Protocol):
+    """What the sync needs of Graph; `adapters/graph` provides it."""
+
+    max_ids_per_read: int
+
+    async def read(self, teams_user_ids: Sequence[str]) -> Sequence[Reading]: ...
+
+    async def set_session(self, teams_user_id: str, availability: str, activity: str) -> None: ...
+
+    async def clear_session(self, teams_user_id: str) -> None: ...
+
+    async def set_preferred_dnd(self, teams_user_id: str, duration: timedelta | None) -> None: ...
+
+    async def clear_preferred(self, teams_user_id: str) -> None: ...
+
+
+class TeamsWriter:
+    """Brings each user's Teams state to what the rules want; coalesces per user."""
+
+    def __init__(self, hub: Hub, api: TeamsPresenceApi, concurrency: int = 16) -> None:
+        self.hub = hub
+        self.api = api
+        self.concurrency = concurrency
+        self._pending: dict[str, None] = {}  # insertion-ordered set
+        self._running: set[str] = set()
+        self._wake = asyncio.Event()
+        self._retry_at: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
+        self._refresh: set[str] = set()
+
+    def notify(self, user_id: str, refresh: bool = False) -> None:
+        """Look at this user again; `refresh` re-sends the session even if not yet due."""
+        if refresh:
+            self._refresh.add(user_id)
+        self._pending[user_id] = None
+        self._wake.set()
+
+    def idle(self) -> bool:
+        return not self._pending and not self._running
+
+    async def run(self) -> None:
+        workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+
+    async def _worker(self) -> None:
+        while True:
+            user_id = self._next()
+            if user_id is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            self._running.add(user_id)
+            try:
+                await self._sync_user(user_id)
+                self._failures.pop(user_id, None)
+            except Exception as error:  # one user's trouble must not stop the others
+                failures = self._failures.get(user_id, 0) + 1
+                self._failures[user_id] = failures
+                delay = min(300.0, 2.0**failures)
+                log.warning(
+                    "Teams write for %s failed (%s); retry in %.0f s", user_id, error, delay
+                )
+                self._retry_at[user_id] = time.monotonic() + delay
+                asyncio.get_running_loop().call_later(delay, self.notify, user_id)
+            finally:
+                self._running.discard(user_id)
+
+    def _next(self) -> str | None:
+        now = time.monotonic()
+        for user_id in self._pending:
+            if user_id in self._running:
+                continue  # per-user order: one write at a time; it is looked at again after
+            if self._retry_at.get(user_id, 0.0) > now:
+                continue
+            del self._pending[user_id]
+            self._retry_at.pop(user_id, None)
+            return user_id
+        return None
+
+    async def _sync_user(self, user_id: str) -> None:
+        view = self.hub.user(user_id)
+        state = view.state
+        teams_id = state.user.teams_user_id
+        if teams_id is None:
+            return
+        group = self.hub.group(state.user.group)
+        mode = rules.GroupContext(group.templates, group.settings).mode(state)
+        now = self.hub.clock.now()
+        want = teams.intent(state, view.presence, mode, group.settings.reassert_dnd, now)
+        have = state.teams
+        if want.session is not None:
+            written = have.session_written_at
+            due = written is None or now >= written + teams.SESSION_REFRESH
+            if have.session != want.session or due or user_id in self._refresh:
+                self._refresh.discard(user_id)
+                await self.api.set_session(teams_id, teams.HUB_SESSION[0], want.session)
+                await self.hub.handle(user_id, rules.TeamsSessionWritten(want.session), "teams")
+        elif have.session is not None:
+            await self.api.clear_session(teams_id)
+            await self.hub.handle(user_id, rules.TeamsSessionWritten(None), "teams")
+        if want.preferred_dnd and have.preferred_dnd_until is None:
+            duration = None if want.preferred_dnd_until is None else want.preferred_dnd_until - now
+            await self.api.set_preferred_dnd(teams_id, duration)
+            until = now + (duration or teams.PREFERRED_DND_DEFAULT)
+            await self.hub.handle(user_id, rules.TeamsPreferredWritten(until), "teams")
+        elif not want.preferred_dnd and have.preferred_dnd_until is not None:
+            # Only what the hub set: a preferred presence the user replaced is no longer ours.
+            await self.api.clear_preferred(teams_id)
+            await self.hub.handle(user_id, rules.TeamsPreferredWritten(None), "teams")
+
+
+class TeamsPoller:
+    """Reads every synced user's Teams presence in rounds, as fast as the budget allows.
+
+    A round needs ceil(users / 650) requests; with reads allowed `reads_per_second`,
+    the interval is that count divided by the rate, but not below `min_interval`.
+    At 10,000 users and 60 % of 1,500 / 30 s that is about one round a second.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        api: TeamsPresenceApi,
+        reads_per_second: float,
+        min_interval: float = 1.0,
+        parallel_reads: int = 8,
+        covered: Callable[[], set[str]] | None = None,
+        slow_interval: float = 60.0,
+    ) -> None:
+        self.hub = hub
+        self.api = api
+        self.reads_per_second = reads_per_second
+        self.min_interval = min_interval
+        self.parallel_reads = parallel_reads
+        # Notify mode: users a subscription covers are read only every `slow_interval`.
+        self.covered = covered
+        self.slow_interval = slow_interval
+        self._last_full_round = float("-inf")
+        self.rounds = 0
+        self.last_round_seconds = 0.0
+        self._unknown_logged: set[str] = set()
+
+    def interval(self, users: int) -> float:
+        requests = math.ceil(users / self.api.max_ids_per_read)
+        return max(self.min_interval, requests / self.reads_per_second)
+
+    async def run(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                count = await self.poll_once()
+            except Exception:  # the loop must survive anything one round meets
+                log.exception("Teams poll round failed")
+                count = 0
+            self.rounds += 1
+            self.last_round_seconds = time.monotonic() - started
+            await asyncio.sleep(max(0.0, self.interval(count) - self.last_round_seconds))
+
+    async def poll_once(self) -> int:
+        """One round over every synced user; returns how many were read."""
+        synced = self.hub.synced_users()
+        by_teams_id = {teams_id: user_id for user_id, teams_id in synced}
+        ids = list(by_teams_id)
+        if self.covered is not None:
+            if time.monotonic() - self._last_full_round >= self.slow_interval:
+                self._last_full_round = time.monotonic()
+            else:
+                covered = self.covered()
+                ids = [i for i in ids if i not in covered]
+        size = self.api.max_ids_per_read
+        chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+        limit = asyncio.Semaphore(self.parallel_reads)
+
+        async def read(chunk: list[str]) -> None:
+            async with limit:
+                requested_at = self.hub.clock.now()
+                readings = await self.api.read(chunk)
+            await self.apply(readings, by_teams_id, requested_at)
+
+        results = await asyncio.gather(*(read(c) for c in chunks), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("Teams read failed: %s", result)
+        return len(ids)
+
+    async def apply(
+        self, readings: Sequence[Reading], by_teams_id: dict[str, str], requested_at: datetime
+    ) -> None:
+        for reading in readings:
+            if reading.activity not in teams.KNOWN_ACTIVITIES:
+                self._log_unknown(reading.activity)
+        await apply_readings(self.hub, readings, by_teams_id, requested_at)
+
+    def _log_unknown(self, activity: str) -> None:
+        if activity not in self._unknown_logged:
+            self._unknown_logged.add(activity)
+            log.warning("unknown Teams activity %r: treated as no call", activity)
+
+
+async def apply_readings(
+    hub: Hub, readings: Sequence[Reading], by_teams_id: dict[str, str], requested_at: datetime
+) -> None:
+    """Hand what Graph showed (by poll or notification) to the rules, user by user."""
+    started = time.perf_counter()
+    now = hub.clock.now()
+    for reading in readings:
+        user_id = by_teams_id.get(reading.teams_user_id)
+        if user_id is None:
+            continue
+        hub.note_teams_sync(user_id, now)
+        state = hub.user(user_id).state
+        if not teams.needs_observation(state.teams, reading.availability, reading.activity):
+            continue
+        event = rules.TeamsObserved(
+            reading.availability, reading.activity, reading.sequence, requested_at
+        )
+        await hub.handle(user_id, event, "teams")
+    metrics.SYNC_LAG.observe(time.perf_counter() - started)
