@@ -243,6 +243,36 @@ def version() -> None:
     out.print(__version__)
 
 
+@app.command("graph-emulator")
+def graph_emulator(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on (HTTPS)")] = 8443,
+    tls_dir: Annotated[
+        Path | None,
+        typer.Option(help="folder of the CA (ca.pem) and keys [default: DATA_DIR/emulator-tls]"),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="accept only apps registered with POST /_emulator/apps")
+    ] = False,
+) -> None:
+    """Run the Microsoft Graph presence emulator alone, over HTTPS."""
+    from presencebridge.emulator.server import default_tls_dir, run
+    from presencebridge.logs import setup_logging
+
+    folder = tls_dir or default_tls_dir()
+    setup_logging("info", "text")
+    base = f"https://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+    out.print(f"[bold]presencebridge {__version__} Graph emulator[/bold]{' (strict)' * strict}")
+    out.print(f"  Graph URL:  {base}/v1.0")
+    out.print(f"  authority:  {base}/<tenant>   (any tenant)")
+    out.print(f"  CA bundle:  {folder / 'ca.pem'}")
+    out.print(f"  control:    {base}/_emulator/…   Ctrl+C stops it.")
+    try:
+        run(host, port, folder, strict)
+    except OSError as error:
+        fail(f"cannot serve the Graph emulator: {error}")
+
+
 def main() -> None:
     try:
         app()

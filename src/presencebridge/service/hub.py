@@ -224,7 +224,9 @@ class Hub:
             now = self.clock.now()
             group = self._groups[old.state.user.group]
             try:
-                new_state = rules.apply(old.state, event, rules.GroupContext(group.templates), now)
+                new_state = rules.apply(
+                    old.state, event, rules.GroupContext(group.templates, group.settings), now
+                )
             except Rejected:
                 metrics.EVENTS.labels(kind, "rejected").inc()
                 raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import msal
@@ -28,8 +29,20 @@ class TokenError(RuntimeError):
     """The identity provider refused to issue a token; the message says why."""
 
 
+class _PinnedVerifySession(requests.Session):
+    """A session whose own `verify` wins over REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE.
+
+    requests lets those environment variables override `Session.verify`, which would
+    silently drop the CA we were told to trust; passing it per request keeps it.
+    """
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.setdefault("verify", self.verify)
+        return super().request(method, url, *args, **kwargs)
+
+
 def msal_http_client(ca_bundle: Path | None) -> requests.Session:
-    session = requests.Session()
+    session = _PinnedVerifySession()
     if ca_bundle is not None:
         session.verify = str(ca_bundle)
     return session

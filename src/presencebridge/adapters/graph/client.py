@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -76,7 +77,9 @@ class GraphClient:
         self.session_id = session_id  # Graph's sessionId is the app's client id
         self.max_attempts = max_attempts
         self.max_ids_per_read = MAX_IDS_PER_READ
-        verify: str | bool = str(ca_bundle) if ca_bundle is not None else True
+        verify: ssl.SSLContext | bool = True
+        if ca_bundle is not None:
+            verify = ssl.create_default_context(cafile=str(ca_bundle))
         self.http = httpx.AsyncClient(
             timeout=timeout,
             verify=verify,

@@ -1,0 +1,56 @@
+"""Microsoft Graph presence emulator: Graph's presence paths and Entra ID sign-in, offline.
+
+A product component (demo, tests, benchmarks, admins trying a configuration), held
+to GRAPH.md. Layout:
+
+    model.py          pure presence model: sessions, fade, preferred presence, aggregation
+    clock.py          the emulator clock (wall time + an offset the control API moves)
+    tls.py            private CA, server certificate for 127.0.0.1/localhost, JWT key
+    identity.py       identity provider: OpenID config, JWKS, client credentials,
+                      device code, refresh tokens; bearer-token checks
+    budget.py         the tenant budget (1,500 / 30 s per app and tenant) and fault injection
+    subscriptions.py  subscriptions, the validation handshake, encryption, async delivery
+    state.py          `Emulator`: the whole state, expiry ticker, notifications, statistics
+    graph.py          the /v1.0 dispatcher ($batch runs inner requests through it)
+    app.py            `create_app(...)`: one ASGI app, including the /_emulator control API
+    server.py         `run(...)` for the CLI and `EmbeddedEmulator` for `serve --graph emulator`
+
+Where GRAPH.md is silent the emulator decides as follows:
+
+* Nothing known is reported as Offline/Offline, never PresenceUnknown: a new user has a
+  Teams client session (Available/Available), and a user without sessions is Offline.
+* `statusMessage` is null until set, as Graph returns it.
+* Among sessions of equal standing the most recently set wins (an app session beats the
+  Teams client at the same instant). BeRightBack ranks between Available and Away;
+  AvailableIdle and BusyIdle rank with Available and Busy.
+* The "In a call" nuance applies to any Busy/InACall session, the Teams client's own too.
+* A preferred presence stays in force while a faded session still shows.
+* A preferred `expirationDuration` may be PT1S..P30D (Graph names no bound).
+* One presence subscription per signed-in user and application: a second is 409
+  `ExtensionError` (Conflict) naming the existing one; dropped subscriptions count,
+  expired ones do not. Unknown user ids may be watched (they may be created later).
+  http:// notification URLs are accepted (the demo's hub listens on plain HTTP);
+  `lifecycleNotificationUrl` is validated like `notificationUrl`.
+* `validationTokens` come with rich notifications only, as Graph sends them, and are
+  dated by wall time because the receiver checks them against its own clock. Access
+  tokens, device codes, subscriptions and expiries run on the emulator clock.
+* Notifications are batched per subscription (in order), acknowledged within 3 s or
+  retried after 1, 4 and 16 s, then given up; every failed attempt is counted.
+* `$batch`: an inner request with a body but no Content-Type is 400 on its own;
+  `dependsOn` may name earlier requests (a failed dependency gives 424); the outer
+  request gets neither faults nor budget, each inner one both.
+* Faults apply to every /v1.0 request (not the identity provider or control API);
+  503 is drawn before 429 and carries no Retry-After, so clients' own backoff is used.
+* Delegated tokens are held to their scopes: Presence.Read(.All) to read (own / all),
+  Presence.ReadWrite to write one's own presence, Presence.Read.All to subscribe.
+* `--strict` accepts client secrets only (no client assertions), and `sessionId` must
+  be the caller's app id. `POST /_emulator/reset` keeps the clock and the signing key.
+* Any authority tenant is accepted: a GUID stands for itself, common / organizations /
+  consumers for a fixed default tenant, any other name for a GUID derived from it.
+"""
+
+from presencebridge.emulator.app import create_app
+from presencebridge.emulator.server import EmbeddedEmulator
+from presencebridge.emulator.state import Emulator
+
+__all__ = ["EmbeddedEmulator", "Emulator", "create_app"]

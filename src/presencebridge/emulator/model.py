@@ -1,0 +1,372 @@
+"""The presence model the Graph emulator plays, as GRAPH.md describes it.
+
+Pure: no I/O and no clock reads, every time is passed in. One `UserPresence` per
+user holds the Teams client's own session, the sessions apps set with
+`setPresence`, the user-preferred presence and the status message; `aggregate`
+derives what a reader of `/presence` sees at a given moment.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+# What `setPresence` accepts ("Valid pairs only", GRAPH.md).
+SESSION_PAIRS = frozenset(
+    {
+        ("Available", "Available"),
+        ("Busy", "InACall"),
+        ("Busy", "InAConferenceCall"),
+        ("Away", "Away"),
+        ("DoNotDisturb", "Presenting"),
+    }
+)
+# What `setUserPreferredPresence` (and a user setting a status by hand) accepts.
+PREFERRED_PAIRS = frozenset(
+    {
+        ("Available", "Available"),
+        ("Busy", "Busy"),
+        ("DoNotDisturb", "DoNotDisturb"),
+        ("BeRightBack", "BeRightBack"),
+        ("Away", "Away"),
+        ("Offline", "OffWork"),
+    }
+)
+# Standing among sessions: DoNotDisturb > Busy > Available > Away (GRAPH.md). The idle
+# variants stand with their base; BeRightBack, which GRAPH.md does not rank, sits
+# between Available and Away. A Teams client session may carry any of these.
+RANK = {
+    "DoNotDisturb": 5,
+    "Busy": 4,
+    "BusyIdle": 4,
+    "Available": 3,
+    "AvailableIdle": 3,
+    "BeRightBack": 2,
+    "Away": 1,
+}
+OFFLINE = ("Offline", "Offline")
+IN_A_CALL = ("Busy", "InACall")
+CLIENT_SESSION_ID = "teams-client"
+
+SESSION_MIN = timedelta(minutes=5)
+SESSION_MAX = timedelta(hours=4)
+SESSION_DEFAULT = timedelta(minutes=5)
+FADE_STEP = timedelta(minutes=5)
+PREFERRED_SHORT = timedelta(days=1)  # DoNotDisturb and Busy
+PREFERRED_LONG = timedelta(days=7)  # the rest
+PREFERRED_MAX = timedelta(days=30)  # GRAPH.md names no bound; a generous one
+_ACTIVITY = re.compile(r"[A-Za-z]{1,64}")
+_DURATION = re.compile(
+    r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
+    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
+)
+
+
+class Invalid(ValueError):
+    """A request the model refuses (Graph answers 400)."""
+
+
+class NoSuchSession(LookupError):
+    """`clearPresence` for a session the user does not have (Graph answers 404)."""
+
+
+def parse_duration(text: Any, field_name: str = "expirationDuration") -> timedelta:
+    """An ISO 8601 duration such as PT5M, PT1H30M or P1D."""
+    if not isinstance(text, str):
+        raise Invalid(f"{field_name} must be an ISO 8601 duration such as PT5M")
+    match = _DURATION.fullmatch(text.strip().upper())
+    if match is None or not any(match.groupdict().values()) or text.strip().endswith("T"):
+        raise Invalid(f"{field_name} {text!r} is not an ISO 8601 duration such as PT5M")
+    parts = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
+    return timedelta(
+        weeks=parts["w"], days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"]
+    )
+
+
+def _pair(availability: Any, activity: Any, allowed: frozenset[tuple[str, str]], what: str) -> None:
+    if not isinstance(availability, str) or not isinstance(activity, str):
+        raise Invalid(f"{what}: availability and activity are required strings")
+    if (availability, activity) not in allowed:
+        valid = ", ".join(f"{a}/{b}" for a, b in sorted(allowed))
+        raise Invalid(f"{what}: {availability}/{activity} is not a valid pair (valid: {valid})")
+
+
+def validate_session_pair(availability: Any, activity: Any) -> None:
+    _pair(availability, activity, SESSION_PAIRS, "setPresence")
+
+
+def validate_preferred_pair(availability: Any, activity: Any) -> None:
+    _pair(availability, activity, PREFERRED_PAIRS, "setUserPreferredPresence")
+
+
+def session_duration(value: Any) -> timedelta:
+    """`setPresence`'s expirationDuration: PT5M..PT4H, PT5M when absent."""
+    if value is None:
+        return SESSION_DEFAULT
+    duration = parse_duration(value)
+    if not SESSION_MIN <= duration <= SESSION_MAX:
+        raise Invalid(f"expirationDuration {value} is outside PT5M..PT4H")
+    return duration
+
+
+def preferred_duration(availability: str, value: Any) -> timedelta:
+    """1 day for DoNotDisturb and Busy, 7 days otherwise, unless given."""
+    if value is None:
+        return PREFERRED_SHORT if availability in ("DoNotDisturb", "Busy") else PREFERRED_LONG
+    duration = parse_duration(value)
+    if not timedelta(0) < duration <= PREFERRED_MAX:
+        raise Invalid(f"expirationDuration {value} is outside PT1S..P30D")
+    return duration
+
+
+@dataclass
+class Session:
+    """One presence session: the Teams client's own, or one app's (keyed by sessionId)."""
+
+    session_id: str
+    availability: str
+    activity: str
+    set_at: datetime
+    expires_at: datetime | None  # None: held until changed (the Teams client)
+
+    def shown(self, now: datetime) -> tuple[str, str] | None:
+        """What the session contributes at `now`; None once it has disappeared."""
+        if self.expires_at is None or now < self.expires_at:
+            return self.availability, self.activity
+        if self.availability != "Available":
+            return None
+        if now < self.expires_at + FADE_STEP:
+            return "Available", "AvailableInactive"
+        if now < self.expires_at + 2 * FADE_STEP:
+            return "Away", "Away"
+        return None
+
+    def moments(self) -> list[datetime]:
+        """The times at which `shown` changes."""
+        if self.expires_at is None:
+            return []
+        if self.availability != "Available":
+            return [self.expires_at]
+        return [self.expires_at + k * FADE_STEP for k in range(3)]
+
+
+@dataclass
+class Preferred:
+    availability: str
+    activity: str
+    set_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class StatusMessage:
+    content: str
+    content_type: str
+    published_at: datetime
+    expires_at: datetime | None
+    expiry: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message": {"content": self.content, "contentType": self.content_type},
+            "expiryDateTime": self.expiry,
+            "publishedDateTime": graph_time(self.published_at),
+        }
+
+
+@dataclass(frozen=True)
+class Presence:
+    """What a reader sees."""
+
+    availability: str
+    activity: str
+    status_message: StatusMessage | None = None
+
+
+def graph_time(moment: datetime) -> str:
+    """Graph's timestamp format: seven fractional digits and Z."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def presence_json(user_id: str, presence: Presence, sequence: str) -> dict[str, Any]:
+    return {
+        "id": user_id,
+        "availability": presence.availability,
+        "activity": presence.activity,
+        "statusMessage": None
+        if presence.status_message is None
+        else presence.status_message.to_json(),
+        "outOfOfficeSettings": {"message": None, "isOutOfOffice": False},
+        "sequenceNumber": sequence,
+    }
+
+
+class Sequencer:
+    """Lexicographically sortable, strictly growing version stamps.
+
+    Based on wall time (not the emulator clock), so stamps keep growing across an
+    emulator restart and a reset; a consumer that keeps the last stamp it saw is
+    never fooled into discarding a newer state.
+    """
+
+    def __init__(self, source: Callable[[], int] = time.time_ns) -> None:
+        self._source = source
+        self._last = 0
+
+    def __call__(self) -> str:
+        self._last = max(self._last + 1, self._source())
+        return f"{self._last:020d}"
+
+
+def _standing(session: Session, shown: tuple[str, str]) -> tuple[int, datetime, bool]:
+    # Ties go to the most recently set session; at the very same instant an app
+    # session beats the client so the outcome does not depend on dict order.
+    return RANK.get(shown[0], 0), session.set_at, session.session_id != CLIENT_SESSION_ID
+
+
+class UserPresence:
+    """One user's presence sessions, preferred presence and status message."""
+
+    def __init__(self, now: datetime, sequencer: Callable[[], str]) -> None:
+        self._sequencer = sequencer
+        # A new user has Teams running: its client session is Available.
+        self.client: Session | None = Session(
+            CLIENT_SESSION_ID, "Available", "Available", now, None
+        )
+        self.sessions: dict[str, Session] = {}
+        self.preferred: Preferred | None = None
+        self.status_message: StatusMessage | None = None
+        self.shown = self.aggregate(now)
+        self.sequence = sequencer()
+
+    # -- writes (each prunes what time has removed first) --------------------------------
+
+    def set_session(
+        self, session_id: str, availability: str, activity: str, duration: timedelta, now: datetime
+    ) -> None:
+        validate_session_pair(availability, activity)
+        if not SESSION_MIN <= duration <= SESSION_MAX:
+            raise Invalid("expirationDuration is outside PT5M..PT4H")
+        self.prune(now)
+        self.sessions[session_id] = Session(session_id, availability, activity, now, now + duration)
+
+    def clear_session(self, session_id: str, now: datetime) -> None:
+        self.prune(now)
+        if self.sessions.pop(session_id, None) is None:
+            raise NoSuchSession(session_id)
+
+    def set_client(self, availability: str, activity: str | None, now: datetime) -> None:
+        """The Teams client's own state; availability Offline means Teams closed."""
+        if availability == "Offline":
+            self.client = None
+            return
+        if availability not in RANK:
+            known = ", ".join(sorted([*RANK, "Offline"]))
+            raise Invalid(f"availability {availability!r} is not one of {known}")
+        if not isinstance(activity, str) or not _ACTIVITY.fullmatch(activity):
+            raise Invalid("activity must be a word such as Available, InACall or Presenting")
+        self.client = Session(CLIENT_SESSION_ID, availability, activity, now, None)
+
+    def set_preferred(
+        self, availability: str, activity: str, duration: timedelta, now: datetime
+    ) -> None:
+        validate_preferred_pair(availability, activity)
+        self.prune(now)
+        self.preferred = Preferred(availability, activity, now, now + duration)
+
+    def clear_preferred(self, now: datetime) -> None:
+        self.prune(now)
+        self.preferred = None
+
+    def set_status_message(self, message: StatusMessage | None, now: datetime) -> None:
+        self.prune(now)
+        self.status_message = message
+
+    # -- reading -------------------------------------------------------------------------
+
+    def all_sessions(self) -> list[Session]:
+        return ([self.client] if self.client else []) + list(self.sessions.values())
+
+    def aggregate(self, now: datetime) -> Presence:
+        message = self.status_message
+        if message is not None and message.expires_at is not None and now >= message.expires_at:
+            message = None
+        live = [(s, shown) for s in self.all_sessions() if (shown := s.shown(now)) is not None]
+        if not live:
+            # The preferred presence takes effect only while a session exists.
+            return Presence(*OFFLINE, message)
+        preferred = self.preferred
+        if preferred is not None and now < preferred.expires_at:
+            if preferred.availability in ("Available", "Busy") and any(
+                shown == IN_A_CALL for _, shown in live
+            ):
+                return Presence(*IN_A_CALL, message)
+            return Presence(preferred.availability, preferred.activity, message)
+        _, best = max(live, key=lambda item: _standing(*item))
+        return Presence(*best, message)
+
+    def prune(self, now: datetime) -> None:
+        """Forget what has expired for good (sessions after their fade, old preferences)."""
+        self.sessions = {k: s for k, s in self.sessions.items() if s.shown(now) is not None}
+        if self.preferred is not None and now >= self.preferred.expires_at:
+            self.preferred = None
+        message = self.status_message
+        if message is not None and message.expires_at is not None and now >= message.expires_at:
+            self.status_message = None
+
+    def refresh(self, now: datetime) -> bool:
+        """Bring `shown` and `sequence` up to `now`; True if what readers see changed."""
+        self.prune(now)
+        presence = self.aggregate(now)
+        if presence == self.shown:
+            return False
+        self.shown = presence
+        self.sequence = self._sequencer()
+        return True
+
+    def next_deadline(self, now: datetime) -> datetime | None:
+        """The next moment after `now` at which time alone may change what is shown."""
+        moments = [m for s in self.all_sessions() for m in s.moments()]
+        if self.preferred is not None:
+            moments.append(self.preferred.expires_at)
+        if self.status_message is not None and self.status_message.expires_at is not None:
+            moments.append(self.status_message.expires_at)
+        future = [m for m in moments if m > now]
+        return min(future) if future else None
+
+    def describe(self, now: datetime) -> dict[str, Any]:
+        """The full state, for the control API."""
+
+        def session(s: Session) -> dict[str, Any]:
+            shown = s.shown(now)
+            gone = s.moments()[-1] if s.moments() else None
+            return {
+                "sessionId": s.session_id,
+                "availability": s.availability,
+                "activity": s.activity,
+                "setAt": graph_time(s.set_at),
+                "expiresAt": None if s.expires_at is None else graph_time(s.expires_at),
+                "disappearsAt": None if gone is None else graph_time(gone),
+                "shown": None
+                if shown is None
+                else {"availability": shown[0], "activity": shown[1]},
+            }
+
+        preferred = self.preferred
+        return {
+            "client": None if self.client is None else session(self.client),
+            "sessions": [session(s) for s in self.sessions.values()],
+            "preferred": None
+            if preferred is None
+            else {
+                "availability": preferred.availability,
+                "activity": preferred.activity,
+                "setAt": graph_time(preferred.set_at),
+                "expiresAt": graph_time(preferred.expires_at),
+                "inEffect": any(s.shown(now) for s in self.all_sessions()),
+            },
+        }

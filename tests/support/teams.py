@@ -1,0 +1,172 @@
+"""A Graph emulator process and a server joined to it only by configuration."""
+
+from __future__ import annotations
+
+import signal
+import ssl
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from tests.support.server import BIN, ServerProcess, free_port
+
+T = TypeVar("T")
+
+TENANT = "contoso"
+CLIENT_ID = "11111111-2222-4333-8444-555555555555"
+CLIENT_SECRET = "emulator-client-secret-value"
+
+
+class EmulatorProcess:
+    """`presencebridge graph-emulator` as an admin starts it."""
+
+    def __init__(self, tls_dir: Path) -> None:
+        self.tls_dir = tls_dir
+        self.port = free_port()
+        self.log_path = tls_dir.parent / f"emulator-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._token: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.tls_dir / "ca.pem"
+
+    def start(self) -> None:
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(BIN), "graph-emulator", "--port", str(self.port), "--tls-dir", str(self.tls_dir)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"emulator exited early:\n{self.log_path.read_text()}")
+            if self.ca_file.exists():
+                try:
+                    self.control().get("/_emulator/stats")
+                    return
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.1)
+        raise RuntimeError(f"emulator did not come up:\n{self.log_path.read_text()}")
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def control(self) -> httpx.Client:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        return httpx.Client(base_url=self.base_url, verify=context, timeout=10)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        with self.control() as client:
+            response = client.post(path, json=body)
+            assert response.is_success, response.text
+            return response.json() if response.content else None
+
+    def add_user(self, teams_id: str) -> None:
+        self.post("/_emulator/users", {"id": teams_id})
+
+    def client_presence(self, teams_id: str, availability: str, activity: str) -> None:
+        """The user's Teams client changes its own presence (a call, sharing, idle)."""
+        self.post(
+            f"/_emulator/users/{teams_id}/client",
+            {"availability": availability, "activity": activity},
+        )
+
+    def preferred(self, teams_id: str, availability: str, activity: str) -> None:
+        """The user sets a status by hand in Teams."""
+        self.post(
+            f"/_emulator/users/{teams_id}/preferred",
+            {"availability": availability, "activity": activity},
+        )
+
+    def advance(self, seconds: float) -> None:
+        self.post("/_emulator/clock", {"advance_seconds": seconds})
+
+    def stats(self) -> Any:
+        with self.control() as client:
+            return client.get("/_emulator/stats").json()
+
+    def graph_token(self) -> str:
+        if self._token is None:
+            with self.control() as client:
+                response = client.post(
+                    f"/{TENANT}/oauth2/v2.0/token",
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": "test-observer",
+                        "client_secret": "observer-secret",
+                        "scope": "https://graph.microsoft.com/.default",
+                    },
+                )
+                assert response.is_success, response.text
+                self._token = str(response.json()["access_token"])
+        return self._token
+
+    def shown(self, teams_id: str) -> tuple[str, str]:
+        """What any Graph reader sees for the user (another app, so it has its own budget)."""
+        with self.control() as client:
+            for _ in range(2):
+                response = client.get(
+                    f"/v1.0/users/{teams_id}/presence",
+                    headers={"Authorization": f"Bearer {self.graph_token()}"},
+                )
+                if response.status_code != 401:
+                    break
+                self._token = None  # the emulator's clock moved past the token's expiry
+            assert response.is_success, response.text
+            body = response.json()
+            return body["availability"], body["activity"]
+
+
+def sync_server(data_dir: Path, emulator: EmulatorProcess, **env: str) -> ServerProcess:
+    """A server that knows the emulator only through its configuration."""
+    return ServerProcess(
+        data_dir,
+        ("--allow-clock-control",),
+        PRESENCEBRIDGE_GRAPH_URL=f"{emulator.base_url}/v1.0",
+        PRESENCEBRIDGE_AUTHORITY=emulator.base_url,
+        PRESENCEBRIDGE_CA_BUNDLE=str(emulator.ca_file),
+        PRESENCEBRIDGE_TENANT_ID=TENANT,
+        PRESENCEBRIDGE_CLIENT_ID=CLIENT_ID,
+        PRESENCEBRIDGE_CLIENT_SECRET=CLIENT_SECRET,
+        **env,
+    )
+
+
+def eventually(probe: Callable[[], T], accept: Callable[[T], bool], timeout: float = 2.0) -> T:
+    """Poll `probe` until `accept` holds; the last value is in the failure message."""
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not accept(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout} s; last value: {value!r}")
+        time.sleep(0.05)
+        value = probe()
+    return value
+
+
+def new_teams_id() -> str:
+    return str(uuid.uuid4())
