@@ -66,10 +66,16 @@ def serve(
     allow_clock_control: Annotated[
         bool, typer.Option(help="allow POST /api/v1/admin/clock (demos and tests)")
     ] = False,
+    graph: Annotated[
+        str | None,
+        typer.Option(help="'emulator': run the embedded Graph emulator instead of Graph"),
+    ] = None,
 ) -> None:
     """Run the server (default 127.0.0.1:8080)."""
     from presencebridge.server import serve as run_server
 
+    if graph not in (None, "emulator"):
+        fail(f"--graph takes only 'emulator', not {graph!r}")
     settings = _settings(
         config,
         host=host,
@@ -79,7 +85,7 @@ def serve(
     )
     if settings.admin_token is None:
         fail("PRESENCEBRIDGE_ADMIN_TOKEN is not set: the API needs an admin token")
-    asyncio.run(run_server(settings))
+    asyncio.run(run_server(settings, graph_emulator=graph == "emulator"))
 
 
 @app.command()
@@ -90,7 +96,8 @@ def demo(
     ] = None,
     pace: Annotated[float, typer.Option(min=0.05, max=10, help="slow down (>1) or speed up")] = 1.0,
 ) -> None:
-    """Run the server on SQLite with sample users and a simulated PBX; Ctrl+C stops it."""
+    """Run the server on SQLite with the embedded Graph emulator, sample users and a
+    scripted office day (PBX calls, Teams calls, screen sharing, DnD); Ctrl+C stops it."""
     from presencebridge.demo import companion
     from presencebridge.server import serve as run_server
 
@@ -108,7 +115,7 @@ def demo(
     out.print(f"  board:  http://127.0.0.1:{port}/#token={token}")
     out.print(f"  API:    http://127.0.0.1:{port}/docs   (admin token for this demo: {token})")
     out.print("  Ctrl+C stops the demo.")
-    asyncio.run(run_server(settings, (companion(token, pace),)))
+    asyncio.run(run_server(settings, (companion(pace),), graph_emulator=True))
 
 
 # -- admin commands over the REST API ------------------------------------------------------

@@ -73,7 +73,6 @@ def start_teams_sync(settings: Settings, hub: Hub) -> RunningTeamsSync | None:
             settings.client_id,
             settings.ca_bundle,
         )
-        accounts.load()
         keys = NotificationKeys.generate()
         manager = SubscriptionManager(
             accounts,
@@ -85,6 +84,7 @@ def start_teams_sync(settings: Settings, hub: Hub) -> RunningTeamsSync | None:
             lambda: [teams_id for _, teams_id in hub.synced_users()],
             hub.clock.now,
         )
+        accounts.on_signed_in = manager.wake
         jwks = authority_url(settings.authority, settings.tenant_id) + "/discovery/v2.0/keys"
         verifier = ValidationTokenVerifier(jwks, settings.client_id, settings.ca_bundle)
         sync.accounts = accounts
@@ -101,7 +101,13 @@ def start_teams_sync(settings: Settings, hub: Hub) -> RunningTeamsSync | None:
         asyncio.create_task(writer.run(), name="teams-writer"),
         asyncio.create_task(sync.poller.run(), name="teams-poller"),
     ]
-    if manager is not None:
-        sync.tasks.append(asyncio.create_task(manager.run(), name="teams-subscriptions"))
+    if manager is not None and sync.accounts is not None:
+        accounts = sync.accounts
+
+        async def subscriptions() -> None:
+            await accounts.load()
+            await manager.run()
+
+        sync.tasks.append(asyncio.create_task(subscriptions(), name="teams-subscriptions"))
     log.info("Teams sync on: %s, read mode %s", settings.graph_url, settings.read_mode)
     return sync

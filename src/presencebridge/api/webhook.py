@@ -64,20 +64,21 @@ async def graph_notifications(request: Request) -> Response:
     notify: NotifyContext | None = request.app.state.notify
     if notify is None:
         return _refuse(403, "unknown_subscription", "this hub holds no subscriptions (poll mode)")
+    # Signatures first (as Graph advises), then our own secret per subscription.
+    tokens = body.get("validationTokens") or []
+    try:
+        for jwt_token in tokens:
+            await asyncio.to_thread(notify.verifier.verify, str(jwt_token))
+    except NotificationRejected as error:
+        return _refuse(401, "bad_token", str(error))
     for item in items:
         subscription = notify.manager.lookup(str(item.get("subscriptionId")))
         if subscription is None:
             return _refuse(403, "unknown_subscription", "notification for an unknown subscription")
         if not subscription.checks(item.get("clientState")):
             return _refuse(403, "bad_client_state", "clientState does not match")
-    tokens = body.get("validationTokens") or []
     if any("encryptedContent" in i for i in items) and not tokens:
         return _refuse(401, "bad_token", "rich notifications must carry validationTokens")
-    try:
-        for jwt_token in tokens:
-            await asyncio.to_thread(notify.verifier.verify, str(jwt_token))
-    except NotificationRejected as error:
-        return _refuse(401, "bad_token", str(error))
     observations: list[tuple[str, dict[str, Any]]] = []
     for item in items:
         if item.get("lifecycleEvent"):

@@ -67,13 +67,17 @@ class AppTokenProvider:
         client_secret: str,
         ca_bundle: Path | None = None,
     ) -> None:
-        self._app = msal.ConfidentialClientApplication(
+        # msal reads the authority's OpenID configuration when the app is made: that is
+        # blocking I/O (and may reach an emulator in this very event loop), so it is made
+        # on a worker thread at the first token request.
+        self._make_app = lambda: msal.ConfidentialClientApplication(
             client_id,
             client_credential=client_secret,
             authority=authority_url(authority, tenant_id),
             http_client=msal_http_client(ca_bundle),
             instance_discovery=instance_discovery(authority),
         )
+        self._app: msal.ConfidentialClientApplication | None = None
         self._token: str | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
@@ -92,8 +96,12 @@ class AppTokenProvider:
                 # msal serves its cached token until it thinks it expired; a claims
                 # challenge is msal's documented way to skip that cache.
                 claims = FRESH_TOKEN_CLAIMS if self._bypass_cache else None
+                if self._app is None:
+                    self._app = await asyncio.to_thread(self._make_app)
+                app = self._app
+                assert app is not None
                 result = await asyncio.to_thread(
-                    self._app.acquire_token_for_client, [GRAPH_SCOPE], claims_challenge=claims
+                    app.acquire_token_for_client, [GRAPH_SCOPE], claims_challenge=claims
                 )
                 self._bypass_cache = False
                 if "access_token" not in result:

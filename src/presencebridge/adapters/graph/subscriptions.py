@@ -69,6 +69,7 @@ class ServiceAccounts:
         self.client_id = client_id
         self.ca_bundle = ca_bundle
         self.accounts: dict[str, ServiceAccount] = {}
+        self.on_signed_in: Callable[[], None] = lambda: None
 
     def _account(self, name: str) -> ServiceAccount:
         app = msal.PublicClientApplication(
@@ -85,12 +86,15 @@ class ServiceAccounts:
             account.username = signed_in[0].get("username")
         return account
 
-    def load(self) -> None:
-        """Every account signed in before, from its encrypted cache."""
+    async def load(self) -> None:
+        """Every account signed in before, from its encrypted cache.
+
+        Making an msal app reads the authority's configuration: blocking, so on a thread.
+        """
         if not self.folder.is_dir():
             return
         for path in sorted(self.folder.glob("*.cache")):
-            self.accounts[path.stem] = self._account(path.stem)
+            self.accounts[path.stem] = await asyncio.to_thread(self._account, path.stem)
 
     def active(self) -> list[str]:
         return sorted(n for n, a in self.accounts.items() if a.status == "active")
@@ -99,8 +103,10 @@ class ServiceAccounts:
         """Start a device-code sign-in; an administrator completes it in a browser."""
         if not ACCOUNT_NAME.match(name):
             raise ValueError("a service account name is 1-64 letters, digits, '.', '_' or '-'")
-        account = self.accounts.get(name) or self._account(name)
-        self.accounts[name] = account
+        account = self.accounts.get(name)
+        if account is None:
+            account = await asyncio.to_thread(self._account, name)
+            self.accounts[name] = account
         flow = await asyncio.to_thread(account.app.initiate_device_flow, scopes=SCOPES)
         if "user_code" not in flow:
             raise RuntimeError(f"device code refused: {flow.get('error_description', flow)}")
@@ -122,6 +128,7 @@ class ServiceAccounts:
             claims = result.get("id_token_claims") or {}
             account.username = claims.get("preferred_username")
             log.info("service account %s signed in", account.name)
+            self.on_signed_in()
         else:
             account.status = "error"
             account.detail = str(result.get("error_description") or result.get("error"))
