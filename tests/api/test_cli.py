@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -149,3 +150,35 @@ def test_demo_changes_presence_with_no_input(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_serve_with_the_embedded_graph_emulator(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", ("--graph", "emulator"))
+    server.start()
+    try:
+        with server.client() as api:
+            status = api.get("/api/v1/admin/teams-sync").json()
+            assert status["enabled"] is True and status["read_mode"] == "poll"
+            graph_url = status["graph_url"]
+            body = {"id": "hq", "name": "HQ", "settings": {"teams_sync_mode": "telephony_only"}}
+            assert api.post("/api/v1/groups", json=body).status_code == 201
+            user = {"id": "alice", "display_name": "Alice", "group": "hq", "teams_user_id": "t-1"}
+            assert api.post("/api/v1/users", json=user).status_code == 201
+            event = {"user": "alice", "call_id": "1", "state": "connected"}
+            assert api.post("/api/v1/telephony/events", json=event).is_success
+            ca = ssl.create_default_context(
+                cafile=str(tmp_path / "data" / "emulator-tls" / "ca.pem")
+            )
+            base = graph_url.removesuffix("/v1.0")
+            with httpx.Client(base_url=base, verify=ca) as emulator:
+                deadline = time.monotonic() + 5
+                while True:
+                    shown = emulator.get("/_emulator/users/t-1")
+                    if shown.is_success and "InACall" in shown.text:
+                        break
+                    assert time.monotonic() < deadline, shown.text
+                    time.sleep(0.1)
+    finally:
+        server.stop()
+    refused = run("serve", "--graph", "graph.example")
+    assert_one_line_error(refused, "--graph takes only 'emulator'")

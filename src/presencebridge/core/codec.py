@@ -84,6 +84,8 @@ def _encode_teams(t: TeamsState) -> dict[str, Any]:
             value = value.isoformat()
         elif isinstance(value, Selection):
             value = [value.profile, value.at.isoformat()]
+        elif isinstance(value, TeamsSyncMode):
+            value = value.value
         out[name] = value
     return out
 
@@ -97,6 +99,8 @@ def _decode_teams(data: dict[str, Any]) -> TeamsState:
             value = datetime.fromisoformat(value)
         elif name == "dnd_replaced" and value is not None:
             value = Selection(value[0], datetime.fromisoformat(value[1]))
+        elif name == "observed_mode" and value is not None:
+            value = TeamsSyncMode(value)
         values[name] = value
     return TeamsState(**values)
 

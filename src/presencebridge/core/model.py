@@ -188,22 +188,28 @@ class TeamsState:
     availability: str | None = None
     activity: str | None = None
     sequence: str | None = None
-    observed_at: datetime | None = None
+    observed_at: datetime | None = None  # when the read that showed it was requested
+    observed_mode: TeamsSyncMode | None = None  # the sync mode it was judged in
     # What the hub has written and Graph acknowledged.
     session: str | None = None  # activity of the hub's own presence session, e.g. "InACall"
     session_written_at: datetime | None = None
     session_released_at: datetime | None = None
     preferred_dnd_until: datetime | None = None  # a DnD preferred presence the hub set
     preferred_written_at: datetime | None = None
+    preferred_default_expiry: bool = False  # set without an end: Graph's 1-day reset applies
+    preferred_released_at: datetime | None = None
     # Graph reset the hub's DnD (1-day expiry) while UC DnD lasted: not re-asserted
     # unless the group says `reassert_dnd`.
     dnd_lapsed: bool = False
+    # The user replaced the hub's DnD by hand in Teams: never re-asserted over it.
+    dnd_overridden: bool = False
     held_by_user: bool = False
     # Teams -> UC: a DnD the sync selected, and the choice it replaced.
     dnd_selected_at: datetime | None = None
     dnd_replaced: Selection | None = None
-    # A Teams call whose appointment reached its hard end: not re-created until it ends.
+    # A Teams call or DnD that reached the 12-hour hard end: not taken up again until it ends.
     call_outlived: bool = False
+    dnd_outlived: bool = False
 
     def view(self) -> TeamsView:
         return TeamsView(self.availability, self.activity, self.held_by_user)

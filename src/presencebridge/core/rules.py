@@ -129,6 +129,7 @@ class TeamsPreferredWritten:
     """Graph acknowledged the hub's DnD preferred presence (until), or its clearing."""
 
     until: datetime | None
+    default_expiry: bool = False  # no end was given: Graph's 1-day default applies
 
 
 Event = (
@@ -180,10 +181,12 @@ def apply(state: UserState, event: Event, context: GroupContext, now: datetime) 
     changed = _apply(aged, event, context, now)
     mode = context.mode(changed)
     changed = teams.enforce_mode(changed, mode, now)
-    if changed.teams.dnd_lapsed and (
+    # A lapsed or overridden hub DnD is left alone only while that UC DnD lasts.
+    sync = changed.teams
+    if (sync.dnd_lapsed or sync.dnd_overridden) and (
         effective_presence(changed, context.templates, now).status is not Status.DND
     ):
-        changed = changed.with_(teams=replace(changed.teams, dnd_lapsed=False))
+        changed = changed.with_(teams=replace(sync, dnd_lapsed=False, dnd_overridden=False))
     return changed
 
 
@@ -234,12 +237,14 @@ def _apply(state: UserState, event: Event, context: GroupContext, now: datetime)
             else:
                 written = replace(state.teams, session=activity, session_written_at=now)
             return state.with_(teams=written)
-        case TeamsPreferredWritten(until):
+        case TeamsPreferredWritten(until, default_expiry):
             return state.with_(
                 teams=replace(
                     state.teams,
                     preferred_dnd_until=until,
                     preferred_written_at=None if until is None else now,
+                    preferred_default_expiry=default_expiry and until is not None,
+                    preferred_released_at=now if until is None else None,
                 )
             )
     raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover

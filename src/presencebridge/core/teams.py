@@ -34,6 +34,7 @@ from presencebridge.core.model import (
     Status,
     TeamsState,
     TeamsSyncMode,
+    Telephony,
     TelephonySource,
     UserState,
 )
@@ -67,6 +68,9 @@ KNOWN_ACTIVITIES = frozenset(
     }
 )
 
+# Teams shows these when the user has no session at all; no status was set by hand
+# ("Appear offline" set by hand is Offline/OffWork, and does count).
+SIGNED_OUT = frozenset({("Offline", "Offline"), ("PresenceUnknown", "PresenceUnknown")})
 # The hub's own session: what it asserts while the user is on the phone on the UC side.
 HUB_SESSION = ("Busy", "InACall")
 HUB_DND = ("DoNotDisturb", "DoNotDisturb")
@@ -115,14 +119,18 @@ def observe(
         availability=availability,
         activity=activity,
         sequence=sequence,
-        observed_at=now,
+        observed_at=requested_at,
+        observed_mode=mode,
     )
     if mode is TeamsSyncMode.OFF:
         return state.with_(teams=teams)
     teams = replace(teams, held_by_user=_held_by_user(teams, requested_at))
     if teams.preferred_dnd_until is not None and _preferred_replaced(teams, requested_at):
-        # The user's own preferred presence replaced the hub's: it is no longer ours to clear.
-        teams = replace(teams, preferred_dnd_until=None, preferred_written_at=None)
+        # The user's own preferred presence replaced the hub's: it is no longer ours to
+        # clear, and the hub does not set its DnD over the user's choice again.
+        teams = replace(
+            teams, preferred_dnd_until=None, preferred_written_at=None, dnd_overridden=True
+        )
     state = state.with_(teams=teams)
 
     in_call = activity in CALL_ACTIVITIES and not _is_echo_of_session(teams, activity, requested_at)
@@ -148,18 +156,20 @@ def _is_echo_of_session(teams: TeamsState, activity: str, requested_at: datetime
 
 
 def _is_echo_of_preferred(teams: TeamsState, activity: str, requested_at: datetime) -> bool:
+    if activity != HUB_DND[1]:
+        return False
     written = teams.preferred_written_at
-    return (
-        teams.preferred_dnd_until is not None
-        and activity == HUB_DND[1]
-        and written is not None
-        and requested_at >= written
-    )
+    if teams.preferred_dnd_until is not None and written is not None and requested_at >= written:
+        return True
+    released = teams.preferred_released_at
+    return released is not None and requested_at < released + ECHO_GRACE
 
 
 def _held_by_user(teams: TeamsState, requested_at: datetime) -> bool:
     """Teams shows something the hub's acknowledged writes cannot explain (SPEC §4 rule 3)."""
     shown = (teams.availability, teams.activity)
+    if shown in SIGNED_OUT:
+        return False
     if teams.session is not None and teams.session_written_at is not None:
         if requested_at >= teams.session_written_at and shown[0] not in ("Busy", DND_AVAILABILITY):
             return True
@@ -172,7 +182,9 @@ def _preferred_replaced(teams: TeamsState, requested_at: datetime) -> bool:
     written = teams.preferred_written_at
     if teams.preferred_dnd_until is None or written is None or requested_at < written:
         return False
-    return teams.availability != DND_AVAILABILITY
+    # Signed out, Teams shows Offline; the hub's preference is still there for later.
+    shown = (teams.availability, teams.activity)
+    return teams.availability != DND_AVAILABILITY and shown not in SIGNED_OUT
 
 
 def _follow_call(
@@ -209,7 +221,10 @@ def _follow_dnd(
     state: UserState, teams_dnd: bool, templates: tuple[ProfileTemplate, ...], now: datetime
 ) -> UserState:
     teams = state.teams
-    if teams_dnd and teams.dnd_selected_at is None:
+    if not teams_dnd and teams.dnd_outlived:
+        state = state.with_(teams=replace(teams, dnd_outlived=False))
+        teams = state.teams
+    if teams_dnd and teams.dnd_selected_at is None and not teams.dnd_outlived:
         # Without a DnD profile the built-in one is used; the service warns once.
         profile = first_dnd_profile(state, templates) or BUILTIN_DND
         teams = replace(teams, dnd_selected_at=now, dnd_replaced=state.selection)
@@ -235,10 +250,29 @@ def enforce_mode(state: UserState, mode: TeamsSyncMode, now: datetime) -> UserSt
         others = tuple(a for a in state.appointments if a.id != TEAMS_CALL_APPOINTMENT)
         state = state.with_(appointments=others)
     dnd_at = state.teams.dnd_selected_at
-    if dnd_at is not None and (not syncs_dnd(mode) or now >= dnd_at + SYNC_HARD_END):
+    if dnd_at is not None and now >= dnd_at + SYNC_HARD_END:
         state = release_teams_dnd(state)
-    if mode is TeamsSyncMode.OFF and state.teams.held_by_user:
-        state = state.with_(teams=replace(state.teams, held_by_user=False))
+        state = state.with_(teams=replace(state.teams, dnd_outlived=True))
+    elif dnd_at is not None and not syncs_dnd(mode):
+        state = release_teams_dnd(state)
+    if mode is TeamsSyncMode.OFF and state.teams.observed_mode is not None:
+        # The hub neither reads nor writes Teams now: what it saw is no longer known,
+        # and a reading after the sync comes back on is judged afresh.
+        state = state.with_(
+            teams=replace(
+                state.teams,
+                availability=None,
+                activity=None,
+                sequence=None,
+                observed_at=None,
+                observed_mode=None,
+                held_by_user=False,
+            )
+        )
+    elif state.teams.observed_mode not in (None, mode):
+        # Judged under another mode: the same reading may mean more now (a DnD that
+        # telephony_only ignored), so the next one is judged afresh.
+        state = state.with_(teams=replace(state.teams, observed_mode=None))
     return state
 
 
@@ -259,31 +293,44 @@ def intent(
     """What Teams should show, from the UC side (SPEC §4)."""
     if mode is TeamsSyncMode.OFF:
         return Intent()
-    on_uc_phone = presence.telephony_source in (TelephonySource.PBX, TelephonySource.MEETING)
+    on_uc_phone = presence.telephony is Telephony.ON_THE_PHONE and presence.telephony_source in (
+        TelephonySource.PBX,
+        TelephonySource.MEETING,
+    )
     session = HUB_SESSION[1] if on_uc_phone else None
     uc_dnd = (
         syncs_dnd(mode)
         and presence.status is Status.DND
         and state.teams.dnd_selected_at is None  # a DnD that came from Teams is not echoed back
     )
-    if not uc_dnd or (state.teams.dnd_lapsed and not reassert_dnd):
+    if not uc_dnd or state.teams.dnd_overridden or (state.teams.dnd_lapsed and not reassert_dnd):
         return Intent(session=session)
     # An appointment's DnD has a known end; a selected DnD profile lasts until changed.
     return Intent(session=session, preferred_dnd=True, preferred_dnd_until=presence.until)
 
 
 def note_dnd_lapse(state: UserState, now: datetime) -> UserState:
-    """Graph drops a preferred presence at its expiry; remember that the hub's DnD is gone."""
+    """Graph drops a preferred presence at its expiry; the hub's DnD is gone then.
+
+    Only Graph's own 1-day reset is a lapse (SPEC §4 rule 4). An end the hub gave
+    (the end of a DnD appointment) just ends it; if UC DnD goes on, it is set anew.
+    """
     until = state.teams.preferred_dnd_until
     if until is None or now < until:
         return state
     teams = replace(
-        state.teams, preferred_dnd_until=None, preferred_written_at=None, dnd_lapsed=True
+        state.teams,
+        preferred_dnd_until=None,
+        preferred_written_at=None,
+        dnd_lapsed=state.teams.preferred_default_expiry,
+        preferred_default_expiry=False,
     )
     return state.with_(teams=teams)
 
 
-def needs_observation(state: TeamsState, availability: str, activity: str) -> bool:
+def needs_observation(
+    state: TeamsState, availability: str, activity: str, mode: TeamsSyncMode
+) -> bool:
     """Whether a reading must go through `observe`: it differs, or it may tell more now.
 
     A reading equal to the last one still matters if the hub wrote since that one
@@ -292,10 +339,13 @@ def needs_observation(state: TeamsState, availability: str, activity: str) -> bo
     """
     if (availability, activity) != (state.availability, state.activity):
         return True
+    if state.observed_mode is not mode:
+        return True  # judged under another mode: what it means may differ now
     observed = state.observed_at
     if observed is None:
         return True
     writes = [state.session_written_at, state.preferred_written_at]
-    if state.session_released_at is not None:
-        writes.append(state.session_released_at + ECHO_GRACE)
+    for released in (state.session_released_at, state.preferred_released_at):
+        if released is not None:
+            writes.append(released + ECHO_GRACE)
     return any(w is not None and observed <= w for w in writes)

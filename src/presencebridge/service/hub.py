@@ -282,6 +282,10 @@ class Hub:
                 result.append((user_id, teams_id))
         return result
 
+    def mode_of(self, user_id: str) -> TeamsSyncMode:
+        state = self.user(user_id).state
+        return effective_mode(self._groups[state.user.group].settings, state.own_mode)
+
     def note_teams_sync(self, user_id: str, at: datetime) -> None:
         self._teams_last_sync[user_id] = at
 

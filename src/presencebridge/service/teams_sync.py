@@ -143,7 +143,8 @@ class TeamsWriter:
             duration = None if want.preferred_dnd_until is None else want.preferred_dnd_until - now
             await self.api.set_preferred_dnd(teams_id, duration)
             until = now + (duration or teams.PREFERRED_DND_DEFAULT)
-            await self.hub.handle(user_id, rules.TeamsPreferredWritten(until), "teams")
+            acknowledged = rules.TeamsPreferredWritten(until, default_expiry=duration is None)
+            await self.hub.handle(user_id, acknowledged, "teams")
         elif not want.preferred_dnd and have.preferred_dnd_until is not None:
             # Only what the hub set: a preferred presence the user replaced is no longer ours.
             await self.api.clear_preferred(teams_id)
@@ -250,7 +251,8 @@ async def apply_readings(
             continue
         hub.note_teams_sync(user_id, now)
         state = hub.user(user_id).state
-        if not teams.needs_observation(state.teams, reading.availability, reading.activity):
+        mode = hub.mode_of(user_id)
+        if not teams.needs_observation(state.teams, reading.availability, reading.activity, mode):
             continue
         event = rules.TeamsObserved(
             reading.availability, reading.activity, reading.sequence, requested_at

@@ -1,0 +1,639 @@
+"""Property tests of the Teams sync over random interleavings (SPEC §3, §4, GRAPH.md).
+
+A small simulated Teams stands in for Graph: the Teams client's own session, the hub's
+session (expires unless refreshed) and one user-preferred presence slot (set by the
+hub or by the user by hand), aggregated as GRAPH.md says. The hub side is the pure
+core: events go through `rules.apply`; the writer step decides like
+`TeamsWriter._sync_user` and acknowledges with the *Written events; readings go
+through `teams.needs_observation` like `TeamsPoller.apply`, and a read may be answered
+late, after other things happened (its `requested_at` is when it was sent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from presencebridge.core import rules, teams
+from presencebridge.core.effective import TEAMS_CALL_APPOINTMENT, effective_presence
+from presencebridge.core.model import (
+    SYNC_HARD_END,
+    Appointment,
+    AppointmentOrigin,
+    CallState,
+    MeetingState,
+    Profile,
+    ProfileTemplate,
+    Status,
+    TeamsSyncMode,
+    Telephony,
+    TelephonySource,
+    User,
+    UserState,
+)
+from presencebridge.core.rules import (
+    Event,
+    GroupContext,
+    MeetingEvent,
+    SelectProfile,
+    SetOwnMode,
+    TeamsObserved,
+    TeamsPreferredWritten,
+    TeamsSessionWritten,
+    TelephonyEvent,
+    Tick,
+)
+from presencebridge.core.settings import GroupSettings
+
+T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
+USER = User("dave", "Dave Example", "berlin", "00000000-0000-0000-0000-00000000da4e")
+FOCUS = Profile("Focus", Status.DND, "Focus time", "#aa0000")
+DESK = Profile("Desk", Status.AVAILABLE, "At my desk", "#00aa00")
+LUNCH = Profile("Lunch", Status.AWAY, "At lunch", "#999999")
+MS_TEAMS = ProfileTemplate("MS Teams", Status.BUSY, "In a Teams call", "#5b5fc7", True, "voicemail")
+
+TP = TeamsSyncMode.TELEPHONY_AND_PRESENCE
+TO = TeamsSyncMode.TELEPHONY_ONLY
+OFF = TeamsSyncMode.OFF
+
+AVAILABLE = ("Available", "Available")
+IN_A_CALL = ("Busy", "InACall")
+PRESENTING = ("DoNotDisturb", "Presenting")
+AWAY = ("Away", "Away")
+DND = ("DoNotDisturb", "DoNotDisturb")
+CLIENT_STATES = [AVAILABLE, IN_A_CALL, PRESENTING, AWAY]
+# Standing among sessions (GRAPH.md, Aggregation rule 2).
+RANK = {"DoNotDisturb": 4, "Busy": 3, "Available": 2, "Away": 1}
+
+GRAPH_SESSION_LIFETIME = timedelta(minutes=5)  # the writer sends PT5M
+SETTLE_ROUNDS = 8
+SETTLED_AFTER = 4  # no write but session refreshes from this round on
+
+
+def group(mode: TeamsSyncMode) -> GroupContext:
+    return GroupContext((MS_TEAMS,), GroupSettings(teams_sync_mode=mode))
+
+
+# ---------------------------------------------------------------- the simulated Teams
+
+
+@dataclass
+class SimulatedTeams:
+    """One user's presence in Graph: what readers see is `shown(now)`."""
+
+    client: tuple[str, str] = AVAILABLE  # the Teams client's own session (signed in)
+    session: tuple[str, str] | None = None  # the hub's session
+    session_expires: datetime | None = None
+    preferred: tuple[str, str] | None = None  # one slot: the hub's or the user's
+    preferred_expires: datetime | None = None
+    preferred_by: str | None = None  # "hub" | "user"
+
+    def prune(self, now: datetime) -> None:
+        if self.session_expires is not None and now >= self.session_expires:
+            self.session, self.session_expires = None, None
+        if self.preferred_expires is not None and now >= self.preferred_expires:
+            self.preferred, self.preferred_expires, self.preferred_by = None, None, None
+
+    def set_preferred(self, pair: tuple[str, str], until: datetime, by: str) -> None:
+        self.preferred, self.preferred_expires, self.preferred_by = pair, until, by
+
+    def clear_preferred(self) -> None:
+        self.preferred, self.preferred_expires, self.preferred_by = None, None, None
+
+    def shown(self, now: datetime) -> tuple[str, str]:
+        self.prune(now)
+        sessions = [self.client] if self.session is None else [self.client, self.session]
+        if self.preferred is not None:
+            # A user-preferred presence beats every session; a manual Available or Busy
+            # shows as "In a call" while a session is Busy/InACall.
+            if self.preferred[0] in ("Available", "Busy") and IN_A_CALL in sessions:
+                return IN_A_CALL
+            return self.preferred
+        return max(sessions, key=lambda pair: RANK[pair[0]])
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one read returned, and the truth behind it (for the assertions)."""
+
+    shown: tuple[str, str]
+    requested: datetime
+    client: tuple[str, str]
+    preferred_by: str | None
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class ClientShows:
+    """The Teams client's own session changes (a call, presenting, idle...)."""
+
+    pair: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class DndByHand:
+    """The user sets DnD in Teams by hand (on), or resets the DnD they set (off)."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
+class PbxToggle:
+    """The user's next PBX call connects, or the one going on ends."""
+
+
+@dataclass(frozen=True)
+class FocusToggle:
+    """The user selects the dnd profile Focus, or Desk if Focus is selected."""
+
+
+@dataclass(frozen=True)
+class WriterStep:
+    pass
+
+
+@dataclass(frozen=True)
+class ReadNow:
+    pass
+
+
+Plain = (
+    TelephonyEvent
+    | PbxToggle
+    | FocusToggle
+    | MeetingEvent
+    | SelectProfile
+    | SetOwnMode
+    | Tick
+    | ClientShows
+    | DndByHand
+    | WriterStep
+    | ReadNow
+)
+
+
+@dataclass(frozen=True)
+class ReadLate:
+    """A read sent now and answered `lag` seconds later, with `meanwhile` in between."""
+
+    lag: float
+    meanwhile: tuple[Plain, ...]
+
+
+Action = Plain | ReadLate
+# Seconds to let pass first, the action, and whether the writer acts on it at once
+# (the hub wakes the writer after every change; a lagging writer comes later).
+Step = tuple[float, Action, bool]
+
+
+# ---------------------------------------------------------------- the simulation
+
+
+@dataclass
+class Sim:
+    context: GroupContext
+    state: UserState = field(default_factory=lambda: UserState(USER, (FOCUS, DESK, LUNCH)))
+    graph: SimulatedTeams = field(default_factory=SimulatedTeams)
+    now: datetime = T0
+    writes: list[str] = field(default_factory=list)
+    # Why each Teams call appointment / Teams DnD selection came about: the reading
+    # whose observation created it (None: something else did).
+    calls_created: list[Reading | None] = field(default_factory=list)
+    dnd_created: list[Reading | None] = field(default_factory=list)
+    pbx_calls: int = 0
+    pbx_call: str | None = None  # the call `PbxToggle` connected, while it lasts
+
+    def mode(self) -> TeamsSyncMode:
+        return self.context.mode(self.state)
+
+    def event(self, event: Event, reading: Reading | None = None) -> None:
+        before = self.state
+        self.state = rules.apply(before, event, self.context, self.now)
+        if teams_call(before) is None and teams_call(self.state) is not None:
+            self.calls_created.append(reading)
+        if before.teams.dnd_selected_at is None and self.state.teams.dnd_selected_at is not None:
+            self.dnd_created.append(reading)
+
+    def advance(self, seconds: float) -> None:
+        """Let time pass; the hub's timers fire at the deadlines and wake the writer."""
+        target = self.now + timedelta(seconds=seconds)
+        while (deadline := rules.next_deadline(self.state, self.now)) is not None:
+            if deadline > target:
+                break
+            self.now = deadline
+            self.event(Tick())
+            self.write()
+        self.now = target
+
+    def write(self) -> list[str]:
+        """One pass of `TeamsWriter._sync_user`; returns what it sent."""
+        now = self.now
+        presence = effective_presence(self.state, self.context.templates, now)
+        wanted = teams.intent(
+            self.state, presence, self.mode(), self.context.settings.reassert_dnd, now
+        )
+        have = self.state.teams
+        sent: list[str] = []
+        if wanted.session is not None:
+            written = have.session_written_at
+            due = written is None or now >= written + teams.SESSION_REFRESH
+            if have.session != wanted.session or due:
+                sent.append("refresh_session" if have.session == wanted.session else "set_session")
+                self.graph.prune(now)
+                self.graph.session = (teams.HUB_SESSION[0], wanted.session)
+                self.graph.session_expires = now + GRAPH_SESSION_LIFETIME
+                self.event(TeamsSessionWritten(wanted.session))
+        elif have.session is not None:
+            sent.append("clear_session")
+            self.graph.session, self.graph.session_expires = None, None
+            self.event(TeamsSessionWritten(None))
+        if wanted.preferred_dnd and have.preferred_dnd_until is None:
+            until = wanted.preferred_dnd_until
+            duration = None if until is None else until - now
+            expiry = now + (duration or teams.PREFERRED_DND_DEFAULT)
+            sent.append("set_preferred_dnd")
+            self.graph.set_preferred(DND, expiry, "hub")
+            self.event(TeamsPreferredWritten(expiry, default_expiry=duration is None))
+        elif not wanted.preferred_dnd and have.preferred_dnd_until is not None:
+            sent.append("clear_preferred")
+            self.graph.clear_preferred()
+            self.event(TeamsPreferredWritten(None))
+        self.writes.extend(sent)
+        return sent
+
+    def read(self) -> Reading | None:
+        """A read sent now; the poller reads only users whose mode syncs."""
+        if self.mode() is OFF:
+            return None
+        shown = self.graph.shown(self.now)
+        return Reading(shown, self.now, self.graph.client, self.graph.preferred_by)
+
+    def deliver(self, reading: Reading | None) -> None:
+        if reading is None:
+            return
+        if not teams.needs_observation(self.state.teams, *reading.shown, self.mode()):
+            return
+        observed = TeamsObserved(reading.shown[0], reading.shown[1], None, reading.requested)
+        self.event(observed, reading)
+
+    def perform(self, action: Action) -> None:
+        match action:
+            case ClientShows(pair):
+                self.graph.client = pair
+            case DndByHand(on):
+                self.graph.prune(self.now)
+                if on:
+                    self.graph.set_preferred(DND, self.now + timedelta(days=1), "user")
+                elif self.graph.preferred_by == "user":
+                    self.graph.clear_preferred()
+            case PbxToggle():
+                if self.pbx_call is None:
+                    self.pbx_calls += 1
+                    self.pbx_call = f"toggle-{self.pbx_calls}"
+                    self.event(TelephonyEvent(self.pbx_call, CallState.CONNECTED))
+                else:
+                    self.event(TelephonyEvent(self.pbx_call, CallState.ENDED))
+                    self.pbx_call = None
+            case FocusToggle():
+                focused = (
+                    self.state.selection is not None and self.state.selection.profile == "Focus"
+                )
+                self.event(SelectProfile("Desk" if focused else "Focus"))
+            case WriterStep():
+                self.write()
+            case ReadNow():
+                self.deliver(self.read())
+            case ReadLate(lag, meanwhile):
+                reading = self.read()
+                self.advance(lag / 2)
+                for inner in meanwhile:
+                    self.perform(inner)
+                    self.advance(0.01)
+                self.advance(lag / 2)
+                self.deliver(reading)
+            case _:
+                self.event(action)
+
+    def run(self, history: list[Step]) -> None:
+        for seconds, action, write_after in history:
+            self.advance(seconds)
+            self.perform(action)
+            if write_after:
+                self.write()
+
+    def settle(self) -> list[list[str]]:
+        """Events have stopped: alternate writer steps and fresh readings."""
+        rounds = []
+        for _ in range(SETTLE_ROUNDS):
+            self.advance(2.0)
+            rounds.append(self.write())
+            self.deliver(self.read())
+        return rounds
+
+
+def teams_call(state: UserState) -> Appointment | None:
+    return next((a for a in state.appointments if a.id == TEAMS_CALL_APPOINTMENT), None)
+
+
+# ---------------------------------------------------------------- strategies
+
+gaps = st.sampled_from([0.2, 0.7, 1.5, 4.0, 30.0, 170.0])
+pbx_events = st.builds(
+    TelephonyEvent,
+    st.sampled_from(["c1", "c2"]),
+    st.sampled_from([CallState.CONNECTED, CallState.ENDED]),
+)
+meeting_events = st.sampled_from(
+    [
+        MeetingEvent("m1", MeetingState.JOINED),
+        MeetingEvent("m1", MeetingState.LEFT),
+        MeetingEvent("m2", MeetingState.JOINED, screen_sharing=True, audio=False),
+        MeetingEvent("m2", MeetingState.LEFT),
+    ]
+)
+selections = st.sampled_from(
+    [SelectProfile("Focus"), SelectProfile("Desk"), SelectProfile("Lunch"), SelectProfile(None)]
+)
+own_modes = st.sampled_from([None, TP, TO, OFF]).map(SetOwnMode)
+
+
+def interleavings(
+    uc: st.SearchStrategy[Plain],
+    clients: Sequence[tuple[str, str]],
+    by_hand: bool,
+    focused: bool,
+) -> st.SearchStrategy[list[Step]]:
+    """Random interleavings of UC events, Teams client changes, writer steps and reads.
+
+    `focused`: a small alphabet, shorter histories and more reads in flight while the
+    hub writes, so that the races among a few kinds of event come up often.
+    """
+    client = st.sampled_from(clients).map(ClientShows)
+    race = uc.map(lambda event: (event, WriterStep()))
+    if focused:
+        few: list[st.SearchStrategy[Plain]] = [
+            uc,
+            client,
+            st.just(WriterStep()),
+            st.just(ReadNow()),
+        ]
+        if by_hand:
+            few.append(st.booleans().map(DndByHand))
+        meanwhile = st.one_of(race, race, st.just((WriterStep(),)), st.just(()))
+        late = st.builds(ReadLate, st.sampled_from([0.8, 3.0, 3.0]), meanwhile)
+        action: st.SearchStrategy[Action] = st.one_of(st.one_of(*few), late)
+        # The Teams client starts in any of its states.
+        start = st.tuples(st.just(0.0), client, st.just(False))
+        steps = st.lists(st.tuples(gaps, action, st.booleans()), min_size=3, max_size=10)
+        return st.tuples(start, steps).map(lambda both: [both[0], *both[1]])
+
+    options: list[st.SearchStrategy[Plain]] = [
+        uc,
+        uc,
+        client,
+        client,
+        st.just(Tick()),
+        st.just(WriterStep()),
+        st.just(ReadNow()),
+        st.just(ReadNow()),
+    ]
+    if by_hand:
+        options.append(st.booleans().map(DndByHand))
+    plain = st.one_of(*options)
+    # While a read is in flight: most interesting is a UC change the writer acts on.
+    meanwhile = st.one_of(
+        race, race, st.just((WriterStep(),)), st.lists(plain, max_size=2).map(tuple)
+    )
+    late = st.builds(ReadLate, st.sampled_from([0.3, 0.8, 1.6, 3.0]), meanwhile)
+    action = st.one_of(plain, plain, late)
+    return st.lists(st.tuples(gaps, action, st.booleans()), min_size=1, max_size=20)
+
+
+def with_modes(uc: st.SearchStrategy[Plain], mode_switches: bool) -> st.SearchStrategy[Plain]:
+    return st.one_of(uc, own_modes) if mode_switches else uc
+
+
+def histories(
+    clients: Sequence[tuple[str, str]] = CLIENT_STATES, mode_switches: bool = False
+) -> st.SearchStrategy[list[Step]]:
+    """Everything at once: PBX calls, UC meetings, profile choices, Teams, (modes)."""
+    uc: st.SearchStrategy[Plain] = st.one_of(pbx_events, pbx_events, meeting_events, selections)
+    return interleavings(with_modes(uc, mode_switches), clients, True, False)
+
+
+def call_histories(
+    clients: Sequence[tuple[str, str]] = (AVAILABLE, IN_A_CALL), mode_switches: bool = False
+) -> st.SearchStrategy[list[Step]]:
+    """Calls only: PBX calls one after the other against the Teams client's own calls."""
+    uc: st.SearchStrategy[Plain] = st.just(PbxToggle())
+    return interleavings(with_modes(uc, mode_switches), clients, False, True)
+
+
+def dnd_histories(mode_switches: bool = False) -> st.SearchStrategy[list[Step]]:
+    """DnD only: UC profile choices against Presenting and a DnD set by hand in Teams."""
+    uc: st.SearchStrategy[Plain] = st.just(FocusToggle())
+    return interleavings(with_modes(uc, mode_switches), (AVAILABLE, PRESENTING), True, True)
+
+
+ALL_MODES = st.sampled_from([TP, TO, OFF])
+SYNCING = st.sampled_from([TP, TO])
+
+
+@dataclass(frozen=True)
+class Alphabet:
+    histories: st.SearchStrategy[list[Step]]
+    modes: st.SearchStrategy[TeamsSyncMode] = ALL_MODES
+
+
+ALPHABETS: dict[str, Alphabet] = {
+    "everything": Alphabet(histories()),
+    "everything, mode changes": Alphabet(histories(mode_switches=True)),
+    # The focused ones leave out mode off, where nothing happens.
+    "calls": Alphabet(call_histories(), SYNCING),
+    "calls, mode changes": Alphabet(call_histories(mode_switches=True), SYNCING),
+    "dnd": Alphabet(dnd_histories(), SYNCING),
+    "dnd, mode changes": Alphabet(dnd_histories(mode_switches=True), SYNCING),
+    # The Teams client is never in a call.
+    "no Teams call": Alphabet(histories(clients=[AVAILABLE, PRESENTING, AWAY], mode_switches=True)),
+    "PBX calls only": Alphabet(call_histories(clients=(AVAILABLE, AWAY), mode_switches=True)),
+}
+
+
+def simulate(alphabet: str, data: st.DataObject, mode: TeamsSyncMode | None = None) -> Sim:
+    """A random history of `alphabet` played in a group of a random (or the given) mode."""
+    chosen = ALPHABETS[alphabet]
+    if mode is None:
+        mode = data.draw(chosen.modes, label="mode")
+    sim = Sim(group(mode))
+    sim.run(data.draw(chosen.histories, label="history"))
+    return sim
+
+
+PROPERTY = settings(max_examples=100, deadline=None)
+
+
+# ---------------------------------------------------------------- a. no echo loops
+
+
+def assert_bounded_writes(rounds: list[list[str]]) -> None:
+    late = [w for r in rounds[SETTLED_AFTER:] for w in r if w != "refresh_session"]
+    assert late == [], f"still writing after {SETTLED_AFTER} rounds: {rounds}"
+
+
+@pytest.mark.parametrize("alphabet", ["everything, mode changes", "calls, mode changes"])
+@PROPERTY
+@given(data=st.data())
+def test_a_teams_call_appointment_comes_only_from_a_call_of_the_teams_client(
+    alphabet: str, data: st.DataObject
+) -> None:
+    sim = simulate(alphabet, data)
+    rounds = sim.settle()
+
+    for reading in sim.calls_created:
+        assert reading is not None, "a Teams call appointment appeared without a reading"
+        assert reading.client == IN_A_CALL, f"echo: {reading} created a Teams call"
+    assert_bounded_writes(rounds)
+
+
+@pytest.mark.parametrize("alphabet", ["no Teams call", "PBX calls only"])
+@PROPERTY
+@given(data=st.data())
+def test_without_a_teams_call_no_teams_appointment_ever_appears(
+    alphabet: str, data: st.DataObject
+) -> None:
+    sim = simulate(alphabet, data)
+    rounds = sim.settle()
+
+    assert sim.calls_created == []
+    assert not any(a.origin is AppointmentOrigin.TEAMS for a in sim.state.appointments)
+    assert_bounded_writes(rounds)
+
+
+@pytest.mark.parametrize("alphabet", ["everything, mode changes", "dnd", "dnd, mode changes"])
+@PROPERTY
+@given(data=st.data())
+def test_a_teams_dnd_selection_comes_only_from_a_dnd_of_the_user(
+    alphabet: str, data: st.DataObject
+) -> None:
+    sim = simulate(alphabet, data, TP)
+    rounds = sim.settle()
+
+    for reading in sim.dnd_created:
+        assert reading is not None, "a Teams DnD selection appeared without a reading"
+        assert reading.shown[0] == "DoNotDisturb"
+        by_user = reading.client == PRESENTING or reading.preferred_by == "user"
+        assert by_user, f"echo: {reading} (the hub's own DnD) selected a DnD profile"
+    assert_bounded_writes(rounds)
+
+
+# ---------------------------------------------------------------- b. 12-hour hard end
+
+
+@pytest.mark.parametrize(
+    "alphabet", ["everything, mode changes", "calls, mode changes", "dnd, mode changes"]
+)
+@PROPERTY
+@given(data=st.data())
+def test_nothing_the_sync_creates_outlives_12_hours(alphabet: str, data: st.DataObject) -> None:
+    sim = simulate(alphabet, data)
+    sim.now += SYNC_HARD_END + timedelta(minutes=1)
+    sim.event(Tick())
+
+    assert not any(a.origin is AppointmentOrigin.TEAMS for a in sim.state.appointments)
+    assert sim.state.teams.dnd_selected_at is None
+    presence = effective_presence(sim.state, sim.context.templates, sim.now)
+    assert presence.telephony_source is not TelephonySource.TEAMS
+
+
+# ---------------------------------------------------------------- c. where both sides settle
+
+
+def assert_settled_where_the_tables_say(sim: Sim) -> None:
+    state, graph, now, mode = sim.state, sim.graph, sim.now, sim.mode()
+    presence = effective_presence(state, sim.context.templates, now)
+    shown = graph.shown(now)
+    uc_call = presence.telephony is Telephony.ON_THE_PHONE and presence.telephony_source in (
+        TelephonySource.PBX,
+        TelephonySource.MEETING,
+    )
+    client_in_call = graph.client == IN_A_CALL
+    appointment = teams_call(state) is not None
+    sync = state.teams
+    where = f"Teams shows {shown}, simulated {graph}, UC {presence.status} {sync}"
+
+    # UC -> Teams: the hub's session exactly while the UC side has a call (§4).
+    hub_session = graph.session is not None
+    assert hub_session is (mode is not OFF and uc_call), f"hub session wrong: {where}"
+    if mode is OFF:
+        assert graph.preferred_by != "hub", f"mode off left the hub's DnD: {where}"
+        assert not appointment, f"mode off kept a Teams call appointment: {where}"
+        assert sync.dnd_selected_at is None, f"mode off kept a Teams DnD: {where}"
+        return
+    assert (sync.availability, sync.activity) == shown, f"last reading is stale: {where}"
+    # Without a preferred presence and with the client not presenting (either outranks a
+    # call in Graph's aggregation), Teams shows the call of whoever is in one.
+    plain_sessions = graph.preferred is None and graph.client != PRESENTING
+    if plain_sessions:
+        in_call = uc_call or client_in_call
+        assert (shown == IN_A_CALL) is in_call, f"Teams call status wrong: {where}"
+
+    # Teams -> UC: the client's call shows as the Teams appointment unless the hub's own
+    # session is in Teams too (then the two cannot be told apart, §4 rule 2).
+    expected = shown[1] in teams.CALL_ACTIVITIES and not uc_call
+    assert appointment is expected, f"Teams call appointment {appointment}: {where}"
+    if plain_sessions:
+        assert appointment is (client_in_call and not uc_call), where
+    if appointment:
+        assert (presence.telephony, presence.telephony_source) == (
+            Telephony.ON_THE_PHONE,
+            TelephonySource.TEAMS,
+        ), where
+    elif not uc_call:
+        assert presence.telephony_source is not TelephonySource.TEAMS, where
+
+    # DnD, both ways, only in mode telephony_and_presence (§3 rule 4, §4).
+    if mode is TO:
+        assert sync.dnd_selected_at is None, f"telephony only selected a DnD: {where}"
+        assert graph.preferred_by != "hub", f"telephony only kept the hub's DnD: {where}"
+        return
+    if shown[0] == "DoNotDisturb" and sync.preferred_dnd_until is None:
+        assert sync.dnd_selected_at is not None, f"a Teams DnD did not reach UC: {where}"
+    if shown[0] != "DoNotDisturb":
+        assert sync.dnd_selected_at is None, f"UC kept a DnD that Teams left: {where}"
+    both = sync.dnd_selected_at is not None and sync.preferred_dnd_until is not None
+    assert not both, f"a DnD from Teams was sent back to Teams: {where}"
+    if presence.status is Status.DND and sync.dnd_selected_at is None:
+        # Unless the user set another status by hand in Teams (then it is held).
+        reached = shown[0] == "DoNotDisturb" or sync.held_by_user
+        assert reached, f"a UC DnD did not reach Teams: {where}"
+    if graph.preferred_by == "hub":
+        ours = presence.status is Status.DND and sync.dnd_selected_at is None
+        assert ours, f"the hub's DnD outlived the UC DnD: {where}"
+
+
+@pytest.mark.parametrize(
+    "alphabet",
+    [
+        "everything",
+        "calls",
+        "dnd",
+        "everything, mode changes",
+        "calls, mode changes",
+        "dnd, mode changes",
+    ],
+)
+@PROPERTY
+@given(data=st.data())
+def test_both_sides_settle_where_the_tables_say(alphabet: str, data: st.DataObject) -> None:
+    sim = simulate(alphabet, data)
+    rounds = sim.settle()
+
+    assert_bounded_writes(rounds)
+    assert_settled_where_the_tables_say(sim)
