@@ -28,7 +28,9 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
     process.stop()
 
 
-def notify_server(data_dir: Path, emulator: EmulatorProcess) -> ServerProcess:
+def notify_server(
+    data_dir: Path, emulator: EmulatorProcess, slow_poll: float = 3600
+) -> ServerProcess:
     port = free_port()
     server = sync_server(
         data_dir,
@@ -37,7 +39,7 @@ def notify_server(data_dir: Path, emulator: EmulatorProcess) -> ServerProcess:
         PRESENCEBRIDGE_PUBLIC_URL=f"http://127.0.0.1:{port}",
         PRESENCEBRIDGE_SECRET_KEY=SECRET_KEY,
         # Only notifications may tell the hub, once the first full round has passed.
-        PRESENCEBRIDGE_NOTIFY_POLL_INTERVAL="3600",
+        PRESENCEBRIDGE_NOTIFY_POLL_INTERVAL=str(slow_poll),
     )
     server.port = port
     return server
@@ -188,5 +190,34 @@ def test_poll_mode_refuses_every_notification(tmp_path: Path, emulator: Emulator
         response = httpx.post(server.url + "/graph/notifications", content=json.dumps(body))
         assert response.status_code == 403
         assert notifications(server, "unknown_subscription") == 1
+    finally:
+        server.stop()
+
+
+def test_reauthorization_is_answered_and_a_silently_lost_subscription_is_caught(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    server = notify_server(tmp_path / "server", emulator, slow_poll=2)
+    server.start()
+    try:
+        with server.client() as api:
+            g = group(api)
+            anna = Colleague(api, emulator, "anna", g)
+            sign_in_service_account(api, emulator)
+            [subscription] = subscribed(api, 1)
+            with emulator.control() as control:
+                path = f"/_emulator/subscriptions/{subscription['id']}"
+                event = {"event": "reauthorizationRequired"}
+                assert control.post(path + "/lifecycle", json=event).is_success
+                eventually(
+                    lambda: control.get("/_emulator/subscriptions").json(),
+                    lambda subs: subs["value"][0]["reauthorizationRequired"] is False,
+                    timeout=5,
+                )
+                assert emulator.stats()["subscriptions"]["renewed"] >= 1
+                # Graph stops delivering without a word: the slow poll underneath notices.
+                assert control.post(path + "/drop").is_success
+            emulator.client_presence(anna.teams_id, "Busy", "InACall")
+            eventually(anna.presence, on_teams_phone, timeout=6)
     finally:
         server.stop()
