@@ -36,10 +36,16 @@ $(STAMP): pyproject.toml
 
 # Debian packages the tests need; installed only when missing and only as root.
 sysdeps:
-	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v pulseaudio >/dev/null 2>&1 || missing="$$missing pulseaudio"; \
+	command -v parecord >/dev/null 2>&1 || missing="$$missing pulseaudio-utils"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-	else echo "PostgreSQL server binaries missing: install Debian's 'postgresql' package" >&2; exit 1; fi
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "missing Debian packages:$$missing (install them, or run make as root)" >&2; exit 1; fi
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
