@@ -17,6 +17,7 @@ from presencebridge.adapters.graph.notifications import NotificationKeys, Valida
 from presencebridge.adapters.graph.subscriptions import ServiceAccounts, SubscriptionManager
 from presencebridge.api.webhook import NotifyContext
 from presencebridge.config import Settings
+from presencebridge.service.agents import ClientSideTeams
 from presencebridge.service.hub import Hub
 from presencebridge.service.teams_sync import TeamsPoller, TeamsWriter
 
@@ -39,6 +40,15 @@ class RunningTeamsSync:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.client.aclose()
+
+
+def client_side_teams(settings: Settings) -> ClientSideTeams | None:
+    """An app registration without a secret: the agents sync their users (SPEC §5)."""
+    if settings.client_secret is None and settings.tenant_id and settings.client_id:
+        return ClientSideTeams(
+            settings.authority, settings.tenant_id, settings.client_id, settings.graph_url
+        )
+    return None
 
 
 def start_teams_sync(settings: Settings, hub: Hub) -> RunningTeamsSync | None:

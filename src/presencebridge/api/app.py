@@ -7,28 +7,28 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from presencebridge import __version__, metrics
 from presencebridge.adapters.store import Store, create_engine, migrate
 from presencebridge.api import views
+from presencebridge.api.agent import router as agent_router
 from presencebridge.api.auth import websocket_principal
 from presencebridge.api.routes import router
 from presencebridge.api.webhook import router as webhook_router
 from presencebridge.config import Settings
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.texts import pick_language
+from presencebridge.service.agents import AgentRelay
 from presencebridge.service.hub import Hub
-from presencebridge.teams_setup import start_teams_sync
+from presencebridge.teams_setup import client_side_teams, start_teams_sync
 
 log = logging.getLogger(__name__)
-STATIC = Path(__file__).parent / "static"
 
 REJECTION_STATUS = {
     Reason.NOT_FOUND: 404,
@@ -123,6 +123,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         sync = start_teams_sync(settings, hub)
         app.state.teams_sync = sync
         app.state.notify = None if sync is None else sync.notify
+        app.state.agents = AgentRelay(hub, client_side_teams(settings))
         try:
             yield
         finally:
@@ -140,6 +141,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.state.admin_token = settings.admin_token.get_secret_value()
     app.include_router(router)
     app.include_router(webhook_router)
+    app.include_router(agent_router)
     app.state.notify = None
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
@@ -175,9 +177,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/", include_in_schema=False)
-    async def board() -> FileResponse:
-        return FileResponse(STATIC / "board.html", media_type="text/html")
+    mount_console(app, settings)
 
     @app.get("/robots.txt", include_in_schema=False)
     async def robots() -> PlainTextResponse:

@@ -8,6 +8,7 @@ from typing import Any
 from presencebridge.adapters.store import GroupRecord, HistoryEntry
 from presencebridge.api.schemas import iso
 from presencebridge.core.effective import EffectivePresence
+from presencebridge.core.micsync import group_problem
 from presencebridge.core.model import Appointment, Profile, ProfileTemplate, UserState
 from presencebridge.core.settings import effective_mode
 from presencebridge.core.texts import render
@@ -39,6 +40,13 @@ def presence(
         "telephony": p.telephony.value,
         "telephony_source": None if p.telephony_source is None else p.telephony_source.value,
         "appointments": [appointment(a, language) for a in p.appointments],
+        "microphone": None
+        if p.microphone is None
+        else {
+            "process": p.microphone.process,
+            "service": p.microphone.service,
+            "since": iso(p.microphone.since),
+        },
         "teams": {
             "availability": p.teams.availability,
             "activity": p.teams.activity,
@@ -76,7 +84,14 @@ def group(g: GroupRecord, language: str) -> dict[str, Any]:
         "name": g.name,
         "settings": g.settings.public(),
         "templates": [template(t, language) for t in g.templates],
+        "microphone_sync": microphone_sync(g),
     }
+
+
+def microphone_sync(g: GroupRecord) -> dict[str, Any]:
+    """Whether Microphone Sync works for the group, and if not why (SPEC §6)."""
+    reason = group_problem(g.settings, g.templates)
+    return {"active": reason is None, "reason": reason}
 
 
 def user(

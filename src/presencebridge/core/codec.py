@@ -12,6 +12,7 @@ from presencebridge.core.model import (
     Call,
     CallState,
     Meeting,
+    MicrophoneUse,
     Profile,
     ProfileSource,
     Selection,
@@ -70,7 +71,14 @@ def encode(state: UserState) -> dict[str, Any]:
         ],
         "own_mode": None if state.own_mode is None else state.own_mode.value,
         "teams": _encode_teams(state.teams),
+        "microphone": None
+        if state.microphone is None
+        else [state.microphone.process, state.microphone.service, _time(state.microphone.since)],
     }
+
+
+def _microphone(value: list[str] | None) -> MicrophoneUse | None:
+    return None if value is None else MicrophoneUse(value[0], value[1], _req(value[2]))
 
 
 def _encode_teams(t: TeamsState) -> dict[str, Any]:
@@ -150,4 +158,5 @@ def decode(user: User, data: dict[str, Any]) -> UserState:
         teams=_decode_teams(teams)
         if version == STATE_VERSION
         else TeamsState(teams[0], teams[1], held_by_user=bool(teams[2])),
+        microphone=_microphone(data.get("microphone")),
     )

@@ -14,6 +14,7 @@ from enum import IntEnum, StrEnum
 from presencebridge.core.model import (
     BUILTIN_APPOINTMENT_PROFILE,
     Appointment,
+    MicrophoneUse,
     Profile,
     ProfileSource,
     ProfileTemplate,
@@ -57,7 +58,8 @@ class CandidateKind(IntEnum):
     BASELINE = 0
     SELECTION = 1
     APPOINTMENT = 2
-    TELEPHONY = 3
+    MICROPHONE = 3
+    TELEPHONY = 4
 
 
 BUILTIN_PROFILES: tuple[Profile, ...] = (
@@ -119,6 +121,7 @@ class EffectivePresence:
     teams: TeamsView
     source: CandidateKind
     until: datetime | None = None  # when the winning appointment ends, if one wins
+    microphone: MicrophoneUse | None = None
 
 
 def my_profiles(state: UserState, templates: tuple[ProfileTemplate, ...]) -> tuple[Profile, ...]:
@@ -133,6 +136,14 @@ def my_profiles(state: UserState, templates: tuple[ProfileTemplate, ...]) -> tup
             seen.add(extra.name)
             result.append(extra)
     return tuple(result)
+
+
+MICSYNC_TEMPLATE = "MicSync"
+
+
+def micsync_template(templates: tuple[ProfileTemplate, ...]) -> ProfileTemplate | None:
+    """The group's active central template `MicSync`, without which Microphone Sync is off."""
+    return next((t for t in templates if t.name == MICSYNC_TEMPLATE and t.active), None)
 
 
 def find_profile(profiles: tuple[Profile, ...], name: str) -> Profile | None:
@@ -206,6 +217,16 @@ def candidates(
                 until=appointment.effective_end(),
             )
         )
+    mic = state.microphone
+    template = micsync_template(templates)
+    if mic is not None and template is not None:
+        # Microphone Sync shows the central template MicSync with the service's name (SPEC §6).
+        found.append(
+            replace(
+                _from_profile(template.as_profile(), mic.since, CandidateKind.MICROPHONE, ""),
+                text=mic.service,
+            )
+        )
     telephony, source, since = user_telephony(state, now)
     if telephony is Telephony.ON_THE_PHONE and source is not None and since is not None:
         candidate = Candidate(
@@ -249,4 +270,5 @@ def effective_presence(
         teams=state.teams.view(),
         source=winner.kind,
         until=winner.until,
+        microphone=state.microphone,
     )

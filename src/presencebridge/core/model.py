@@ -168,6 +168,15 @@ class Selection:
 
 
 @dataclass(frozen=True, slots=True)
+class MicrophoneUse:
+    """A whitelisted program holding the user's microphone, as the agent reported it."""
+
+    process: str  # normalised process name, e.g. "zoom"
+    service: str  # the friendly name shown as presence text, e.g. "Zoom Meeting"
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TeamsView:
     """What readers of the presence resource see of the user's Teams side."""
 
@@ -237,6 +246,7 @@ class UserState:
     meetings: tuple[Meeting, ...] = ()
     own_mode: TeamsSyncMode | None = None  # the user's own teams_sync_mode choice
     teams: TeamsState = field(default_factory=TeamsState)
+    microphone: MicrophoneUse | None = None
 
     def with_(self, **changes: Any) -> UserState:
         return replace(self, **changes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from presencebridge.core import teams
+from presencebridge.core import micsync, teams
 from presencebridge.core.effective import effective_presence, find_profile, my_profiles
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import (
@@ -21,6 +21,7 @@ from presencebridge.core.model import (
     CallState,
     Meeting,
     MeetingState,
+    MicrophoneUse,
     Profile,
     ProfileTemplate,
     Selection,
@@ -108,6 +109,18 @@ class Tick:
 
 
 @dataclass(frozen=True, slots=True)
+class MicrophoneReport:
+    """The agent saw these whitelisted programs holding the microphone (after debounce)."""
+
+    processes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStarted:
+    """The user's agent (re)connected: what the sync created is reconciled (SPEC §3 rule 5)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TeamsObserved:
     """Graph showed this presence for the user, read at `requested_at`."""
 
@@ -146,6 +159,8 @@ Event = (
     | TeamsObserved
     | TeamsSessionWritten
     | TeamsPreferredWritten
+    | MicrophoneReport
+    | AgentStarted
 )
 
 
@@ -181,6 +196,8 @@ def apply(state: UserState, event: Event, context: GroupContext, now: datetime) 
     changed = _apply(aged, event, context, now)
     mode = context.mode(changed)
     changed = teams.enforce_mode(changed, mode, now)
+    if changed.microphone is not None and not context.settings.microphone_sync_enable:
+        changed = changed.with_(microphone=None)
     # A lapsed or overridden hub DnD is left alone only while that UC DnD lasts.
     sync = changed.teams
     if (sync.dnd_lapsed or sync.dnd_overridden) and (
@@ -218,6 +235,14 @@ def _apply(state: UserState, event: Event, context: GroupContext, now: datetime)
             return state.with_(own_mode=mode)
         case Tick():
             return state
+        case MicrophoneReport(processes):
+            return _microphone(state, processes, context, now)
+        case AgentStarted():
+            # Whatever the sync created may be stale after the agent was away: remove it;
+            # the next reading (judged afresh) and report re-create what still holds.
+            kept = tuple(a for a in state.appointments if a.origin is AppointmentOrigin.MANUAL)
+            sync = replace(state.teams, observed_mode=None, call_outlived=False)
+            return state.with_(appointments=kept, microphone=None, teams=sync)
         case TeamsObserved(availability, activity, sequence, requested_at):
             return teams.observe(
                 state,
@@ -248,6 +273,23 @@ def _apply(state: UserState, event: Event, context: GroupContext, now: datetime)
                 )
             )
     raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
+
+
+def _microphone(
+    state: UserState, processes: tuple[str, ...], context: GroupContext, now: datetime
+) -> UserState:
+    settings = context.settings
+    if not settings.microphone_sync_enable:
+        return state.with_(microphone=None)
+    chosen = micsync.choose(
+        processes, micsync.effective_whitelist(settings.microphone_sync_whitelist)
+    )
+    current = state.microphone
+    if chosen is None:
+        return state.with_(microphone=None)
+    if current is not None and current.process == chosen:
+        return state
+    return state.with_(microphone=MicrophoneUse(chosen, micsync.friendly_name(chosen), now))
 
 
 def _meeting(state: UserState, event: MeetingEvent, now: datetime) -> UserState:

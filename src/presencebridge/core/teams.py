@@ -349,3 +349,40 @@ def needs_observation(
         if released is not None:
             writes.append(released + ECHO_GRACE)
     return any(w is not None and observed <= w for w in writes)
+
+
+@dataclass(frozen=True, slots=True)
+class WritePlan:
+    """The Graph writes that bring what the hub asserted to what it wants, in order."""
+
+    set_session: str | None = None  # activity to (re)send
+    clear_session: bool = False
+    set_preferred_dnd: bool = False
+    preferred_duration: timedelta | None = None  # None: Graph's default expiry
+    clear_preferred: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.set_session or self.clear_session or self.set_preferred_dnd or self.clear_preferred
+        )
+
+
+def plan_writes(state: UserState, want: Intent, now: datetime, refresh: bool = False) -> WritePlan:
+    """What to send: only the difference, and the session again when its refresh is due."""
+    have = state.teams
+    set_session: str | None = None
+    clear_session = False
+    if want.session is not None:
+        written = have.session_written_at
+        due = written is None or now >= written + SESSION_REFRESH
+        if have.session != want.session or due or refresh:
+            set_session = want.session
+    elif have.session is not None:
+        clear_session = True
+    set_preferred = want.preferred_dnd and have.preferred_dnd_until is None
+    duration = None
+    if set_preferred and want.preferred_dnd_until is not None:
+        duration = want.preferred_dnd_until - now
+    # Only what the hub set: a preferred presence the user replaced is no longer ours.
+    clear_preferred = not want.preferred_dnd and have.preferred_dnd_until is not None
+    return WritePlan(set_session, clear_session, set_preferred, duration, clear_preferred)

@@ -77,6 +77,7 @@ class Hub:
         self._teams_last_sync: dict[str, datetime] = {}
         self._warned_no_dnd_profile: set[str] = set()
         self.teams_writer: TeamsWriter | None = None
+        self._change_listeners: list[Callable[[str], None]] = []
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -246,9 +247,15 @@ class Hub:
         self._after_change(old.state, new_state)
         return UserView(new_state, presence)
 
+    def add_change_listener(self, listener: Callable[[str], None]) -> None:
+        """Called with the user id after each handled event (the agent relay)."""
+        self._change_listeners.append(listener)
+
     def _after_change(self, old: UserState, new: UserState) -> None:
         if self.teams_writer is not None and new.user.teams_user_id is not None:
             self.teams_writer.notify(new.user.id)
+        for listener in self._change_listeners:
+            listener(new.user.id)
         if new.teams.held_by_user and not old.teams.held_by_user:
             metrics.TEAMS_HELD_BY_USER.inc()
             log.info(

@@ -124,31 +124,41 @@ class TeamsWriter:
         teams_id = state.user.teams_user_id
         if teams_id is None:
             return
-        group = self.hub.group(state.user.group)
-        mode = rules.GroupContext(group.templates, group.settings).mode(state)
+        settings = self.hub.group(state.user.group).settings
         now = self.hub.clock.now()
-        want = teams.intent(state, view.presence, mode, group.settings.reassert_dnd, now)
-        have = state.teams
-        if want.session is not None:
-            written = have.session_written_at
-            due = written is None or now >= written + teams.SESSION_REFRESH
-            if have.session != want.session or due or user_id in self._refresh:
-                self._refresh.discard(user_id)
-                await self.api.set_session(teams_id, teams.HUB_SESSION[0], want.session)
-                await self.hub.handle(user_id, rules.TeamsSessionWritten(want.session), "teams")
-        elif have.session is not None:
-            await self.api.clear_session(teams_id)
-            await self.hub.handle(user_id, rules.TeamsSessionWritten(None), "teams")
-        if want.preferred_dnd and have.preferred_dnd_until is None:
-            duration = None if want.preferred_dnd_until is None else want.preferred_dnd_until - now
-            await self.api.set_preferred_dnd(teams_id, duration)
-            until = now + (duration or teams.PREFERRED_DND_DEFAULT)
-            acknowledged = rules.TeamsPreferredWritten(until, default_expiry=duration is None)
-            await self.hub.handle(user_id, acknowledged, "teams")
-        elif not want.preferred_dnd and have.preferred_dnd_until is not None:
-            # Only what the hub set: a preferred presence the user replaced is no longer ours.
-            await self.api.clear_preferred(teams_id)
-            await self.hub.handle(user_id, rules.TeamsPreferredWritten(None), "teams")
+        want = teams.intent(
+            state, view.presence, self.hub.mode_of(user_id), settings.reassert_dnd, now
+        )
+        plan = teams.plan_writes(state, want, now, refresh=user_id in self._refresh)
+        self._refresh.discard(user_id)
+        await execute_plan(self.hub, self.api, user_id, teams_id, plan, now)
+
+
+async def execute_plan(
+    hub: Hub,
+    api: TeamsPresenceApi,
+    user_id: str,
+    teams_id: str,
+    plan: teams.WritePlan,
+    now: datetime,
+) -> None:
+    """Send the planned writes; each acknowledged one becomes part of the user's state."""
+    if plan.set_session is not None:
+        await api.set_session(teams_id, teams.HUB_SESSION[0], plan.set_session)
+        await hub.handle(user_id, rules.TeamsSessionWritten(plan.set_session), "teams")
+    elif plan.clear_session:
+        await api.clear_session(teams_id)
+        await hub.handle(user_id, rules.TeamsSessionWritten(None), "teams")
+    if plan.set_preferred_dnd:
+        await api.set_preferred_dnd(teams_id, plan.preferred_duration)
+        until = now + (plan.preferred_duration or teams.PREFERRED_DND_DEFAULT)
+        acknowledged = rules.TeamsPreferredWritten(
+            until, default_expiry=plan.preferred_duration is None
+        )
+        await hub.handle(user_id, acknowledged, "teams")
+    elif plan.clear_preferred:
+        await api.clear_preferred(teams_id)
+        await hub.handle(user_id, rules.TeamsPreferredWritten(None), "teams")
 
 
 class TeamsPoller:

@@ -1,0 +1,207 @@
+"""Connected desktop agents: their settings, their reports, and client-side Teams.
+
+One agent connection per user (the newest wins). After each hub change for a
+connected user the relay sends what changed: the settings the agent needs, the
+user's presence, and, in client-side Teams mode, the Teams writes the rules ask
+for (the agent makes them with the user's own sign-in and acknowledges them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from presencebridge.core import micsync, rules, teams
+from presencebridge.core.model import TeamsSyncMode
+
+if TYPE_CHECKING:
+    from presencebridge.service.hub import Hub
+
+log = logging.getLogger(__name__)
+
+# An intent not acknowledged within this long is sent again.
+INTENT_RESEND_SECONDS = 10.0
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ClientSideTeams:
+    """Where agents sign their users in when the server has no app permission."""
+
+    authority: str
+    tenant_id: str
+    client_id: str
+    graph_url: str
+
+
+@dataclass
+class AgentConnection:
+    user_id: str
+    send: Send
+    last_settings: dict[str, Any] | None = None
+    last_intent: dict[str, Any] | None = None
+    intent_sent_at: float = 0.0
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+
+
+class AgentRelay:
+    def __init__(self, hub: Hub, client_side: ClientSideTeams | None) -> None:
+        self.hub = hub
+        self.client_side = client_side
+        self.connections: dict[str, AgentConnection] = {}
+        hub.add_change_listener(self.notify)
+
+    # -- connections ---------------------------------------------------------------------
+
+    def connect(self, user_id: str, send: Send) -> AgentConnection:
+        connection = AgentConnection(user_id, send)
+        self.connections[user_id] = connection  # the newest agent of a user wins
+        self.notify(user_id)
+        return connection
+
+    def disconnect(self, connection: AgentConnection) -> None:
+        if self.connections.get(connection.user_id) is connection:
+            del self.connections[connection.user_id]
+
+    def notify(self, user_id: str) -> None:
+        connection = self.connections.get(user_id)
+        if connection is None:
+            return
+        for message in self._messages(connection):
+            connection.queue.put_nowait(message)
+
+    # -- what the agent needs to know -------------------------------------------------------
+
+    def settings_message(self, user_id: str) -> dict[str, Any]:
+        state = self.hub.user(user_id).state
+        group = self.hub.group(state.user.group)
+        settings = group.settings
+        reason = micsync.group_problem(settings, group.templates)
+        mode = self.hub.mode_of(user_id)
+        client = self.client_side
+        return {
+            "type": "settings",
+            "user": user_id,
+            "microphone": {
+                "enabled": bool(settings.microphone_sync_enable),
+                "whitelist": sorted(
+                    micsync.effective_whitelist(settings.microphone_sync_whitelist)
+                ),
+                "active": reason is None,
+                "reason": reason,
+            },
+            "teams": {
+                "client_side": client is not None and mode is not TeamsSyncMode.OFF,
+                "mode": mode.value,
+                "remember_credentials": settings.remember_credentials,
+                "authority": None if client is None else client.authority,
+                "tenant_id": None if client is None else client.tenant_id,
+                "client_id": None if client is None else client.client_id,
+                "graph_url": None if client is None else client.graph_url,
+            },
+        }
+
+    def _messages(self, connection: AgentConnection) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        settings = self.settings_message(connection.user_id)
+        if settings != connection.last_settings:
+            connection.last_settings = settings
+            messages.append(settings)
+        intent = self._intent(connection.user_id)
+        now = time.monotonic()
+        if intent is None:
+            connection.last_intent = None
+        elif (
+            intent != connection.last_intent
+            or now - connection.intent_sent_at > INTENT_RESEND_SECONDS
+        ):
+            connection.last_intent = intent
+            connection.intent_sent_at = now
+            messages.append(intent)
+        return messages
+
+    def _intent(self, user_id: str) -> dict[str, Any] | None:
+        """In client-side mode: the Teams writes the rules ask for, as one desired state."""
+        if self.client_side is None:
+            return None
+        view = self.hub.user(user_id)
+        if view.state.user.teams_user_id is None:
+            return None
+        settings = self.hub.group(view.state.user.group).settings
+        now = self.hub.clock.now()
+        want = teams.intent(
+            view.state, view.presence, self.hub.mode_of(user_id), settings.reassert_dnd, now
+        )
+        plan = teams.plan_writes(view.state, want, now)
+        if not plan:
+            return None
+        minutes = None
+        if plan.preferred_duration is not None:
+            minutes = max(5, int(plan.preferred_duration.total_seconds() // 60))
+        return {
+            "type": "teams_intent",
+            "session": want.session,
+            "preferred_dnd": want.preferred_dnd,
+            "preferred_dnd_minutes": minutes,
+            "refresh": plan.set_session is not None,
+        }
+
+    # -- what the agent tells us --------------------------------------------------------------
+
+    async def receive(self, connection: AgentConnection, message: dict[str, Any]) -> None:
+        """Apply one agent message; raises ValueError for a message that makes no sense."""
+        user_id = connection.user_id
+        kind = message.get("type")
+        if kind == "hello":
+            await self.hub.handle(user_id, rules.AgentStarted(), "agent")
+            connection.last_settings = None  # the agent starts afresh: tell it everything
+            connection.last_intent = None
+            self.notify(user_id)
+        elif kind == "microphone":
+            processes = message.get("processes")
+            if not isinstance(processes, list) or not all(isinstance(p, str) for p in processes):
+                raise ValueError("microphone.processes must be a list of process names")
+            event = rules.MicrophoneReport(tuple(p[:128] for p in processes[:50]))
+            await self.hub.handle(user_id, event, "microphone")
+        elif kind == "teams_reading" and self.client_side is not None:
+            reading = rules.TeamsObserved(
+                str(message["availability"]),
+                str(message["activity"]),
+                None if message.get("sequence") is None else str(message["sequence"]),
+                _time(message.get("requested_at")) or self.hub.clock.now(),
+            )
+            self.hub.note_teams_sync(user_id, self.hub.clock.now())
+            state = self.hub.user(user_id).state
+            mode = self.hub.mode_of(user_id)
+            if teams.needs_observation(state.teams, reading.availability, reading.activity, mode):
+                await self.hub.handle(user_id, reading, "teams")
+        elif kind == "teams_written" and self.client_side is not None:
+            connection.last_intent = None  # what was acknowledged decides the next intent
+            if "session" in message:
+                session = message["session"]
+                await self.hub.handle(
+                    user_id,
+                    rules.TeamsSessionWritten(None if session is None else str(session)),
+                    "teams",
+                )
+            if "preferred_dnd_until" in message:
+                until = _time(message["preferred_dnd_until"])
+                written = rules.TeamsPreferredWritten(until, bool(message.get("default_expiry")))
+                await self.hub.handle(user_id, written, "teams")
+        else:
+            raise ValueError(f"unknown message type {kind!r}")
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        raise ValueError("times must carry a time zone")
+    return moment
