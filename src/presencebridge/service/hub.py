@@ -13,7 +13,7 @@ import heapq
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -41,6 +41,7 @@ from presencebridge.core.settings import GroupSettings, effective_mode
 from presencebridge.core.texts import Text
 from presencebridge.service.bus import PresenceBus, PresenceChange
 from presencebridge.service.clock import Clock
+from presencebridge.service.commit import GroupCommit
 from presencebridge.service.teams_sync import TeamsWriter
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class Hub:
         self._warned_no_dnd_profile: set[str] = set()
         self.teams_writer: TeamsWriter | None = None
         self._change_listeners: list[Callable[[str], None]] = []
+        self._commit = GroupCommit(self._save)
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -97,6 +99,7 @@ class Hub:
             self._schedule(state, now)
         await self._io(self.store.prune_history, now - HISTORY_KEPT)
         metrics.USERS.set(len(self._users))
+        self._commit.start()
         self._timer = asyncio.create_task(self._run_timers(), name="presence-timers")
         log.info("hub started with %d groups and %d users", len(groups), len(states))
 
@@ -105,7 +108,13 @@ class Hub:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
+        await self._commit.stop()
         self._executor.shutdown(wait=True)
+
+    async def _save(
+        self, states: Sequence[UserState], history: Sequence[HistoryEntry], now: datetime
+    ) -> None:
+        await self._io(self.store.save_users, states, history, now)
 
     async def _io(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -235,7 +244,7 @@ class Hub:
             changed = presence != old.presence
             if new_state != old.state or changed:
                 history = [self._history(user_id, presence, source, now)] if changed else []
-                await self._io(self.store.save_users, [new_state], history, now)
+                await self._commit.write([new_state], history, now)
                 self._users[user_id] = new_state
                 self._presence[user_id] = presence
             self._schedule(new_state, now)
