@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,46 +27,34 @@ def free_port() -> int:
         return port
 
 
-class ServerProcess:
-    """The server as an operator runs it: a separate process, configured by environment."""
+class ChildProcess:
+    """A `presencebridge` command run as its own process, logging to a file."""
 
-    def __init__(self, data_dir: Path, extra_args: tuple[str, ...] = (), **env: str) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.extra_args = extra_args
-        self.env = {
-            **os.environ,
-            "PRESENCEBRIDGE_ADMIN_TOKEN": ADMIN_TOKEN,
-            "PRESENCEBRIDGE_DATA_DIR": str(data_dir),
-            **env,
-        }
-        self.log_path = data_dir / "server.log"
+    name = "process"
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    def launch(self, args: list[str], env: dict[str, str] | None = None) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(BIN), "serve", "--port", str(self.port), *self.extra_args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            [str(BIN), *args], env=env, stdout=log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + 30
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float = 30) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_path.read_text()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if ready():
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"server did not come up:\n{self.log_path.read_text()}")
+        raise RuntimeError(f"{self.name} did not come up:\n{self.log_path.read_text()}")
 
     def kill9(self) -> None:
         assert self.process is not None
@@ -80,6 +69,33 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+
+
+class ServerProcess(ChildProcess):
+    """The server as an operator runs it: a separate process, configured by environment."""
+
+    name = "server"
+
+    def __init__(self, data_dir: Path, extra_args: tuple[str, ...] = (), **env: str) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.extra_args = extra_args
+        self.env = {
+            **os.environ,
+            "PRESENCEBRIDGE_ADMIN_TOKEN": ADMIN_TOKEN,
+            "PRESENCEBRIDGE_DATA_DIR": str(data_dir),
+            **env,
+        }
+        super().__init__(data_dir / "server.log")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.launch(["serve", "--port", str(self.port), *self.extra_args], self.env)
+        self.wait_until(lambda: httpx.get(self.url + "/healthz", timeout=1).status_code == 200)
 
     def client(self, token: str | None = ADMIN_TOKEN) -> httpx.Client:
         headers = {} if token is None else {"Authorization": f"Bearer {token}"}

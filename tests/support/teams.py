@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 import ssl
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -13,7 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tests.support.server import BIN, ServerProcess, free_port
+from tests.support.server import ChildProcess, ServerProcess, free_port
 
 T = TypeVar("T")
 
@@ -22,14 +20,15 @@ CLIENT_ID = "11111111-2222-4333-8444-555555555555"
 CLIENT_SECRET = "emulator-client-secret-value"
 
 
-class EmulatorProcess:
+class EmulatorProcess(ChildProcess):
     """`presencebridge graph-emulator` as an admin starts it."""
+
+    name = "emulator"
 
     def __init__(self, tls_dir: Path) -> None:
         self.tls_dir = tls_dir
         self.port = free_port()
-        self.log_path = tls_dir.parent / f"emulator-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(tls_dir.parent / f"emulator-{self.port}.log")
         self._token: str | None = None
 
     @property
@@ -42,38 +41,13 @@ class EmulatorProcess:
 
     def start(self) -> None:
         self.tls_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [str(BIN), "graph-emulator", "--port", str(self.port), "--tls-dir", str(self.tls_dir)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"emulator exited early:\n{self.log_path.read_text()}")
-            if self.ca_file.exists():
-                try:
-                    self.control().get("/_emulator/stats")
-                    return
-                except httpx.HTTPError:
-                    pass
-            time.sleep(0.1)
-        raise RuntimeError(f"emulator did not come up:\n{self.log_path.read_text()}")
+        self.launch(["graph-emulator", "--port", str(self.port), "--tls-dir", str(self.tls_dir)])
 
-    def kill9(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
+        def answers() -> bool:
+            with self.control() as control:
+                return control.get("/_emulator/stats").is_success
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        self.wait_until(lambda: self.ca_file.exists() and answers())
 
     def control(self) -> httpx.Client:
         context = ssl.create_default_context(cafile=str(self.ca_file))
