@@ -280,6 +280,82 @@ def graph_emulator(
         fail(f"cannot serve the Graph emulator: {error}")
 
 
+@app.command()
+def agent(
+    server: Annotated[str, typer.Option(envvar="PRESENCEBRIDGE_SERVER", help="hub base URL")],
+    token: Annotated[
+        str,
+        typer.Option(envvar="PRESENCEBRIDGE_AGENT_TOKEN", help="agent token", show_default=False),
+    ],
+    state_dir: Annotated[
+        Path | None, typer.Option(help="folder for the agent's state and remembered sign-in")
+    ] = None,
+    on_delay: Annotated[
+        float, typer.Option(min=0, max=60, help="seconds of use before it counts")
+    ] = 2.0,
+    off_delay: Annotated[
+        float, typer.Option(min=0, max=300, help="seconds of silence before it ends")
+    ] = 5.0,
+    ca_bundle: Annotated[
+        Path | None, typer.Option(help="extra CA to trust (e.g. the Graph emulator's ca.pem)")
+    ] = None,
+) -> None:
+    """Run the desktop agent: Microphone Sync and, if the group asks, the user's Teams sync."""
+    from presencebridge.agent.runner import AgentOptions, default_state_dir, run_agent, stream_url
+    from presencebridge.logs import setup_logging
+
+    try:
+        stream_url(server)
+    except ValueError as error:
+        fail(str(error))
+    setup_logging(os.environ.get("PRESENCEBRIDGE_LOG_LEVEL", "info"), "text")
+    options = AgentOptions(
+        server, token, state_dir or default_state_dir(), on_delay, off_delay, ca_bundle
+    )
+    run_agent(options)
+
+
+@app.command()
+def bench(
+    scenario: Annotated[
+        str,
+        typer.Argument(
+            help="teams-to-uc, uc-to-teams, throughput, memory, poll-vs-notify, "
+            "naive-baseline, or all"
+        ),
+    ],
+    users: Annotated[
+        str | None, typer.Option(help="user counts, comma-separated [default: the scenario's]")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="changes or events per second [default: the scenario's]")
+    ] = None,
+    duration: Annotated[float | None, typer.Option(help="seconds of load per measurement")] = None,
+    quick: Annotated[bool, typer.Option(help="a few users for a few seconds (smoke test)")] = False,
+    full: Annotated[bool, typer.Option(help="the large sizes, up to 100,000 users")] = False,
+    results: Annotated[Path, typer.Option("--out", help="folder for the results")] = Path(
+        "bench/results"
+    ),
+) -> None:
+    """Run a benchmark: emulator and server as separate processes; JSON and PNG to --out."""
+    from presencebridge import bench as benchmarks
+
+    names = list(benchmarks.SCENARIOS) if scenario == "all" else [scenario]
+    unknown = [n for n in names if n not in benchmarks.SCENARIOS]
+    if unknown:
+        fail(f"unknown scenario {unknown[0]!r}; choose from {', '.join(benchmarks.SCENARIOS)}")
+    try:
+        sizes = None if users is None else [int(u) for u in users.split(",") if u.strip()]
+    except ValueError:
+        fail(f"--users takes whole numbers separated by commas, not {users!r}")
+    for name in names:
+        err.print(f"[bold]bench {name}[/bold] …")
+        path = benchmarks.run(name, sizes, rate, duration, quick=quick, full=full, out=results)
+        for line in benchmarks.headline(path):
+            out.print(f"  {line}", highlight=False)
+        out.print(f"  results: {path} and {path.with_suffix('.png')}", highlight=False)
+
+
 def main() -> None:
     try:
         app()

@@ -150,6 +150,12 @@ class AgentRelay:
             "preferred_dnd": want.preferred_dnd,
             "preferred_dnd_minutes": minutes,
             "refresh": plan.set_session is not None,
+            # The writes themselves, so the agent never has to guess (and never clears a
+            # status the user set by hand).
+            "set_session": plan.set_session,
+            "clear_session": plan.clear_session,
+            "set_preferred_dnd": plan.set_preferred_dnd,
+            "clear_preferred": plan.clear_preferred,
         }
 
     # -- what the agent tells us --------------------------------------------------------------

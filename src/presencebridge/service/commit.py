@@ -85,4 +85,3 @@ class GroupCommit:
                 for pending in batch:
                     if not pending.done.done():
                         pending.done.set_result(None)
-

@@ -1,0 +1,626 @@
+"""Client-side Teams mode: the agent runs its user's Teams sync with the user's own sign-in.
+
+For tenants that grant no application permission, the hub cannot read or write
+Teams itself. Then the agent signs its user in (device code, delegated
+`Presence.ReadWrite`), reads `/me/presence` about every 2 s and hands each change
+to the hub (`teams_reading`), and makes the writes the hub's rules ask for
+(`teams_intent`) with `/me/presence/...`, acknowledging each (`teams_written`).
+The rules stay in the hub's core; the agent only moves data.
+
+Remembering the sign-in (`remember_credentials`): the msal token cache is then
+kept encrypted by msal-extensions (`adapters.credentials.token_cache`: the OS
+keyring, or a key derived from `PRESENCEBRIDGE_AGENT_SECRET`); never in plain
+text. When neither is available, or the account is federated (ADFS, found by
+home-realm discovery), the sign-in stays in memory only and the agent says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+import msal
+
+from presencebridge.adapters.credentials import CredentialStoreUnavailable, token_cache
+from presencebridge.adapters.graph.auth import authority_url, instance_discovery, msal_http_client
+from presencebridge.core.teams import PREFERRED_DND_DEFAULT
+
+log = logging.getLogger(__name__)
+
+SCOPES = ["Presence.ReadWrite"]
+SECRET_ENV = "PRESENCEBRIDGE_AGENT_SECRET"  # noqa: S105 - the name of a variable
+CACHE_FILE = "teams-signin.cache"
+STATE_FILE = "teams-state.json"
+POLL_SECONDS = 2.0
+SESSION_EXPIRY = "PT5M"
+# The availability Graph pairs with each activity of an app session (GRAPH.md).
+SESSION_AVAILABILITY = {
+    "InACall": "Busy",
+    "InAConferenceCall": "Busy",
+    "Presenting": "DoNotDisturb",
+    "Available": "Available",
+    "Away": "Away",
+}
+RETRYABLE = frozenset({429, 500, 502, 503, 504})
+
+Say = Callable[[str], None]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class TeamsConfig:
+    """The `teams` part of the hub's settings message."""
+
+    client_side: bool
+    mode: str
+    remember_credentials: bool
+    authority: str | None
+    tenant_id: str | None
+    client_id: str | None
+    graph_url: str | None
+
+    @classmethod
+    def parse(cls, data: Any) -> TeamsConfig:
+        data = data if isinstance(data, dict) else {}
+
+        def text(key: str) -> str | None:
+            value = data.get(key)
+            return str(value) if value else None
+
+        return cls(
+            client_side=bool(data.get("client_side")),
+            mode=str(data.get("mode") or "off"),
+            remember_credentials=bool(data.get("remember_credentials")),
+            authority=text("authority"),
+            tenant_id=text("tenant_id"),
+            client_id=text("client_id"),
+            graph_url=text("graph_url"),
+        )
+
+    @property
+    def active(self) -> bool:
+        return (
+            self.client_side
+            and self.mode != "off"
+            and bool(self.authority and self.tenant_id and self.client_id and self.graph_url)
+        )
+
+    def identity(self) -> tuple[Any, ...]:
+        """What a sign-in depends on: a change of any of it needs a new sign-in."""
+        return (self.authority, self.tenant_id, self.client_id, self.graph_url)
+
+
+class SignInFailed(RuntimeError):
+    pass
+
+
+def home_realm(authority: str, username: str, ca_bundle: Path | None) -> str:
+    """Home-realm discovery: "Managed", "Federated" (ADFS) or "Unknown"."""
+    url = f"{authority.rstrip('/')}/common/userrealm/{quote(username)}?api-version=1.0"
+    response = msal_http_client(ca_bundle).get(url, timeout=10)
+    response.raise_for_status()
+    return str(response.json().get("account_type") or "Unknown")
+
+
+class TeamsSignIn:
+    """The user's delegated sign-in: device code once, then silent tokens from the cache.
+
+    Blocking (msal is synchronous): call the methods on a worker thread.
+    """
+
+    def __init__(
+        self,
+        config: TeamsConfig,
+        state_dir: Path,
+        ca_bundle: Path | None,
+        say: Say,
+        secret: str | None = None,
+    ) -> None:
+        assert config.authority and config.tenant_id and config.client_id
+        self.config = config
+        self.authority: str = config.authority
+        self.ca_bundle = ca_bundle
+        self.say = say
+        self.secret = secret if secret is not None else os.environ.get(SECRET_ENV) or None
+        self.cache_path = state_dir / CACHE_FILE
+        self.app: msal.PublicClientApplication | None = None
+        self.account: dict[str, Any] | None = None
+        self.remembered = False
+        self._flow: dict[str, Any] | None = None
+
+    def _make_app(self, cache: Any) -> msal.PublicClientApplication:
+        return msal.PublicClientApplication(
+            self.config.client_id,
+            authority=authority_url(self.authority, str(self.config.tenant_id)),
+            token_cache=cache,
+            http_client=msal_http_client(self.ca_bundle),
+            instance_discovery=instance_discovery(self.authority),
+        )
+
+    def forget(self) -> None:
+        """Remove a remembered sign-in (remembering was switched off, or refused)."""
+        for path in (
+            self.cache_path,
+            self.cache_path.with_name(self.cache_path.name + ".lockfile"),
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def _store(self) -> Any | None:
+        try:
+            return token_cache(self.cache_path, self.secret)
+        except CredentialStoreUnavailable as error:
+            self.say(
+                "The Teams sign-in cannot be remembered on this computer: "
+                f"{str(error).replace('PRESENCEBRIDGE_SECRET_KEY', SECRET_ENV)}. "
+                "It is kept in memory only; you will be asked to sign in at the next start."
+            )
+            return None
+
+    def _federated(self, username: str | None) -> bool | None:
+        if not username:
+            return None
+        try:
+            return home_realm(self.authority, username, self.ca_bundle) == "Federated"
+        except Exception as error:  # the realm is unknown: do not risk remembering
+            log.warning("home-realm discovery for the Teams account failed: %s", error)
+            return None
+
+    def restore(self) -> bool:
+        """A remembered sign-in, if there is one that still works (no prompt)."""
+        if not self.config.remember_credentials:
+            self.forget()
+            return False
+        if not self.cache_path.exists():
+            return False
+        store = self._store()
+        if store is None:
+            return False
+        try:
+            app = self._make_app(store)
+            accounts = app.get_accounts()
+        except Exception as error:  # e.g. a secret that no longer decrypts the cache
+            log.warning("the remembered Teams sign-in cannot be read (%s): signing in anew", error)
+            self.forget()
+            return False
+        if not accounts:
+            return False
+        account = accounts[0]
+        if self._federated(account.get("username")):
+            self.say("Remembered Teams sign-in removed: federated (ADFS) accounts are not kept.")
+            self.forget()
+            return False
+        result = app.acquire_token_silent(SCOPES, account=account)
+        if not result or "access_token" not in result:
+            return False
+        self.app, self.account, self.remembered = app, account, True
+        log.info("Teams: signed in as %s (remembered)", account.get("username"))
+        return True
+
+    def sign_in(self) -> None:
+        """Device code: prints where to sign in, waits for the user, then keeps the result."""
+        memory = msal.SerializableTokenCache()
+        app = self._make_app(memory)
+        flow = app.initiate_device_flow(scopes=SCOPES)
+        if "user_code" not in flow:
+            raise SignInFailed(str(flow.get("error_description") or flow.get("error") or flow))
+        self._flow = flow
+        self.say(f"Teams sign-in for presencebridge: {flow['message']}")
+        result = app.acquire_token_by_device_flow(flow)
+        self._flow = None
+        if "access_token" not in result:
+            raise SignInFailed(str(result.get("error_description") or result.get("error")))
+        username = (result.get("id_token_claims") or {}).get("preferred_username")
+        self.app, self.remembered = app, False
+        accounts = app.get_accounts()
+        self.account = accounts[0] if accounts else None
+        self.say(f"Teams: signed in as {username or 'the user'}.")
+        if self.config.remember_credentials:
+            self._remember(result, username)
+
+    def _remember(self, result: dict[str, Any], username: str | None) -> None:
+        federated = self._federated(username)
+        if federated is None:
+            self.say(
+                "The Teams sign-in is not remembered: the account's home realm could not be "
+                "checked (federated accounts must not be remembered)."
+            )
+            return
+        if federated:
+            self.say(
+                "The Teams sign-in is not remembered: this is a federated (ADFS) account, "
+                "whose credentials are never stored. You will be asked to sign in at each start."
+            )
+            return
+        store = self._store()
+        if store is None or not result.get("refresh_token"):
+            return
+        try:
+            kept = self._make_app(store)
+            answer = kept.acquire_token_by_refresh_token(result["refresh_token"], SCOPES)
+            if "access_token" not in answer:
+                raise SignInFailed(str(answer.get("error_description") or answer.get("error")))
+            accounts = kept.get_accounts()
+        except Exception as error:  # a keyring that fails only when written to, …
+            self.forget()
+            self.say(f"The Teams sign-in could not be stored encrypted ({error}); memory only.")
+            return
+        self.app, self.account, self.remembered = kept, accounts[0] if accounts else None, True
+        self.say("The Teams sign-in is remembered (encrypted) for the next start.")
+
+    def cancel(self) -> None:
+        """Stop waiting for a device-code sign-in (msal polls until `expires_at`)."""
+        if self._flow is not None:
+            self._flow["expires_at"] = 0
+
+    def token(self, fresh: bool = False) -> str:
+        if self.app is None:
+            raise SignInFailed("not signed in")
+        account = self.account
+        if account is None:
+            accounts = self.app.get_accounts()
+            account = accounts[0] if accounts else None
+        result = None
+        if account is not None:
+            result = self.app.acquire_token_silent(SCOPES, account=account, force_refresh=fresh)
+        if not result or "access_token" not in result:
+            raise SignInFailed("the sign-in has expired")
+        return str(result["access_token"])
+
+
+class GraphFailed(RuntimeError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"Graph answered {status}: {message}")
+        self.status = status
+
+
+def _retry_after(response: httpx.Response, attempt: int) -> float:
+    header = response.headers.get("retry-after")
+    if header:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(header))  # Graph may send fractions, e.g. "2.128"
+    return _backoff(attempt)
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311
+
+
+class MeGraph:
+    """`/me/presence` with the user's delegated token."""
+
+    def __init__(
+        self,
+        graph_url: str,
+        token: Callable[[bool], Awaitable[str]],
+        session_id: str,
+        ca_bundle: Path | None,
+        max_attempts: int = 6,
+    ) -> None:
+        self.base = graph_url.rstrip("/") + "/me/presence"
+        self.token = token
+        self.session_id = session_id
+        self.max_attempts = max_attempts
+        verify: ssl.SSLContext | bool = True
+        if ca_bundle is not None:
+            verify = ssl.create_default_context(cafile=str(ca_bundle))
+        self.http = httpx.AsyncClient(timeout=10, verify=verify)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        fresh = False
+        last = "no attempt"
+        for attempt in range(self.max_attempts):
+            try:
+                headers = {"Authorization": f"Bearer {await self.token(fresh)}"}
+                response = await self.http.request(
+                    method, self.base + path, json=body, headers=headers
+                )
+            except httpx.HTTPError as error:
+                last = type(error).__name__
+                await asyncio.sleep(_backoff(attempt))
+                continue
+            if response.status_code == 401 and not fresh:
+                fresh = True  # revoked, or our clock is off: a new token, once
+                continue
+            if response.status_code in RETRYABLE:
+                last = str(response.status_code)
+                await asyncio.sleep(_retry_after(response, attempt))
+                continue
+            return response
+        raise GraphFailed(503, f"{method} {path or '/me/presence'} gave up ({last})")
+
+    @staticmethod
+    def _check(response: httpx.Response, allowed: tuple[int, ...] = ()) -> None:
+        if response.is_success or response.status_code in allowed:
+            return
+        try:
+            message = str(response.json()["error"]["message"])
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:200]
+        raise GraphFailed(response.status_code, message)
+
+    async def read(self) -> dict[str, Any]:
+        response = await self._call("GET", "")
+        self._check(response)
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def set_session(self, activity: str) -> None:
+        body = {
+            "sessionId": self.session_id,
+            "availability": SESSION_AVAILABILITY.get(activity, "Busy"),
+            "activity": activity,
+            "expirationDuration": SESSION_EXPIRY,
+        }
+        self._check(await self._call("POST", "/setPresence", body))
+
+    async def clear_session(self) -> None:
+        # 404: the session has gone already (expired): that is what was wanted.
+        self._check(
+            await self._call("POST", "/clearPresence", {"sessionId": self.session_id}), (404,)
+        )
+
+    async def set_preferred_dnd(self, minutes: int | None) -> None:
+        body = {"availability": "DoNotDisturb", "activity": "DoNotDisturb"}
+        if minutes is not None:
+            body["expirationDuration"] = f"PT{max(5, int(minutes))}M"
+        self._check(await self._call("POST", "/setUserPreferredPresence", body))
+
+    async def clear_preferred(self) -> None:
+        self._check(await self._call("POST", "/clearUserPreferredPresence", {}))
+
+
+class PresenceWrites(Protocol):
+    async def set_session(self, activity: str) -> None: ...
+
+    async def clear_session(self) -> None: ...
+
+    async def set_preferred_dnd(self, minutes: int | None) -> None: ...
+
+    async def clear_preferred(self) -> None: ...
+
+
+_UNKNOWN = "?"  # the session this agent has (or has not) set before it started
+
+
+class TeamsAgent:
+    """Runs while the hub's settings ask for client-side Teams; restarts on a new identity."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        ca_bundle: Path | None,
+        send: Send,
+        say: Say,
+        poll_seconds: float = POLL_SECONDS,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.state_dir = state_dir
+        self.ca_bundle = ca_bundle
+        self.send = send
+        self.say = say
+        self.poll_seconds = poll_seconds
+        self.now = now
+        self.config: TeamsConfig | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._sign_in: TeamsSignIn | None = None
+        self._intent: dict[str, Any] | None = None
+        self._intent_ready = asyncio.Event()
+        self._last_reading: tuple[Any, ...] | None = None
+        self._session: str | None = _UNKNOWN
+        self._preferred_until, self._preferred_default = self._load_state()
+
+    # -- what this agent asserted, across restarts (no secrets) ---------------------------------
+
+    def _load_state(self) -> tuple[datetime | None, bool]:
+        try:
+            data = json.loads((self.state_dir / STATE_FILE).read_text())
+            until = datetime.fromisoformat(data["preferred_dnd_until"])
+            return until, bool(data.get("default_expiry"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None, False
+
+    def _save_state(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        data = {
+            "preferred_dnd_until": None
+            if self._preferred_until is None
+            else self._preferred_until.isoformat(),
+            "default_expiry": self._preferred_default,
+        }
+        (self.state_dir / STATE_FILE).write_text(json.dumps(data))
+
+    # -- settings and messages from the hub -------------------------------------------------
+
+    async def configure(self, config: TeamsConfig) -> None:
+        previous, self.config = self.config, config
+        running = self._task is not None and not self._task.done()
+        if config.active:
+            unchanged = previous is not None and (
+                previous.identity(),
+                previous.remember_credentials,
+            ) == (config.identity(), config.remember_credentials)
+            if running and unchanged:
+                return
+            if running:
+                await self.stop()  # another app registration, or the other remembering rule
+            self._task = asyncio.create_task(self._run(config), name="teams")
+            return
+        if running:
+            await self.stop()
+        if not config.remember_credentials:
+            # Remembering is off (now): no sign-in may stay behind on this computer.
+            for name in (CACHE_FILE, CACHE_FILE + ".lockfile"):
+                (self.state_dir / name).unlink(missing_ok=True)
+
+    def connected(self) -> None:
+        """A new connection: the hub judges afresh, so tell it the current reading again."""
+        self._last_reading = None
+        self._intent = None
+
+    def intent(self, message: dict[str, Any]) -> None:
+        self._intent = message  # the latest wins: a superseded intent is never written
+        self._intent_ready.set()
+
+    async def stop(self) -> None:
+        if self._sign_in is not None:
+            self._sign_in.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    # -- running ----------------------------------------------------------------------------------
+
+    async def _run(self, config: TeamsConfig) -> None:
+        sign_in = TeamsSignIn(config, self.state_dir, self.ca_bundle, self.say)
+        self._sign_in = sign_in
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        restored = await asyncio.to_thread(sign_in.restore)
+
+        async def token(fresh: bool) -> str:
+            return await asyncio.to_thread(sign_in.token, fresh)
+
+        assert config.graph_url and config.client_id
+        while True:
+            if not restored:
+                await self._sign_in_interactively(sign_in)
+            restored = False
+            graph = MeGraph(config.graph_url, token, config.client_id, self.ca_bundle)
+            try:
+                await asyncio.gather(self._poll(graph), self._write(graph))
+            except SignInFailed as error:
+                # The refresh token expired or was revoked: the user signs in again.
+                self.say(f"Teams: {error}; please sign in again.")
+                await asyncio.to_thread(sign_in.forget)
+            finally:
+                await graph.aclose()
+
+    async def _sign_in_interactively(self, sign_in: TeamsSignIn) -> None:
+        attempt = 0
+        while True:
+            try:
+                await asyncio.to_thread(sign_in.sign_in)
+                return
+            except Exception as error:
+                self.say(f"Teams sign-in did not complete: {error}")
+                await asyncio.sleep(min(60.0, 2.0 * 2**attempt))
+                attempt += 1
+
+    async def _poll(self, graph: MeGraph) -> None:
+        while True:
+            requested_at = self.now()
+            try:
+                body = await graph.read()
+            except GraphFailed as error:
+                log.warning("Teams: reading presence failed: %s", error)
+                await asyncio.sleep(self.poll_seconds)
+                continue
+            reading = (body.get("availability"), body.get("activity"), body.get("sequenceNumber"))
+            if reading != self._last_reading:
+                log.debug("Teams shows %s/%s", reading[0], reading[1])
+                message = {
+                    "type": "teams_reading",
+                    "availability": reading[0] or "PresenceUnknown",
+                    "activity": reading[1] or "PresenceUnknown",
+                    "sequence": reading[2],
+                    "requested_at": requested_at.isoformat(),
+                }
+                with contextlib.suppress(ConnectionError):
+                    await self.send(message)
+                    self._last_reading = reading
+            await asyncio.sleep(self.poll_seconds)
+
+    async def _write(self, graph: MeGraph) -> None:
+        attempt = 0
+        while True:
+            await self._intent_ready.wait()
+            self._intent_ready.clear()
+            intent = self._intent
+            if intent is None:
+                continue
+            try:
+                await self.apply(graph, intent)
+                attempt = 0
+            except GraphFailed as error:
+                log.warning("Teams: a write failed (%s); retrying", error)
+                await asyncio.sleep(_backoff(attempt))
+                attempt += 1
+                if self._intent is intent or not self._intent_ready.is_set():
+                    self._intent_ready.set()  # retry the newest intent
+            except ConnectionError:
+                pass  # the hub is away; it sends the intent again after the reconnect
+
+    async def apply(self, graph: PresenceWrites, intent: dict[str, Any]) -> None:
+        """Bring Teams to what the hub wants, writing only what this agent has not yet
+        asserted, and acknowledge each write (or re-acknowledge what was already done)."""
+        session = intent.get("session")
+        want_dnd = bool(intent.get("preferred_dnd"))
+        minutes = intent.get("preferred_dnd_minutes")
+        refresh = bool(intent.get("refresh"))
+        wrote = False
+        if isinstance(session, str) and session:
+            if refresh or self._session != session:
+                await graph.set_session(session)
+                if self._session != session:
+                    log.info("Teams: session set to %s", session)
+                self._session = session
+                await self.send({"type": "teams_written", "session": session})
+                wrote = True
+        elif self._session is not None:
+            await graph.clear_session()
+            if self._session is not _UNKNOWN:
+                log.info("Teams: session cleared")
+            self._session = None
+            await self.send({"type": "teams_written", "session": None})
+            wrote = True
+        now = self.now()
+        held = self._preferred_until is not None and self._preferred_until > now
+        if want_dnd and (minutes is not None or not held):
+            await graph.set_preferred_dnd(None if minutes is None else int(minutes))
+            log.info("Teams: Do not disturb set (%s)", f"{minutes} min" if minutes else "1 day")
+            duration = PREFERRED_DND_DEFAULT if minutes is None else timedelta(minutes=int(minutes))
+            self._preferred_until, self._preferred_default = now + duration, minutes is None
+            self._save_state()
+            await self._acknowledge_preferred()
+        elif want_dnd:
+            # Set by this agent already (maybe before a restart): not silently re-asserted,
+            # but the hub may not know it yet.
+            await self._acknowledge_preferred()
+        elif self._preferred_until is not None:
+            # Only a DnD this agent set is cleared: one the user set by hand is theirs.
+            await graph.clear_preferred()
+            log.info("Teams: Do not disturb cleared")
+            self._preferred_until, self._preferred_default = None, False
+            self._save_state()
+            await self._acknowledge_preferred()
+        elif not wrote:
+            # Nothing to write at all: an acknowledgement was lost. Say again what holds.
+            if session is None:
+                await self.send({"type": "teams_written", "session": None})
+            await self._acknowledge_preferred()
+
+    async def _acknowledge_preferred(self) -> None:
+        until = self._preferred_until
+        await self.send(
+            {
+                "type": "teams_written",
+                "preferred_dnd_until": None if until is None else until.isoformat(),
+                "default_expiry": self._preferred_default and until is not None,
+            }
+        )
