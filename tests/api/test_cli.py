@@ -146,7 +146,8 @@ def test_demo_changes_presence_with_no_input(tmp_path: Path) -> None:
             while "on_the_phone" not in seen:
                 message = receive(ws, timeout=30)
                 seen.add(message["telephony"])
-        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+        console = httpx.get(f"http://127.0.0.1:{port}/", follow_redirects=True)
+        assert console.status_code == 200 and 'id="login-form"' in console.text
     finally:
         process.terminate()
         process.wait(10)

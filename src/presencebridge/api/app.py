@@ -27,6 +27,7 @@ from presencebridge.core.texts import pick_language
 from presencebridge.service.agents import AgentRelay
 from presencebridge.service.hub import Hub
 from presencebridge.teams_setup import client_side_teams, start_teams_sync
+from presencebridge.web import mount_console
 
 log = logging.getLogger(__name__)
 
