@@ -28,6 +28,16 @@ format: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/presencebridge serve
 
+# Benchmarks: every scenario, emulator and server as separate processes, at sizes that
+# take about 10 minutes on a 2-core machine; JSON and PNG in bench/results/.
+.PHONY: bench bench-full
+bench: $(STAMP)
+	$(BIN)/presencebridge bench all
+
+# The same up to 100,000 users: well over an hour.
+bench-full: $(STAMP)
+	$(BIN)/presencebridge bench all --full
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

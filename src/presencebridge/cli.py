@@ -348,12 +348,23 @@ def bench(
         sizes = None if users is None else [int(u) for u in users.split(",") if u.strip()]
     except ValueError:
         fail(f"--users takes whole numbers separated by commas, not {users!r}")
+    failed = []
     for name in names:
         err.print(f"[bold]bench {name}[/bold] …")
-        path = benchmarks.run(name, sizes, rate, duration, quick=quick, full=full, out=results)
+        try:
+            path = benchmarks.run(name, sizes, rate, duration, quick=quick, full=full, out=results)
+        except Exception as error:  # one scenario's failure must not lose the others
+            err.print_exception(max_frames=8)
+            err.print(f"[red]bench {name} failed:[/red] {error!r}", highlight=False)
+            failed.append(name)
+            continue
         for line in benchmarks.headline(path):
-            out.print(f"  {line}", highlight=False)
-        out.print(f"  results: {path} and {path.with_suffix('.png')}", highlight=False)
+            out.print(f"  {line}", highlight=False, soft_wrap=True)
+        out.print(
+            f"  results: {path} and {path.with_suffix('.png')}", highlight=False, soft_wrap=True
+        )
+    if failed:
+        fail(f"scenarios failed: {', '.join(failed)}")
 
 
 def main() -> None:

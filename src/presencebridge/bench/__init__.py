@@ -1,0 +1,145 @@
+"""Benchmarks (`presencebridge bench SCENARIO`): sync latency, throughput, Graph efficiency.
+
+Every scenario runs the Graph emulator and the server as separate processes, joined
+only by configuration; the process running the scenario is the load generator.
+Results go to `bench/results/<scenario>-<timestamp>.{json,png}` and
+`bench/results/latest-<scenario>.json`. Nothing here is imported by the product.
+
+    procs.py      the emulator and server processes, /proc CPU and memory readings
+    emulator.py   the product's emulator plus a request log (its own process)
+    rawhttp.py    a lean HTTP/1.1 client, so the load generator leaves CPU to the server
+    workload.py   users, Teams-client changes, the presence stream, latency matching
+    naive.py      a Graph client written the way common integrations are
+    report.py     machine facts, percentiles, JSON and PNG
+    scenarios/    one module per scenario
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import shutil
+import tempfile
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from presencebridge.bench import report
+from presencebridge.bench.scenarios.common import Options
+
+# scenario name -> module in presencebridge.bench.scenarios
+SCENARIOS = {
+    "teams-to-uc": "teams_to_uc",
+    "uc-to-teams": "uc_to_teams",
+    "throughput": "throughput",
+    "memory": "memory",
+    "poll-vs-notify": "poll_vs_notify",
+    "naive-baseline": "naive_baseline",
+}
+QUICK_USERS = 20
+QUICK_SECONDS = 1.5
+DEFAULT_SECONDS = 30.0
+
+
+def run(
+    scenario: str,
+    users: list[int] | None = None,
+    rate: float | None = None,
+    duration: float | None = None,
+    quick: bool = False,
+    full: bool = False,
+    out: Path = Path("bench/results"),
+    keep: bool = False,
+) -> Path:
+    """Run one scenario; returns the JSON file written."""
+    module = importlib.import_module(f"presencebridge.bench.scenarios.{SCENARIOS[scenario]}")
+    if users is None:
+        users = (
+            [QUICK_USERS] if quick else list(module.FULL_USERS if full else module.DEFAULT_USERS)
+        )
+    if duration is None:
+        duration = QUICK_SECONDS if quick else getattr(module, "DEFAULT_SECONDS", DEFAULT_SECONDS)
+    work = Path(tempfile.mkdtemp(prefix=f"presencebridge-bench-{scenario}-"))
+    options = Options(users, rate, duration, quick, out, work)
+    started = report.now_iso()
+    load = report.load_average()
+    try:
+        parameters, figures, plot = _run_loop(module.run(options))
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    parameters = {"_started": started, "quick": quick, "load_average_at_start": load, **parameters}
+    notes = list(getattr(module, "NOTES", ()))
+    return report.write(out, scenario, parameters, figures, plot, notes)
+
+
+def _run_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
+def headline(path: Path) -> list[str]:
+    """A few lines that say what a result file found."""
+    data = json.loads(path.read_text())
+    figures = data["figures"]
+    lines: list[str] = []
+    scenario = data["scenario"]
+    for size, f in figures.get("sizes", {}).items():
+        n = f"{int(size):,} users"
+        if scenario == "teams-to-uc":
+            lat = f["latency_seconds"]
+            lines.append(
+                f"{n}: p50 {_s(lat['p50'])}  p95 {_s(lat['p95'])}  p99 {_s(lat['p99'])}, "
+                f"{f['poll']['graph_requests_per_round']} requests/round, "
+                f"reads {f['graph']['read_share_of_budget']:.0%} of the budget"
+            )
+        elif scenario == "uc-to-teams":
+            for name, p in f["phases"].items():
+                lat = p["hub_share_seconds"]
+                lines.append(
+                    f"{n}, {name} ({p['rate_per_second']:g} events/s): hub share p50 "
+                    f"{_s(lat['p50'])} p99 {_s(lat['p99'])}, "
+                    f"{p['graph_writes_per_effective_change']} writes per effective change"
+                )
+        elif scenario == "throughput":
+            for label, r in f.items():
+                if "sustained_events_per_second" in r:
+                    lines.append(
+                        f"{n}, {label}: {r['sustained_events_per_second']:,} durable events/s "
+                        f"({r['best_clients']} clients), lost after kill -9: "
+                        f"{r['durability']['acknowledged_but_lost']}"
+                    )
+                else:
+                    lines.append(f"{n}, {label}: {r.get('skipped')}")
+        elif scenario == "memory":
+            per_user = f["bytes_per_user_above_idle"]["working"]
+            rss = f["working_rss_bytes"] / 2**20
+            lines.append(f"{n}: RSS {rss:.0f} MiB, {per_user:,} bytes/user above idle")
+        elif scenario == "poll-vs-notify":
+            for mode in ("poll", "notify"):
+                lat = f[mode]["latency_seconds"]
+                lines.append(
+                    f"{n}, {mode}: p50 {_s(lat['p50'])} p95 {_s(lat['p95'])}, "
+                    f"{f[mode]['graph_requests_per_user_hour']} Graph requests/user-hour"
+                )
+        elif scenario == "naive-baseline":
+            for kind, r in f["ratios_naive_to_ours"].items():
+                lines.append(
+                    f"{n}, naive/ours ({kind}): requests x{r['graph_requests_per_user_hour']}, "
+                    f"latency p50 x{r['latency_p50']}, p95 x{r['latency_p95']}"
+                )
+    if scenario == "memory":
+        for span, slope in figures.get("bytes_per_user_slope", {}).items():
+            lines.append(f"slope {span}: {slope:,} bytes per user")
+    return lines
+
+
+def _s(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"

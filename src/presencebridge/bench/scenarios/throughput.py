@@ -1,0 +1,239 @@
+"""throughput: the most PBX events per second the server takes with durable commits.
+
+Every event is a real change (a call connects or ends), so every acknowledged event
+is one committed transaction: the hub answers 2xx only after its commit (SQLite in
+WAL mode with synchronous=FULL; PostgreSQL with synchronous_commit=on). Closed
+loop: C clients each send their next event as soon as the previous one is answered,
+at several C; "sustained" is the best rate over a whole measurement window with no
+errors. The Teams sync is off (no Graph): this is the hub and its store alone.
+
+After each backend's run the server is killed with SIGKILL and restarted, and every
+user's telephony state is compared with the last event the server acknowledged for
+that user: nothing acknowledged may be lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from presencebridge.bench.procs import (
+    CpuMeter,
+    ServerProcess,
+    postgres_settings,
+    running,
+    throwaway_postgres,
+)
+from presencebridge.bench.rawhttp import Pool
+from presencebridge.bench.report import summary
+from presencebridge.bench.scenarios.common import Options, new_run_id
+from presencebridge.bench.workload import Population, create_group, create_hub_users, server_pool
+
+NAME = "throughput"
+DEFAULT_USERS = [1_000]
+FULL_USERS = [1_000, 10_000]
+DEFAULT_SECONDS = 8.0
+CONCURRENCY = (8, 32, 128)
+QUICK_CONCURRENCY = (8,)
+
+
+class ClosedLoop:
+    """C clients, each with its own users, alternating connected / ended per user."""
+
+    def __init__(self, server: ServerProcess, users: list[str]) -> None:
+        self.server = server
+        self.users = users
+        self.calls: dict[str, int] = {}
+        self.acknowledged: dict[str, str] = {}  # user -> last acknowledged state
+
+    async def run(self, clients: int, seconds: float, warmup: float = 1.0) -> dict[str, Any]:
+        pool = server_pool(self.server, clients)
+        try:
+            return await self._run(pool, clients, seconds, warmup)
+        finally:
+            pool.close()
+
+    async def _run(self, pool: Pool, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
+        stop = time.monotonic() + warmup + seconds
+        measure_from = time.monotonic() + warmup
+        latencies: list[float] = []
+        errors = 0
+        done = 0
+
+        async def client(k: int) -> None:
+            nonlocal errors, done
+            mine = self.users[k::clients]
+            turn = 0
+            while time.monotonic() < stop:
+                user = mine[turn % len(mine)]
+                turn += 1
+                count = self.calls.get(user, 0)
+                self.calls[user] = count + 1
+                state = "connected" if count % 2 == 0 else "ended"
+                body = {"user": user, "call_id": f"k{count // 2}", "state": state}
+                sent = time.monotonic()
+                try:
+                    status, _ = await pool.request("POST", "/api/v1/telephony/events", body)
+                except Exception:
+                    status = 0
+                answered = time.monotonic()
+                if status == 200:
+                    self.acknowledged[user] = state
+                if sent >= measure_from and answered <= stop:
+                    if status == 200:
+                        done += 1
+                        latencies.append(answered - sent)
+                    else:
+                        errors += 1
+
+        await asyncio.gather(*(client(k) for k in range(clients)))
+        return {
+            "clients": clients,
+            "events_per_second": round(done / seconds, 1),
+            "acknowledged": done,
+            "errors": errors,
+            "latency_seconds": summary(latencies),
+        }
+
+
+async def request_ceiling(
+    server: ServerProcess, path: str, clients: int, seconds: float
+) -> dict[str, Any]:
+    """Answers per second of a GET that does no hub work: what HTTP and the framework
+    alone cost on this machine, the ceiling for any endpoint."""
+    pool = server_pool(server, clients)
+    stop = time.monotonic() + seconds
+    done = 0
+
+    async def client() -> None:
+        nonlocal done
+        while time.monotonic() < stop:
+            status, _ = await pool.request("GET", path)
+            done += status == 200
+
+    meter = CpuMeter({"server": server.pid})
+    try:
+        await asyncio.gather(*(client() for _ in range(clients)))
+    finally:
+        pool.close()
+    return {
+        "path": path,
+        "clients": clients,
+        "requests_per_second": round(done / seconds, 1),
+        "cpu_cores_busy": meter.read(),
+    }
+
+
+async def verify_durability(server: ServerProcess, loop: ClosedLoop) -> dict[str, Any]:
+    """Kill -9, restart, and compare every user's telephony with what was acknowledged."""
+    await asyncio.to_thread(server.stop, True)
+    await asyncio.to_thread(server.start)
+    pool = server_pool(server, 16)
+    lost = 0
+
+    async def check(user: str, state: str) -> None:
+        nonlocal lost
+        presence = await pool.json("GET", f"/api/v1/users/{user}/presence")
+        on_phone = presence["telephony"] == "on_the_phone"
+        if on_phone != (state == "connected"):
+            lost += 1
+
+    try:
+        items = list(loop.acknowledged.items())
+        for start in range(0, len(items), 64):
+            await asyncio.gather(*(check(u, s) for u, s in items[start : start + 64]))
+    finally:
+        pool.close()
+    return {"users_checked": len(loop.acknowledged), "acknowledged_but_lost": lost}
+
+
+async def backend(
+    options: Options, size: int, label: str, database_url: str | None, log_level: str
+) -> dict[str, Any]:
+    folder = options.work / f"{label}-n{size}"
+    server = ServerProcess(
+        folder, None, options.server(database_url=database_url, log_level=log_level)
+    )
+    with running(server):
+        await asyncio.to_thread(server.start)
+        create_group(server, "off")
+        population = Population(size, new_run_id())
+        creation = await create_hub_users(server, population, range(size), teams=False)
+        results = []
+        loop = ClosedLoop(server, population.hub_ids())
+        for clients in QUICK_CONCURRENCY if options.quick else CONCURRENCY:
+            meter = CpuMeter({"server": server.pid, "load_generator": os.getpid()})
+            result = await loop.run(clients, options.duration)
+            result["cpu_cores_busy"] = meter.read()
+            results.append(result)
+        best = max(results, key=lambda r: r["events_per_second"] if not r["errors"] else 0)
+        ceiling = await request_ceiling(server, "/healthz", best["clients"], options.duration / 2)
+        figures: dict[str, Any] = {
+            "database": "postgresql" if database_url else "sqlite",
+            "log_level": log_level,
+            "users": size,
+            "user_creation": creation,
+            "levels": results,
+            "sustained_events_per_second": best["events_per_second"],
+            "best_clients": best["clients"],
+            "http_ceiling": ceiling,
+            "durability": await verify_durability(server, loop),
+        }
+        if database_url:
+            figures["postgres_settings"] = await asyncio.to_thread(postgres_settings, database_url)
+        else:
+            figures["sqlite_settings"] = {"journal_mode": "wal", "synchronous": "FULL"}
+        return figures
+
+
+async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    sizes: dict[str, Any] = {}
+    for size in options.users:
+        runs: dict[str, Any] = {}
+        runs["sqlite"] = await backend(options, size, "sqlite", None, "info")
+        if not options.quick:
+            runs["sqlite-log-warning"] = await backend(
+                options, size, "sqlite-quiet", None, "warning"
+            )
+        try:
+            with throwaway_postgres() as url:
+                runs["postgresql"] = await backend(options, size, "postgresql", url, "info")
+        except RuntimeError as error:
+            runs["postgresql"] = {"skipped": str(error)}
+        sizes[str(size)] = runs
+    parameters = {
+        "users": options.users,
+        "duration_seconds_per_level": options.duration,
+        "clients": list(QUICK_CONCURRENCY if options.quick else CONCURRENCY),
+        "events": "connected / ended alternating per user, each a state change and a commit",
+        "teams_sync": "off",
+    }
+
+    def plot(figure: Any) -> None:
+        left, right = figure.subplots(1, 2)
+        for size, runs in sizes.items():
+            for label, result in runs.items():
+                if "levels" not in result:
+                    continue
+                clients = [r["clients"] for r in result["levels"]]
+                rates = [r["events_per_second"] for r in result["levels"]]
+                p99 = [(r["latency_seconds"]["p99"] or 0) * 1000 for r in result["levels"]]
+                left.plot(clients, rates, marker="o", label=f"{label}, {int(size):,} users")
+                right.plot(clients, p99, marker="o", label=f"{label}, {int(size):,} users")
+        left.axhline(2000, color="grey", linestyle="--", linewidth=1, label="target 2,000/s")
+        left.set_xscale("log")
+        left.set_xlabel("concurrent clients")
+        left.set_ylabel("acknowledged events / s (durable)")
+        left.set_title("throughput")
+        left.grid(True, alpha=0.3)
+        left.legend(fontsize=8)
+        right.set_xscale("log")
+        right.set_xlabel("concurrent clients")
+        right.set_ylabel("p99 latency (ms)")
+        right.set_title("latency at that load")
+        right.grid(True, alpha=0.3)
+        right.legend(fontsize=8)
+
+    return parameters, {"sizes": sizes}, plot

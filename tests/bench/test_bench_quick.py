@@ -1,0 +1,134 @@
+"""Every benchmark scenario in its tiny `--quick` form, through the real command.
+
+The figures' targets are never asserted here (they are benchmarks, and the machine
+running the tests is busy with other things): only that each scenario runs its
+processes, measures what it claims, and writes a complete, sane result.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.server import BIN
+
+MACHINE_FIELDS = {"cpu_model", "cores", "memory_bytes", "python", "presencebridge", "packages"}
+
+
+def run_quick(scenario: str, out: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        [str(BIN), "bench", scenario, "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    latest = out / f"latest-{scenario}.json"
+    data: dict[str, Any] = json.loads(latest.read_text())
+    assert data["scenario"] == scenario
+    assert set(data["machine"]) >= MACHINE_FIELDS
+    assert "git_commit" in data["machine"]
+    assert data["machine"]["cores"] >= 1
+    assert data["parameters"]["quick"] is True
+    png = out / data["plot"]
+    assert png.stat().st_size > 1000
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert "results:" in result.stdout
+    return data
+
+
+def sane_latency(figures: dict[str, Any], at_least: int = 1) -> None:
+    assert figures["count"] >= at_least
+    assert 0 < figures["p50"] <= figures["p95"] <= figures["p99"] <= figures["max"]
+
+
+@pytest.mark.timeout(120)
+def test_teams_to_uc(tmp_path: Path) -> None:
+    data = run_quick("teams-to-uc", tmp_path)
+    (size,) = data["figures"]["sizes"].values()
+    assert size["changes_sent"] >= 1
+    sane_latency(size["latency_seconds"])
+    assert size["latency_seconds"]["missed"] <= size["changes_sent"] // 2
+    assert size["poll"]["rounds"] >= 1
+    assert size["poll"]["graph_requests_per_round"] > 0
+    assert 0 < size["graph"]["read_share_of_budget"] <= 1
+    assert size["graph"]["throttled_429"] == 0
+    assert size["cold_start"]["first_full_round_seconds"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_uc_to_teams(tmp_path: Path) -> None:
+    data = run_quick("uc-to-teams", tmp_path)
+    (size,) = data["figures"]["sizes"].values()
+    assert set(size["phases"]) == {"hub-share", "near-budget", "over-budget"}
+    for phase in size["phases"].values():
+        assert phase["events_sent"] >= 1
+        assert phase["event_errors"] == 0
+        sane_latency(phase["api_ack_seconds"])
+    hub_share = size["phases"]["hub-share"]
+    if hub_share["effective_changes"]:
+        sane_latency(hub_share["hub_share_seconds"])
+        assert 0 < hub_share["graph_writes_per_effective_change"] <= 1.5
+
+
+@pytest.mark.timeout(120)
+def test_throughput(tmp_path: Path) -> None:
+    data = run_quick("throughput", tmp_path)
+    (runs,) = data["figures"]["sizes"].values()
+    sqlite = runs["sqlite"]
+    assert sqlite["sustained_events_per_second"] > 0
+    assert sqlite["durability"]["acknowledged_but_lost"] == 0
+    assert sqlite["durability"]["users_checked"] > 0
+    for level in sqlite["levels"]:
+        assert level["errors"] == 0
+        sane_latency(level["latency_seconds"])
+    postgres = runs["postgresql"]
+    if "skipped" not in postgres:
+        assert postgres["sustained_events_per_second"] > 0
+        assert postgres["durability"]["acknowledged_but_lost"] == 0
+        assert postgres["postgres_settings"]["synchronous_commit"] == "on"
+
+
+@pytest.mark.timeout(120)
+def test_memory(tmp_path: Path) -> None:
+    data = run_quick("memory", tmp_path)
+    figures = data["figures"]
+    assert figures["idle"]["VmRSS"] > 10 * 2**20
+    (size,) = figures["sizes"].values()
+    for stage in ("created", "synced", "working"):
+        assert size["rss"][stage]["VmRSS"] > 10 * 2**20
+        assert size["rss"][stage]["VmHWM"] >= size["rss"][stage]["VmRSS"]
+    assert isinstance(size["bytes_per_user_above_idle"]["working"], int)
+
+
+@pytest.mark.timeout(120)
+def test_poll_vs_notify(tmp_path: Path) -> None:
+    data = run_quick("poll-vs-notify", tmp_path)
+    (size,) = data["figures"]["sizes"].values()
+    for mode in ("poll", "notify"):
+        assert size[mode]["read_mode"] == mode
+        sane_latency(size[mode]["latency_seconds"])
+        assert size[mode]["graph_requests_per_user_hour"] >= 0
+    assert size["notify"]["service_accounts"]["accounts"] == 1
+    assert size["notify"]["subscriptions"]["users_covered"] == size["notify"]["users"]
+    assert size["notify"]["notifications"]["sent"] >= 1
+    assert size["ratios_notify_to_poll"]["latency_p50"] is not None
+
+
+@pytest.mark.timeout(120)
+def test_naive_baseline(tmp_path: Path) -> None:
+    data = run_quick("naive-baseline", tmp_path)
+    (size,) = data["figures"]["sizes"].values()
+    phases = size["phases"]
+    assert set(phases) == {"ours-poll", "ours-notify", "naive-poll", "naive-subscriptions"}
+    for phase in phases.values():
+        sane_latency(phase["latency_seconds"])
+        assert phase["total_requests_per_user_hour"] >= phase["graph_requests_per_user_hour"]
+    assert phases["naive-subscriptions"]["setup"]["subscriptions"] == phases["ours-poll"]["users"]
+    for kind in ("poll", "subscriptions"):
+        assert size["ratios_naive_to_ours"][kind]["graph_requests_per_user_hour"] > 1
