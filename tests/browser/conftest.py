@@ -21,7 +21,7 @@ from tests.support.server import ServerProcess
 from tests.support.teams import EmulatorProcess, new_teams_id, sync_server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (make test installs it)")
@@ -29,14 +29,14 @@ def playwright() -> Iterator[Playwright]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
     yield browser
     browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     process = EmulatorProcess(tmp_path_factory.mktemp("emulator") / "tls")
     process.start()
@@ -44,7 +44,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProce
     process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(
     tmp_path_factory: pytest.TempPathFactory, emulator: EmulatorProcess
 ) -> Iterator[ServerProcess]:
@@ -55,7 +55,7 @@ def server(
     process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api(server: ServerProcess) -> Iterator[httpx.Client]:
     with server.client() as client:
         yield client
@@ -93,7 +93,7 @@ def directory(api: httpx.Client, emulator: EmulatorProcess) -> Directory:
     return Directory(api, emulator)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server without an app registration: the Teams sync is off."""
     process = ServerProcess(Path(tmp_path_factory.mktemp("plain")) / "server")
