@@ -24,7 +24,7 @@ from tests.support.teams import EmulatorProcess, new_teams_id, sync_server
 @pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
+        raise RuntimeError("Debian's chromium is not installed: run make test (it installs it)")
     with sync_playwright() as p:
         yield p
 
