@@ -126,6 +126,7 @@ class NaiveSubscriber:
         self._server: asyncio.Server | None = None
         self.port = 0
         self._gets: set[asyncio.Task[None]] = set()
+        self._stopped = False
 
     # -- set-up --------------------------------------------------------------------------
 
@@ -218,6 +219,8 @@ class NaiveSubscriber:
         )
 
     def _notified(self, batch: dict[str, Any]) -> None:
+        if self._stopped:
+            return
         for item in batch.get("value", []):
             self.counts["notifications"] += 1
             if item.get("clientState") != self.client_state:
@@ -230,9 +233,13 @@ class NaiveSubscriber:
                 task.add_done_callback(self._gets.discard)
 
     async def _get(self, teams_id: str) -> None:
-        status, content = await self.pool.request(
-            "GET", "/v1.0/me/presence", token=self.tokens[teams_id]
-        )
+        try:
+            status, content = await self.pool.request(
+                "GET", "/v1.0/me/presence", token=self.tokens[teams_id]
+            )
+        except Exception:  # the emulator went away (end of the run): counted, not raised
+            self.counts["get_errors"] += 1
+            return
         self.counts["gets"] += 1
         if status == 200:
             self.arrivals[teams_id].append((time.monotonic(), on_call(json.loads(content))))
@@ -240,6 +247,7 @@ class NaiveSubscriber:
             self.counts[f"get_{status}"] += 1
 
     async def stop(self) -> None:
+        self._stopped = True
         await asyncio.gather(*self._gets, return_exceptions=True)
         if self._server is not None:
             self._server.close()

@@ -10,7 +10,7 @@ import random
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -419,12 +419,25 @@ async def wait_for_rounds(server: ServerProcess, rounds: int, within: float) -> 
     """Seconds until the poller has finished `rounds` more rounds."""
     started = time.monotonic()
     first = (await asyncio.to_thread(server.teams_sync)).get("poll", {}).get("rounds", 0)
+    pause = backoff()
     while time.monotonic() - started < within:
         status = await asyncio.to_thread(server.teams_sync)
         if status.get("poll", {}).get("rounds", 0) >= first + rounds:
             return time.monotonic() - started
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(next(pause))
     raise TimeoutError(f"the poller did not finish {rounds} rounds within {within} s")
+
+
+def backoff(first: float = 0.05, most: float = 0.5) -> Iterator[float]:
+    """Pauses between looks at the hub's status: short at first, then at most `most` s.
+
+    The status call walks every user (Hub.synced_users), a noticeable share of the
+    server's loop at 100,000 users, and the server's own work is what is being timed.
+    """
+    pause = first
+    while True:
+        yield pause
+        pause = min(most, pause * 2)
 
 
 def auto_rate(users: int) -> float:

@@ -17,6 +17,7 @@ from presencebridge.bench.workload import (
     StreamListener,
     TeamsDriver,
     arrivals_from,
+    backoff,
     create_emulator_users,
     create_group,
     create_hub_users,
@@ -117,6 +118,11 @@ async def _populate(
         (server.folder / "data").mkdir(parents=True, exist_ok=True)
         creation["hub_seeded"] = await asyncio.to_thread(seed_store, url, population, seeded, mode)
         creation["server_start_seconds"] = round(await asyncio.to_thread(server.start), 3)
+        if mode != "off":
+            # a first start: none of these users has been read from Teams yet
+            creation["first_start_full_round_seconds"] = round(
+                await first_round_after_start(server), 3
+            )
         creation["hub"] = await create_hub_users(server, population, range(seeded, size))
         creation["hub"]["population_before"] = seeded
     return creation
@@ -124,11 +130,12 @@ async def _populate(
 
 async def first_round_after_start(server: ServerProcess, within: float = 900) -> float:
     """Seconds from the server's start until its first full poll round has finished."""
+    pause = backoff()
     while time.monotonic() - server.started_at < within:
         status = await asyncio.to_thread(server.teams_sync)
         if status.get("poll", {}).get("rounds", 0) >= 1:
             return time.monotonic() - server.started_at
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(next(pause))
     raise TimeoutError("no poll round finished after the start")
 
 
@@ -288,6 +295,10 @@ async def measure_hub(
         "hub_budget": after["budget"],
         "cpu_cores_busy": cpu,
         "stream_closed": listener.closed,
+        "stream_snapshot": {
+            "users": listener.snapshot_users,
+            "seconds": round(listener.snapshot_seconds, 3),
+        },
         "server_rss_bytes": server.rss(),
     }
     if "subscriptions" in after:
@@ -296,7 +307,11 @@ async def measure_hub(
             "users_covered": sum(s["users"] for s in after["subscriptions"]),
             "errors": after.get("errors", []),
         }
-    samples = {"at": [a - started for a in matched.at], "latency": matched.latencies}
+    samples = {
+        "at": [a - started for a in matched.at],
+        "latency": matched.latencies,
+        "started": started,  # time.monotonic() at the first change, for later analysis
+    }
     return figures, samples
 
 
@@ -338,9 +353,10 @@ async def sign_in_service_accounts(stack: Stack, count: int) -> dict[str, Any]:
 async def wait_subscribed(server: ServerProcess, users: int, within: float = 600) -> float:
     """Seconds until the hub's subscriptions cover `users` users."""
     started = time.monotonic()
+    pause = backoff()
     while time.monotonic() - started < within:
         status = await asyncio.to_thread(server.teams_sync)
         if sum(s["users"] for s in status.get("subscriptions", [])) >= users:
             return time.monotonic() - started
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(next(pause))
     raise TimeoutError(f"subscriptions did not cover {users} users within {within} s")

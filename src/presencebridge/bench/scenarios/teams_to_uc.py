@@ -15,7 +15,6 @@ from presencebridge.bench.scenarios.common import (
     Options,
     bring_up,
     cold_start,
-    first_round_after_start,
     measure_hub,
 )
 from presencebridge.bench.workload import auto_rate, wait_for_rounds
@@ -32,11 +31,10 @@ async def measure_size(options: Options, size: int) -> tuple[dict[str, Any], dic
     emulator, server = stack.emulator, stack.server
     with running(emulator, server):
         figures: dict[str, Any] = {"users": size, "creation": stack.creation}
-        if "hub_seeded" in stack.creation:
-            # the server started with the seeded users: its first round is a cold start
-            figures["first_start_full_round_seconds"] = round(
-                await first_round_after_start(server), 3
-            )
+        if "first_start_full_round_seconds" in stack.creation:
+            figures["first_start_full_round_seconds"] = stack.creation[
+                "first_start_full_round_seconds"
+            ]
         await wait_for_rounds(server, options.warm_rounds, within=600)
         interval = server.teams_sync()["poll"]["interval_seconds"]
         rate = options.rate or auto_rate(size)
