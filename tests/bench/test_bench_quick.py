@@ -82,6 +82,8 @@ def test_throughput(tmp_path: Path) -> None:
     (runs,) = data["figures"]["sizes"].values()
     sqlite = runs["sqlite"]
     assert sqlite["sustained_events_per_second"] > 0
+    assert sqlite["sustained_events_per_second_batched"] > 0
+    assert {level["events_per_request"] for level in sqlite["levels"]} == {1, 100}
     assert sqlite["durability"]["acknowledged_but_lost"] == 0
     assert sqlite["durability"]["users_checked"] > 0
     for level in sqlite["levels"]:

@@ -19,7 +19,15 @@ from presencebridge.adapters.store import tables as t
 from presencebridge.core.model import User, UserState
 from presencebridge.core.settings import GroupSettings
 
-SCHEMA_TABLES = {"groups", "profile_templates", "users", "agent_tokens", "presence_history"}
+SCHEMA_TABLES = {
+    "groups",
+    "profile_templates",
+    "users",
+    "agent_tokens",
+    "presence_history",
+    "cluster_nodes",
+    "partition_leases",
+}
 VERSION_TABLE = "alembic_version"
 NOW = datetime(2024, 3, 4, 8, 30, tzinfo=UTC)
 
@@ -100,3 +108,17 @@ def test_downgrade_then_upgrade_to_an_explicit_revision(engine: Engine) -> None:
 
     assert current_revision(engine) == HEAD_REVISION
     use_store(engine)
+
+
+def test_upgrade_from_the_first_schema_keeps_users_and_adds_the_cluster_tables(
+    engine: Engine,
+) -> None:
+    migrate(engine, "0001")
+    use_store(engine)
+    assert "partition_leases" not in table_names(engine)
+
+    migrate(engine)
+
+    assert current_revision(engine) == HEAD_REVISION
+    assert table_names(engine) == SCHEMA_TABLES | {VERSION_TABLE}
+    assert [u.user.id for u in Store(engine).load_users()] == ["alice"]

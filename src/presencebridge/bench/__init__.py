@@ -111,7 +111,9 @@ def headline(path: Path) -> list[str]:
                 if "sustained_events_per_second" in r:
                     lines.append(
                         f"{n}, {label}: {r['sustained_events_per_second']:,} durable events/s "
-                        f"({r['best_clients']} clients), lost after kill -9: "
+                        f"({r['best_clients']} clients), "
+                        f"{r['sustained_events_per_second_batched']:,} in batches, "
+                        "lost after kill -9: "
                         f"{r['durability']['acknowledged_but_lost']}"
                     )
                 else:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import heapq
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -69,7 +70,11 @@ class Hub:
         self._presence: dict[str, EffectivePresence] = {}
         self._user_locks: dict[str, asyncio.Lock] = {}
         self._group_lock = asyncio.Lock()
+        # Lazily deleted heap: `_due_at` holds each user's one live deadline; heap
+        # entries that no longer match it are skipped when popped.
         self._deadlines: list[tuple[datetime, str]] = []
+        self._due_at: dict[str, datetime] = {}
+        self._by_teams_id: dict[str, str] = {}
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
         # SQLite has one writer at a time: one thread avoids lock contention.
@@ -96,8 +101,13 @@ class Hub:
         for state in aged:
             self._users[state.user.id] = state
             self._presence[state.user.id] = self._evaluate(state, now)
+            self._index(state)
             self._schedule(state, now)
         await self._io(self.store.prune_history, now - HISTORY_KEPT)
+        # Everyone's state lives as long as the process: keep it out of the full garbage
+        # collections, which otherwise stop the loop for most of a second at 100k users.
+        gc.collect()
+        gc.freeze()
         metrics.USERS.set(len(self._users))
         self._commit.start()
         self._timer = asyncio.create_task(self._run_timers(), name="presence-timers")
@@ -132,6 +142,9 @@ class Hub:
 
     def user_ids(self) -> list[str]:
         return list(self._users)
+
+    def has_user(self, user_id: str) -> bool:
+        return user_id in self._users
 
     def user(self, user_id: str) -> UserView:
         try:
@@ -209,9 +222,7 @@ class Hub:
             self.group(user.group)
             if user.id in self._users:
                 raise Rejected(Reason.CONFLICT, f"user {user.id!r} exists already")
-            if user.teams_user_id and any(
-                s.user.teams_user_id == user.teams_user_id for s in self._users.values()
-            ):
+            if user.teams_user_id and user.teams_user_id in self._by_teams_id:
                 raise Rejected(
                     Reason.CONFLICT, f"teams_user_id {user.teams_user_id!r} belongs to another user"
                 )
@@ -219,6 +230,7 @@ class Hub:
             now = self.clock.now()
             await self._io(self.store.create_user, state, now)
             self._users[user.id] = state
+            self._index(state)
             presence = self._evaluate(state, now)
             self._presence[user.id] = presence
             metrics.USERS.set(len(self._users))
@@ -246,6 +258,7 @@ class Hub:
                 history = [self._history(user_id, presence, source, now)] if changed else []
                 await self._commit.write([new_state], history, now)
                 self._users[user_id] = new_state
+                self._index(new_state, old.state)
                 self._presence[user_id] = presence
             self._schedule(new_state, now)
             metrics.EVENTS.labels(kind, "applied").inc()
@@ -255,6 +268,31 @@ class Hub:
             self.bus.publish(PresenceChange(user_id, presence))
         self._after_change(old.state, new_state)
         return UserView(new_state, presence)
+
+    async def handle_many(
+        self, events: Iterable[tuple[str, rules.Event]], source: str
+    ) -> list[UserView | Rejected]:
+        """Apply many events at once; they share durable commits.
+
+        Each user's events keep their order (one task per user, in turn); users run
+        side by side. A rejected event is returned in its place, the others still apply.
+        """
+        per_user: dict[str, list[tuple[int, rules.Event]]] = {}
+        count = 0
+        for index, (user_id, event) in enumerate(events):
+            per_user.setdefault(user_id, []).append((index, event))
+            count = index + 1
+        results: list[UserView | Rejected] = [Rejected(Reason.NOT_FOUND, "")] * count
+
+        async def run(user_id: str, queue: list[tuple[int, rules.Event]]) -> None:
+            for index, event in queue:
+                try:
+                    results[index] = await self.handle(user_id, event, source)
+                except Rejected as rejected:
+                    results[index] = rejected
+
+        await asyncio.gather(*(run(u, q) for u, q in per_user.items()))
+        return results
 
     def add_change_listener(self, listener: Callable[[str], None]) -> None:
         """Called with the user id after each handled event (the agent relay)."""
@@ -345,19 +383,38 @@ class Hub:
         await self._fire_due(self.clock.now())
 
     def _schedule(self, state: UserState, now: datetime) -> None:
+        """Keep the user's earliest deadline; a Tick that comes early only reschedules."""
+        user_id = state.user.id
         deadline = rules.next_deadline(state, now)
-        if deadline is not None:
-            heapq.heappush(self._deadlines, (deadline, state.user.id))
-            if self._deadlines[0][1] == state.user.id:
-                self._wake.set()
+        scheduled = self._due_at.get(user_id)
+        if deadline is None or (scheduled is not None and scheduled <= deadline):
+            return
+        self._due_at[user_id] = deadline
+        heapq.heappush(self._deadlines, (deadline, user_id))
+        if len(self._deadlines) > 2 * len(self._due_at) + 1024:
+            # Too many superseded entries: rebuild from the live ones.
+            self._deadlines = [(d, u) for u, d in self._due_at.items()]
+            heapq.heapify(self._deadlines)
+        if self._deadlines[0][1] == user_id:
+            self._wake.set()
 
     async def _fire_due(self, now: datetime) -> None:
-        due: set[str] = set()
+        due: list[str] = []
         while self._deadlines and self._deadlines[0][0] <= now:
-            due.add(heapq.heappop(self._deadlines)[1])
-        for user_id in sorted(due):
-            if user_id in self._users:
-                await self.handle(user_id, rules.Tick(), "clock")
+            deadline, user_id = heapq.heappop(self._deadlines)
+            if self._due_at.get(user_id) == deadline:
+                del self._due_at[user_id]
+                due.append(user_id)
+        due = sorted(u for u in due if u in self._users)
+        try:
+            await self.handle_many(((u, rules.Tick()) for u in due), "clock")
+        except Exception:
+            # Whoever's Tick failed has no deadline left: try them again shortly.
+            for user_id in due:
+                if user_id not in self._due_at:
+                    self._due_at[user_id] = retry = now + timedelta(seconds=5)
+                    heapq.heappush(self._deadlines, (retry, user_id))
+            raise
 
     async def _run_timers(self) -> None:
         while True:
@@ -379,6 +436,12 @@ class Hub:
         if lock is None:
             lock = self._user_locks[user_id] = asyncio.Lock()
         return lock
+
+    def _index(self, state: UserState, old: UserState | None = None) -> None:
+        if old is not None and old.user.teams_user_id not in (None, state.user.teams_user_id):
+            self._by_teams_id.pop(old.user.teams_user_id, None)
+        if state.user.teams_user_id is not None:
+            self._by_teams_id[state.user.teams_user_id] = state.user.id
 
     def _evaluate(self, state: UserState, now: datetime) -> EffectivePresence:
         return effective_presence(state, self._groups[state.user.group].templates, now)

@@ -222,14 +222,22 @@ class TeamsPoller:
         size = self.api.max_ids_per_read
         chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
         limit = asyncio.Semaphore(self.parallel_reads)
+        # Reads are spread evenly over the interval: each chunk is read once per interval,
+        # at its own slot. Started all at once they would queue in the budget and come in
+        # bursts, and the sliding window would repeat the bursts round after round.
+        spacing = self.interval(len(ids)) / max(1, len(chunks))
+        started = time.monotonic()
 
-        async def read(chunk: list[str]) -> None:
+        async def read(slot: int, chunk: list[str]) -> None:
+            await asyncio.sleep(max(0.0, started + slot * spacing - time.monotonic()))
             async with limit:
                 requested_at = self.hub.clock.now()
                 readings = await self.api.read(chunk)
             await self.apply(readings, by_teams_id, requested_at)
 
-        results = await asyncio.gather(*(read(c) for c in chunks), return_exceptions=True)
+        results = await asyncio.gather(
+            *(read(slot, c) for slot, c in enumerate(chunks)), return_exceptions=True
+        )
         for result in results:
             if isinstance(result, BaseException):
                 log.warning("Teams read failed: %s", result)
@@ -255,6 +263,7 @@ async def apply_readings(
     """Hand what Graph showed (by poll or notification) to the rules, user by user."""
     started = time.perf_counter()
     now = hub.clock.now()
+    observed: list[tuple[str, rules.TeamsObserved]] = []
     for reading in readings:
         user_id = by_teams_id.get(reading.teams_user_id)
         if user_id is None:
@@ -267,5 +276,7 @@ async def apply_readings(
         event = rules.TeamsObserved(
             reading.availability, reading.activity, reading.sequence, requested_at
         )
-        await hub.handle(user_id, event, "teams")
+        observed.append((user_id, event))
+    # Together, so the changes of one read share one durable commit.
+    await hub.handle_many(observed, "teams")
     metrics.SYNC_LAG.observe(time.perf_counter() - started)

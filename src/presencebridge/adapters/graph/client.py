@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import ssl
+import sys
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -141,8 +142,12 @@ class GraphClient:
         )
         self._check(response)
         return [
+            # A handful of distinct values, kept for every user: share one copy of each.
             Reading(
-                p["id"], p.get("availability", ""), p.get("activity", ""), p.get("sequenceNumber")
+                p["id"],
+                sys.intern(p.get("availability", "")),
+                sys.intern(p.get("activity", "")),
+                p.get("sequenceNumber"),
             )
             for p in response.json().get("value", [])
         ]

@@ -27,7 +27,7 @@ from presencebridge.core.model import ProfileTemplate, Status, User, UserState
 from presencebridge.core.settings import GroupSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 def normalise_url(url: str) -> str:
@@ -214,19 +214,33 @@ class Store:
         self, states: Sequence[UserState], history: Sequence[HistoryEntry], now: datetime
     ) -> None:
         """Write several users' new states and their history in one transaction."""
+        # One executemany: SQLAlchemy builds the statement once, not once per user.
+        update = (
+            t.users.update()
+            .where(t.users.c.id == sa.bindparam("b_id"))
+            .values(
+                display_name=sa.bindparam("b_display_name"),
+                group_id=sa.bindparam("b_group_id"),
+                teams_user_id=sa.bindparam("b_teams_user_id"),
+                state=sa.bindparam("b_state"),
+                version=t.users.c.version + 1,
+                updated_at=now,
+            )
+        )
         with self._tx() as c:
-            for state in states:
+            if states:
                 c.execute(
-                    t.users.update()
-                    .where(t.users.c.id == state.user.id)
-                    .values(
-                        display_name=state.user.display_name,
-                        group_id=state.user.group,
-                        teams_user_id=state.user.teams_user_id,
-                        state=codec.encode(state),
-                        version=t.users.c.version + 1,
-                        updated_at=now,
-                    )
+                    update,
+                    [
+                        {
+                            "b_id": s.user.id,
+                            "b_display_name": s.user.display_name,
+                            "b_group_id": s.user.group,
+                            "b_teams_user_id": s.user.teams_user_id,
+                            "b_state": codec.encode(s),
+                        }
+                        for s in states
+                    ],
                 )
             if history:
                 c.execute(

@@ -104,3 +104,23 @@ presence_history = sa.Table(
     sa.Column("text", sa.String(200), nullable=False),
     sa.Index("ix_presence_history_user_at", "user_id", "at"),
 )
+
+# Several nodes (docs/cluster.md): each node says it is alive here, and owns
+# partitions of the users through leases that it renews; an expired lease is free.
+cluster_nodes = sa.Table(
+    "cluster_nodes",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("url", sa.String(400), nullable=False),
+    sa.Column("seen_at", Time, nullable=False),
+)
+
+partition_leases = sa.Table(
+    "partition_leases",
+    metadata,
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("node_id", sa.String(128), nullable=False),
+    sa.Column("expires_at", Time, nullable=False),
+    # Raised on every change of owner: a node can tell its lease was taken meanwhile.
+    sa.Column("epoch", sa.Integer, nullable=False),
+)

@@ -7,6 +7,10 @@ loop: C clients each send their next event as soon as the previous one is answer
 at several C; "sustained" is the best rate over a whole measurement window with no
 errors. The Teams sync is off (no Graph): this is the hub and its store alone.
 
+Two ways in: one event per request (`POST /api/v1/telephony/events`), and batches
+(`POST /api/v1/telephony/events/batch`), the way a PBX connector that sees many
+calls at once sends them.
+
 After each backend's run the server is killed with SIGKILL and restarted, and every
 user's telephony state is compared with the last event the server acknowledged for
 that user: nothing acknowledged may be lost.
@@ -37,6 +41,9 @@ FULL_USERS = [1_000, 10_000]
 DEFAULT_SECONDS = 8.0
 CONCURRENCY = (8, 32, 128)
 QUICK_CONCURRENCY = (8,)
+BATCH_SIZE = 100
+BATCH_CONCURRENCY = (4, 16)
+QUICK_BATCH_CONCURRENCY = (4,)
 
 
 class ClosedLoop:
@@ -48,14 +55,24 @@ class ClosedLoop:
         self.calls: dict[str, int] = {}
         self.acknowledged: dict[str, str] = {}  # user -> last acknowledged state
 
-    async def run(self, clients: int, seconds: float, warmup: float = 1.0) -> dict[str, Any]:
+    async def run(
+        self, clients: int, seconds: float, batch: int = 1, warmup: float = 1.0
+    ) -> dict[str, Any]:
         pool = server_pool(self.server, clients)
         try:
-            return await self._run(pool, clients, seconds, warmup)
+            return await self._run(pool, clients, seconds, batch, warmup)
         finally:
             pool.close()
 
-    async def _run(self, pool: Pool, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
+    def _next_event(self, user: str) -> dict[str, str]:
+        count = self.calls.get(user, 0)
+        self.calls[user] = count + 1
+        state = "connected" if count % 2 == 0 else "ended"
+        return {"user": user, "call_id": f"k{count // 2}", "state": state}
+
+    async def _run(
+        self, pool: Pool, clients: int, seconds: float, batch: int, warmup: float
+    ) -> dict[str, Any]:
         stop = time.monotonic() + warmup + seconds
         measure_from = time.monotonic() + warmup
         latencies: list[float] = []
@@ -67,23 +84,24 @@ class ClosedLoop:
             mine = self.users[k::clients]
             turn = 0
             while time.monotonic() < stop:
-                user = mine[turn % len(mine)]
-                turn += 1
-                count = self.calls.get(user, 0)
-                self.calls[user] = count + 1
-                state = "connected" if count % 2 == 0 else "ended"
-                body = {"user": user, "call_id": f"k{count // 2}", "state": state}
+                events: list[dict[str, str]] = []
+                for _ in range(batch):
+                    events.append(self._next_event(mine[turn % len(mine)]))
+                    turn += 1
+                body: dict[str, Any] = events[0] if batch == 1 else {"events": events}
+                path = "/api/v1/telephony/events" + ("" if batch == 1 else "/batch")
                 sent = time.monotonic()
                 try:
-                    status, _ = await pool.request("POST", "/api/v1/telephony/events", body)
+                    status, _ = await pool.request("POST", path, body)
                 except Exception:
                     status = 0
                 answered = time.monotonic()
                 if status == 200:
-                    self.acknowledged[user] = state
+                    for event in events:
+                        self.acknowledged[event["user"]] = event["state"]
                 if sent >= measure_from and answered <= stop:
                     if status == 200:
-                        done += 1
+                        done += len(events)
                         latencies.append(answered - sent)
                     else:
                         errors += 1
@@ -91,6 +109,7 @@ class ClosedLoop:
         await asyncio.gather(*(client(k) for k in range(clients)))
         return {
             "clients": clients,
+            "events_per_request": batch,
             "events_per_second": round(done / seconds, 1),
             "acknowledged": done,
             "errors": errors,
@@ -163,12 +182,22 @@ async def backend(
         creation = await create_hub_users(server, population, range(size), teams=False)
         results = []
         loop = ClosedLoop(server, population.hub_ids())
-        for clients in QUICK_CONCURRENCY if options.quick else CONCURRENCY:
+        levels = [(c, 1) for c in (QUICK_CONCURRENCY if options.quick else CONCURRENCY)]
+        levels += [
+            (c, BATCH_SIZE)
+            for c in (QUICK_BATCH_CONCURRENCY if options.quick else BATCH_CONCURRENCY)
+        ]
+        for clients, batch in levels:
             meter = CpuMeter({"server": server.pid, "load_generator": os.getpid()})
-            result = await loop.run(clients, options.duration)
+            result = await loop.run(clients, options.duration, batch)
             result["cpu_cores_busy"] = meter.read()
             results.append(result)
-        best = max(results, key=lambda r: r["events_per_second"] if not r["errors"] else 0)
+
+        def best_of(batch: int) -> dict[str, Any]:
+            mine = [r for r in results if r["events_per_request"] == batch]
+            return max(mine, key=lambda r: r["events_per_second"] if not r["errors"] else 0)
+
+        best, best_batched = best_of(1), best_of(BATCH_SIZE)
         ceiling = await request_ceiling(server, "/healthz", best["clients"], options.duration / 2)
         figures: dict[str, Any] = {
             "database": "postgresql" if database_url else "sqlite",
@@ -178,6 +207,8 @@ async def backend(
             "levels": results,
             "sustained_events_per_second": best["events_per_second"],
             "best_clients": best["clients"],
+            "sustained_events_per_second_batched": best_batched["events_per_second"],
+            "best_clients_batched": best_batched["clients"],
             "http_ceiling": ceiling,
             "durability": await verify_durability(server, loop),
         }
@@ -207,6 +238,8 @@ async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
         "users": options.users,
         "duration_seconds_per_level": options.duration,
         "clients": list(QUICK_CONCURRENCY if options.quick else CONCURRENCY),
+        "batched_clients": list(QUICK_BATCH_CONCURRENCY if options.quick else BATCH_CONCURRENCY),
+        "events_per_batch": BATCH_SIZE,
         "events": "connected / ended alternating per user, each a state change and a commit",
         "teams_sync": "off",
     }
@@ -217,11 +250,16 @@ async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
             for label, result in runs.items():
                 if "levels" not in result:
                     continue
-                clients = [r["clients"] for r in result["levels"]]
-                rates = [r["events_per_second"] for r in result["levels"]]
-                p99 = [(r["latency_seconds"]["p99"] or 0) * 1000 for r in result["levels"]]
-                left.plot(clients, rates, marker="o", label=f"{label}, {int(size):,} users")
-                right.plot(clients, p99, marker="o", label=f"{label}, {int(size):,} users")
+                for batch, style in ((1, "-"), (BATCH_SIZE, ":")):
+                    levels = [r for r in result["levels"] if r["events_per_request"] == batch]
+                    clients = [r["clients"] for r in levels]
+                    rates = [r["events_per_second"] for r in levels]
+                    p99 = [(r["latency_seconds"]["p99"] or 0) * 1000 for r in levels]
+                    name = f"{label}, {int(size):,} users" + (
+                        f", batches of {batch}" if batch > 1 else ""
+                    )
+                    left.plot(clients, rates, style, marker="o", label=name)
+                    right.plot(clients, p99, style, marker="o", label=name)
         left.axhline(2000, color="grey", linestyle="--", linewidth=1, label="target 2,000/s")
         left.set_xscale("log")
         left.set_xlabel("concurrent clients")
@@ -231,7 +269,7 @@ async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
         left.legend(fontsize=8)
         right.set_xscale("log")
         right.set_xlabel("concurrent clients")
-        right.set_ylabel("p99 latency (ms)")
+        right.set_ylabel("p99 latency per request (ms)")
         right.set_title("latency at that load")
         right.grid(True, alpha=0.3)
         right.legend(fontsize=8)
