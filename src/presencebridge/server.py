@@ -97,7 +97,10 @@ async def serve(
         host=settings.host,
         port=settings.port,
         log_config=None,
-        proxy_headers=False,
+        # Behind a reverse proxy (docs/deploy.md): X-Forwarded-Proto and -For are
+        # believed from 127.0.0.1 and ::1 only (uvicorn's FORWARDED_ALLOW_IPS widens
+        # that), so redirects keep https and the access log shows the real client.
+        proxy_headers=True,
         ws_max_size=settings.max_body_bytes,
         timeout_graceful_shutdown=5,
     )
