@@ -51,6 +51,7 @@ sysdeps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v pulseaudio >/dev/null 2>&1 || missing="$$missing pulseaudio"; \
 	command -v parecord >/dev/null 2>&1 || missing="$$missing pulseaudio-utils"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	if [ -z "$$missing" ]; then :; \

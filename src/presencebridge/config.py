@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     allow_clock_control: bool = False
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Several nodes (docs/cluster.md): set redis_url on every node, with one PostgreSQL.
+    redis_url: SecretStr | None = None
+    node_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._:-]{1,128}$")
+    node_url: str | None = None
+    partitions: int = Field(64, ge=1, le=4096)
+    lease_seconds: float = Field(9.0, ge=1, le=300)
+
+    @property
+    def clustered(self) -> bool:
+        return self.redis_url is not None
 
     def resolved_database_url(self) -> str:
         if self.database_url:

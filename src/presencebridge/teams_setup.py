@@ -35,6 +35,11 @@ class RunningTeamsSync:
     notify: NotifyContext | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    def set_share(self, share: float) -> None:
+        """Several nodes: spend only this node's share of the tenant's Graph budget."""
+        self.budget.set_share(share)
+        self.poller.reads_per_second = self.budget.reads_per_second()
+
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()

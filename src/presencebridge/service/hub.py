@@ -54,6 +54,14 @@ HISTORY_KEPT = timedelta(days=14)
 TEAMS_TEMPLATE = ProfileTemplate("MS Teams", Status.BUSY, Text.ON_THE_PHONE_TEAMS, "#5b5fc7")
 
 
+class NotOwner(Exception):
+    """This node does not handle the user now (several nodes): another one does."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"user {user_id!r} is handled by another node")
+        self.user_id = user_id
+
+
 @dataclass(frozen=True, slots=True)
 class UserView:
     state: UserState
@@ -85,6 +93,11 @@ class Hub:
         self.teams_writer: TeamsWriter | None = None
         self._change_listeners: list[Callable[[str], None]] = []
         self._commit = GroupCommit(self._save)
+        # Several nodes (service/cluster.py): which users this node handles, and where
+        # their new states and group changes go for the other nodes.
+        self.owns: Callable[[str], bool] = lambda _user_id: True
+        self.replicate: Callable[[UserState], None] | None = None
+        self.on_group_change: Callable[[str], None] | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -95,7 +108,8 @@ class Hub:
         now = self.clock.now()
         # Reconcile at start: whatever time did while we were down takes effect now.
         aged = [rules.age(s, now) for s in states]
-        changed = [a for a, s in zip(aged, states, strict=True) if a != s]
+        # Several nodes: only our own users are written; taking others over ages them.
+        changed = [a for a, s in zip(aged, states, strict=True) if a != s and self.owns(a.user.id)]
         if changed:
             await self._io(self.store.save_users, changed, [], now)
         for state in aged:
@@ -178,7 +192,8 @@ class Hub:
             if templates:
                 await self._io(self.store.save_templates, group_id, templates)
             self._groups[group_id] = group
-            return group
+        self._group_changed(group_id)
+        return group
 
     async def update_group_settings(self, group_id: str, settings: GroupSettings) -> GroupRecord:
         async with self._group_lock:
@@ -191,6 +206,7 @@ class Hub:
             if templates != group.templates:
                 await self._io(self.store.save_templates, group_id, templates)
             self._groups[group_id] = replace(group, settings=settings, templates=templates)
+        self._group_changed(group_id)
         await self._refresh_group(group_id, "settings")
         return self._groups[group_id]
 
@@ -207,17 +223,35 @@ class Hub:
                 templates = (*group.templates, template)
             await self._io(self.store.save_templates, group_id, templates)
             self._groups[group_id] = replace(group, templates=templates)
+        self._group_changed(group_id)
         await self._refresh_group(group_id, "template")
         return self._groups[group_id]
 
     async def _refresh_group(self, group_id: str, source: str) -> None:
         """Templates change members' My Profiles and so, maybe, their presence."""
-        for user_id in [u for u, s in self._users.items() if s.user.group == group_id]:
-            await self.handle(user_id, rules.Tick(), source)
+        members = [u for u, s in self._users.items() if s.user.group == group_id and self.owns(u)]
+        await self.handle_many(((u, rules.Tick()) for u in members), source)
+
+    def _group_changed(self, group_id: str) -> None:
+        if self.on_group_change is not None:
+            self.on_group_change(group_id)
+
+    async def reload_group(self, group_id: str) -> None:
+        """Another node changed the group: read it again, re-evaluate our members."""
+        groups = {g.id: g for g in await self._io(self.store.load_groups)}
+        async with self._group_lock:
+            if group_id not in groups:
+                return
+            self._groups[group_id] = groups[group_id]
+        await self._refresh_group(group_id, "settings")
 
     # -- users -----------------------------------------------------------------------------
 
     async def create_user(self, user: User) -> UserView:
+        if not self.owns(user.id):
+            raise NotOwner(user.id)
+        if user.group not in self._groups:
+            await self.reload_groups()  # several nodes: made on another one a moment ago
         async with self._lock(user.id):
             self.group(user.group)
             if user.id in self._users:
@@ -235,13 +269,20 @@ class Hub:
             self._presence[user.id] = presence
             metrics.USERS.set(len(self._users))
         self.bus.publish(PresenceChange(user.id, presence))
+        if self.replicate is not None:
+            self.replicate(state)
         return UserView(state, presence)
 
     async def handle(self, user_id: str, event: rules.Event, source: str) -> UserView:
         """Apply one event to one user, durably; publish the presence if it changed."""
         started = time.perf_counter()
         kind = type(event).__name__
+        if not self.owns(user_id):
+            self.user(user_id)  # an unknown user is a 404, wherever it is asked
+            raise NotOwner(user_id)
         async with self._lock(user_id):
+            if not self.owns(user_id):  # given away while we waited
+                raise NotOwner(user_id)
             old = self.user(user_id)
             now = self.clock.now()
             group = self._groups[old.state.user.group]
@@ -266,6 +307,8 @@ class Hub:
         if changed:
             metrics.PRESENCE_CHANGES.inc()
             self.bus.publish(PresenceChange(user_id, presence))
+        if self.replicate is not None and new_state != old.state:
+            self.replicate(new_state)
         self._after_change(old.state, new_state)
         return UserView(new_state, presence)
 
@@ -293,6 +336,65 @@ class Hub:
 
         await asyncio.gather(*(run(u, q) for u, q in per_user.items()))
         return results
+
+    # -- several nodes ---------------------------------------------------------------------
+
+    async def apply_remote(self, state: UserState) -> None:
+        """Another node changed a user it handles: keep our copy (for streams) in step."""
+        user_id = state.user.id
+        if state.user.group not in self._groups:
+            await self.reload_groups()  # created on another node a moment ago
+        if self.owns(user_id) or state.user.group not in self._groups:
+            return  # ours now: our own state is newer than any message about it
+        old = self._presence.get(user_id)
+        presence = self._evaluate(state, self.clock.now())
+        self._users[user_id] = state
+        self._presence[user_id] = presence
+        self._index(state)
+        metrics.USERS.set(len(self._users))
+        if presence != old:
+            self.bus.publish(PresenceChange(user_id, presence))
+
+    async def load_stored_users(self) -> list[UserState]:
+        return await self._io(self.store.load_users)
+
+    async def take_over(self, states: Sequence[UserState], claim: Callable[[], None]) -> None:
+        """This node now handles these users: their stored states are the truth.
+
+        The states are put in place and `claim` makes them ours in one step (no await
+        between), so no event can meet an outdated copy. Whatever their deadlines did
+        meanwhile takes effect now, and the Teams side is compared once, as at start.
+        """
+        if any(s.user.group not in self._groups for s in states):
+            await self.reload_groups()
+        now = self.clock.now()
+        changed: list[tuple[str, EffectivePresence]] = []
+        for state in states:
+            user_id = state.user.id
+            old = self._presence.get(user_id)
+            self._users[user_id] = state
+            self._index(state)
+            self._presence[user_id] = presence = self._evaluate(state, now)
+            if presence != old:
+                changed.append((user_id, presence))
+        claim()
+        for user_id, presence in changed:
+            self.bus.publish(PresenceChange(user_id, presence))
+        if self.replicate is not None:
+            # The old owner may have died between its commit and telling the others.
+            for state in states:
+                self.replicate(state)
+        metrics.USERS.set(len(self._users))
+        await self.handle_many(((s.user.id, rules.Tick()) for s in states), "takeover")
+        if self.teams_writer is not None:
+            for state in states:
+                if state.user.teams_user_id is not None:
+                    self.teams_writer.notify(state.user.id, refresh=True)
+
+    async def reload_groups(self) -> None:
+        groups = await self._io(self.store.load_groups)
+        async with self._group_lock:
+            self._groups = {g.id: g for g in groups}
 
     def add_change_listener(self, listener: Callable[[str], None]) -> None:
         """Called with the user id after each handled event (the agent relay)."""
@@ -329,12 +431,15 @@ class Hub:
         result = []
         for user_id, state in self._users.items():
             teams_id = state.user.teams_user_id
-            if teams_id is None:
+            if teams_id is None or not self.owns(user_id):
                 continue
             settings = self._groups[state.user.group].settings
             if effective_mode(settings, state.own_mode) is not TeamsSyncMode.OFF:
                 result.append((user_id, teams_id))
         return result
+
+    def user_for_teams_id(self, teams_user_id: str) -> str | None:
+        return self._by_teams_id.get(teams_user_id)
 
     def mode_of(self, user_id: str) -> TeamsSyncMode:
         state = self.user(user_id).state
@@ -354,7 +459,7 @@ class Hub:
         """
         self.teams_writer = writer
         for user_id, state in self._users.items():
-            if state.user.teams_user_id is not None:
+            if state.user.teams_user_id is not None and self.owns(user_id):
                 writer.notify(user_id, refresh=True)
 
     # -- agent tokens ----------------------------------------------------------------------
@@ -405,7 +510,8 @@ class Hub:
             if self._due_at.get(user_id) == deadline:
                 del self._due_at[user_id]
                 due.append(user_id)
-        due = sorted(u for u in due if u in self._users)
+        # Another node's users keep their (stale) entries out: taking them over reschedules.
+        due = sorted(u for u in due if u in self._users and self.owns(u))
         try:
             await self.handle_many(((u, rules.Tick()) for u in due), "clock")
         except Exception:

@@ -122,8 +122,8 @@ class TeamsWriter:
         view = self.hub.user(user_id)
         state = view.state
         teams_id = state.user.teams_user_id
-        if teams_id is None:
-            return
+        if teams_id is None or not self.hub.owns(user_id):
+            return  # another node handles this user now, its Teams side too
         settings = self.hub.group(state.user.group).settings
         now = self.hub.clock.now()
         want = teams.intent(

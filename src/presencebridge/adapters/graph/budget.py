@@ -22,8 +22,11 @@ class RequestBudget:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         # A small margin keeps us under the limit despite clock skew between us and Graph.
-        self.limit = max(1, int(limit * 0.97))
+        self.tenant_limit = max(1, int(limit * 0.97))
+        self.read_share = read_share
         self.window = window_seconds
+        self.share = 1.0
+        self.limit = self.tenant_limit
         self.read_limit = max(1, int(self.limit * read_share))
         self._clock = clock
         self._all: deque[float] = deque()
@@ -35,6 +38,16 @@ class RequestBudget:
         for times in (self._all, self._reads):
             while times and times[0] <= now - self.window:
                 times.popleft()
+
+    def set_share(self, share: float) -> None:
+        """Several nodes: this node may spend `share` of the tenant's budget.
+
+        Each node's share is the part of the partitions it owns (in the database's
+        lease table), so the shares of all nodes add up to at most the whole.
+        """
+        self.share = min(1.0, max(0.0, share))
+        self.limit = max(1, int(self.tenant_limit * self.share))
+        self.read_limit = max(1, int(self.limit * self.read_share))
 
     def wait_time(self, read: bool, now: float | None = None) -> float:
         now = self._clock() if now is None else now

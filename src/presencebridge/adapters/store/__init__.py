@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -104,9 +104,14 @@ class UnknownTokenError(LookupError):
     pass
 
 
+# Called inside a writing transaction with the users written; raises to refuse the write.
+Fence = Callable[[Connection, Collection[str]], None]
+
+
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.fence: Fence | None = None  # several nodes: only a partition's owner writes
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -198,6 +203,8 @@ class Store:
 
     def create_user(self, state: UserState, now: datetime) -> None:
         with self._tx() as c:
+            if self.fence is not None:
+                self.fence(c, {state.user.id})
             c.execute(
                 t.users.insert().values(
                     id=state.user.id,
@@ -228,6 +235,8 @@ class Store:
             )
         )
         with self._tx() as c:
+            if self.fence is not None:
+                self.fence(c, {s.user.id for s in states})
             if states:
                 c.execute(
                     update,

@@ -1,0 +1,176 @@
+"""Several nodes: a request about another node's user is answered by that node.
+
+Any node takes any request. When the handler finds the user belongs to another
+node (the hub raises `NotOwner` before changing anything), the answer is turned
+into an internal 421 naming the owner, and this middleware sends the same request
+there and hands back its answer. A request is forwarded at most once: a node that
+receives a forwarded request for a user it does not own (the partition is moving)
+answers 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from presencebridge.adapters.store.leases import LeaseLost
+from presencebridge.api.auth import Principal, principal, require_admin
+from presencebridge.service.hub import NotOwner
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+FORWARD_TO = "x-presencebridge-forward-to"
+FORWARDED_BY = "x-presencebridge-forwarded-by"
+# Hop-by-hop and recomputed headers are not passed on.
+NOT_FORWARDED = {b"host", b"content-length", b"connection", b"transfer-encoding", b"keep-alive"}
+
+
+def moving() -> JSONResponse:
+    return JSONResponse(
+        {
+            "detail": "this user's partition is moving to another node; retry in a second",
+            "code": "moving",
+        },
+        503,
+        headers={"Retry-After": "1"},
+    )
+
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.get("/admin/cluster")
+async def cluster_status(
+    request: Request, who: Annotated[Principal, Depends(principal)]
+) -> dict[str, Any]:
+    """Which node this is, which partitions it handles, and who handles the rest."""
+    require_admin(who)
+    cluster = request.app.state.cluster
+    if cluster is None:
+        return {"node": None, "clustered": False}
+    return {"clustered": True, **cluster.status()}
+
+
+async def forward_batch(request: Request, owner: str, events: list[dict[str, Any]]) -> None:
+    """Send one owner its part of a telephony batch; raises if it was not applied."""
+    client: httpx.AsyncClient = request.app.state.forward_client
+    answer = await client.post(
+        owner.rstrip("/") + "/api/v1/telephony/events/batch",
+        json={"events": events},
+        headers={
+            "authorization": request.headers.get("authorization", ""),
+            FORWARDED_BY: request.app.state.cluster.node,
+        },
+    )
+    if answer.status_code != 200:
+        raise Moving()
+
+
+class Moving(Exception):
+    """Part of a request could not be handed to its owner node now."""
+
+
+def install(app: FastAPI) -> None:
+    """The error handlers that mark a request for forwarding (or refuse it)."""
+
+    @app.exception_handler(NotOwner)
+    async def not_owner(request: Request, error: NotOwner) -> Response:
+        cluster = request.app.state.cluster
+        url = None if cluster is None else await cluster.find_owner(error.user_id)
+        if url is None or request.headers.get(FORWARDED_BY):
+            return moving()
+        return Response(status_code=421, headers={FORWARD_TO: url})
+
+    @app.exception_handler(LeaseLost)
+    async def lease_lost(_request: Request, _error: LeaseLost) -> Response:
+        return moving()
+
+    @app.exception_handler(Moving)
+    async def partly_moving(_request: Request, _error: Moving) -> Response:
+        return moving()
+
+    app.include_router(router)
+
+
+class ForwardToOwner:
+    """Sends a request marked by the handlers (421 + owner) on to the owner node."""
+
+    def __init__(self, app: ASGIApp, node: str, timeout: float = 30.0) -> None:
+        self.app = app
+        self.node = node
+        self.client = httpx.AsyncClient(timeout=timeout)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:  # BodyLimit, outside us, has already bounded the size
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        owner: str | None = None
+
+        async def capture(message: Message) -> None:
+            nonlocal owner
+            if message["type"] == "http.response.start" and message["status"] == 421:
+                headers = dict(message.get("headers") or [])
+                if FORWARD_TO.encode() in headers:
+                    owner = headers[FORWARD_TO.encode()].decode()
+                    return
+            if owner is None:
+                await send(message)
+
+        await self.app(scope, replay, capture)
+        if owner is not None:
+            await self._forward(scope, body, owner, send)
+
+    async def _forward(self, scope: Scope, body: bytes, owner: str, send: Send) -> None:
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in scope["headers"]
+            if k.lower() not in NOT_FORWARDED
+        ]
+        headers.append((FORWARDED_BY, self.node))
+        url = owner.rstrip("/") + scope["path"]
+        if scope.get("query_string"):
+            url += "?" + scope["query_string"].decode("latin-1")
+        try:
+            answer = await self.client.request(scope["method"], url, headers=headers, content=body)
+        except httpx.HTTPError:
+            response: Response = moving()  # the owner is going away; its leases will move
+        else:
+            passed = {
+                k: v
+                for k, v in answer.headers.items()
+                if k.lower()
+                not in {"content-length", "content-encoding", "transfer-encoding", "connection"}
+            }
+            response = Response(answer.content, answer.status_code, headers=passed)
+        await response({**scope}, _no_body, send)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}

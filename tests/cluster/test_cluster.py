@@ -1,0 +1,287 @@
+"""Three nodes on one PostgreSQL and one Redis, syncing with the Graph emulator.
+
+Every node takes every request; each user is handled by the node that holds the
+lease on the user's partition. These tests run real `presencebridge serve`
+processes, a throw-away PostgreSQL and Redis, and the emulator, all separately.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from presencebridge.core.partition import partition_of
+from tests.support.postgres import drop_database, fresh_database
+from tests.support.redis import throwaway_redis
+from tests.support.server import ServerProcess, receive, receive_for
+from tests.support.teams import EmulatorProcess, eventually, sync_server
+
+PARTITIONS = 16
+USERS = [f"u{i:02d}" for i in range(24)]
+TAKEOVER_LIMIT = 15.0  # the issue's promise: a dead node's users move within 15 s
+
+
+def teams_id(user: str) -> str:
+    return f"teams-{user}"
+
+
+class Nodes:
+    def __init__(self, nodes: list[ServerProcess], emulator: EmulatorProcess) -> None:
+        self.nodes = nodes
+        self.emulator = emulator
+
+    def status(self, index: int) -> dict[str, object]:
+        with self.nodes[index].client() as api:
+            response = api.get("/api/v1/admin/cluster")
+            assert response.status_code == 200, response.text
+            result: dict[str, object] = response.json()
+            return result
+
+    def owner_of(self, user: str) -> int:
+        """Index of the node that handles `user` now (by its own account)."""
+        partition = partition_of(user, PARTITIONS)
+        for index, node in enumerate(self.nodes):
+            if node.process is None or node.process.poll() is not None:
+                continue
+            owned = self.status(index)["owned"]
+            assert isinstance(owned, list)
+            if partition in owned:
+                return index
+        raise AssertionError(f"no live node handles {user}")
+
+
+def balanced(cluster: Nodes, live: list[int]) -> bool:
+    """Every partition owned, and shared out evenly among the live nodes."""
+    counts = []
+    for index in live:
+        part = cluster.status(index)["owned"]
+        assert isinstance(part, list)
+        counts.append(len(part))
+    return all_partitions_owned(cluster, live) and max(counts) - min(counts) <= 2
+
+
+def all_partitions_owned(cluster: Nodes, live: list[int]) -> bool:
+    owned: list[int] = []
+    for index in live:
+        part = cluster.status(index)["owned"]
+        assert isinstance(part, list)
+        owned += part
+    return sorted(owned) == list(range(PARTITIONS))
+
+
+@pytest.fixture(scope="module")
+def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
+    folder = tmp_path_factory.mktemp("cluster")
+    database = fresh_database(postgres_server)
+    emulator = EmulatorProcess(folder / "emulator-tls")
+    emulator.start()
+    nodes: list[ServerProcess] = []
+    try:
+        with throwaway_redis() as redis_url:
+            for n in range(3):
+                node = sync_server(
+                    folder / f"node{n + 1}",
+                    emulator,
+                    PRESENCEBRIDGE_DATABASE_URL=database,
+                    PRESENCEBRIDGE_REDIS_URL=redis_url,
+                    PRESENCEBRIDGE_NODE_ID=f"node{n + 1}",
+                    PRESENCEBRIDGE_PARTITIONS=str(PARTITIONS),
+                )
+                node.start()
+                nodes.append(node)
+            result = Nodes(nodes, emulator)
+            eventually(lambda: balanced(result, [0, 1, 2]), bool, timeout=30)
+            with nodes[0].client() as api:
+                group = {
+                    "id": "hq",
+                    "name": "HQ",
+                    "settings": {"teams_sync_mode": "telephony_and_presence"},
+                }
+                assert api.post("/api/v1/groups", json=group).status_code == 201
+                for user in USERS:
+                    emulator.add_user(teams_id(user))
+                    body = {
+                        "id": user,
+                        "display_name": user.upper(),
+                        "group": "hq",
+                        "teams_user_id": teams_id(user),
+                    }
+                    # Whichever node handles the user creates it; node 1 passes it on.
+                    created = eventually(
+                        lambda body=body: api.post("/api/v1/users", json=body),  # type: ignore[misc]
+                        lambda r: (
+                            r.status_code != 503
+                        ),  # a partition moving: retry, as a client does
+                        timeout=10,
+                    )
+                    assert created.status_code == 201, created.text
+            yield result
+    finally:
+        for node in nodes:
+            node.stop()
+        emulator.stop()
+        drop_database(postgres_server, database)
+
+
+def telephony(node: ServerProcess, user: str, call_id: str, state: str) -> httpx.Response:
+    with node.client() as api:
+        return api.post(
+            "/api/v1/telephony/events", json={"user": user, "call_id": call_id, "state": state}
+        )
+
+
+def test_partitions_are_shared_out_and_every_node_knows_every_user(cluster: Nodes) -> None:
+    counts = []
+    for index in range(3):
+        owned = cluster.status(index)["owned"]
+        assert isinstance(owned, list)
+        counts.append(len(owned))
+    assert sum(counts) == PARTITIONS
+    assert max(counts) - min(counts) <= 2, counts
+    for node in cluster.nodes:
+        with node.client() as api:
+            users = api.get("/api/v1/users").json()
+            assert sorted(u["id"] for u in users) == USERS
+
+
+def test_a_stream_on_node_1_sees_a_change_handled_by_node_3(cluster: Nodes) -> None:
+    user = next(u for u in USERS if cluster.owner_of(u) == 2)
+    with cluster.nodes[0].stream() as ws:
+        receive(ws)  # snapshot
+        answer = telephony(cluster.nodes[2], user, "c-stream", "connected")
+        assert answer.status_code == 200, answer.text
+        shown = receive_for(ws, user)
+        assert shown["telephony"] == "on_the_phone"
+        # And a request sent to node 1 for the same user is passed to node 3.
+        assert telephony(cluster.nodes[0], user, "c-stream", "ended").status_code == 200
+        assert receive_for(ws, user)["telephony"] == "idle"
+    # The PBX call reached Teams through the node that handles the user.
+    eventually(lambda: cluster.emulator.shown(teams_id(user)), lambda s: s[0] == "Available", 10)
+
+
+def test_a_batch_spanning_all_nodes_is_applied_by_each_owner(cluster: Nodes) -> None:
+    owners = {u: cluster.owner_of(u) for u in USERS}
+    assert set(owners.values()) == {0, 1, 2}
+    events = [{"user": u, "call_id": "c-batch", "state": "connected"} for u in USERS]
+    with cluster.nodes[1].client() as api:
+        answer = api.post("/api/v1/telephony/events/batch", json={"events": events})
+        assert answer.status_code == 200, answer.text
+    with cluster.nodes[0].client() as api:
+        for user in USERS:
+            assert api.get(f"/api/v1/users/{user}/presence").json()["telephony"] == "on_the_phone"
+        ended = [{"user": u, "call_id": "c-batch", "state": "ended"} for u in USERS]
+        assert api.post("/api/v1/telephony/events/batch", json={"events": ended}).is_success
+        for user in USERS:
+            assert api.get(f"/api/v1/users/{user}/presence").json()["telephony"] == "idle"
+
+
+def test_killing_a_node_loses_no_acknowledged_event_and_its_users_keep_syncing(
+    cluster: Nodes,
+) -> None:
+    victim = 2
+    victims_users = [u for u in USERS if cluster.owner_of(u) == victim]
+    assert victims_users
+    acknowledged: dict[str, str] = {}
+    counts = {"sent": 0, "acknowledged": 0, "retried": 0}
+    stop = threading.Event()
+
+    def pbx(entry: ServerProcess, users: list[str]) -> None:
+        """A PBX connector: alternate connected / ended per user; retry what is refused."""
+        turn = 0
+        with httpx.Client(base_url=entry.url, timeout=10) as api:
+            api.headers["Authorization"] = cluster.nodes[0].client().headers["Authorization"]
+            while not stop.is_set():
+                user = users[turn % len(users)]
+                state = "connected" if (turn // len(users)) % 2 == 0 else "ended"
+                body = {"user": user, "call_id": f"k{turn // (2 * len(users))}", "state": state}
+                counts["sent"] += 1
+                try:
+                    answer = api.post("/api/v1/telephony/events", json=body)
+                except httpx.HTTPError:
+                    answer = None
+                if answer is not None and answer.status_code == 200:
+                    acknowledged[user] = state
+                    counts["acknowledged"] += 1
+                    turn += 1
+                else:
+                    counts["retried"] += 1
+                    time.sleep(0.1)
+
+    half = len(USERS) // 2
+    workers = [
+        threading.Thread(target=pbx, args=(cluster.nodes[0], USERS[:half])),
+        threading.Thread(target=pbx, args=(cluster.nodes[1], USERS[half:])),
+    ]
+    for worker in workers:
+        worker.start()
+    time.sleep(2.0)
+    cluster.nodes[victim].kill9()
+    killed_at = time.monotonic()
+    try:
+        # A user of the dead node: its events are accepted again once its partition moved.
+        user = victims_users[0]
+
+        def accepted() -> bool:
+            answer = telephony(cluster.nodes[0], user, "after-kill", "connected")
+            return answer.status_code == 200
+
+        eventually(accepted, bool, timeout=TAKEOVER_LIMIT + 5)
+        moved_after = time.monotonic() - killed_at
+        assert eventually(lambda: all_partitions_owned(cluster, [0, 1]), bool, timeout=10)
+        time.sleep(2.0)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(30)
+    print(
+        f"\ncluster kill: {counts['sent']} events sent, {counts['acknowledged']} acknowledged, "
+        f"{counts['retried']} refused and retried, 1 node killed, "
+        f"its users handled again after {moved_after:.1f} s"
+    )
+    assert moved_after <= TAKEOVER_LIMIT
+    # Nothing acknowledged was lost: every user shows the last state the PBX was told.
+    for name, state in acknowledged.items():
+        # Strictly from the node that handles the user now (its state is the stored one) ...
+        with cluster.nodes[cluster.owner_of(name)].client() as owner:
+            shown = owner.get(f"/api/v1/users/{name}/presence").json()["telephony"]
+        assert (shown == "on_the_phone") == (state == "connected"), (name, state, shown)
+    with cluster.nodes[1].client() as api:
+        for name, state in acknowledged.items():
+            # ... and every other node's copy follows within moments.
+            shown = eventually(
+                lambda name=name: api.get(f"/api/v1/users/{name}/presence").json()["telephony"],  # type: ignore[misc]
+                lambda t, state=state: (t == "on_the_phone") == (state == "connected"),  # type: ignore[misc]
+                timeout=3,
+            )
+            assert (shown == "on_the_phone") == (state == "connected"), (name, state, shown)
+    # The dead node's user keeps syncing: Teams shows the call it was sent after the kill.
+    eventually(
+        lambda: cluster.emulator.shown(teams_id(user)),
+        lambda s: s == ("Busy", "InACall"),
+        TAKEOVER_LIMIT,
+    )
+    assert telephony(cluster.nodes[1], user, "after-kill", "ended").status_code == 200
+
+    # The node comes back and gets its share again.
+    cluster.nodes[victim].start()
+    eventually(lambda: balanced(cluster, [0, 1, 2]), bool, timeout=30)
+
+
+def test_the_nodes_share_the_graph_budget_and_never_exceed_it(cluster: Nodes) -> None:
+    limits = []
+    for index, node in enumerate(cluster.nodes):
+        owned = cluster.status(index)["owned"]
+        assert isinstance(owned, list)
+        with node.client() as api:
+            budget = api.get("/api/v1/admin/teams-sync").json()["budget"]
+        assert budget["share"] == pytest.approx(len(owned) / PARTITIONS)
+        limits.append(budget["limit"])
+    # Shares follow the leases in the database, so together they stay within the tenant's.
+    assert sum(limits) <= 1500
+    stats = cluster.emulator.stats()
+    assert stats["throttled"] == 0
+    assert stats["budget"]["peak"] <= stats["budget"]["limit"]
