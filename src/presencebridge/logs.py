@@ -18,6 +18,15 @@ _SECRET_PATTERNS = (
         r"(?i)((?:access_|admin_|client_|refresh_|id_)?(?:token|secret|password)[\"']?\s*[=:]\s*[\"']?)[^&\s\"',}]+"
     ),
     re.compile(r"(pba_)[A-Za-z0-9_\-]+"),
+    # OAuth codes redeem a sign-in (msal logs the device code at debug level). Only
+    # long values: `"code": "not_found"` or `code=1008` are no secrets.
+    re.compile(r"(?i)((?<![a-z_])(?:device_)?code[\"']?\s*[=:]\s*[\"']?)[^&\s\"',}]{16,}"),
+    # Headers, as a WebSocket handshake logs them at debug level ("< authorization: …"):
+    # a token sent without its scheme, Basic credentials, the console's session cookie.
+    re.compile(
+        r"(?i)((?<![a-z_-])(?:proxy-)?(?:authorization|cookie|set-cookie)[\"']?\s*[=:]\s*[\"']?"
+        r"(?:[a-z]+\s+(?=\S))?)[^\s\"',;]+"
+    ),
 )
 REDACTED = "***"
 

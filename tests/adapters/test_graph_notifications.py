@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from presencebridge.adapters.graph.notifications import (
     NotificationKeys,
     NotificationRejected,
+    ReplayGuard,
+    content_digest,
     decrypt,
 )
 
@@ -83,3 +85,27 @@ def test_malformed_content_is_refused(keys: NotificationKeys, broken: str) -> No
     content[broken] = "***not base64***"
     with pytest.raises(NotificationRejected, match="malformed"):
         decrypt(content, keys)
+
+
+def test_replay_guard_refuses_a_second_delivery_until_it_forgets(keys: NotificationKeys) -> None:
+    first = content_digest(encrypt_like_graph(PRESENCE, keys))
+    second = content_digest(encrypt_like_graph(PRESENCE, keys))  # same presence, new sending
+    assert first != second
+    guard = ReplayGuard(max_age=60, capacity=2)
+    assert guard.claim([first], now=0)
+    assert not guard.claim([first], now=59)
+    assert not guard.claim([second, second], now=59)  # twice in one batch
+    assert guard.claim([second], now=59)
+    assert guard.claim([first], now=60)  # older than max_age: forgotten, taken again
+    third = content_digest(encrypt_like_graph(PRESENCE, keys))
+    assert guard.claim([third], now=61)
+    assert len(guard) == 2  # over capacity the oldest (second) went
+    assert guard.claim([second], now=62)
+
+
+def test_replay_guard_forgets_what_could_not_be_applied(keys: NotificationKeys) -> None:
+    digest = content_digest(encrypt_like_graph(PRESENCE, keys))
+    guard = ReplayGuard()
+    assert guard.claim([digest])
+    guard.release([digest])
+    assert guard.claim([digest])  # Graph's retry of it is taken

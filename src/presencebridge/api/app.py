@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own (404, 405, 400)
 
 from presencebridge import __version__, metrics
 from presencebridge.adapters.store import Store, create_engine, migrate
@@ -174,7 +175,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         hub_: Hub = request.app.state.hub
         return {"status": "ok", "users": len(hub_.user_ids()), "version": __version__}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 

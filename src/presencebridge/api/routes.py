@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, sta
 from pydantic import StringConstraints, ValidationError
 
 from presencebridge.adapters.credentials import CredentialStoreUnavailable
-from presencebridge.api import schemas, views
+from presencebridge.api import responses, schemas, views
 from presencebridge.api.auth import Principal, principal, require_admin, require_user
 from presencebridge.api.schemas import (
     AppointmentIn,
@@ -31,7 +31,7 @@ from presencebridge.core.settings import GroupSettings
 from presencebridge.core.texts import pick_language
 from presencebridge.service.hub import Hub
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=responses.API_ERRORS)
 Caller = Annotated[Principal, Depends(principal)]
 Lang = Annotated[str | None, Query(pattern="^(en|de)$", description="language of texts")]
 

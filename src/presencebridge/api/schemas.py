@@ -21,6 +21,8 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Color = Annotated[str, StringConstraints(pattern=COLOR_PATTERN.pattern)]
 Forwarding = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+# JSON true/false only: lax validation would also take 1, "yes" or "off" as a flag.
+Flag = Annotated[bool, Field(strict=True)]
 
 
 class Body(BaseModel):
@@ -38,7 +40,7 @@ class TemplateIn(Body):
     status: Status
     text: Label
     color: Color
-    active: bool = True
+    active: Flag = True
     call_forwarding: Forwarding | None = None
 
 
@@ -86,12 +88,12 @@ class TelephonyEventIn(Body):
 class MeetingIn(Body):
     meeting_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     state: MeetingState
-    screen_sharing: bool = False
-    audio: bool = True
+    screen_sharing: Flag = False
+    audio: Flag = True
 
 
 class ClockIn(Body):
-    advance_seconds: float = Field(ge=0, le=366 * 24 * 3600)
+    advance_seconds: float = Field(ge=0, le=366 * 24 * 3600, strict=True)  # not `false`
 
 
 class TokenOut(BaseModel):

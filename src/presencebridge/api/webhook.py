@@ -3,7 +3,9 @@
 Every notification is checked before anything is believed: its subscription must
 be one of ours, its clientState must match (constant-time), the validation
 tokens must be valid JWTs for our app, and encrypted content must carry a valid
-HMAC. A batch with any bad item is refused as a whole with a 4xx and counted.
+HMAC. Encrypted content the hub accepted once is refused when it comes again (a
+replay, see `ReplayGuard`). A batch with any bad item is refused as a whole with a
+4xx and counted.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,10 +24,13 @@ from presencebridge import metrics
 from presencebridge.adapters.graph.notifications import (
     NotificationKeys,
     NotificationRejected,
+    ReplayGuard,
     ValidationTokenVerifier,
+    content_digest,
     decrypt,
 )
 from presencebridge.adapters.graph.subscriptions import SubscriptionManager
+from presencebridge.api.responses import WEBHOOK_ERRORS
 from presencebridge.service.hub import Hub
 from presencebridge.service.teams_sync import Reading, apply_readings
 
@@ -40,6 +45,7 @@ class NotifyContext:
     manager: SubscriptionManager
     keys: NotificationKeys
     verifier: ValidationTokenVerifier
+    replays: ReplayGuard = field(default_factory=ReplayGuard)
 
 
 def _refuse(status: int, result: str, reason: str) -> JSONResponse:
@@ -48,7 +54,51 @@ def _refuse(status: int, result: str, reason: str) -> JSONResponse:
     return JSONResponse({"detail": reason, "code": result}, status)
 
 
-@router.post("/graph/notifications", status_code=202, response_model=None)
+# The body is read by hand (Graph's handshake has none), so it is documented here.
+NOTIFICATION_DOCS: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "validationToken",
+            "in": "query",
+            "required": False,
+            "description": "Graph's validation handshake: answered by echoing it as text",
+            "schema": {"type": "string"},
+        }
+    ],
+    "requestBody": {
+        "required": True,  # except for the handshake, which OpenAPI cannot say
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["value"],
+                    "properties": {
+                        "value": {"type": "array", "items": {"type": "object"}},
+                        "validationTokens": {"type": "array", "items": {"type": "string"}},
+                    },
+                }
+            }
+        },
+    },
+}
+NOTIFICATION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the validation handshake: the token echoed",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+    202: {"description": "accepted"},
+    **WEBHOOK_ERRORS,
+}
+
+
+@router.post(
+    "/graph/notifications",
+    status_code=202,
+    response_model=None,
+    response_class=Response,
+    responses=NOTIFICATION_RESPONSES,
+    openapi_extra=NOTIFICATION_DOCS,
+)
 async def graph_notifications(request: Request) -> Response:
     token = request.query_params.get("validationToken")
     if token is not None:
@@ -59,13 +109,16 @@ async def graph_notifications(request: Request) -> Response:
         items = body["value"]
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise TypeError("value is not a list of notifications")
-    except (ValueError, KeyError, TypeError) as error:
+        tokens = body.get("validationTokens") or []
+        if not isinstance(tokens, list):
+            raise TypeError("validationTokens is not a list")
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
+        # RecursionError: JSON nested deeper than the parser goes (was a 500).
         return _refuse(400, "malformed", f"not a Graph notification: {error}")
     notify: NotifyContext | None = request.app.state.notify
     if notify is None:
         return _refuse(403, "unknown_subscription", "this hub holds no subscriptions (poll mode)")
     # Signatures first (as Graph advises), then our own secret per subscription.
-    tokens = body.get("validationTokens") or []
     try:
         for jwt_token in tokens:
             await asyncio.to_thread(notify.verifier.verify, str(jwt_token))
@@ -75,14 +128,17 @@ async def graph_notifications(request: Request) -> Response:
         subscription = notify.manager.lookup(str(item.get("subscriptionId")))
         if subscription is None:
             return _refuse(403, "unknown_subscription", "notification for an unknown subscription")
-        if not subscription.checks(item.get("clientState")):
+        client_state = item.get("clientState")
+        if not isinstance(client_state, str) or not subscription.checks(client_state):
             return _refuse(403, "bad_client_state", "clientState does not match")
     if any("encryptedContent" in i for i in items) and not tokens:
         return _refuse(401, "bad_token", "rich notifications must carry validationTokens")
     observations: list[tuple[str, dict[str, Any]]] = []
+    digests: list[bytes] = []
+    lifecycle: list[dict[str, Any]] = []
     for item in items:
         if item.get("lifecycleEvent"):
-            await _lifecycle(notify, item)
+            lifecycle.append(item)
             continue
         content = item.get("encryptedContent")
         if content is None:
@@ -93,7 +149,18 @@ async def graph_notifications(request: Request) -> Response:
             return _refuse(403, "bad_signature", str(error))
         teams_id = str(data.get("id") or _resource_id(str(item.get("resource", ""))))
         observations.append((teams_id, data))
-    await _apply(request, observations)
+        digests.append(content_digest(content))
+    # Claimed before applying (no await in between), so two copies arriving at once
+    # cannot both pass; released again if applying fails and Graph is to retry.
+    if not notify.replays.claim(digests):
+        return _refuse(409, "replayed", "notification was delivered and accepted before")
+    try:
+        for item in lifecycle:
+            await _lifecycle(notify, item)
+        await _apply(request, observations)
+    except BaseException:
+        notify.replays.release(digests)
+        raise
     metrics.NOTIFICATIONS.labels("accepted").inc(len(items))
     return Response(status_code=202)
 

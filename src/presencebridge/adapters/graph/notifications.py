@@ -13,7 +13,10 @@ import hashlib
 import hmac
 import json
 import ssl
+import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -120,3 +123,55 @@ class ValidationTokenVerifier:
             raise NotificationRejected(f"validation token refused: {error}") from None
         if claims.get("azp", claims.get("appid")) != GRAPH_NOTIFICATION_APP:
             raise NotificationRejected("validation token was not issued for Graph notifications")
+
+
+def content_digest(content: dict[str, Any]) -> bytes:
+    """What identifies a rich notification: its encrypted data, fixed by the dataSignature.
+
+    The data is encrypted under a fresh random key for every notification, so two
+    deliveries with the same `data` are one notification sent twice. The unsigned parts
+    around it (subscriptionId, resource) do not count: changing them makes no new
+    notification.
+    """
+    return hashlib.sha256(str(content.get("data", "")).encode()).digest()
+
+
+class ReplayGuard:
+    """Remembers the rich notifications the hub accepted, so a second delivery is refused.
+
+    Validation tokens prove only that Graph sent *some* notification lately; they are
+    not bound to the content, so an old `encryptedContent` under a fresh token would
+    pass every other check. Each accepted digest is therefore kept for `max_age`
+    seconds (well past Graph's 4 h of retries); past `capacity` digests the oldest are
+    forgotten first. Basic and lifecycle notifications carry nothing to replay: the
+    former no data, the latter only make the hub renew or re-create a subscription.
+    """
+
+    def __init__(self, max_age: float = 24 * 3600, capacity: int = 200_000) -> None:
+        self.max_age = max_age
+        self.capacity = capacity
+        self._seen: OrderedDict[bytes, float] = OrderedDict()  # digest -> when accepted
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def claim(self, digests: Sequence[bytes], now: float | None = None) -> bool:
+        """Remember `digests`; False (and nothing remembered) if any was seen before."""
+        now = time.monotonic() if now is None else now
+        while self._seen:
+            oldest, accepted = next(iter(self._seen.items()))
+            if now - accepted < self.max_age:
+                break
+            del self._seen[oldest]
+        if len(set(digests)) != len(digests) or any(d in self._seen for d in digests):
+            return False
+        for digest in digests:
+            self._seen[digest] = now
+        while len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+        return True
+
+    def release(self, digests: Sequence[bytes]) -> None:
+        """Forget `digests` again (the hub could not apply them; Graph will retry)."""
+        for digest in digests:
+            self._seen.pop(digest, None)
