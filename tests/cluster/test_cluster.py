@@ -7,12 +7,15 @@ processes, a throw-away PostgreSQL and Redis, and the emulator, all separately.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import ClientConnection, connect
 
 from presencebridge.core.partition import partition_of
 from tests.support.postgres import drop_database, fresh_database
@@ -184,7 +187,7 @@ def test_killing_a_node_loses_no_acknowledged_event_and_its_users_keep_syncing(
 ) -> None:
     victim = 2
     victims_users = [u for u in USERS if cluster.owner_of(u) == victim]
-    assert victims_users
+    assert len(victims_users) >= 2  # one probes the take-over, the others take calls
     acknowledged: dict[str, str] = {}
     counts = {"sent": 0, "acknowledged": 0, "retried": 0}
     stop = threading.Event()
@@ -211,10 +214,13 @@ def test_killing_a_node_loses_no_acknowledged_event_and_its_users_keep_syncing(
                     counts["retried"] += 1
                     time.sleep(0.1)
 
-    half = len(USERS) // 2
+    # One of the dead node's users is kept out of the PBX's calls to probe the take-over.
+    probe = victims_users[0]
+    callers = [u for u in USERS if u != probe]
+    half = len(callers) // 2
     workers = [
-        threading.Thread(target=pbx, args=(cluster.nodes[0], USERS[:half])),
-        threading.Thread(target=pbx, args=(cluster.nodes[1], USERS[half:])),
+        threading.Thread(target=pbx, args=(cluster.nodes[0], callers[:half])),
+        threading.Thread(target=pbx, args=(cluster.nodes[1], callers[half:])),
     ]
     for worker in workers:
         worker.start()
@@ -223,7 +229,7 @@ def test_killing_a_node_loses_no_acknowledged_event_and_its_users_keep_syncing(
     killed_at = time.monotonic()
     try:
         # A user of the dead node: its events are accepted again once its partition moved.
-        user = victims_users[0]
+        user = probe
 
         def accepted() -> bool:
             answer = telephony(cluster.nodes[0], user, "after-kill", "connected")
@@ -285,3 +291,34 @@ def test_the_nodes_share_the_graph_budget_and_never_exceed_it(cluster: Nodes) ->
     stats = cluster.emulator.stats()
     assert stats["throttled"] == 0
     assert stats["budget"]["peak"] <= stats["budget"]["limit"]
+
+
+def test_an_agent_on_node_1_reports_for_a_user_node_3_handles(cluster: Nodes) -> None:
+    user = next(u for u in USERS if cluster.owner_of(u) == 2)
+    with cluster.nodes[1].client() as api:
+        # Group changes made on node 2 reach every node.
+        micsync = {"name": "MicSync", "status": "busy", "text": "Mikrofon", "color": "#aa00aa"}
+        assert api.post("/api/v1/groups/hq/templates", json=micsync).status_code == 201
+        enable = {"MicrophoneUsageSync.Enable": 1}
+        assert api.patch("/api/v1/groups/hq/settings", json=enable).is_success
+        token = api.post(f"/api/v1/users/{user}/agent-tokens").json()["token"]
+
+    def next_of(ws: ClientConnection, kind: str) -> dict[str, Any]:
+        while True:
+            message: dict[str, Any] = json.loads(ws.recv(timeout=10))
+            if message["type"] == kind:
+                return message
+
+    url = f"ws://127.0.0.1:{cluster.nodes[0].port}/api/v1/agent/stream"
+    with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        settings = next_of(ws, "settings")
+        assert settings["microphone"]["enabled"] is True
+        ws.send(json.dumps({"type": "hello", "version": "test", "platform": "linux"}))
+        ws.send(json.dumps({"type": "microphone", "processes": ["zoom"]}))
+        shown = next_of(ws, "presence")
+        while shown["profile"] != "MicSync":
+            shown = next_of(ws, "presence")
+        assert shown["text"] == "Zoom Meeting"
+    # Node 3 applied it: the stored state says so, and Teams got it from node 3.
+    with cluster.nodes[2].client() as api:
+        assert api.get(f"/api/v1/users/{user}/presence").json()["profile"] == "MicSync"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -16,16 +18,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own (404, 405, 400)
 
 from presencebridge import __version__, metrics
+from presencebridge.adapters.fanout import Fanout
 from presencebridge.adapters.store import Store, create_engine, migrate
+from presencebridge.adapters.store.leases import LeaseStore
 from presencebridge.api import views
 from presencebridge.api.agent import router as agent_router
-from presencebridge.api.auth import websocket_principal
+from presencebridge.api.auth import Principal, websocket_principal
+from presencebridge.api.cluster import ForwardToOwner
+from presencebridge.api.cluster import install as install_cluster
 from presencebridge.api.routes import router
 from presencebridge.api.webhook import router as webhook_router
 from presencebridge.config import Settings
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.texts import pick_language
 from presencebridge.service.agents import AgentRelay
+from presencebridge.service.cluster import Cluster
 from presencebridge.service.hub import Hub
 from presencebridge.teams_setup import client_side_teams, start_teams_sync
 from presencebridge.web import mount_console
@@ -107,6 +114,28 @@ def _validation_message(error: RequestValidationError) -> tuple[int, str]:
     return 422, "; ".join(problems)
 
 
+def node_name(settings: Settings) -> str:
+    return settings.node_id or f"{socket.gethostname()}:{settings.port}"
+
+
+def join_cluster(settings: Settings, hub: Hub) -> Cluster | None:
+    """Several nodes: set up leases and fan-out (the hub handles no one until then)."""
+    if settings.redis_url is None:
+        return None
+    url = settings.node_url or f"http://{settings.host}:{settings.port}"
+    cluster = Cluster(
+        hub,
+        LeaseStore(hub.store.engine),
+        Fanout(settings.redis_url.get_secret_value(), node_name(settings)),
+        node_name(settings),
+        url,
+        settings.partitions,
+        settings.lease_seconds,
+    )
+    cluster.attach()
+    return cluster
+
+
 def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     """The server app; builds its own store and hub from `settings` unless given a hub."""
     if settings.admin_token is None:
@@ -121,17 +150,28 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             await asyncio.to_thread(migrate, engine)
             hub = Hub(Store(engine))
         app.state.hub = hub
+        cluster = join_cluster(settings, hub)
+        app.state.cluster = cluster
         await hub.start()
         sync = start_teams_sync(settings, hub)
         app.state.teams_sync = sync
         app.state.notify = None if sync is None else sync.notify
         app.state.agents = AgentRelay(hub, client_side_teams(settings))
+        if cluster is not None:
+            if sync is not None:
+                cluster.on_share = sync.set_share
+            cluster.agents = app.state.agents
+            app.state.agents.forward = cluster.relay_agent_message
+            await cluster.start()
         try:
             yield
         finally:
+            if cluster is not None:
+                await cluster.stop()  # give the partitions back before anything stops
             if sync is not None:
                 await sync.stop()
             await hub.stop()
+            await app.state.forward_client.aclose()
 
     app = FastAPI(
         title="presencebridge",
@@ -145,6 +185,11 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(webhook_router)
     app.include_router(agent_router)
     app.state.notify = None
+    app.state.cluster = None
+    app.state.forward_client = httpx.AsyncClient(timeout=30)
+    install_cluster(app)
+    if settings.clustered:
+        app.add_middleware(ForwardToOwner, node=node_name(settings))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(Rejected)
@@ -209,12 +254,7 @@ async def _stream(websocket: WebSocket) -> None:
     listener = hub.bus.listen()
     metrics.STREAM_CLIENTS.inc()
     try:
-        snapshot = [
-            {"user": user_id, **views.presence(p, language, hub.teams_last_sync(user_id))}
-            for user_id, p in hub.presences()
-            if who.may_act_for(user_id)
-        ]
-        await websocket.send_text(json.dumps({"type": "snapshot", "presences": snapshot}))
+        await websocket.send_text(await _snapshot(hub, who, language))
         receiver = asyncio.create_task(_drain(websocket))
         overflow = asyncio.create_task(listener.overflowed.wait())
         while True:
@@ -242,6 +282,27 @@ async def _stream(websocket: WebSocket) -> None:
         metrics.STREAM_CLIENTS.dec()
         with suppress(Exception):
             await websocket.close()
+
+
+SNAPSHOT_SLICE = 2000
+
+
+async def _snapshot(hub: Hub, who: Principal, language: str) -> str:
+    """The snapshot message, built a slice at a time.
+
+    At 100,000 users building it takes seconds of CPU; yielding between slices keeps
+    PBX events, Graph reads and the other streams moving meanwhile.
+    """
+    parts: list[str] = []
+    presences = [(u, p) for u, p in hub.presences() if who.may_act_for(u)]
+    for start in range(0, len(presences), SNAPSHOT_SLICE):
+        batch = [
+            {"user": user_id, **views.presence(p, language, hub.teams_last_sync(user_id))}
+            for user_id, p in presences[start : start + SNAPSHOT_SLICE]
+        ]
+        parts.append(json.dumps(batch)[1:-1])
+        await asyncio.sleep(0)
+    return '{"type": "snapshot", "presences": [' + ", ".join(parts) + "]}"
 
 
 async def _drain(websocket: WebSocket) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ from pydantic import StringConstraints, ValidationError
 from presencebridge.adapters.credentials import CredentialStoreUnavailable
 from presencebridge.api import responses, schemas, views
 from presencebridge.api.auth import Principal, principal, require_admin, require_user
+from presencebridge.api.cluster import FORWARDED_BY, Moving, forward_batch
 from presencebridge.api.schemas import (
     AppointmentIn,
     ClockIn,
@@ -19,6 +21,8 @@ from presencebridge.api.schemas import (
     ProfileIn,
     ProfileOrderIn,
     SelectProfileIn,
+    TelephonyBatchIn,
+    TelephonyBatchOut,
     TelephonyEventIn,
     TemplateIn,
     TokenOut,
@@ -26,6 +30,7 @@ from presencebridge.api.schemas import (
     UserSettingsIn,
 )
 from presencebridge.core import rules
+from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import Profile, ProfileTemplate, User
 from presencebridge.core.settings import GroupSettings
 from presencebridge.core.texts import pick_language
@@ -352,6 +357,43 @@ async def telephony_event(
     )
 
 
+@router.post("/telephony/events/batch")
+async def telephony_events(
+    body: TelephonyBatchIn, who: Caller, request: Request
+) -> TelephonyBatchOut:
+    """Many PBX events in one request, applied in order per user; all or none are accepted.
+
+    A PBX connector that sees many calls at once sends them together: one request and
+    one durable commit instead of hundreds.
+    """
+    require_admin(who)
+    hub = _hub(request)
+    unknown = sorted({e.user for e in body.events if not hub.has_user(e.user)})
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise Rejected(Reason.NOT_FOUND, f"unknown user {shown}{more}; no event was applied")
+    local = body.events
+    remote: dict[str, list[dict[str, Any]]] = {}
+    cluster = request.app.state.cluster
+    if cluster is not None:  # several nodes: each owner applies its users' events
+        local = [e for e in body.events if hub.owns(e.user)]
+        for e in body.events:
+            if not hub.owns(e.user):
+                owner = await cluster.find_owner(e.user)
+                if owner is None or request.headers.get(FORWARDED_BY):
+                    raise Moving()  # nothing applied yet; the PBX retries the batch
+                remote.setdefault(owner, []).append(e.model_dump(mode="json"))
+    events = [(e.user, rules.TelephonyEvent(e.call_id, e.state)) for e in local]
+    # Telephony events can be applied twice without harm (calls only move forward),
+    # so after a 503 the whole batch may simply be sent again.
+    await asyncio.gather(
+        hub.handle_many(events, "pbx"),
+        *(forward_batch(request, owner, part) for owner, part in remote.items()),
+    )
+    return TelephonyBatchOut(accepted=len(body.events), users=len({e.user for e in body.events}))
+
+
 @router.post("/admin/clock")
 async def advance_clock(body: ClockIn, who: Caller, request: Request) -> dict[str, Any]:
     require_admin(who)
@@ -391,6 +433,7 @@ async def teams_sync_status(who: Caller, request: Request) -> dict[str, Any]:
         "synced_users": users,
         "budget": {
             "limit": sync.budget.limit,
+            "share": sync.budget.share,  # several nodes: this node's part of the tenant's
             "window_seconds": sync.budget.window,
             "read_limit": sync.budget.read_limit,
             "used": sync.budget.used(),

@@ -85,6 +85,19 @@ class TelephonyEventIn(Body):
     state: CallState
 
 
+# A batch fits the default 64 KiB body limit with room to spare (~90 bytes an event).
+MAX_BATCH_EVENTS = 500
+
+
+class TelephonyBatchIn(Body):
+    events: Annotated[list[TelephonyEventIn], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
+
+
+class TelephonyBatchOut(BaseModel):
+    accepted: int
+    users: int
+
+
 class MeetingIn(Body):
     meeting_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     state: MeetingState

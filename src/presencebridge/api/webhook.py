@@ -193,4 +193,7 @@ async def _apply(request: Request, observations: list[tuple[str, dict[str, Any]]
         for teams_id, data in observations
     ]
     by_teams_id = {teams_id: user_id for user_id, teams_id in hub.synced_users()}
+    cluster = request.app.state.cluster
+    if cluster is not None:  # several nodes: the others' users go to their owners
+        cluster.relay_readings([r for r in readings if r.teams_user_id not in by_teams_id])
     await apply_readings(hub, readings, by_teams_id, hub.clock.now())

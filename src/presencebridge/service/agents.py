@@ -55,6 +55,8 @@ class AgentRelay:
         self.hub = hub
         self.client_side = client_side
         self.connections: dict[str, AgentConnection] = {}
+        # Several nodes: what an agent reports for a user another node handles goes there.
+        self.forward: Callable[[str, dict[str, Any]], None] | None = None
         hub.add_change_listener(self.notify)
 
     # -- connections ---------------------------------------------------------------------
@@ -164,15 +166,31 @@ class AgentRelay:
         """Apply one agent message; raises ValueError for a message that makes no sense."""
         user_id = connection.user_id
         kind = message.get("type")
-        if kind == "hello":
-            await self.hub.handle(user_id, rules.AgentStarted(), "agent")
-            connection.last_settings = None  # the agent starts afresh: tell it everything
-            connection.last_intent = None
-            self.notify(user_id)
-        elif kind == "microphone":
+        if kind == "microphone":
             processes = message.get("processes")
             if not isinstance(processes, list) or not all(isinstance(p, str) for p in processes):
                 raise ValueError("microphone.processes must be a list of process names")
+        elif kind not in ("hello", "teams_reading", "teams_written") or (
+            kind != "hello" and self.client_side is None
+        ):
+            raise ValueError(f"unknown message type {kind!r}")
+        if kind in ("hello", "teams_written"):
+            connection.last_settings = None if kind == "hello" else connection.last_settings
+            connection.last_intent = None  # what was acknowledged decides the next intent
+        if self.forward is not None and not self.hub.owns(user_id):
+            self.forward(user_id, message)
+        else:
+            await self.apply(user_id, message)
+        if kind == "hello":
+            self.notify(user_id)  # the agent starts afresh: tell it everything
+
+    async def apply(self, user_id: str, message: dict[str, Any]) -> None:
+        """The hub's part of a (checked) agent message; on the node handling the user."""
+        kind = message.get("type")
+        if kind == "hello":
+            await self.hub.handle(user_id, rules.AgentStarted(), "agent")
+        elif kind == "microphone":
+            processes = message["processes"]
             event = rules.MicrophoneReport(tuple(p[:128] for p in processes[:50]))
             await self.hub.handle(user_id, event, "microphone")
         elif kind == "teams_reading" and self.client_side is not None:
@@ -188,7 +206,6 @@ class AgentRelay:
             if teams.needs_observation(state.teams, reading.availability, reading.activity, mode):
                 await self.hub.handle(user_id, reading, "teams")
         elif kind == "teams_written" and self.client_side is not None:
-            connection.last_intent = None  # what was acknowledged decides the next intent
             if "session" in message:
                 session = message["session"]
                 await self.hub.handle(
@@ -200,8 +217,6 @@ class AgentRelay:
                 until = _time(message["preferred_dnd_until"])
                 written = rules.TeamsPreferredWritten(until, bool(message.get("default_expiry")))
                 await self.hub.handle(user_id, written, "teams")
-        else:
-            raise ValueError(f"unknown message type {kind!r}")
 
 
 def _time(value: Any) -> datetime | None:

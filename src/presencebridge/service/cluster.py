@@ -27,6 +27,7 @@ from presencebridge.adapters.store.leases import LeaseStore
 from presencebridge.core import codec
 from presencebridge.core.model import User, UserState
 from presencebridge.core.partition import partition_of, plan
+from presencebridge.service.agents import AgentRelay
 from presencebridge.service.hub import Hub
 from presencebridge.service.teams_sync import Reading, apply_readings
 
@@ -56,6 +57,7 @@ class Cluster:
         self.owner_urls: dict[int, str] = {}
         self.nodes: dict[str, str] = {}
         self.on_share: Callable[[float], None] | None = None
+        self.agents: AgentRelay | None = None
         self.takeovers = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="leases")
         self._tasks: list[asyncio.Task[None]] = []
@@ -198,6 +200,10 @@ class Cluster:
     def _group_changed(self, group_id: str) -> None:
         self.fanout.publish({"kind": "group", "group": group_id})
 
+    def relay_agent_message(self, user_id: str, message: dict[str, Any]) -> None:
+        """An agent connected here reported for a user another node handles."""
+        self.fanout.publish({"kind": "agent", "user": user_id, "message": message})
+
     def relay_readings(self, readings: Sequence[Reading]) -> None:
         """Notifications that reached us for other nodes' users (Graph posts to one URL)."""
         if readings:
@@ -213,6 +219,9 @@ class Cluster:
                 if user_id is not None and self.hub.owns(user_id):
                     by_teams_id[reading.teams_user_id] = user_id
             await apply_readings(self.hub, readings, by_teams_id, self.hub.clock.now())
+        elif message.get("kind") == "agent":
+            if self.agents is not None and self.hub.owns(message["user"]):
+                await self.agents.apply(message["user"], message["message"])
         elif message.get("kind") == "user":
             await self.hub.apply_remote(codec.decode(User(*message["user"]), message["state"]))
         elif message.get("kind") == "group":

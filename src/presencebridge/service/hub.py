@@ -354,6 +354,8 @@ class Hub:
         metrics.USERS.set(len(self._users))
         if presence != old:
             self.bus.publish(PresenceChange(user_id, presence))
+        for listener in self._change_listeners:
+            listener(user_id)  # an agent connected here learns of its user's change
 
     async def load_stored_users(self) -> list[UserState]:
         return await self._io(self.store.load_users)
