@@ -6,6 +6,7 @@ Every setting is documented in the README's settings table; keep them in step.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,6 +61,9 @@ class Settings(BaseSettings):
     @property
     def clustered(self) -> bool:
         return self.redis_url is not None
+
+    def node_name(self) -> str:
+        return self.node_id or f"{socket.gethostname()}:{self.port}"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

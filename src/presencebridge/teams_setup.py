@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from presencebridge.adapters.graph.auth import AppTokenProvider, authority_url
 from presencebridge.adapters.graph.budget import RequestBudget
@@ -56,6 +57,13 @@ def client_side_teams(settings: Settings) -> ClientSideTeams | None:
     return None
 
 
+def notification_url(settings: Settings) -> str:
+    """Where Graph posts; with several nodes it names the node holding the keys."""
+    assert settings.public_url is not None
+    url = settings.public_url.rstrip("/") + "/graph/notifications"
+    return url + f"?node={quote(settings.node_name())}" if settings.clustered else url
+
+
 def start_teams_sync(settings: Settings, hub: Hub) -> RunningTeamsSync | None:
     """Connect the hub to Graph when an app registration is configured."""
     if not (settings.tenant_id and settings.client_id and settings.client_secret):
@@ -94,7 +102,7 @@ def start_teams_sync(settings: Settings, hub: Hub) -> RunningTeamsSync | None:
             client.http,
             settings.graph_url,
             budget,
-            settings.public_url.rstrip("/") + "/graph/notifications",
+            notification_url(settings),
             keys,
             lambda: [teams_id for _, teams_id in hub.synced_users()],
             hub.clock.now,

@@ -293,8 +293,14 @@ def test_the_nodes_share_the_graph_budget_and_never_exceed_it(cluster: Nodes) ->
     assert stats["budget"]["peak"] <= stats["budget"]["limit"]
 
 
-def test_an_agent_on_node_1_reports_for_a_user_node_3_handles(cluster: Nodes) -> None:
-    user = next(u for u in USERS if cluster.owner_of(u) == 2)
+def test_an_agent_on_node_1_reports_for_a_user_another_node_handles(cluster: Nodes) -> None:
+    def idle(user: str) -> bool:  # "on the phone" would outrank the microphone
+        with cluster.nodes[0].client() as api:
+            presence = api.get(f"/api/v1/users/{user}/presence").json()
+        return bool(presence["telephony"] == "idle")
+
+    user = next(u for u in USERS if cluster.owner_of(u) != 0 and idle(u))
+    owner = cluster.owner_of(user)
     with cluster.nodes[1].client() as api:
         # Group changes made on node 2 reach every node.
         micsync = {"name": "MicSync", "status": "busy", "text": "Mikrofon", "color": "#aa00aa"}
@@ -319,6 +325,25 @@ def test_an_agent_on_node_1_reports_for_a_user_node_3_handles(cluster: Nodes) ->
         while shown["profile"] != "MicSync":
             shown = next_of(ws, "presence")
         assert shown["text"] == "Zoom Meeting"
-    # Node 3 applied it: the stored state says so, and Teams got it from node 3.
-    with cluster.nodes[2].client() as api:
+    # The owner applied it.
+    with cluster.nodes[owner].client() as api:
         assert api.get(f"/api/v1/users/{user}/presence").json()["profile"] == "MicSync"
+
+
+def test_graph_notifications_reach_the_node_that_subscribed(cluster: Nodes) -> None:
+    """Each node subscribes with its own key and `?node=` in the URL; the load balancer
+    may deliver to any node, which passes the notification on."""
+    forged = {"value": [{"subscriptionId": "s-1", "clientState": "x", "resource": "r"}]}
+    with httpx.Client(base_url=cluster.nodes[0].url, timeout=10) as anyone:
+        passed = anyone.post("/graph/notifications?node=node3", json=forged)
+        # Node 3 answered (it holds no subscriptions: these nodes poll) and node 1 said so.
+        assert passed.status_code == 403, passed.text
+        assert passed.json()["code"] == "unknown_subscription"
+        node3_metrics = httpx.get(cluster.nodes[2].url + "/metrics").text
+        assert 'result="unknown_subscription"' in node3_metrics
+        # A node that is gone: accepted and dropped, so Graph does not retry for ever.
+        orphaned = anyone.post("/graph/notifications?node=ghost", json=forged)
+        assert orphaned.status_code == 202
+        # The handshake is answered by whichever node gets it.
+        echoed = anyone.post("/graph/notifications?node=node3&validationToken=abc%20def")
+        assert echoed.text == "abc def"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -114,10 +113,6 @@ def _validation_message(error: RequestValidationError) -> tuple[int, str]:
     return 422, "; ".join(problems)
 
 
-def node_name(settings: Settings) -> str:
-    return settings.node_id or f"{socket.gethostname()}:{settings.port}"
-
-
 def join_cluster(settings: Settings, hub: Hub) -> Cluster | None:
     """Several nodes: set up leases and fan-out (the hub handles no one until then)."""
     if settings.redis_url is None:
@@ -126,8 +121,8 @@ def join_cluster(settings: Settings, hub: Hub) -> Cluster | None:
     cluster = Cluster(
         hub,
         LeaseStore(hub.store.engine),
-        Fanout(settings.redis_url.get_secret_value(), node_name(settings)),
-        node_name(settings),
+        Fanout(settings.redis_url.get_secret_value(), settings.node_name()),
+        settings.node_name(),
         url,
         settings.partitions,
         settings.lease_seconds,
@@ -189,7 +184,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.state.forward_client = httpx.AsyncClient(timeout=30)
     install_cluster(app)
     if settings.clustered:
-        app.add_middleware(ForwardToOwner, node=node_name(settings))
+        app.add_middleware(ForwardToOwner, node=settings.node_name())
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(Rejected)

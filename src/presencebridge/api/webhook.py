@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -30,6 +31,7 @@ from presencebridge.adapters.graph.notifications import (
     decrypt,
 )
 from presencebridge.adapters.graph.subscriptions import SubscriptionManager
+from presencebridge.api.cluster import FORWARDED_BY
 from presencebridge.api.responses import WEBHOOK_ERRORS
 from presencebridge.service.hub import Hub
 from presencebridge.service.teams_sync import Reading, apply_readings
@@ -104,6 +106,12 @@ async def graph_notifications(request: Request) -> Response:
     if token is not None:
         # Graph's handshake: echo the (already URL-decoded) token as plain text, at once.
         return PlainTextResponse(token)
+    addressed_to = request.query_params.get("node")
+    cluster = request.app.state.cluster
+    if cluster is not None and addressed_to and addressed_to != cluster.node:
+        # Several nodes: each subscribes with its own key and URL (?node=), the load
+        # balancer may hand us another node's notification; that node decrypts it.
+        return await _pass_on(request, cluster.nodes.get(addressed_to))
     try:
         body = json.loads(await request.body())
         items = body["value"]
@@ -163,6 +171,28 @@ async def graph_notifications(request: Request) -> Response:
         raise
     metrics.NOTIFICATIONS.labels("accepted").inc(len(items))
     return Response(status_code=202)
+
+
+async def _pass_on(request: Request, node_url: str | None) -> Response:
+    if node_url is None or request.headers.get(FORWARDED_BY):
+        # The node is gone; its subscriptions lapse and the new owners subscribe anew
+        # (the poll underneath covers the gap). Accepted, so Graph does not retry.
+        metrics.NOTIFICATIONS.labels("orphaned").inc()
+        return Response(status_code=202)
+    client: httpx.AsyncClient = request.app.state.forward_client
+    try:
+        answer = await client.post(
+            node_url.rstrip("/") + request.url.path,
+            params=dict(request.query_params),
+            content=await request.body(),
+            headers={
+                "content-type": request.headers.get("content-type", "application/json"),
+                FORWARDED_BY: request.app.state.cluster.node,
+            },
+        )
+    except httpx.HTTPError:
+        return Response(status_code=503, headers={"Retry-After": "5"})  # Graph retries
+    return Response(answer.content, answer.status_code, media_type="application/json")
 
 
 def _resource_id(resource: str) -> str:

@@ -178,6 +178,7 @@ class AgentRelay:
             connection.last_settings = None if kind == "hello" else connection.last_settings
             connection.last_intent = None  # what was acknowledged decides the next intent
         if self.forward is not None and not self.hub.owns(user_id):
+            log.debug("agent message for %s goes to the node handling the user", user_id)
             self.forward(user_id, message)
         else:
             await self.apply(user_id, message)

@@ -221,7 +221,10 @@ class Cluster:
             await apply_readings(self.hub, readings, by_teams_id, self.hub.clock.now())
         elif message.get("kind") == "agent":
             if self.agents is not None and self.hub.owns(message["user"]):
+                log.debug("applying agent message for %s", message["user"])
                 await self.agents.apply(message["user"], message["message"])
+            else:
+                log.debug("agent message for %s: not ours", message["user"])
         elif message.get("kind") == "user":
             await self.hub.apply_remote(codec.decode(User(*message["user"]), message["state"]))
         elif message.get("kind") == "group":
