@@ -30,13 +30,18 @@ serve: $(STAMP)
 
 # Benchmarks: every scenario, emulator and server as separate processes, at sizes that
 # take about 10 minutes on a 2-core machine; JSON and PNG in bench/results/.
-.PHONY: bench bench-full
+.PHONY: bench bench-full soak
 bench: $(STAMP)
 	$(BIN)/presencebridge bench all
 
 # The same up to 100,000 users: well over an hour.
 bench-full: $(STAMP)
 	$(BIN)/presencebridge bench all --full
+
+# Soak: 30 minutes at 100 PBX events/s over 10,000 users, Teams sync on (poll); server
+# RSS growth and errors per window. Not in CI; wants an otherwise idle machine.
+soak: $(STAMP)
+	$(BIN)/python -m presencebridge.bench.scenarios.soak --minutes 30 --rate 100 --users 10000
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,61 @@ def test_naive_baseline(tmp_path: Path) -> None:
     assert phases["naive-subscriptions"]["setup"]["subscriptions"] == phases["ours-poll"]["users"]
     for kind in ("poll", "subscriptions"):
         assert size["ratios_naive_to_ours"][kind]["graph_requests_per_user_hour"] > 1
+
+
+@pytest.mark.timeout(120)
+def test_soak(tmp_path: Path) -> None:
+    # Not a `presencebridge bench` scenario (`bench all` must not run 30 minutes): its own
+    # command, as `make soak` runs it.
+    command = [sys.executable, "-m", "presencebridge.bench.scenarios.soak", "--quick"]
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "results:" in result.stdout
+    data = json.loads((tmp_path / "latest-soak.json").read_text())
+    assert data["scenario"] == "soak"
+    assert set(data["machine"]) >= MACHINE_FIELDS
+    assert data["parameters"]["quick"] is True
+    assert data["parameters"]["read_mode"] == "poll"
+    png = tmp_path / data["plot"]
+    assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 1000
+    figures = data["figures"]
+    assert figures["users"] == 500
+    assert figures["aborted"] is None
+    expected = figures["rate_per_second"] * figures["duration_seconds"]
+    assert 0.7 * expected <= figures["events_sent"] <= 1.3 * expected  # open loop, Poisson
+    assert figures["events_ok"] == figures["events_sent"]
+    assert figures["stream_closed"] is None
+    assert figures["teams_changes_sent"] >= 1
+    samples = figures["samples"]
+    windows = samples[1:]
+    assert len(windows) >= 6
+    assert all(s["rss_bytes"] > 10 * 2**20 for s in samples)
+    assert [s["t"] for s in samples] == sorted(s["t"] for s in samples)
+    # every acknowledged event was applied by the hub (its own counter, from /metrics)
+    applied = sum(s["server"]["events_applied_TelephonyEvent"] for s in windows)
+    assert applied == figures["events_ok"]
+    for s in windows:
+        assert s["events"]["errors"] == 0, s["events"]
+        assert s["teams_changes"]["errors"] == 0
+        assert s["server"]["rejected_requests"] == 0
+        assert s["server"]["graph_write_failures"] == 0
+        assert s["server_log"]["errors"] == s["server_log"]["tracebacks"] == 0
+        assert s["emulator"]["throttled"] == 0
+        if s["latency_seconds"]["count"]:
+            sane_latency(s["latency_seconds"])
+    # the Teams sync ran all along: reads, writes, budget in use
+    assert sum(s["poll"]["rounds"] for s in windows) >= 1
+    assert sum(s["server"]["graph_writes"] for s in windows) >= 1
+    assert max(s["hub_budget"]["used"] for s in windows) > 0
+    verdict = figures["verdict"]
+    assert verdict["errors_total"] == 0
+    assert verdict["server_failures_total"] == 0
+    assert isinstance(verdict["rss_growth_percent"], float)
+    assert verdict["rss_after_warmup_at_seconds"] >= verdict["warmup_seconds"]
+    assert verdict["windows_after_warmup"] >= 3

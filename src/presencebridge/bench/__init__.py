@@ -37,6 +37,11 @@ SCENARIOS = {
     "poll-vs-notify": "poll_vs_notify",
     "naive-baseline": "naive_baseline",
 }
+# Long runs, not part of `bench all` (nor of `make bench`): each has its own command,
+# `python -m presencebridge.bench.scenarios.<module>` (`make soak`).
+LONG_SCENARIOS = {
+    "soak": "soak",
+}
 QUICK_USERS = 20
 QUICK_SECONDS = 1.5
 DEFAULT_SECONDS = 30.0
@@ -53,7 +58,8 @@ def run(
     keep: bool = False,
 ) -> Path:
     """Run one scenario; returns the JSON file written."""
-    module = importlib.import_module(f"presencebridge.bench.scenarios.{SCENARIOS[scenario]}")
+    name = {**SCENARIOS, **LONG_SCENARIOS}[scenario]
+    module = importlib.import_module(f"presencebridge.bench.scenarios.{name}")
     if users is None:
         users = (
             [QUICK_USERS] if quick else list(module.FULL_USERS if full else module.DEFAULT_USERS)
@@ -135,6 +141,28 @@ def headline(path: Path) -> list[str]:
                     f"{n}, naive/ours ({kind}): requests x{r['graph_requests_per_user_hour']}, "
                     f"latency p50 x{r['latency_p50']}, p95 x{r['latency_p95']}"
                 )
+    if scenario == "soak":
+        v = figures["verdict"]
+        if figures.get("aborted"):
+            lines.append(f"ABORTED: {figures['aborted'].splitlines()[0]}")
+        worst = max((s["latency_seconds"]["p99"] or 0 for s in figures["samples"]), default=0)
+        lines.append(
+            f"{figures['users']:,} users, {figures['rate_per_second']:g} events/s for "
+            f"{figures['duration_seconds'] / 60:g} min: {figures['events_ok']:,} of "
+            f"{figures['events_sent']:,} events answered 2xx, worst window p99 {_s(worst)}"
+        )
+        lines.append(
+            f"RSS {v['rss_after_warmup_bytes'] / 2**20:.1f} -> {v['rss_end_bytes'] / 2**20:.1f} "
+            f"MiB after warm-up: {v['rss_growth_percent']:+.2f} % (target <= "
+            f"{v['rss_target_percent']:g} %: {'met' if v['rss_met'] else 'MISSED'})"
+        )
+        e, f = v["errors_after_warmup"], v["server_failures_after_warmup"]
+        lines.append(
+            f"errors {v['errors_total']}, server failures {v['server_failures_total']}; after "
+            f"warm-up, first/second half: errors {e['first_half']}/{e['second_half']}, server "
+            f"failures {f['first_half']}/{f['second_half']} "
+            f"(target no growth: {'met' if v['errors_met'] else 'MISSED'})"
+        )
     if scenario == "memory":
         for span, slope in figures.get("bytes_per_user_slope", {}).items():
             lines.append(f"slope {span}: {slope:,} bytes per user")
