@@ -49,3 +49,20 @@ def test_spend_waits_until_the_window_frees() -> None:
         return loop.time() - started
 
     assert asyncio.run(burst()) >= 0.25
+
+
+def test_a_storm_of_writes_leaves_room_for_waiting_reads() -> None:
+    """More PBX calls than Graph takes must not stop Teams -> UC altogether."""
+    clock = FakeTime()
+    budget = RequestBudget(limit=100, window_seconds=30, read_share=0.6, clock=clock)
+    for _ in range(budget.limit):
+        asyncio.run(budget.spend(read=False))  # nobody reads: writes may use it all
+    assert budget.used() == budget.limit
+    clock.now = 30.0
+    budget.reads_waiting = 1  # a poll round is queued
+    reserve = budget.limit - budget.write_limit()
+    assert reserve >= budget.limit // 5
+    for _ in range(budget.write_limit()):
+        asyncio.run(budget.spend(read=False))
+    assert budget.wait_time(read=False) > 0  # writes now wait ...
+    assert budget.wait_time(read=True) == 0  # ... and the reserve is the reads'
