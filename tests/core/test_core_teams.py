@@ -32,6 +32,7 @@ from presencebridge.core.model import (
     Status,
     TeamsState,
     TeamsSyncMode,
+    TeamsView,
     Telephony,
     TelephonySource,
     User,
@@ -128,30 +129,27 @@ def want(state: UserState, context: GroupContext, seconds: float) -> teams.Inten
     )
 
 
-def sync(state: UserState, context: GroupContext, seconds: float) -> tuple[UserState, list[str]]:
+def sync(
+    state: UserState, context: GroupContext, seconds: float, refresh: bool = False
+) -> tuple[UserState, list[str]]:
     """One pass of `TeamsWriter._sync_user`: the Graph writes it sends, acknowledged."""
     now = at(seconds)
-    wanted = want(state, context, seconds)
-    have = state.teams
+    plan = teams.plan_writes(state, want(state, context, seconds), now, refresh=refresh)
     writes: list[str] = []
-    if wanted.session is not None:
-        written = have.session_written_at
-        due = written is None or now >= written + teams.SESSION_REFRESH
-        if have.session != wanted.session or due:
-            writes.append(f"set_session {wanted.session}")
-            state = rules.apply(state, TeamsSessionWritten(wanted.session), context, now)
-    elif have.session is not None:
+    if plan.set_session is not None:
+        writes.append(f"set_session {plan.set_session}")
+        state = rules.apply(state, TeamsSessionWritten(plan.set_session), context, now)
+    elif plan.clear_session:
         writes.append("clear_session")
         state = rules.apply(state, TeamsSessionWritten(None), context, now)
-    if wanted.preferred_dnd and have.preferred_dnd_until is None:
-        until = wanted.preferred_dnd_until
-        duration = None if until is None else until - now
+    if plan.set_preferred_dnd:
+        duration = plan.preferred_duration
         writes.append("set_preferred_dnd")
         acknowledged = TeamsPreferredWritten(
             now + (duration or teams.PREFERRED_DND_DEFAULT), default_expiry=duration is None
         )
         state = rules.apply(state, acknowledged, context, now)
-    elif not wanted.preferred_dnd and have.preferred_dnd_until is not None:
+    elif plan.clear_preferred:
         writes.append("clear_preferred")
         state = rules.apply(state, TeamsPreferredWritten(None), context, now)
     return state, writes
@@ -690,6 +688,87 @@ def test_a_slow_read_within_the_grace_does_not_hide_the_overlapping_teams_call()
     assert presence(state, context, RELEASE + 11).telephony_source is TelephonySource.TEAMS
 
 
+# A write Graph carried out but whose acknowledgement the hub never recorded: the hub
+# was killed in between (found by the crash suite, tests/reliability). After the restart
+# the hub re-plans with `refresh` (as at every start), and readings may come first.
+
+
+def test_a_session_set_lost_in_a_crash_after_the_call_ended_is_cleared_not_taken_for_teams() -> (
+    None
+):
+    context = group(TP)
+    state = play(user(), context, (0, TelephonyEvent("c1", CallState.CONNECTED)))
+    # setPresence InACall is out; the call ends; the hub dies before Graph's answer.
+    state = play(state, context, (0.5, TelephonyEvent("c1", CallState.ENDED)))
+    state = poll(state, context, IN_A_CALL, 9, 10)  # after the restart: the lost write shows
+    assert teams_call(state) is None
+    state, writes = sync(state, context, 11, refresh=True)
+    assert writes == ["clear_session"]  # 404 if it never arrived: fine either way
+    assert state.teams.session_unsure is False
+    # From now on a call in Teams is the user's own again.
+    state = poll(state, context, AVAILABLE, 12, 12.1)
+    state = poll(state, context, IN_A_CALL, 20, 20.1)
+    assert teams_call(state) is not None
+
+
+def test_a_session_set_lost_in_a_crash_during_the_call_is_the_hubs_own() -> None:
+    context = group(TP)
+    state = play(user(), context, (0, TelephonyEvent("c1", CallState.CONNECTED)))
+    state = poll(state, context, IN_A_CALL, 9, 10)  # the restart's first reading comes first
+    assert teams_call(state) is None
+    state, writes = sync(state, context, 11, refresh=True)
+    assert writes == ["set_session InACall"]
+    state = poll(state, context, IN_A_CALL, 12, 12.1)
+    assert teams_call(state) is None and state.teams.held_by_user is False
+
+
+@pytest.mark.parametrize("then", ["Focus", "Desk"])
+def test_a_dnd_set_lost_in_a_crash_is_not_taken_for_the_users_own_dnd(then: str) -> None:
+    context = group(TP)
+    state = play(user(), context, (0, SelectProfile("Focus")))
+    # setUserPreferredPresence DnD is out; maybe the user moves on; the hub dies.
+    state = play(state, context, (0.5, SelectProfile(then)))
+    state = poll(state, context, DND_BY_HAND, 9, 10)
+    assert state.teams.dnd_selected_at is None
+    assert state.selection == Selection(then, at(0.5))
+    state, writes = sync(state, context, 11, refresh=True)
+    assert writes == ["set_preferred_dnd" if then == "Focus" else "clear_preferred"]
+    assert want(state, context, 12).preferred_dnd is (then == "Focus")
+    assert sync(state, context, 12)[1] == []
+
+
+def test_a_dnd_clearing_lost_in_a_crash_is_not_taken_for_the_users_choice() -> None:
+    context = group(TP)
+    state = uc_dnd_with_hub_preferred(context)
+    # telephony_only: clearUserPreferredPresence is out, Graph clears, the hub dies.
+    state = play(state, context, (5, SetOwnMode(TO)))
+    state = poll(state, context, AVAILABLE, 9, 10)
+    assert state.teams.dnd_overridden is False and state.teams.held_by_user is False
+    state, writes = sync(state, context, 11, refresh=True)
+    assert writes == ["clear_preferred"]
+    # Back to telephony_and_presence while Focus lasts: Teams shows the DnD again.
+    state = play(state, context, (20, SetOwnMode(None)))
+    state, writes = sync(state, context, 21)
+    assert writes == ["set_preferred_dnd"]
+
+
+def test_a_write_superseded_before_it_was_sent_is_settled_by_one_write() -> None:
+    """Without a crash: a call that ended before the writer ran costs one clearPresence,
+    after which a call in Teams is the user's own again."""
+    context = group(TP)
+    state = play(
+        user(),
+        context,
+        (0, TelephonyEvent("c1", CallState.CONNECTED)),
+        (0.1, TelephonyEvent("c1", CallState.ENDED)),
+    )
+    state, writes = sync(state, context, 0.2)
+    assert writes == ["clear_session"]
+    assert sync(state, context, 0.3)[1] == []
+    state = poll(state, context, IN_A_CALL, 5, 5.1)
+    assert teams_call(state) is not None
+
+
 def uc_dnd_with_hub_preferred(context: GroupContext) -> UserState:
     """Focus selected at 0; the hub's DnD preferred presence acknowledged at 1."""
     state = play(user(), context, (0, SelectProfile("Focus")))
@@ -1074,6 +1153,16 @@ def test_mode_off_clears_held_by_user() -> None:
     assert state.teams.held_by_user is True
     state = play(state, context, (10, SetOwnMode(OFF)))
     assert state.teams.held_by_user is False
+
+
+def test_mode_off_forgets_what_teams_showed_also_when_coming_from_telephony_only() -> None:
+    """Found by the crash suite: via telephony_only, mode off kept showing a stale Teams call."""
+    context = group(TP)
+    state = on_pbx_call_with_session(context)
+    state = play(state, context, (5, seen(AWAY, 4)))
+    assert state.teams.held_by_user is True
+    state = play(state, context, (10, SetOwnMode(TO)), (20, SetOwnMode(OFF)))
+    assert state.teams.view() == TeamsView()
 
 
 def test_readings_in_mode_off_change_nothing_on_the_uc_side() -> None:

@@ -240,28 +240,25 @@ class Sim:
             self.state, presence, self.mode(), self.context.settings.reassert_dnd, now
         )
         have = self.state.teams
+        plan = teams.plan_writes(self.state, wanted, now)
         sent: list[str] = []
-        if wanted.session is not None:
-            written = have.session_written_at
-            due = written is None or now >= written + teams.SESSION_REFRESH
-            if have.session != wanted.session or due:
-                sent.append("refresh_session" if have.session == wanted.session else "set_session")
-                self.graph.prune(now)
-                self.graph.session = (teams.HUB_SESSION[0], wanted.session)
-                self.graph.session_expires = now + GRAPH_SESSION_LIFETIME
-                self.event(TeamsSessionWritten(wanted.session))
-        elif have.session is not None:
+        if plan.set_session is not None:
+            sent.append("refresh_session" if have.session == plan.set_session else "set_session")
+            self.graph.prune(now)
+            self.graph.session = (teams.HUB_SESSION[0], plan.set_session)
+            self.graph.session_expires = now + GRAPH_SESSION_LIFETIME
+            self.event(TeamsSessionWritten(plan.set_session))
+        elif plan.clear_session:
             sent.append("clear_session")
             self.graph.session, self.graph.session_expires = None, None
             self.event(TeamsSessionWritten(None))
-        if wanted.preferred_dnd and have.preferred_dnd_until is None:
-            until = wanted.preferred_dnd_until
-            duration = None if until is None else until - now
+        if plan.set_preferred_dnd:
+            duration = plan.preferred_duration
             expiry = now + (duration or teams.PREFERRED_DND_DEFAULT)
             sent.append("set_preferred_dnd")
             self.graph.set_preferred(DND, expiry, "hub")
             self.event(TeamsPreferredWritten(expiry, default_expiry=duration is None))
-        elif not wanted.preferred_dnd and have.preferred_dnd_until is not None:
+        elif plan.clear_preferred:
             sent.append("clear_preferred")
             self.graph.clear_preferred()
             self.event(TeamsPreferredWritten(None))

@@ -252,10 +252,37 @@ def candidates(
     return found
 
 
+# The last result, keyed by the identity of its (immutable) inputs: `rules.apply` derives
+# the presence to decide the Teams writes, and the hub asks again for the very same state.
+_last: tuple[UserState, tuple[ProfileTemplate, ...], datetime, EffectivePresence] | None = None
+
+
+def remember(
+    state: UserState,
+    templates: tuple[ProfileTemplate, ...],
+    now: datetime,
+    presence: EffectivePresence,
+) -> None:
+    """Note that `presence` is what `effective_presence` gives for these inputs."""
+    global _last
+    _last = (state, templates, now, presence)
+
+
 def effective_presence(
     state: UserState, templates: tuple[ProfileTemplate, ...], now: datetime
 ) -> EffectivePresence:
     """The user's presence as everyone sees it, derived from the state alone."""
+    last = _last
+    if last is not None and last[0] is state and last[1] is templates and last[2] == now:
+        return last[3]
+    presence = _evaluate(state, templates, now)
+    remember(state, templates, now, presence)
+    return presence
+
+
+def _evaluate(
+    state: UserState, templates: tuple[ProfileTemplate, ...], now: datetime
+) -> EffectivePresence:
     winner = max(candidates(state, templates, now), key=Candidate.order)
     telephony, source, _ = user_telephony(state, now)
     return EffectivePresence(

@@ -207,6 +207,11 @@ class TeamsState:
     preferred_written_at: datetime | None = None
     preferred_default_expiry: bool = False  # set without an end: Graph's 1-day reset applies
     preferred_released_at: datetime | None = None
+    # A write on that channel became due and no acknowledgement has come since: it may
+    # be out at Graph, applied or not (the hub may have died before recording it). Set
+    # in the same commit as the change that made the write due, so it survives a crash.
+    session_unsure: bool = False
+    preferred_unsure: bool = False
     # Graph reset the hub's DnD (1-day expiry) while UC DnD lasted: not re-asserted
     # unless the group says `reassert_dnd`.
     dnd_lapsed: bool = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from presencebridge.core import micsync, teams
+from presencebridge.core import effective, micsync, teams
 from presencebridge.core.effective import effective_presence, find_profile, my_profiles
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import (
@@ -199,11 +199,23 @@ def apply(state: UserState, event: Event, context: GroupContext, now: datetime) 
     if changed.microphone is not None and not context.settings.microphone_sync_enable:
         changed = changed.with_(microphone=None)
     # A lapsed or overridden hub DnD is left alone only while that UC DnD lasts.
+    evaluated = changed
+    presence = effective_presence(evaluated, context.templates, now)
     sync = changed.teams
-    if (sync.dnd_lapsed or sync.dnd_overridden) and (
-        effective_presence(changed, context.templates, now).status is not Status.DND
-    ):
+    if (sync.dnd_lapsed or sync.dnd_overridden) and presence.status is not Status.DND:
         changed = changed.with_(teams=replace(sync, dnd_lapsed=False, dnd_overridden=False))
+    if changed.user.teams_user_id is not None:
+        want = teams.intent(changed, presence, mode, context.settings.reassert_dnd, now)
+        changed = teams.note_unsure(
+            changed,
+            want,
+            session_acknowledged=isinstance(event, TeamsSessionWritten),
+            preferred_acknowledged=isinstance(event, TeamsPreferredWritten),
+        )
+    if changed is not evaluated:
+        # These marks are not part of the presence (not even of its Teams view): the
+        # hub, which asks for the presence of the new state next, need not derive it again.
+        effective.remember(changed, context.templates, now, presence)
     return changed
 
 

@@ -147,6 +147,8 @@ def observe(
 def _is_echo_of_session(teams: TeamsState, activity: str, requested_at: datetime) -> bool:
     if teams.session == activity and teams.session_written_at is not None:
         return True
+    if teams.session_unsure and activity == HUB_SESSION[1]:
+        return True  # the hub's own session may be out there; the next reading decides
     released = teams.session_released_at
     return (
         released is not None
@@ -158,6 +160,8 @@ def _is_echo_of_session(teams: TeamsState, activity: str, requested_at: datetime
 def _is_echo_of_preferred(teams: TeamsState, activity: str, requested_at: datetime) -> bool:
     if activity != HUB_DND[1]:
         return False
+    if teams.preferred_unsure:
+        return True  # the hub's own DnD may be out there; the next reading decides
     written = teams.preferred_written_at
     if teams.preferred_dnd_until is not None and written is not None and requested_at >= written:
         return True
@@ -170,7 +174,11 @@ def _held_by_user(teams: TeamsState, requested_at: datetime) -> bool:
     shown = (teams.availability, teams.activity)
     if shown in SIGNED_OUT:
         return False
-    if teams.session is not None and teams.session_written_at is not None:
+    if (
+        teams.session is not None
+        and teams.session_written_at is not None
+        and not teams.session_unsure
+    ):
         if requested_at >= teams.session_written_at and shown[0] not in ("Busy", DND_AVAILABILITY):
             return True
         if shown == HUB_DND and teams.preferred_dnd_until is None:
@@ -182,6 +190,8 @@ def _preferred_replaced(teams: TeamsState, requested_at: datetime) -> bool:
     written = teams.preferred_written_at
     if teams.preferred_dnd_until is None or written is None or requested_at < written:
         return False
+    if teams.preferred_unsure:
+        return False  # the hub's own clearing may be what shows
     # Signed out, Teams shows Offline; the hub's preference is still there for later.
     shown = (teams.availability, teams.activity)
     return teams.availability != DND_AVAILABILITY and shown not in SIGNED_OUT
@@ -255,9 +265,10 @@ def enforce_mode(state: UserState, mode: TeamsSyncMode, now: datetime) -> UserSt
         state = state.with_(teams=replace(state.teams, dnd_outlived=True))
     elif dnd_at is not None and not syncs_dnd(mode):
         state = release_teams_dnd(state)
-    if mode is TeamsSyncMode.OFF and state.teams.observed_mode is not None:
+    if mode is TeamsSyncMode.OFF:
         # The hub neither reads nor writes Teams now: what it saw is no longer known,
-        # and a reading after the sync comes back on is judged afresh.
+        # and a reading after the sync comes back on is judged afresh. (Whatever the
+        # mode before: a reading kept through telephony_only has no judging mode left.)
         state = state.with_(
             teams=replace(
                 state.teams,
@@ -328,6 +339,27 @@ def note_dnd_lapse(state: UserState, now: datetime) -> UserState:
     return state.with_(teams=teams)
 
 
+def note_unsure(
+    state: UserState, want: Intent, session_acknowledged: bool, preferred_acknowledged: bool
+) -> UserState:
+    """Mark the channels on which a write is due: until acknowledged, it may be out.
+
+    The mark is part of the state committed with the change that made the write due,
+    before the writer can send it. So after a crash the hub knows which of its writes
+    Graph may have carried out without the hub recording it: readings that show them
+    are not taken for the user's own doing, and the next write (sent even if the hub
+    believes Graph already agrees) settles it. Only an acknowledgement clears the mark.
+    """
+    have = state.teams
+    session = want.session != have.session or (have.session_unsure and not session_acknowledged)
+    preferred = want.preferred_dnd != (have.preferred_dnd_until is not None) or (
+        have.preferred_unsure and not preferred_acknowledged
+    )
+    if (session, preferred) == (have.session_unsure, have.preferred_unsure):
+        return state
+    return state.with_(teams=replace(have, session_unsure=session, preferred_unsure=preferred))
+
+
 def needs_observation(
     state: TeamsState, availability: str, activity: str, mode: TeamsSyncMode
 ) -> bool:
@@ -368,21 +400,29 @@ class WritePlan:
 
 
 def plan_writes(state: UserState, want: Intent, now: datetime, refresh: bool = False) -> WritePlan:
-    """What to send: only the difference, and the session again when its refresh is due."""
+    """What to send: only the difference, and the session again when its refresh is due.
+
+    On a channel whose last write is unsure (see `note_unsure`) what the hub wants is
+    sent whatever it believes Graph has, so that an acknowledgement settles it.
+    """
     have = state.teams
     set_session: str | None = None
     clear_session = False
     if want.session is not None:
         written = have.session_written_at
         due = written is None or now >= written + SESSION_REFRESH
-        if have.session != want.session or due or refresh:
+        if have.session != want.session or due or refresh or have.session_unsure:
             set_session = want.session
-    elif have.session is not None:
+    elif have.session is not None or have.session_unsure:
         clear_session = True
-    set_preferred = want.preferred_dnd and have.preferred_dnd_until is None
+    set_preferred = want.preferred_dnd and (
+        have.preferred_dnd_until is None or have.preferred_unsure
+    )
     duration = None
     if set_preferred and want.preferred_dnd_until is not None:
         duration = want.preferred_dnd_until - now
     # Only what the hub set: a preferred presence the user replaced is no longer ours.
-    clear_preferred = not want.preferred_dnd and have.preferred_dnd_until is not None
+    clear_preferred = not want.preferred_dnd and (
+        have.preferred_dnd_until is not None or have.preferred_unsure
+    )
     return WritePlan(set_session, clear_session, set_preferred, duration, clear_preferred)

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 MAX_IDS_PER_READ = 650
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
+# Failures after which the request surely never reached Graph.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class TokenSource(Protocol):
@@ -78,6 +80,14 @@ class GraphClient:
         self.session_id = session_id  # Graph's sessionId is the app's client id
         self.max_attempts = max_attempts
         self.max_ids_per_read = MAX_IDS_PER_READ
+        self.timeout = timeout
+        # A write that got no answer (a timeout, a connection lost after sending) may
+        # still be carried out by Graph later. Were the user's next write sent before
+        # that, the late one would overtake it and leave a stale state in Teams (an
+        # orphan "In a call" session, say). So no write for that user goes out until
+        # then, retries included; assumed: Graph answers or gives up within twice our
+        # timeout. Monotonic deadline per Teams user id.
+        self._fences: dict[str, float] = {}
         verify: ssl.SSLContext | bool = True
         if ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(ca_bundle))
@@ -91,10 +101,13 @@ class GraphClient:
         await self.http.aclose()
 
     async def _request(
-        self, op: str, method: str, path: str, body: Any, read: bool
+        self, op: str, method: str, path: str, body: Any, read: bool, user: str | None = None
     ) -> httpx.Response:
+        """`user`: the Teams user a write is for (see `_fences`)."""
         last = "no attempt"
         for attempt in range(self.max_attempts):
+            if user is not None:
+                await self._wait_for_fence(user)
             await self.budget.spend(read)
             started = time.perf_counter()
             try:
@@ -108,6 +121,8 @@ class GraphClient:
             except (httpx.TransportError, httpx.TimeoutException) as error:
                 metrics.GRAPH_REQUESTS.labels(op, "error").inc()
                 last = f"{type(error).__name__}: {error}"
+                if user is not None and not isinstance(error, NOT_SENT):
+                    self._fences[user] = time.monotonic() + self.timeout
                 await asyncio.sleep(backoff(attempt))
                 continue
             metrics.GRAPH_REQUESTS.labels(op, str(response.status_code)).inc()
@@ -121,6 +136,16 @@ class GraphClient:
                 continue
             return response
         raise GraphError(503, f"{op} gave up after {self.max_attempts} attempts ({last})")
+
+    async def _wait_for_fence(self, user: str) -> None:
+        until = self._fences.get(user)
+        if until is None:
+            return
+        wait = until - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if self._fences.get(user) == until:
+            del self._fences[user]
 
     @staticmethod
     def _check(response: httpx.Response, allowed: Sequence[int] = ()) -> None:
@@ -160,21 +185,25 @@ class GraphClient:
             "expirationDuration": "PT5M",
         }
         path = f"/users/{teams_user_id}/presence/setPresence"
-        self._check(await self._request("setPresence", "POST", path, body, read=False))
+        response = await self._request("setPresence", "POST", path, body, False, teams_user_id)
+        self._check(response)
 
     async def clear_session(self, teams_user_id: str) -> None:
         path = f"/users/{teams_user_id}/presence/clearPresence"
         body = {"sessionId": self.session_id}
         # 404: the session is gone already (expired): that is what we wanted.
-        self._check(await self._request("clearPresence", "POST", path, body, read=False), (404,))
+        response = await self._request("clearPresence", "POST", path, body, False, teams_user_id)
+        self._check(response, (404,))
 
     async def set_preferred_dnd(self, teams_user_id: str, duration: timedelta | None) -> None:
         body: dict[str, str] = {"availability": "DoNotDisturb", "activity": "DoNotDisturb"}
         if duration is not None:
             body["expirationDuration"] = iso_duration(duration)
         path = f"/users/{teams_user_id}/presence/setUserPreferredPresence"
-        self._check(await self._request("setUserPreferredPresence", "POST", path, body, read=False))
+        op = "setUserPreferredPresence"
+        self._check(await self._request(op, "POST", path, body, False, teams_user_id))
 
     async def clear_preferred(self, teams_user_id: str) -> None:
         path = f"/users/{teams_user_id}/presence/clearUserPreferredPresence"
-        self._check(await self._request("clearUserPreferredPresence", "POST", path, {}, read=False))
+        op = "clearUserPreferredPresence"
+        self._check(await self._request(op, "POST", path, {}, False, teams_user_id))
