@@ -43,6 +43,12 @@ bench-full: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m presencebridge.bench.scenarios.soak --minutes 30 --rate 100 --users 10000
 
+# Reliability at full size: 10,000 events with kill -9 at random points, and a longer
+# Graph fault storm (tests/reliability; its short form runs in make test). ~4 minutes.
+.PHONY: reliability
+reliability: $(STAMP)
+	PRESENCEBRIDGE_RELIABILITY_EVENTS=10000 $(BIN)/pytest tests/reliability --timeout=1800
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
