@@ -62,13 +62,26 @@ class ConsoleStream:
         await _stream(WebSocket({**scope, "headers": headers}, receive, send))
 
 
+class ConsoleSessions(SessionMiddleware):
+    """Sessions for the console's pages only: the API, the webhook and the probes use
+    bearer tokens (or none), and skip the cookie parsing and signing per request."""
+
+    BYPASS = ("/api/", "/graph/", "/healthz", "/metrics")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket") and scope["path"].startswith(self.BYPASS):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def mount_console(app: FastAPI, settings: Settings) -> None:
     """Serve the console from `app` (call once, before the app starts)."""
     if settings.admin_token is None:
         raise ValueError("the console needs PRESENCEBRIDGE_ADMIN_TOKEN")
     secret = security.session_secret(settings.admin_token.get_secret_value())
     app.add_middleware(
-        SessionMiddleware,
+        ConsoleSessions,
         secret_key=secret,
         session_cookie=security.SESSION_COOKIE,
         max_age=security.SESSION_MAX_AGE,
