@@ -827,6 +827,72 @@ def test_a_dnd_set_in_teams_right_after_the_hub_cleared_its_own_reaches_the_uc_s
     assert presence(state, context, 26).status is Status.DND
 
 
+# A read of the hub's own DnD, requested before the hub's latest DnD write and answered
+# after it (found by the property tests): what it shows is the hub's earlier DnD, or one
+# the hub has just cleared, never a DnD the user set in Teams.
+
+
+@dataclass(frozen=True)
+class LateDndRow:
+    label: str
+    steps: tuple[tuple[float, Event | None], ...]  # after the DnD set at 1; None: writer pass
+    writes: tuple[str, ...]  # what those writer passes sent
+    requested: float  # when the read of DnD/DnD was sent; answered after the last step
+
+
+MEETING_UNWRITTEN = (
+    (2.0, MeetingEvent("m1", MeetingState.JOINED)),  # the hub is to clear its DnD: unsure
+    (4.0, MeetingEvent("m1", MeetingState.LEFT)),  # Focus again, before the writer ran
+    (4.0, None),
+)
+
+LATE_DND_ROWS = [
+    LateDndRow(
+        "re-sent to settle an unsure write, read requested while unsure",
+        MEETING_UNWRITTEN,
+        ("clear_session", "set_preferred_dnd"),
+        3.0,
+    ),
+    LateDndRow(
+        "re-sent to settle an unsure write, read requested before it became unsure",
+        MEETING_UNWRITTEN,
+        ("clear_session", "set_preferred_dnd"),
+        1.5,
+    ),
+    LateDndRow(
+        "cleared, then set anew",
+        ((20.0, SelectProfile("Desk")), (21.0, None), (22.0, SelectProfile("Focus")), (23.0, None)),
+        ("clear_preferred", "set_preferred_dnd"),
+        20.5,
+    ),
+]
+
+
+@pytest.mark.parametrize("row", LATE_DND_ROWS, ids=lambda r: r.label)
+def test_a_late_read_of_the_hubs_earlier_dnd_selects_nothing(row: LateDndRow) -> None:
+    context = group(TP)
+    state = uc_dnd_with_hub_preferred(context)
+    writes: list[str] = []
+    for seconds, event in row.steps:
+        if event is None:
+            state, sent = sync(state, context, seconds)
+            writes += sent
+        else:
+            state = play(state, context, (seconds, event))
+    assert tuple(writes) == row.writes
+    last = row.steps[-1][0]
+    state = poll(state, context, DND_BY_HAND, row.requested, last + 0.5)
+
+    assert state.teams.dnd_selected_at is None
+    assert selected(state) == "Focus"
+    assert state.teams.preferred_dnd_until is not None  # still the hub's own DnD
+    assert sync(state, context, last + 1)[1] == []
+    # The user's own choices on the UC side still reach Teams.
+    state = play(state, context, (last + 10, SelectProfile("Desk")))
+    state, writes = sync(state, context, last + 11)
+    assert writes == ["clear_preferred"]
+
+
 # ============================================================ held by the user (§4 rule 3)
 
 

@@ -206,6 +206,7 @@ class TeamsState:
     preferred_dnd_until: datetime | None = None  # a DnD preferred presence the hub set
     preferred_written_at: datetime | None = None
     preferred_default_expiry: bool = False  # set without an end: Graph's 1-day reset applies
+    # The hub's DnD left Graph: cleared, or replaced by a re-sent one (`note_preferred_written`).
     preferred_released_at: datetime | None = None
     # A write on that channel became due and no acknowledgement has come since: it may
     # be out at Graph, applied or not (the hub may have died before recording it). Set

@@ -275,15 +275,7 @@ def _apply(state: UserState, event: Event, context: GroupContext, now: datetime)
                 written = replace(state.teams, session=activity, session_written_at=now)
             return state.with_(teams=written)
         case TeamsPreferredWritten(until, default_expiry):
-            return state.with_(
-                teams=replace(
-                    state.teams,
-                    preferred_dnd_until=until,
-                    preferred_written_at=None if until is None else now,
-                    preferred_default_expiry=default_expiry and until is not None,
-                    preferred_released_at=now if until is None else None,
-                )
-            )
+            return teams.note_preferred_written(state, until, default_expiry, now)
     raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
 
 

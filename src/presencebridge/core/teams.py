@@ -339,6 +339,33 @@ def note_dnd_lapse(state: UserState, now: datetime) -> UserState:
     return state.with_(teams=teams)
 
 
+def note_preferred_written(
+    state: UserState, until: datetime | None, default_expiry: bool, now: datetime
+) -> UserState:
+    """Graph acknowledged the hub's DnD preferred presence (until), or its clearing (None).
+
+    `preferred_released_at` marks the end of a DnD of the hub's that Graph may have shown
+    before: a read requested before it (+ ECHO_GRACE) that shows DnD may show that one.
+    A clear sets it. So does a set that replaces a DnD the hub had already (re-sent to
+    settle an unsure write, see `note_unsure`): `preferred_written_at` moves on to the new
+    write, yet a read requested earlier, answered only now, may show the earlier DnD and
+    must not be taken for one the user set in Teams. A first set keeps an earlier
+    clear's mark, for the same reason: a read from before the clear may still come late.
+    """
+    have = state.teams
+    released = have.preferred_released_at
+    if until is None or have.preferred_dnd_until is not None:
+        released = now
+    teams = replace(
+        have,
+        preferred_dnd_until=until,
+        preferred_written_at=None if until is None else now,
+        preferred_default_expiry=default_expiry and until is not None,
+        preferred_released_at=released,
+    )
+    return state.with_(teams=teams)
+
+
 def note_unsure(
     state: UserState, want: Intent, session_acknowledged: bool, preferred_acknowledged: bool
 ) -> UserState:
