@@ -57,7 +57,7 @@ def test_after_a_storm_of_429_503_and_timeouts_the_hub_converges_within_its_budg
 ) -> None:
     full = size.full
     user_count, budget = (40, 150) if full else (10, 90)
-    phase, stall = (30.0, 10.0) if full else (4.0, 2.0)
+    phase, stall = (30.0, 10.0) if full else (2.5, 2.0)
     rng = random.Random(size.seed)
     seed_note = f"(seed {size.seed})"
 

@@ -9,7 +9,7 @@ take turns in a shuffled order, so each user's calls last about N / R seconds. B
 it, a slow stream of Teams-client changes in the emulator (1/s) gives the poller
 something to read, and one presence stream is held open as a console would.
 
-Every 30 s (quick: 3 s; a short run has at least eight windows) one sample: the
+Every 30 s (quick: 1.25 s; a short run has at least eight windows) one sample: the
 server's RSS (and VmHWM), the events sent and how they ended (2xx, other status,
 connection error, timeout), the API's answer latency in that window, the server's
 /metrics counters (rejected requests, Graph requests and failed Teams writes), the
@@ -85,9 +85,9 @@ TEAMS_RATE = 1.0  # Teams-client changes per second in the emulator
 REQUEST_TIMEOUT = 30.0  # an unanswered event counts as an error after this long
 RSS_TARGET_PERCENT = 5.0
 QUICK_USERS = 500
-QUICK_SECONDS = 24.0
+QUICK_SECONDS = 10.0
 QUICK_RATE = 50.0
-QUICK_SAMPLE_SECONDS = 3.0
+QUICK_SAMPLE_SECONDS = 1.25
 QUICK_TIMEOUT = 10.0
 WRITES = ("setPresence", "clearPresence", "setUserPreferredPresence", "clearUserPreferredPresence")
 READS = ("getPresencesByUserId", "getPresence")
@@ -662,7 +662,7 @@ async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
 
 
 def _interval(options: Options) -> float:
-    """30 s (quick: 3 s); at least eight windows in a short run."""
+    """30 s (quick: 1.25 s); at least eight windows in a short run."""
     if options.quick:
         return QUICK_SAMPLE_SECONDS
     return min(SAMPLE_SECONDS, max(1.0, options.duration / 8))
