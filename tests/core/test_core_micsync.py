@@ -92,7 +92,7 @@ def context(
 
 
 def report(state: UserState, ctx: rules.GroupContext, *processes: str) -> UserState:
-    return rules.apply(state, rules.MicrophoneReport(processes), ctx, T0)
+    return rules.apply(state, rules.MicrophoneReport(processes), ctx, T0).state
 
 
 def user() -> UserState:
@@ -136,7 +136,7 @@ def test_a_program_off_the_whitelist_counts_only_once_configured() -> None:
 
 def test_switching_microphone_sync_off_ends_a_use_at_once() -> None:
     state = report(user(), context(), "zoom")
-    off = rules.apply(state, rules.Tick(), context(enable=0), T0)
+    off = rules.apply(state, rules.Tick(), context(enable=0), T0).state
     assert off.microphone is None
 
 
@@ -147,7 +147,7 @@ def test_agent_start_removes_what_the_sync_created() -> None:
         "teams-call", "On the phone", T0, T0 + timedelta(hours=1), origin=AppointmentOrigin.TEAMS
     )
     own = rules.AddAppointment("mine", "Review", T0, T0 + timedelta(hours=1))
-    state = rules.apply(rules.apply(state, teams_call, ctx, T0), own, ctx, T0)
-    after = rules.apply(state, rules.AgentStarted(), ctx, T0)
+    state = rules.apply(rules.apply(state, teams_call, ctx, T0).state, own, ctx, T0).state
+    after = rules.apply(state, rules.AgentStarted(), ctx, T0).state
     assert [a.id for a in after.appointments] == ["mine"]
     assert after.microphone is None

@@ -200,7 +200,7 @@ def play(events: list[tuple[str, CallState]], gaps: list[int]) -> tuple[UserStat
     now = T0
     for (call_id, call_state), gap in zip(events, gaps, strict=True):
         now += timedelta(seconds=gap)
-        state = rules.apply(state, TelephonyEvent(call_id, call_state), GroupContext(), now)
+        state = rules.apply(state, TelephonyEvent(call_id, call_state), GroupContext(), now).state
     return state, now
 
 

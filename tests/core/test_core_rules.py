@@ -64,7 +64,7 @@ def base(*profiles: Profile) -> UserState:
 
 def run(state: UserState, *events: Event, now: datetime = NOW) -> UserState:
     for event in events:
-        state = rules.apply(state, event, GROUP, now)
+        state = rules.apply(state, event, GROUP, now).state
     return state
 
 
@@ -302,10 +302,30 @@ def test_select_profile_from_my_profiles(name: str) -> None:
     assert effective_presence(state, GROUP.templates, later(minutes=3)).profile == name
 
 
-@pytest.mark.parametrize("name", ["Nope", "Retired", "focus"])
+@pytest.mark.parametrize("name", ["Nope", "Retired"])
 def test_select_unknown_profile_is_refused(name: str) -> None:
     error = refused(base(), SelectProfile(name))
     assert error.reason is Reason.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("asked", "selected"),
+    [("focus", "Focus"), ("ms teams", "MS Teams"), ("FOCUS", "Focus"), ("Fo\u0063us", "Focus")],
+)
+def test_profile_names_are_the_same_whatever_their_case(asked: str, selected: str) -> None:
+    """Names are unique regardless of case (issue 19): asking for one selects that one."""
+    state = run(base(), SelectProfile(asked))
+    assert state.selection == Selection(selected, NOW)
+
+
+def test_a_profile_differing_only_in_case_or_normal_form_is_a_conflict() -> None:
+    for name in ("focus", "FOCUS"):
+        error = refused(base(), AddProfile(Profile(name, Status.AWAY, "x", "#000000")))
+        assert error.reason is Reason.CONFLICT
+    composed = Profile("Verf\u00fcgbar", Status.AVAILABLE, "x", "#000000")
+    decomposed = Profile("verfu\u0308gbar", Status.AVAILABLE, "x", "#000000")
+    error = refused(run(base(), AddProfile(composed)), AddProfile(decomposed))
+    assert error.reason is Reason.CONFLICT
 
 
 def test_select_none_clears_the_manual_choice() -> None:

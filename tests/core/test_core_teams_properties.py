@@ -215,7 +215,7 @@ class Sim:
 
     def event(self, event: Event, reading: Reading | None = None) -> None:
         before = self.state
-        self.state = rules.apply(before, event, self.context, self.now)
+        self.state = rules.apply(before, event, self.context, self.now).state
         if teams_call(before) is None and teams_call(self.state) is not None:
             self.calls_created.append(reading)
         if before.teams.dnd_selected_at is None and self.state.teams.dnd_selected_at is not None:

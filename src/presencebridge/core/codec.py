@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from presencebridge.core.model import (
+    BUILTIN_DND_PROFILE,
     Appointment,
     AppointmentOrigin,
     Call,
@@ -46,9 +47,7 @@ def encode(state: UserState) -> dict[str, Any]:
         "profiles": [
             [p.name, p.status.value, p.text, p.color, p.call_forwarding] for p in state.profiles
         ],
-        "selection": None
-        if state.selection is None
-        else [state.selection.profile, _time(state.selection.at)],
+        "selection": _encode_selection(state.selection),
         "appointments": [
             [
                 a.id,
@@ -77,6 +76,24 @@ def encode(state: UserState) -> dict[str, Any]:
     }
 
 
+def _encode_selection(selection: Selection | None) -> list[Any] | None:
+    if selection is None:
+        return None
+    encoded: list[Any] = [selection.profile, _time(selection.at)]
+    return [*encoded, True] if selection.builtin else encoded
+
+
+def _decode_selection(value: list[Any] | None, own: tuple[Profile, ...]) -> Selection | None:
+    if value is None:
+        return None
+    if len(value) > 2:
+        return Selection(value[0], _req(value[1]), builtin=bool(value[2]))
+    # Before the flag the built-in DnD was known by its name alone; a user's own profile
+    # of that name (issue 19, defect 7) is the user's, anything else is the built-in.
+    builtin = value[0] == BUILTIN_DND_PROFILE and all(p.name != value[0] for p in own)
+    return Selection(value[0], _req(value[1]), builtin=builtin)
+
+
 def _microphone(value: list[str] | None) -> MicrophoneUse | None:
     return None if value is None else MicrophoneUse(value[0], value[1], _req(value[2]))
 
@@ -91,7 +108,7 @@ def _encode_teams(t: TeamsState) -> dict[str, Any]:
         if isinstance(value, datetime):
             value = value.isoformat()
         elif isinstance(value, Selection):
-            value = [value.profile, value.at.isoformat()]
+            value = _encode_selection(value)
         elif isinstance(value, TeamsSyncMode):
             value = value.value
         out[name] = value
@@ -105,8 +122,8 @@ def _decode_teams(data: dict[str, Any]) -> TeamsState:
             raise ValueError(f"unknown Teams state field {name!r}")
         if name in _TEAMS_TIMES and value is not None:
             value = datetime.fromisoformat(value)
-        elif name == "dnd_replaced" and value is not None:
-            value = Selection(value[0], datetime.fromisoformat(value[1]))
+        elif name == "dnd_replaced":
+            value = _decode_selection(value, own=())
         elif name == "observed_mode" and value is not None:
             value = TeamsSyncMode(value)
         values[name] = value
@@ -125,14 +142,14 @@ def decode(user: User, data: dict[str, Any]) -> UserState:
     version = data.get("v")
     if version not in (1, STATE_VERSION):
         raise ValueError(f"unknown user state version {version!r}")
-    selection = data["selection"]
     teams = data["teams"]
+    profiles = tuple(
+        Profile(n, Status(s), t, c, f, ProfileSource.OWN) for n, s, t, c, f in data["profiles"]
+    )
     return UserState(
         user=user,
-        profiles=tuple(
-            Profile(n, Status(s), t, c, f, ProfileSource.OWN) for n, s, t, c, f in data["profiles"]
-        ),
-        selection=None if selection is None else Selection(selection[0], _req(selection[1])),
+        profiles=profiles,
+        selection=_decode_selection(data["selection"], profiles),
         appointments=tuple(
             Appointment(
                 i,

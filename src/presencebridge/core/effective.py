@@ -13,6 +13,7 @@ from enum import IntEnum, StrEnum
 
 from presencebridge.core.model import (
     BUILTIN_APPOINTMENT_PROFILE,
+    BUILTIN_DND_PROFILE,
     Appointment,
     MicrophoneUse,
     Profile,
@@ -23,6 +24,7 @@ from presencebridge.core.model import (
     Telephony,
     TelephonySource,
     UserState,
+    profile_key,
 )
 from presencebridge.core.telephony import telephony_status
 from presencebridge.core.texts import Text
@@ -76,10 +78,12 @@ BUILTIN_PROFILES: tuple[Profile, ...] = (
 # Selected by the Teams sync when a Teams DnD arrives and the user has no DnD profile
 # (SPEC §3 rule 4); not part of My Profiles.
 BUILTIN_DND = Profile(
-    "Nicht stören", Status.DND, Text.DO_NOT_DISTURB, "#c4314b", None, ProfileSource.BUILTIN
+    BUILTIN_DND_PROFILE, Status.DND, Text.DO_NOT_DISTURB, "#c4314b", None, ProfileSource.BUILTIN
 )
 # The appointment the Teams sync keeps while the user is in a Teams call (SPEC §3 rule 1).
 TEAMS_CALL_APPOINTMENT = "teams-call"
+# Its profile (SPEC §3 rule 2): `MS Teams` while the user has one, else `Termin`.
+TEAMS_PROFILE = "MS Teams"
 
 TELEPHONY_TEXT: dict[TelephonySource, Text] = {
     TelephonySource.PBX: Text.ON_THE_PHONE,
@@ -122,6 +126,10 @@ class EffectivePresence:
     source: CandidateKind
     until: datetime | None = None  # when the winning appointment ends, if one wins
     microphone: MicrophoneUse | None = None
+    # What the user chose on the UC side (profile, appointments, microphone), telephony
+    # and the Teams call left aside: a DnD chosen stays DnD in Teams during a PBX call.
+    chosen_status: Status = Status.AVAILABLE
+    chosen_until: datetime | None = None
 
 
 def my_profiles(state: UserState, templates: tuple[ProfileTemplate, ...]) -> tuple[Profile, ...]:
@@ -129,11 +137,11 @@ def my_profiles(state: UserState, templates: tuple[ProfileTemplate, ...]) -> tup
 
     An own profile shadows a template or built-in of the same name.
     """
-    seen = {p.name for p in state.profiles}
+    seen = {profile_key(p.name) for p in state.profiles}
     result = list(state.profiles)
     for extra in (*(t.as_profile() for t in templates if t.active), *BUILTIN_PROFILES):
-        if extra.name not in seen:
-            seen.add(extra.name)
+        if profile_key(extra.name) not in seen:
+            seen.add(profile_key(extra.name))
             result.append(extra)
     return tuple(result)
 
@@ -147,7 +155,14 @@ def micsync_template(templates: tuple[ProfileTemplate, ...]) -> ProfileTemplate 
 
 
 def find_profile(profiles: tuple[Profile, ...], name: str) -> Profile | None:
-    return next((p for p in profiles if p.name == name), None)
+    key = profile_key(name)
+    return next((p for p in profiles if profile_key(p.name) == key), None)
+
+
+def teams_call_profile(profiles: tuple[Profile, ...]) -> Profile:
+    """The profile of the Teams call appointment as it is now (one rule, both ways:
+    an `MS Teams` profile created, changed or removed during a call applies at once)."""
+    return find_profile(profiles, TEAMS_PROFILE) or BUILTIN_PROFILES[0]
 
 
 def _from_profile(profile: Profile, since: datetime, kind: CandidateKind, key: str) -> Candidate:
@@ -164,7 +179,7 @@ def _from_profile(profile: Profile, since: datetime, kind: CandidateKind, key: s
     )
 
 
-def teams_call(state: UserState, now: datetime) -> Appointment | None:
+def active_teams_call(state: UserState, now: datetime) -> Appointment | None:
     """The active "On the phone (MS Teams)" appointment the Teams sync created, if any."""
     return next(
         (a for a in state.appointments if a.id == TEAMS_CALL_APPOINTMENT and a.is_active(now)),
@@ -175,7 +190,7 @@ def teams_call(state: UserState, now: datetime) -> Appointment | None:
 def user_telephony(
     state: UserState, now: datetime
 ) -> tuple[Telephony, TelephonySource | None, datetime | None]:
-    call = teams_call(state, now)
+    call = active_teams_call(state, now)
     return telephony_status(state.calls, state.meetings, None if call is None else call.start)
 
 
@@ -198,14 +213,18 @@ def candidates(
     ]
     if state.selection is not None:
         # The sync may select its built-in DnD, which is not in My Profiles.
-        chosen = find_profile((*profiles, BUILTIN_DND), state.selection.profile)
+        selected = state.selection
+        chosen = BUILTIN_DND if selected.builtin else find_profile(profiles, selected.profile)
         if chosen is not None:
             found.append(_from_profile(chosen, state.selection.at, CandidateKind.SELECTION, ""))
     appointment_profiles: dict[str, Profile] = {}
     for appointment in state.appointments:
         if not appointment.is_active(now):
             continue
-        profile = find_profile(profiles, appointment.profile) or BUILTIN_PROFILES[0]
+        if appointment.id == TEAMS_CALL_APPOINTMENT:
+            profile = teams_call_profile(profiles)
+        else:
+            profile = find_profile(profiles, appointment.profile) or BUILTIN_PROFILES[0]
         appointment_profiles[appointment.id] = profile
         candidate = _from_profile(profile, appointment.start, CandidateKind.APPOINTMENT, "")
         found.append(
@@ -252,38 +271,20 @@ def candidates(
     return found
 
 
-# The last result, keyed by the identity of its (immutable) inputs: `rules.apply` derives
-# the presence to decide the Teams writes, and the hub asks again for the very same state.
-_last: tuple[UserState, tuple[ProfileTemplate, ...], datetime, EffectivePresence] | None = None
-
-
-def remember(
-    state: UserState,
-    templates: tuple[ProfileTemplate, ...],
-    now: datetime,
-    presence: EffectivePresence,
-) -> None:
-    """Note that `presence` is what `effective_presence` gives for these inputs."""
-    global _last
-    _last = (state, templates, now, presence)
-
-
 def effective_presence(
     state: UserState, templates: tuple[ProfileTemplate, ...], now: datetime
 ) -> EffectivePresence:
     """The user's presence as everyone sees it, derived from the state alone."""
-    last = _last
-    if last is not None and last[0] is state and last[1] is templates and last[2] == now:
-        return last[3]
-    presence = _evaluate(state, templates, now)
-    remember(state, templates, now, presence)
-    return presence
-
-
-def _evaluate(
-    state: UserState, templates: tuple[ProfileTemplate, ...], now: datetime
-) -> EffectivePresence:
-    winner = max(candidates(state, templates, now), key=Candidate.order)
+    found = candidates(state, templates, now)
+    winner = max(found, key=Candidate.order)
+    chosen = max(
+        (
+            c
+            for c in found
+            if c.kind is not CandidateKind.TELEPHONY and c.key != TEAMS_CALL_APPOINTMENT
+        ),
+        key=Candidate.order,
+    )
     telephony, source, _ = user_telephony(state, now)
     return EffectivePresence(
         status=winner.status,
@@ -298,4 +299,6 @@ def _evaluate(
         source=winner.kind,
         until=winner.until,
         microphone=state.microphone,
+        chosen_status=chosen.status,
+        chosen_until=chosen.until,
     )

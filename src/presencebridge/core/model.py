@@ -8,6 +8,7 @@ to the new one and the store can persist it as one row.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -77,6 +78,15 @@ COLOR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 # Built-in profile that always exists (SPEC §2); used by appointments without a profile.
 BUILTIN_APPOINTMENT_PROFILE = "Termin"
+# The Teams sync's built-in DnD state (SPEC §3 rule 4), shown under this name.
+BUILTIN_DND_PROFILE = "Nicht stören"
+
+
+def profile_key(name: str) -> str:
+    """What makes two profile names the same: NFC form, case ignored (`ms teams` is
+    `MS Teams`). Names are unique by this key within a user's My Profiles."""
+    return unicodedata.normalize("NFC", name).casefold()
+
 
 # Nothing the sync creates may outlive this (SPEC §3 rule 5).
 SYNC_HARD_END = timedelta(hours=12)
@@ -161,10 +171,15 @@ class Meeting:
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """The user's manual choice of profile and when it was made."""
+    """The user's manual choice of profile and when it was made.
+
+    `builtin` marks the Teams sync's built-in DnD state (SPEC §3 rule 4): it is that
+    state whatever profiles of the same name the user has.
+    """
 
     profile: str
     at: datetime
+    builtin: bool = False
 
 
 @dataclass(frozen=True, slots=True)

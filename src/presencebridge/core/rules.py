@@ -10,8 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from presencebridge.core import effective, micsync, teams
-from presencebridge.core.effective import effective_presence, find_profile, my_profiles
+from presencebridge.core import micsync, teams
+from presencebridge.core.effective import (
+    EffectivePresence,
+    effective_presence,
+    find_profile,
+    my_profiles,
+)
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import (
     BUILTIN_APPOINTMENT_PROFILE,
@@ -170,7 +175,7 @@ def age(state: UserState, now: datetime) -> UserState:
     appointments = tuple(a for a in state.appointments if a.effective_end() > now)
     if calls == state.calls and appointments == state.appointments:
         return state
-    return state.with_(calls=calls, appointments=appointments)
+    return replace(state, calls=calls, appointments=appointments)
 
 
 def next_deadline(state: UserState, now: datetime) -> datetime | None:
@@ -189,21 +194,30 @@ def next_deadline(state: UserState, now: datetime) -> datetime | None:
     return min(future) if future else None
 
 
-def apply(state: UserState, event: Event, context: GroupContext, now: datetime) -> UserState:
-    """The user's state after `event`; raises `Rejected` if the event is refused."""
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A user's state after an event, and the presence it shows."""
+
+    state: UserState
+    presence: EffectivePresence
+
+
+def apply(state: UserState, event: Event, context: GroupContext, now: datetime) -> Applied:
+    """The user's state after `event` and its presence; raises `Rejected` if refused."""
     aged = teams.note_outlived_call(state, age(state, now))
     aged = teams.note_dnd_lapse(aged, now)
     changed = _apply(aged, event, context, now)
     mode = context.mode(changed)
     changed = teams.enforce_mode(changed, mode, now)
+    changed = teams.settle_followed(changed, context.templates)
     if changed.microphone is not None and not context.settings.microphone_sync_enable:
-        changed = changed.with_(microphone=None)
-    # A lapsed or overridden hub DnD is left alone only while that UC DnD lasts.
-    evaluated = changed
-    presence = effective_presence(evaluated, context.templates, now)
+        changed = replace(changed, microphone=None)
+    # The marks below are not part of the presence (not even of its Teams view).
+    presence = effective_presence(changed, context.templates, now)
     sync = changed.teams
-    if (sync.dnd_lapsed or sync.dnd_overridden) and presence.status is not Status.DND:
-        changed = changed.with_(teams=replace(sync, dnd_lapsed=False, dnd_overridden=False))
+    # A lapsed or overridden hub DnD is left alone only while that UC DnD lasts.
+    if (sync.dnd_lapsed or sync.dnd_overridden) and presence.chosen_status is not Status.DND:
+        changed = replace(changed, teams=replace(sync, dnd_lapsed=False, dnd_overridden=False))
     if changed.user.teams_user_id is not None:
         want = teams.intent(changed, presence, mode, context.settings.reassert_dnd, now)
         changed = teams.note_unsure(
@@ -212,25 +226,22 @@ def apply(state: UserState, event: Event, context: GroupContext, now: datetime) 
             session_acknowledged=isinstance(event, TeamsSessionWritten),
             preferred_acknowledged=isinstance(event, TeamsPreferredWritten),
         )
-    if changed is not evaluated:
-        # These marks are not part of the presence (not even of its Teams view): the
-        # hub, which asks for the presence of the new state next, need not derive it again.
-        effective.remember(changed, context.templates, now, presence)
-    return changed
+    return Applied(changed, presence)
 
 
 def _apply(state: UserState, event: Event, context: GroupContext, now: datetime) -> UserState:
     match event:
         case TelephonyEvent(call_id, call_state):
-            return state.with_(calls=apply_call_event(state.calls, call_id, call_state, now))
+            return replace(state, calls=apply_call_event(state.calls, call_id, call_state, now))
         case MeetingEvent():
             return _meeting(state, event, now)
         case AddProfile(profile):
             return _add_profile(state, profile)
         case DeleteProfile(name):
-            if find_profile(state.profiles, name) is None:
+            found = find_profile(state.profiles, name)
+            if found is None:
                 raise Rejected(Reason.NOT_FOUND, f"user has no own profile named {name!r}")
-            return state.with_(profiles=tuple(p for p in state.profiles if p.name != name))
+            return replace(state, profiles=tuple(p for p in state.profiles if p is not found))
         case ReorderProfiles(names):
             return _reorder(state, names)
         case SelectProfile(name):
@@ -240,11 +251,11 @@ def _apply(state: UserState, event: Event, context: GroupContext, now: datetime)
         case DeleteAppointment(appointment_id):
             if not any(a.id == appointment_id for a in state.appointments):
                 raise Rejected(Reason.NOT_FOUND, f"no appointment {appointment_id!r}")
-            return state.with_(
-                appointments=tuple(a for a in state.appointments if a.id != appointment_id)
+            return replace(
+                state, appointments=tuple(a for a in state.appointments if a.id != appointment_id)
             )
         case SetOwnMode(mode):
-            return state.with_(own_mode=mode)
+            return replace(state, own_mode=mode)
         case Tick():
             return state
         case MicrophoneReport(processes):
@@ -253,8 +264,10 @@ def _apply(state: UserState, event: Event, context: GroupContext, now: datetime)
             # Whatever the sync created may be stale after the agent was away: remove it;
             # the next reading (judged afresh) and report re-create what still holds.
             kept = tuple(a for a in state.appointments if a.origin is AppointmentOrigin.MANUAL)
-            sync = replace(state.teams, observed_mode=None, call_outlived=False)
-            return state.with_(appointments=kept, microphone=None, teams=sync)
+            # A call past its hard end stays outlived (SPEC §3 rule 5): only Teams showing
+            # no call ends that.
+            sync = replace(state.teams, observed_mode=None)
+            return replace(state, appointments=kept, microphone=None, teams=sync)
         case TeamsObserved(availability, activity, sequence, requested_at):
             return teams.observe(
                 state,
@@ -273,7 +286,7 @@ def _apply(state: UserState, event: Event, context: GroupContext, now: datetime)
                 )
             else:
                 written = replace(state.teams, session=activity, session_written_at=now)
-            return state.with_(teams=written)
+            return replace(state, teams=written)
         case TeamsPreferredWritten(until, default_expiry):
             return teams.note_preferred_written(state, until, default_expiry, now)
     raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
@@ -284,28 +297,28 @@ def _microphone(
 ) -> UserState:
     settings = context.settings
     if not settings.microphone_sync_enable:
-        return state.with_(microphone=None)
+        return replace(state, microphone=None)
     chosen = micsync.choose(
         processes, micsync.effective_whitelist(settings.microphone_sync_whitelist)
     )
     current = state.microphone
     if chosen is None:
-        return state.with_(microphone=None)
+        return replace(state, microphone=None)
     if current is not None and current.process == chosen:
         return state
-    return state.with_(microphone=MicrophoneUse(chosen, micsync.friendly_name(chosen), now))
+    return replace(state, microphone=MicrophoneUse(chosen, micsync.friendly_name(chosen), now))
 
 
 def _meeting(state: UserState, event: MeetingEvent, now: datetime) -> UserState:
     others = tuple(m for m in state.meetings if m.meeting_id != event.meeting_id)
     if event.state is MeetingState.LEFT:
-        return state.with_(meetings=others)
+        return replace(state, meetings=others)
     current = next((m for m in state.meetings if m.meeting_id == event.meeting_id), None)
     if current is None and len(others) >= MAX_OPEN_MEETINGS:
         raise Rejected(Reason.CONFLICT, f"more than {MAX_OPEN_MEETINGS} open meetings")
     joined_at = current.joined_at if current is not None else now
     meeting = Meeting(event.meeting_id, joined_at, event.screen_sharing, event.audio)
-    return state.with_(meetings=tuple(sorted((*others, meeting), key=lambda m: m.meeting_id)))
+    return replace(state, meetings=tuple(sorted((*others, meeting), key=lambda m: m.meeting_id)))
 
 
 def _add_profile(state: UserState, profile: Profile) -> UserState:
@@ -313,7 +326,7 @@ def _add_profile(state: UserState, profile: Profile) -> UserState:
         raise Rejected(Reason.CONFLICT, f"a profile named {profile.name!r} exists already")
     if len(state.profiles) >= MAX_PROFILES:
         raise Rejected(Reason.CONFLICT, f"at most {MAX_PROFILES} profiles per user")
-    return state.with_(profiles=(*state.profiles, profile))
+    return replace(state, profiles=(*state.profiles, profile))
 
 
 def _reorder(state: UserState, names: tuple[str, ...]) -> UserState:
@@ -323,15 +336,16 @@ def _reorder(state: UserState, names: tuple[str, ...]) -> UserState:
             Reason.INVALID, f"the new order must name each own profile once: {', '.join(own)}"
         )
     by_name = {p.name: p for p in state.profiles}
-    return state.with_(profiles=tuple(by_name[n] for n in names))
+    return replace(state, profiles=tuple(by_name[n] for n in names))
 
 
 def _select(state: UserState, name: str | None, context: GroupContext, now: datetime) -> UserState:
     if name is None:
-        return state.with_(selection=None)
-    if find_profile(my_profiles(state, context.templates), name) is None:
+        return replace(state, selection=None)
+    found = find_profile(my_profiles(state, context.templates), name)
+    if found is None:
         raise Rejected(Reason.NOT_FOUND, f"{name!r} is not in the user's profiles")
-    return state.with_(selection=Selection(name, now))
+    return replace(state, selection=Selection(found.name, now))
 
 
 def _add_appointment(
@@ -359,4 +373,4 @@ def _add_appointment(
         created_at=now,
         hard_end=None if event.origin is AppointmentOrigin.MANUAL else now + SYNC_HARD_END,
     )
-    return state.with_(appointments=(*state.appointments, appointment))
+    return replace(state, appointments=(*state.appointments, appointment))

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import Enum
 
 from presencebridge.core.effective import (
     BUILTIN_DND,
     TEAMS_CALL_APPOINTMENT,
     EffectivePresence,
-    find_profile,
     my_profiles,
+    teams_call_profile,
 )
 from presencebridge.core.model import (
     SYNC_HARD_END,
@@ -37,6 +38,7 @@ from presencebridge.core.model import (
     Telephony,
     TelephonySource,
     UserState,
+    profile_key,
 )
 from presencebridge.core.texts import Text
 
@@ -82,9 +84,6 @@ PREFERRED_DND_DEFAULT = timedelta(days=1)
 # Reads that started this soon after the hub cleared its session may still show it.
 ECHO_GRACE = timedelta(seconds=1)
 
-TEAMS_PROFILE = "MS Teams"
-TERMIN_PROFILE = "Termin"
-
 
 @dataclass(frozen=True, slots=True)
 class Intent:
@@ -101,6 +100,117 @@ def syncs_dnd(mode: TeamsSyncMode) -> bool:
 
 def teams_call(state: UserState) -> Appointment | None:
     return next((a for a in state.appointments if a.id == TEAMS_CALL_APPOINTMENT), None)
+
+
+class Seen(Enum):
+    """What one reading tells about one thing the sync follows in Teams."""
+
+    YES = "yes"  # Teams shows it
+    NO = "no"  # Teams shows something that rules it out
+    HIDDEN = "hidden"  # it may be there underneath: the hub's own write, or a DnD set
+    # by hand, covers it (Graph shows one aggregated presence)
+
+
+class Followed(Enum):
+    """Where the sync stands with one thing it follows from Teams to the UC side."""
+
+    NONE = "none"  # nothing taken up
+    FOLLOWING = "following"  # the Teams call appointment is there / the Teams DnD selected
+    OUTLIVED = "outlived"  # ended by the 12-hour hard end; not taken up again while it lasts
+
+
+class Step(Enum):
+    KEEP = "keep"
+    TAKE_UP = "take up"  # create the appointment / select the first DnD profile
+    LET_GO = "let go"  # delete the appointment / restore the choice from before
+    FORGET_OUTLIVED = "forget outlived"  # it ended in Teams; the next one counts again
+
+
+# SPEC §3 rules 1, 3, 4 and 5 for both things the sync follows, the Teams call and the
+# Teams DnD. The answer to "what does the hub believe while its own write hides the
+# user's Teams state?" is the HIDDEN column: what it believed before. "I cannot tell"
+# is never taken for "it ended"; the 12-hour hard end bounds what is kept this way.
+FOLLOW: dict[tuple[Followed, Seen], Step] = {
+    (Followed.NONE, Seen.YES): Step.TAKE_UP,
+    (Followed.NONE, Seen.NO): Step.KEEP,
+    (Followed.NONE, Seen.HIDDEN): Step.KEEP,
+    (Followed.FOLLOWING, Seen.YES): Step.KEEP,
+    (Followed.FOLLOWING, Seen.NO): Step.LET_GO,
+    (Followed.FOLLOWING, Seen.HIDDEN): Step.KEEP,
+    (Followed.OUTLIVED, Seen.YES): Step.KEEP,
+    (Followed.OUTLIVED, Seen.NO): Step.FORGET_OUTLIVED,
+    (Followed.OUTLIVED, Seen.HIDDEN): Step.KEEP,
+}
+
+
+def seen_call(teams: TeamsState, availability: str, activity: str, requested_at: datetime) -> Seen:
+    """The Teams call in one reading (SPEC §3 rules 1 and 3, §4 rule 2).
+
+    | Teams shows                                   | the user's Teams call |
+    |-----------------------------------------------|-----------------------|
+    | the hub's own session activity, while it may  | HIDDEN                |
+    |   be in Graph (`hub_session_may_show`)        |                       |
+    | any other call activity (InACall, ...)        | YES                   |
+    | DoNotDisturb/DoNotDisturb: a preferred        | HIDDEN                |
+    |   presence, which beats every session         |                       |
+    | anything else                                 | NO                    |
+    """
+    if activity in CALL_ACTIVITIES:
+        if hub_session_may_show(teams, activity, requested_at):
+            return Seen.HIDDEN
+        return Seen.YES
+    if (availability, activity) == HUB_DND:
+        return Seen.HIDDEN
+    return Seen.NO
+
+
+def seen_dnd(teams: TeamsState, availability: str, activity: str, requested_at: datetime) -> Seen:
+    """The user's DnD in one reading (SPEC §3 rule 4; mode telephony_and_presence).
+
+    | Teams shows                                   | the user's Teams DnD  |
+    |-----------------------------------------------|-----------------------|
+    | DoNotDisturb/DoNotDisturb while the hub's own | HIDDEN                |
+    |   DnD may be in Graph (`hub_dnd_may_show`)    |                       |
+    | any other DoNotDisturb, or Presenting with    | YES                   |
+    |   any availability (screen sharing)           |                       |
+    | anything else                                 | NO                    |
+    """
+    if (availability, activity) == HUB_DND and hub_dnd_may_show(teams, requested_at):
+        return Seen.HIDDEN
+    if availability == DND_AVAILABILITY or activity == PRESENTING:
+        return Seen.YES
+    return Seen.NO
+
+
+# ---- When may a reading show the hub's own write? All timing special cases live here.
+#
+# A reading is requested at `requested_at` and answered some time later; the hub handles
+# it after everything it handled before. So it may show a write of the hub's if that
+# write was in Graph at any moment between the request and now:
+# * a write that is acknowledged and not yet cleared: always (even a reading requested
+#   before the write may be answered after Graph applied it, under any latency);
+# * a write that is due but not acknowledged (`*_unsure`, kept through a crash): it may
+#   be out there;
+# * a write cleared at `released_at`: for readings requested before it, plus
+#   ECHO_GRACE for Graph's own propagation.
+
+
+def hub_session_may_show(teams: TeamsState, activity: str, requested_at: datetime) -> bool:
+    if teams.session == activity and teams.session_written_at is not None:
+        return True
+    if activity != HUB_SESSION[1]:
+        return False
+    if teams.session_unsure:
+        return True
+    released = teams.session_released_at
+    return released is not None and requested_at < released + ECHO_GRACE
+
+
+def hub_dnd_may_show(teams: TeamsState, requested_at: datetime) -> bool:
+    if teams.preferred_dnd_until is not None or teams.preferred_unsure:
+        return True
+    released = teams.preferred_released_at
+    return released is not None and requested_at < released + ECHO_GRACE
 
 
 def observe(
@@ -123,7 +233,7 @@ def observe(
         observed_mode=mode,
     )
     if mode is TeamsSyncMode.OFF:
-        return state.with_(teams=teams)
+        return replace(state, teams=teams)
     teams = replace(teams, held_by_user=_held_by_user(teams, requested_at))
     if teams.preferred_dnd_until is not None and _preferred_replaced(teams, requested_at):
         # The user's own preferred presence replaced the hub's: it is no longer ours to
@@ -131,42 +241,28 @@ def observe(
         teams = replace(
             teams, preferred_dnd_until=None, preferred_written_at=None, dnd_overridden=True
         )
-    state = state.with_(teams=teams)
-
-    in_call = activity in CALL_ACTIVITIES and not _is_echo_of_session(teams, activity, requested_at)
-    state = _follow_call(state, in_call, templates, now)
-
+    call = seen_call(state.teams, availability, activity, requested_at)
+    dnd = seen_dnd(state.teams, availability, activity, requested_at)
+    # A DnD set by hand that ends is the user resetting it; Presenting ends by itself.
+    by_hand = (state.teams.availability, state.teams.activity) == HUB_DND
+    state = replace(state, teams=teams)
+    state = _follow_call(state, FOLLOW[followed_call(state), call], templates, now)
     if syncs_dnd(mode):
-        teams_dnd = availability == DND_AVAILABILITY and not _is_echo_of_preferred(
-            teams, activity, requested_at
-        )
-        state = _follow_dnd(state, teams_dnd, templates, now)
+        step = FOLLOW[followed_dnd(state), dnd]
+        state = _follow_dnd(state, step, templates, now, reset_by_hand=by_hand)
     return state
 
 
-def _is_echo_of_session(teams: TeamsState, activity: str, requested_at: datetime) -> bool:
-    if teams.session == activity and teams.session_written_at is not None:
-        return True
-    if teams.session_unsure and activity == HUB_SESSION[1]:
-        return True  # the hub's own session may be out there; the next reading decides
-    released = teams.session_released_at
-    return (
-        released is not None
-        and activity == HUB_SESSION[1]
-        and requested_at < (released + ECHO_GRACE)
-    )
+def followed_call(state: UserState) -> Followed:
+    if teams_call(state) is not None:
+        return Followed.FOLLOWING
+    return Followed.OUTLIVED if state.teams.call_outlived else Followed.NONE
 
 
-def _is_echo_of_preferred(teams: TeamsState, activity: str, requested_at: datetime) -> bool:
-    if activity != HUB_DND[1]:
-        return False
-    if teams.preferred_unsure:
-        return True  # the hub's own DnD may be out there; the next reading decides
-    written = teams.preferred_written_at
-    if teams.preferred_dnd_until is not None and written is not None and requested_at >= written:
-        return True
-    released = teams.preferred_released_at
-    return released is not None and requested_at < released + ECHO_GRACE
+def followed_dnd(state: UserState) -> Followed:
+    if state.teams.dnd_selected_at is not None:
+        return Followed.FOLLOWING
+    return Followed.OUTLIVED if state.teams.dnd_outlived else Followed.NONE
 
 
 def _held_by_user(teams: TeamsState, requested_at: datetime) -> bool:
@@ -198,29 +294,27 @@ def _preferred_replaced(teams: TeamsState, requested_at: datetime) -> bool:
 
 
 def _follow_call(
-    state: UserState, in_call: bool, templates: tuple[ProfileTemplate, ...], now: datetime
+    state: UserState, step: Step, templates: tuple[ProfileTemplate, ...], now: datetime
 ) -> UserState:
-    current = teams_call(state)
-    if not in_call:
+    if step is Step.LET_GO or step is Step.FORGET_OUTLIVED:
         others = tuple(a for a in state.appointments if a.id != TEAMS_CALL_APPOINTMENT)
         teams = replace(state.teams, call_outlived=False)
-        return state.with_(appointments=others, teams=teams)
-    if current is not None or state.teams.call_outlived:
+        return replace(state, appointments=others, teams=teams)
+    if step is Step.KEEP:
         return state
-    profiles = my_profiles(state, templates)
-    profile = TEAMS_PROFILE if find_profile(profiles, TEAMS_PROFILE) else TERMIN_PROFILE
+    profile = teams_call_profile(my_profiles(state, templates))
     appointment = Appointment(
         id=TEAMS_CALL_APPOINTMENT,
         subject=Text.ON_THE_PHONE_TEAMS,
         color=None,
         start=now,
         end=now + SYNC_HARD_END,
-        profile=profile,
+        profile=profile.name,
         origin=AppointmentOrigin.TEAMS,
         created_at=now,
         hard_end=now + SYNC_HARD_END,
     )
-    return state.with_(appointments=(*state.appointments, appointment))
+    return replace(state, appointments=(*state.appointments, appointment))
 
 
 def first_dnd_profile(state: UserState, templates: tuple[ProfileTemplate, ...]) -> Profile | None:
@@ -228,48 +322,70 @@ def first_dnd_profile(state: UserState, templates: tuple[ProfileTemplate, ...]) 
 
 
 def _follow_dnd(
-    state: UserState, teams_dnd: bool, templates: tuple[ProfileTemplate, ...], now: datetime
+    state: UserState,
+    step: Step,
+    templates: tuple[ProfileTemplate, ...],
+    now: datetime,
+    reset_by_hand: bool,
 ) -> UserState:
     teams = state.teams
-    if not teams_dnd and teams.dnd_outlived:
-        state = state.with_(teams=replace(teams, dnd_outlived=False))
-        teams = state.teams
-    if teams_dnd and teams.dnd_selected_at is None and not teams.dnd_outlived:
-        # Without a DnD profile the built-in one is used; the service warns once.
-        profile = first_dnd_profile(state, templates) or BUILTIN_DND
+    if step is Step.FORGET_OUTLIVED:
+        return replace(state, teams=replace(teams, dnd_outlived=False))
+    if step is Step.TAKE_UP:
+        # Without a DnD profile the built-in DnD state is used; the service warns once.
         teams = replace(teams, dnd_selected_at=now, dnd_replaced=state.selection)
-        return state.with_(selection=Selection(profile.name, now), teams=teams)
-    if not teams_dnd and teams.dnd_selected_at is not None:
-        return release_teams_dnd(state)
+        return replace(state, selection=dnd_selection(state, templates, now), teams=teams)
+    if step is Step.LET_GO:
+        return release_teams_dnd(state, reset_by_hand=reset_by_hand)
     return state
 
 
-def release_teams_dnd(state: UserState) -> UserState:
-    """Teams left DnD: restore the earlier choice unless the user chose anew meanwhile."""
+def dnd_selection(
+    state: UserState, templates: tuple[ProfileTemplate, ...], at: datetime
+) -> Selection:
+    """What a Teams DnD selects: the first DnD profile, else the built-in DnD state."""
+    profile = first_dnd_profile(state, templates)
+    if profile is None:
+        return Selection(BUILTIN_DND.name, at, builtin=True)
+    return Selection(profile.name, at)
+
+
+def release_teams_dnd(state: UserState, reset_by_hand: bool = False) -> UserState:
+    """The sync lets go of a Teams DnD: restore the earlier choice unless the user chose
+    anew meanwhile.
+
+    `reset_by_hand`: the user reset a DnD they had set by hand in Teams. If they chose a
+    UC DnD profile during it, that reset is their word for Teams: the hub does not set
+    its DnD over it while that UC DnD lasts (as if the user had replaced the hub's).
+    """
     teams = state.teams
     selection = state.selection
-    if selection is not None and selection.at == teams.dnd_selected_at:
+    chose_anew = selection is None or selection.at != teams.dnd_selected_at
+    if not chose_anew:
         selection = teams.dnd_replaced
     teams = replace(teams, dnd_selected_at=None, dnd_replaced=None)
-    return state.with_(selection=selection, teams=teams)
+    if reset_by_hand and selection is not None and chose_anew:
+        teams = replace(teams, dnd_overridden=True)
+    return replace(state, selection=selection, teams=teams)
 
 
 def enforce_mode(state: UserState, mode: TeamsSyncMode, now: datetime) -> UserState:
     """Undo on the UC side what a mode no longer allows; bound Teams DnD by the hard end."""
     if mode is TeamsSyncMode.OFF and teams_call(state) is not None:
         others = tuple(a for a in state.appointments if a.id != TEAMS_CALL_APPOINTMENT)
-        state = state.with_(appointments=others)
+        state = replace(state, appointments=others)
     dnd_at = state.teams.dnd_selected_at
     if dnd_at is not None and now >= dnd_at + SYNC_HARD_END:
         state = release_teams_dnd(state)
-        state = state.with_(teams=replace(state.teams, dnd_outlived=True))
+        state = replace(state, teams=replace(state.teams, dnd_outlived=True))
     elif dnd_at is not None and not syncs_dnd(mode):
         state = release_teams_dnd(state)
     if mode is TeamsSyncMode.OFF:
         # The hub neither reads nor writes Teams now: what it saw is no longer known,
         # and a reading after the sync comes back on is judged afresh. (Whatever the
         # mode before: a reading kept through telephony_only has no judging mode left.)
-        state = state.with_(
+        state = replace(
+            state,
             teams=replace(
                 state.teams,
                 availability=None,
@@ -278,19 +394,45 @@ def enforce_mode(state: UserState, mode: TeamsSyncMode, now: datetime) -> UserSt
                 observed_at=None,
                 observed_mode=None,
                 held_by_user=False,
-            )
+            ),
         )
     elif state.teams.observed_mode not in (None, mode):
         # Judged under another mode: the same reading may mean more now (a DnD that
         # telephony_only ignored), so the next one is judged afresh.
-        state = state.with_(teams=replace(state.teams, observed_mode=None))
+        state = replace(state, teams=replace(state.teams, observed_mode=None))
     return state
+
+
+def settle_followed(state: UserState, templates: tuple[ProfileTemplate, ...]) -> UserState:
+    """Keep what the sync took up pointing at profiles that exist now.
+
+    The Teams call appointment shows the `MS Teams` profile while there is one (created,
+    changed or deactivated during the call: at once, both ways). A DnD profile the sync
+    selected and that is deleted (or no longer DnD) while the Teams DnD lasts gives way
+    to the next DnD profile, or the built-in DnD state.
+    """
+    profiles = my_profiles(state, templates)
+    call = teams_call(state)
+    if call is not None and call.profile != teams_call_profile(profiles).name:
+        settled = replace(call, profile=teams_call_profile(profiles).name)
+        others = tuple(a for a in state.appointments if a.id != TEAMS_CALL_APPOINTMENT)
+        state = replace(state, appointments=(*others, settled))
+    selected, since = state.selection, state.teams.dnd_selected_at
+    if selected is None or since is None or selected.at != since or selected.builtin:
+        return state
+    if any(
+        p.status is Status.DND
+        for p in profiles
+        if profile_key(p.name) == profile_key(selected.profile)
+    ):
+        return state
+    return replace(state, selection=dnd_selection(state, templates, since))
 
 
 def note_outlived_call(before: UserState, after: UserState) -> UserState:
     """A Teams call appointment removed by its hard end is not re-created while it lasts."""
     if teams_call(before) is not None and teams_call(after) is None:
-        return after.with_(teams=replace(after.teams, call_outlived=True))
+        return replace(after, teams=replace(after.teams, call_outlived=True))
     return after
 
 
@@ -309,15 +451,17 @@ def intent(
         TelephonySource.MEETING,
     )
     session = HUB_SESSION[1] if on_uc_phone else None
+    # The DnD the user chose stays in Teams during a PBX call: the session carries the
+    # call, the preferred DnD is not cleared and set again around it.
     uc_dnd = (
         syncs_dnd(mode)
-        and presence.status is Status.DND
+        and presence.chosen_status is Status.DND
         and state.teams.dnd_selected_at is None  # a DnD that came from Teams is not echoed back
     )
     if not uc_dnd or state.teams.dnd_overridden or (state.teams.dnd_lapsed and not reassert_dnd):
         return Intent(session=session)
     # An appointment's DnD has a known end; a selected DnD profile lasts until changed.
-    return Intent(session=session, preferred_dnd=True, preferred_dnd_until=presence.until)
+    return Intent(session=session, preferred_dnd=True, preferred_dnd_until=presence.chosen_until)
 
 
 def note_dnd_lapse(state: UserState, now: datetime) -> UserState:
@@ -336,7 +480,7 @@ def note_dnd_lapse(state: UserState, now: datetime) -> UserState:
         dnd_lapsed=state.teams.preferred_default_expiry,
         preferred_default_expiry=False,
     )
-    return state.with_(teams=teams)
+    return replace(state, teams=teams)
 
 
 def note_preferred_written(
@@ -363,7 +507,7 @@ def note_preferred_written(
         preferred_default_expiry=default_expiry and until is not None,
         preferred_released_at=released,
     )
-    return state.with_(teams=teams)
+    return replace(state, teams=teams)
 
 
 def note_unsure(
@@ -384,7 +528,7 @@ def note_unsure(
     )
     if (session, preferred) == (have.session_unsure, have.preferred_unsure):
         return state
-    return state.with_(teams=replace(have, session_unsure=session, preferred_unsure=preferred))
+    return replace(state, teams=replace(have, session_unsure=session, preferred_unsure=preferred))
 
 
 def needs_observation(

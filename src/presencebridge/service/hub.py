@@ -24,7 +24,6 @@ from presencebridge import metrics
 from presencebridge.adapters.store import GroupRecord, HistoryEntry, Store, UnknownTokenError
 from presencebridge.core import rules
 from presencebridge.core.effective import (
-    BUILTIN_DND,
     EffectivePresence,
     effective_presence,
     my_profiles,
@@ -295,13 +294,13 @@ class Hub:
             now = self.clock.now()
             group = self._groups[old.state.user.group]
             try:
-                new_state = rules.apply(
+                applied = rules.apply(
                     old.state, event, rules.GroupContext(group.templates, group.settings), now
                 )
             except Rejected:
                 metrics.EVENTS.labels(kind, "rejected").inc()
                 raise
-            presence = self._evaluate(new_state, now)
+            new_state, presence = applied.state, applied.presence
             changed = presence != old.presence
             if new_state != old.state or changed:
                 history = [self._history(user_id, presence, source, now)] if changed else []
@@ -433,7 +432,7 @@ class Hub:
         chosen = new.selection
         if (
             chosen is not None
-            and chosen.profile == BUILTIN_DND.name
+            and chosen.builtin
             and new.user.id not in self._warned_no_dnd_profile
             and chosen != old.selection
         ):
