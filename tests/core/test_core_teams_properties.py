@@ -6,13 +6,15 @@ hub or by the user by hand), aggregated as GRAPH.md says. The hub side is the pu
 core: events go through `rules.apply`; the writer step decides like
 `TeamsWriter._sync_user` and acknowledges with the *Written events; readings go
 through `teams.needs_observation` like `TeamsPoller.apply`, and a read may be answered
-late, after other things happened (its `requested_at` is when it was sent).
+late, after other things happened (its `requested_at` is when it was sent), and Graph
+may answer it with what it showed at the request or only at the answer (latency on the
+way in or out). The clock may jump hours ahead (the hub's timers fire on the way).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -125,6 +127,7 @@ class Reading:
     requested: datetime
     client: tuple[str, str]
     preferred_by: str | None
+    client_call: int  # which call of the Teams client was going on (0: none)
 
 
 # ---------------------------------------------------------------- actions
@@ -180,14 +183,26 @@ Plain = (
 
 
 @dataclass(frozen=True)
+class ClockJump:
+    """The clock moves `hours` ahead at once (a suspended VM, the admin's time-lapse)."""
+
+    hours: float
+
+
+@dataclass(frozen=True)
 class ReadLate:
-    """A read sent now and answered `lag` seconds later, with `meanwhile` in between."""
+    """A read sent now and answered `lag` seconds later, with `meanwhile` in between.
+
+    `at_answer`: Graph reached the request only late, so it answers with what it shows
+    after `meanwhile` although the hub sent it before.
+    """
 
     lag: float
     meanwhile: tuple[Plain, ...]
+    at_answer: bool = False
 
 
-Action = Plain | ReadLate
+Action = Plain | ReadLate | ClockJump
 # Seconds to let pass first, the action, and whether the writer acts on it at once
 # (the hub wakes the writer after every change; a lagging writer comes later).
 Step = tuple[float, Action, bool]
@@ -209,6 +224,13 @@ class Sim:
     dnd_created: list[Reading | None] = field(default_factory=list)
     pbx_calls: int = 0
     pbx_call: str | None = None  # the call `PbxToggle` connected, while it lasts
+    client_calls: int = 0  # the Teams client's calls so far
+    client_call: int = 0  # the one going on (0: none)
+    outlived_calls: set[int] = field(default_factory=set)  # ended by the 12-hour hard end
+    # Teams call appointments removed on a reading while the client's call went on, or
+    # by anything but a reading, the mode or the hard end.
+    calls_lost: list[str] = field(default_factory=list)
+    calls_revived: list[Reading] = field(default_factory=list)  # after their hard end
 
     def mode(self) -> TeamsSyncMode:
         return self.context.mode(self.state)
@@ -218,8 +240,26 @@ class Sim:
         self.state = rules.apply(before, event, self.context, self.now).state
         if teams_call(before) is None and teams_call(self.state) is not None:
             self.calls_created.append(reading)
+            if reading is not None and reading.client_call in self.outlived_calls:
+                self.calls_revived.append(reading)
         if before.teams.dnd_selected_at is None and self.state.teams.dnd_selected_at is not None:
             self.dnd_created.append(reading)
+        self._check_call_kept(before, event, reading)
+
+    def _check_call_kept(self, before: UserState, event: Event, reading: Reading | None) -> None:
+        had = teams_call(before)
+        if had is None or teams_call(self.state) is not None:
+            return
+        if had.hard_end is not None and self.now >= had.hard_end:
+            if self.client_call:
+                self.outlived_calls.add(self.client_call)
+            return
+        if self.mode() is OFF:
+            return
+        if reading is None:
+            self.calls_lost.append(f"{event} removed it at {self.now}")
+        elif reading.client_call and reading.client_call == self.client_call:
+            self.calls_lost.append(f"{reading} removed it while the call went on")
 
     def advance(self, seconds: float) -> None:
         """Let time pass; the hub's timers fire at the deadlines and wake the writer."""
@@ -270,7 +310,9 @@ class Sim:
         if self.mode() is OFF:
             return None
         shown = self.graph.shown(self.now)
-        return Reading(shown, self.now, self.graph.client, self.graph.preferred_by)
+        return Reading(
+            shown, self.now, self.graph.client, self.graph.preferred_by, self.client_call
+        )
 
     def deliver(self, reading: Reading | None) -> None:
         if reading is None:
@@ -283,6 +325,11 @@ class Sim:
     def perform(self, action: Action) -> None:
         match action:
             case ClientShows(pair):
+                if pair == IN_A_CALL and self.graph.client != IN_A_CALL:
+                    self.client_calls += 1
+                    self.client_call = self.client_calls
+                elif pair != IN_A_CALL:
+                    self.client_call = 0
                 self.graph.client = pair
             case DndByHand(on):
                 self.graph.prune(self.now)
@@ -307,14 +354,20 @@ class Sim:
                 self.write()
             case ReadNow():
                 self.deliver(self.read())
-            case ReadLate(lag, meanwhile):
+            case ReadLate(lag, meanwhile, at_answer):
                 reading = self.read()
                 self.advance(lag / 2)
                 for inner in meanwhile:
                     self.perform(inner)
                     self.advance(0.01)
                 self.advance(lag / 2)
+                if reading is not None and at_answer:
+                    late = self.read()
+                    if late is not None:
+                        reading = replace(late, requested=reading.requested)
                 self.deliver(reading)
+            case ClockJump(hours):
+                self.advance(hours * 3600)
             case _:
                 self.event(action)
 
@@ -342,6 +395,8 @@ def teams_call(state: UserState) -> Appointment | None:
 # ---------------------------------------------------------------- strategies
 
 gaps = st.sampled_from([0.2, 0.7, 1.5, 4.0, 30.0, 170.0])
+# Rarely, and across the 12-hour hard end and Graph's 1-day DnD reset.
+jumps = st.sampled_from([1.0, 6.0, 11.9, 12.5, 25.0]).map(ClockJump)
 pbx_events = st.builds(
     TelephonyEvent,
     st.sampled_from(["c1", "c2"]),
@@ -375,7 +430,7 @@ def interleavings(
     client = st.sampled_from(clients).map(ClientShows)
     race = uc.map(lambda event: (event, WriterStep()))
     if focused:
-        few: list[st.SearchStrategy[Plain]] = [
+        few: list[st.SearchStrategy[Action]] = [
             uc,
             client,
             st.just(WriterStep()),
@@ -384,7 +439,8 @@ def interleavings(
         if by_hand:
             few.append(st.booleans().map(DndByHand))
         meanwhile = st.one_of(race, race, st.just((WriterStep(),)), st.just(()))
-        late = st.builds(ReadLate, st.sampled_from([0.8, 3.0, 3.0]), meanwhile)
+        late = st.builds(ReadLate, st.sampled_from([0.3, 0.8, 3.0, 3.0]), meanwhile, st.booleans())
+        few.append(jumps)
         action: st.SearchStrategy[Action] = st.one_of(st.one_of(*few), late)
         # The Teams client starts in any of its states.
         start = st.tuples(st.just(0.0), client, st.just(False))
@@ -408,8 +464,8 @@ def interleavings(
     meanwhile = st.one_of(
         race, race, st.just((WriterStep(),)), st.lists(plain, max_size=2).map(tuple)
     )
-    late = st.builds(ReadLate, st.sampled_from([0.3, 0.8, 1.6, 3.0]), meanwhile)
-    action = st.one_of(plain, plain, late)
+    late = st.builds(ReadLate, st.sampled_from([0.3, 0.8, 1.6, 3.0]), meanwhile, st.booleans())
+    action = st.one_of(plain, plain, late, st.one_of(plain, plain, plain, jumps))
     return st.lists(st.tuples(gaps, action, st.booleans()), min_size=1, max_size=20)
 
 
@@ -545,6 +601,16 @@ DND_REGRESSIONS = {
 }
 
 
+DND_REGRESSIONS["a read sent before the hub's DnD, answered after it (issue 19, defect 4)"] = [
+    (0.2, ReadLate(0.3, (SelectProfile("Focus"), WriterStep()), at_answer=True), False),
+]
+DND_REGRESSIONS["the same when the DnD is set anew (issue 19, defect 4)"] = [
+    (0.2, SelectProfile("Focus"), True),
+    (0.2, SelectProfile("Desk"), True),
+    (0.2, ReadLate(0.3, (SelectProfile("Focus"), WriterStep()), at_answer=True), False),
+]
+
+
 @pytest.mark.parametrize("history", DND_REGRESSIONS.values(), ids=DND_REGRESSIONS.keys())
 def test_a_teams_dnd_selection_comes_only_from_a_dnd_of_the_user_in_found_histories(
     history: list[Step],
@@ -552,6 +618,35 @@ def test_a_teams_dnd_selection_comes_only_from_a_dnd_of_the_user_in_found_histor
     sim = Sim(group(TP))
     sim.run(history)
     assert_dnd_selections_come_from_the_user(sim, sim.settle())
+
+
+# ---------------------------------------------------------------- no lost Teams call
+
+
+@pytest.mark.parametrize("alphabet", ["everything, mode changes", "calls", "calls, mode changes"])
+@PROPERTY
+@given(data=st.data())
+def test_a_teams_call_going_on_keeps_its_appointment(alphabet: str, data: st.DataObject) -> None:
+    """Only Teams showing the call's end, the mode or the 12-hour hard end remove it:
+    not the hub's own session or DnD over it (issue 19, defects 1 and 2)."""
+    sim = simulate(alphabet, data)
+    sim.settle()
+
+    assert sim.calls_lost == []
+
+
+@pytest.mark.parametrize("alphabet", ["everything, mode changes", "calls", "calls, mode changes"])
+@PROPERTY
+@given(data=st.data())
+def test_a_teams_call_past_its_hard_end_does_not_come_back(
+    alphabet: str, data: st.DataObject
+) -> None:
+    """Whatever happens on top (PBX calls, DnD), the same Teams call gets no second
+    appointment after its hard end (issue 19, defect 3)."""
+    sim = simulate(alphabet, data)
+    sim.settle()
+
+    assert sim.calls_revived == []
 
 
 # ---------------------------------------------------------------- b. 12-hour hard end
@@ -605,13 +700,17 @@ def assert_settled_where_the_tables_say(sim: Sim) -> None:
         in_call = uc_call or client_in_call
         assert (shown == IN_A_CALL) is in_call, f"Teams call status wrong: {where}"
 
-    # Teams -> UC: the client's call shows as the Teams appointment unless the hub's own
-    # session is in Teams too (then the two cannot be told apart, §4 rule 2).
-    expected = shown[1] in teams.CALL_ACTIVITIES and not uc_call
-    assert appointment is expected, f"Teams call appointment {appointment}: {where}"
-    if plain_sessions:
-        assert appointment is (client_in_call and not uc_call), where
-    if appointment:
+    # Teams -> UC: the client's call shows as the Teams appointment. While the hub's own
+    # session or a DnD preferred presence covers it, Teams cannot show whether it goes
+    # on: the hub keeps what it knew (issue 19); otherwise Teams decides.
+    hidden = uc_call or shown == DND
+    outlived = graph.client == IN_A_CALL and sim.client_call in sim.outlived_calls
+    if not hidden and not outlived:
+        expected = shown[1] in teams.CALL_ACTIVITIES
+        assert appointment is expected, f"Teams call appointment {appointment}: {where}"
+        if plain_sessions:
+            assert appointment is client_in_call, where
+    if appointment and not uc_call:
         assert (presence.telephony, presence.telephony_source) == (
             Telephony.ON_THE_PHONE,
             TelephonySource.TEAMS,
