@@ -1355,3 +1355,208 @@ def test_the_poller_skips_an_unchanged_reading_without_losing_anything() -> None
     assert teams_call(state) == call
     state = poll(state, context, AVAILABLE, 299, 300)
     assert teams_call(state) is None
+
+
+# ============================================================ hidden by the hub's own write
+# Issue 19: while the hub's own session or DnD covers the user's Teams state, the hub
+# keeps what it believed; the tables are `teams.FOLLOW`, `teams.seen_call`, `seen_dnd`.
+
+
+def in_teams_call(context: GroupContext) -> UserState:
+    state = play(user(), context, (10, seen(IN_A_CALL, 9)))
+    assert teams_call(state) is not None
+    return state
+
+
+@pytest.mark.parametrize("activity", ["InACall", "InAConferenceCall"])
+def test_a_pbx_call_over_a_teams_call_keeps_its_appointment(activity: str) -> None:
+    context = group(TP)
+    state = play(user(), context, (10, seen(("Busy", activity), 9)))
+    call = teams_call(state)
+    state = play(state, context, (20, TelephonyEvent("p1", CallState.CONNECTED)))
+    state, _ = sync(state, context, 21)
+    # The hub's own (newest) session is what Graph shows now, refreshed on and on.
+    state = poll(state, context, IN_A_CALL, 30, 30.1)
+    state, _ = sync(state, context, 21 + teams.SESSION_REFRESH.total_seconds())
+    state = poll(state, context, IN_A_CALL, 200, 200.1)
+    assert teams_call(state) == call
+    state = play(state, context, (300, TelephonyEvent("p1", CallState.ENDED)))
+    state, writes = sync(state, context, 301)
+    assert writes == ["clear_session"]
+    state = poll(state, context, ("Busy", activity), 310, 310.1)
+    assert teams_call(state) == call  # same start, same hard end
+    # The Teams call ended under the PBX call: the first reading that can show it does.
+    state = poll(state, context, AVAILABLE, 320, 320.1)
+    assert teams_call(state) is None
+
+
+def test_a_uc_dnd_during_a_teams_call_keeps_it_on_the_phone() -> None:
+    context = group(TP)
+    state = in_teams_call(context)
+    call = teams_call(state)
+    state = play(state, context, (20, SelectProfile("Focus")))
+    state, writes = sync(state, context, 21)
+    assert writes == ["set_preferred_dnd"]
+    state = poll(state, context, DND_BY_HAND, 25, 25.1)  # the hub's DnD covers the call
+    assert teams_call(state) == call
+    assert state.teams.dnd_selected_at is None
+    assert presence(state, context, 26).telephony is Telephony.ON_THE_PHONE
+
+
+def test_a_dnd_set_by_hand_during_a_teams_call_keeps_it_on_the_phone() -> None:
+    context = group(TP)
+    state = in_teams_call(context)
+    state = poll(state, context, DND_BY_HAND, 25, 25.1)
+    assert teams_call(state) is not None
+    assert selected(state) == "Focus"
+
+
+def test_a_call_past_its_hard_end_stays_outlived_under_a_pbx_call() -> None:
+    context = group(TP)
+    state = in_teams_call(context)
+    end = 10 + HARD_END
+    state = play(state, context, (end, Tick()))
+    assert teams_call(state) is None and state.teams.call_outlived
+    state = play(state, context, (end + 10, TelephonyEvent("p1", CallState.CONNECTED)))
+    state, _ = sync(state, context, end + 11)
+    state = poll(state, context, IN_A_CALL, end + 20, end + 20.1)
+    state = play(state, context, (end + 30, TelephonyEvent("p1", CallState.ENDED)))
+    state, _ = sync(state, context, end + 31)
+    state = poll(state, context, IN_A_CALL, end + 40, end + 40.1)
+    assert teams_call(state) is None
+    assert state.teams.call_outlived
+
+
+def test_the_hubs_dnd_read_by_a_request_sent_before_the_write_is_its_own() -> None:
+    """Defect 4: requested before Graph acknowledged the DnD, answered after it."""
+    context = group(TP)
+    state = play(user(QUIET, FOCUS, DESK), context, (0, SelectProfile("Focus")))
+    state, writes = sync(state, context, 1)
+    assert writes == ["set_preferred_dnd"]
+    state = poll(state, context, DND_BY_HAND, 0.5, 1.2)
+    assert selected(state) == "Focus"
+    assert state.teams.dnd_selected_at is None
+    assert sync(state, context, 2)[1] == []
+
+
+def test_a_pbx_call_during_a_uc_dnd_keeps_the_hubs_dnd_in_teams() -> None:
+    context = group(TP)
+    state = uc_dnd_with_hub_preferred(context)
+    state = play(state, context, (10, TelephonyEvent("p1", CallState.CONNECTED)))
+    state, writes = sync(state, context, 11)
+    assert writes == ["set_session InACall"]
+    state = play(state, context, (20, TelephonyEvent("p1", CallState.ENDED)))
+    state, writes = sync(state, context, 21)
+    assert writes == ["clear_session"]
+
+
+@pytest.mark.parametrize("availability", ["DoNotDisturb", "Busy", "Away"])
+def test_presenting_counts_whatever_its_availability(availability: str) -> None:
+    context = group(TP)
+    state = play(user(), context, (10, seen((availability, "Presenting"), 9)))
+    assert selected(state) == "Focus"
+
+
+def test_the_dnd_profile_the_sync_selected_deleted_falls_back_to_the_next() -> None:
+    context = group(TP)
+    state = play(user(DESK, FOCUS, QUIET), context, (5, SelectProfile("Desk")))
+    state = play(state, context, (10, seen(PRESENTING, 9)))
+    assert selected(state) == "Focus"
+    state = play(state, context, (20, rules.DeleteProfile("Focus")))
+    assert selected(state) == "Quiet"
+    assert presence(state, context, 21).status is Status.DND
+    state = play(state, context, (30, rules.DeleteProfile("Quiet")))
+    assert state.selection == Selection(BUILTIN_DND.name, at(10), builtin=True)
+    assert presence(state, context, 31).status is Status.DND
+    # Teams leaves DnD: the choice from before comes back.
+    state = play(state, context, (40, seen(AVAILABLE, 39)))
+    assert state.selection == Selection("Desk", at(5))
+
+
+def test_the_ms_teams_template_applies_at_once_during_a_call() -> None:
+    plain = group(TP, ())
+    state = play(user(), plain, (10, seen(IN_A_CALL, 9)))
+    assert presence(state, plain, 11).profile == "Termin"
+    with_template = group(TP, (MS_TEAMS,))
+    state = play(state, with_template, (20, Tick()))
+    call = teams_call(state)
+    assert call is not None and call.profile == "MS Teams"
+    shown = presence(state, with_template, 21)
+    assert (shown.profile, shown.call_forwarding, shown.status) == (
+        "MS Teams",
+        "voicemail",
+        Status.BUSY,
+    )
+    retired = group(TP, (replace(MS_TEAMS, active=False),))
+    state = play(state, retired, (30, Tick()))
+    assert presence(state, retired, 31).profile == "Termin"
+    assert presence(state, retired, 31).call_forwarding is None
+
+
+def test_on_the_phone_ms_teams_is_busy_whatever_the_ms_teams_status() -> None:
+    for status in Status:
+        context = group(TP, (replace(MS_TEAMS, status=status),))
+        state = play(user(), context, (10, seen(IN_A_CALL, 9)))
+        shown = presence(state, context, 11)
+        assert (shown.status, shown.telephony_source) == (Status.BUSY, TelephonySource.TEAMS)
+
+
+def test_resetting_a_teams_dnd_by_hand_after_choosing_a_uc_dnd_is_not_fought() -> None:
+    context = group(TP)
+    state = play(user(), context, (5, SelectProfile("Desk")), (10, seen(DND_BY_HAND, 9)))
+    state = play(state, context, (20, SelectProfile("Focus")))  # chosen during Teams DnD
+    state = poll(state, context, AVAILABLE, 30, 30.1)  # the user resets DnD in Teams
+    assert selected(state) == "Focus"
+    assert presence(state, context, 31).status is Status.DND
+    assert sync(state, context, 32)[1] == []
+    # Leaving that UC DnD ends it; the next UC DnD goes to Teams again.
+    state = play(state, context, (40, SelectProfile("Desk")), (50, SelectProfile("Focus")))
+    assert sync(state, context, 51)[1] == ["set_preferred_dnd"]
+
+
+def test_a_screen_share_ending_after_choosing_a_uc_dnd_sends_the_dnd() -> None:
+    context = group(TP)
+    state = play(user(), context, (5, SelectProfile("Desk")), (10, seen(PRESENTING, 9)))
+    state = play(state, context, (20, SelectProfile("Focus")))
+    state = poll(state, context, AVAILABLE, 30, 30.1)
+    assert sync(state, context, 31)[1] == ["set_preferred_dnd"]
+
+
+def test_a_teams_dnd_by_hand_over_12_hours_is_let_go_on_the_uc_side() -> None:
+    context = group(TP)
+    state = play(user(), context, (5, SelectProfile("Desk")), (10, seen(DND_BY_HAND, 9)))
+    state = play(state, context, (10 + HARD_END + 1, Tick()))
+    assert selected(state) == "Desk"
+    state = poll(state, context, DND_BY_HAND, 10 + HARD_END + 60, 10 + HARD_END + 61)
+    assert selected(state) == "Desk"
+
+
+@pytest.mark.parametrize(
+    ("reading", "call", "dnd"),
+    [
+        (IN_A_CALL, teams.Seen.YES, teams.Seen.NO),
+        (("Busy", "InAConferenceCall"), teams.Seen.YES, teams.Seen.NO),
+        (DND_BY_HAND, teams.Seen.HIDDEN, teams.Seen.YES),
+        (PRESENTING, teams.Seen.NO, teams.Seen.YES),
+        (("Busy", "Presenting"), teams.Seen.NO, teams.Seen.YES),
+        (AVAILABLE, teams.Seen.NO, teams.Seen.NO),
+        (("Offline", "Offline"), teams.Seen.NO, teams.Seen.NO),
+        (("PresenceUnknown", "PresenceUnknown"), teams.Seen.NO, teams.Seen.NO),
+    ],
+)
+def test_what_a_reading_tells_without_the_hubs_writes(
+    reading: tuple[str, str], call: teams.Seen, dnd: teams.Seen
+) -> None:
+    nothing = user().teams
+    assert teams.seen_call(nothing, *reading, at(0)) is call
+    assert teams.seen_dnd(nothing, *reading, at(0)) is dnd
+
+
+def test_what_a_reading_tells_under_the_hubs_writes() -> None:
+    context = group(TP)
+    on_call = on_pbx_call_with_session(context).teams
+    assert teams.seen_call(on_call, *IN_A_CALL, at(0)) is teams.Seen.HIDDEN
+    assert teams.seen_call(on_call, "Busy", "InAConferenceCall", at(0)) is teams.Seen.YES
+    in_dnd = uc_dnd_with_hub_preferred(context).teams
+    assert teams.seen_dnd(in_dnd, *DND_BY_HAND, at(0)) is teams.Seen.HIDDEN
+    assert teams.seen_dnd(in_dnd, *PRESENTING, at(0)) is teams.Seen.YES
