@@ -12,7 +12,14 @@ to GRAPH.md. Layout:
     subscriptions.py  subscriptions, the validation handshake, encryption, async delivery
     state.py          `Emulator`: the whole state, expiry ticker, notifications, statistics
     graph.py          the /v1.0 dispatcher ($batch runs inner requests through it)
-    app.py            `create_app(...)`: one ASGI app, including the /_emulator control API
+    app.py            `create_app(...)`: assembles one ASGI app from the routers below
+    routing.py        what the routers share (the state as a dependency, error shape)
+    routes_identity.py       the identity provider's paths and /devicelogin
+    routes_graph.py          /v1.0/{path}: token and JSON checks, then `graph.py`
+    routes_control.py        /_emulator: health, device approval, apps, clock, faults,
+                             stats, reset
+    routes_users.py          /_emulator/users: users, their Teams client, preferred presence
+    routes_subscriptions.py  /_emulator/subscriptions: list, lifecycle events, drop
     server.py         `run(...)` for the CLI and `EmbeddedEmulator` for `serve --graph emulator`
 
 Where GRAPH.md is silent the emulator decides as follows:
