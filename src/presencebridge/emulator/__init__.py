@@ -24,8 +24,15 @@ to GRAPH.md. Layout:
 
 Where GRAPH.md is silent the emulator decides as follows:
 
-* Nothing known is reported as Offline/Offline, never PresenceUnknown: a new user has a
-  Teams client session (Available/Available), and a user without sessions is Offline.
+* Nothing known is reported as Offline/Offline: a new user has a Teams client session
+  (Available/Available), and a user without sessions is Offline. PresenceUnknown shows
+  only when the control API puts the Teams client there.
+* The Teams client (`POST /_emulator/users/{id}/client`) may hold any pair of GRAPH.md's
+  "What Teams shows" list; the bare AvailableIdle, BusyIdle and PresenceUnknown pair
+  with themselves (PresenceUnknown/PresenceUnknown). Offline/Offline (or Offline alone)
+  closes the client. Offline/OffWork and PresenceUnknown are held like any client state
+  but rank below Away, so any app session shows instead; a preferred presence still
+  beats them. Other pairs are 422, naming the pair and listing the valid ones.
 * `statusMessage` is null until set, as Graph returns it.
 * Among sessions of equal standing the most recently set wins (an app session beats the
   Teams client at the same instant). BeRightBack ranks between Available and Away;

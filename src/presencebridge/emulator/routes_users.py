@@ -87,7 +87,9 @@ async def get_user(user_id: str, state: State) -> dict[str, Any]:
 
 @router.post("/users/{user_id}/client")
 async def set_client(user_id: str, body: ClientIn, state: State) -> dict[str, Any]:
-    """The Teams client's own session; availability Offline closes Teams."""
+    """The Teams client's own session: a pair of GRAPH.md's "What Teams shows" list
+    (`model.CLIENT_PAIRS`), PresenceUnknown/PresenceUnknown included; Offline/Offline or
+    Offline alone closes Teams. Any other pair is 422, naming it and the valid ones."""
     return _apply(
         state, user_id, lambda p, now: p.set_client(body.availability, body.activity, now)
     )
