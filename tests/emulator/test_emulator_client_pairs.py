@@ -204,3 +204,25 @@ def test_preferred_keeps_graphs_own_pairs(control: httpx.Client) -> None:
         assert "/".join(pair) in detail and "Offline/OffWork" in detail
     body = {"availability": "Offline", "activity": "OffWork"}
     ok(control.post("/_emulator/users/u1/preferred", json=body))
+
+
+def test_equal_availability_goes_to_the_most_recently_set_session(control: httpx.Client) -> None:
+    """Both Busy: the session set last shows its activity; every setPresence counts."""
+    make_users(control, "u1")
+    token = app_token(control)
+    set_client(control, "u1", "Busy", "InAConferenceCall")
+    advance(control, 1)
+    set_presence(control, token, "u1", "Busy", "InACall")
+    assert shown(control, token, "u1") == ("Busy", "InACall")
+    advance(control, 1)
+    set_client(control, "u1", "Busy", "InAConferenceCall")
+    assert shown(control, token, "u1") == ("Busy", "InAConferenceCall")
+    advance(control, 60)
+    set_presence(control, token, "u1", "Busy", "InACall")  # the app's keep-alive re-send
+    assert shown(control, token, "u1") == ("Busy", "InACall")
+    # A higher availability wins whatever its age.
+    advance(control, 1)
+    set_client(control, "u1", "DoNotDisturb", "Presenting")
+    advance(control, 1)
+    set_presence(control, token, "u1", "Busy", "InACall")
+    assert shown(control, token, "u1") == ("DoNotDisturb", "Presenting")

@@ -35,8 +35,9 @@ Where GRAPH.md is silent the emulator decides as follows:
   beats them. Other pairs are 422, naming the pair and listing the valid ones.
 * `statusMessage` is null until set, as Graph returns it.
 * Among sessions of equal standing the most recently set wins (an app session beats the
-  Teams client at the same instant). BeRightBack ranks between Available and Away;
-  AvailableIdle and BusyIdle rank with Available and Busy.
+  Teams client at the same instant); an app's keep-alive setPresence counts as setting.
+  BeRightBack ranks between Available and Away; AvailableIdle and BusyIdle rank with
+  Available and Busy.
 * The "In a call" nuance applies to any Busy/InACall session, the Teams client's own too.
 * A preferred presence stays in force while a faded session still shows.
 * A preferred `expirationDuration` may be PT1S..P30D (Graph names no bound).

@@ -260,8 +260,19 @@ class Sequencer:
 
 
 def _standing(session: Session, shown: tuple[str, str]) -> tuple[int, datetime, bool]:
-    # Ties go to the most recently set session; at the very same instant an app
-    # session beats the client so the outcome does not depend on dict order.
+    # The session with the highest-ranked availability is shown, with its own activity.
+    # GRAPH.md ranks availabilities only (DoNotDisturb > Busy > Available > Away) and is
+    # silent on equal ones, so ties go to the most recently set session: the latest
+    # change is the freshest news about the user (the hub's own precedence table breaks
+    # ties the same way). At the very same instant an app session beats the client, so
+    # the outcome does not depend on dict order.
+    #
+    # Example: the Teams client is Busy/InAConferenceCall and an app sets Busy/InACall
+    # afterwards: readers see Busy/InACall. If the client changes to another Busy pair
+    # later, that shows; the app's next setPresence (its keep-alive re-send included,
+    # since every setPresence restarts the session) takes the activity back. A faded
+    # session (Available/AvailableInactive, then Away/Away) keeps the time it was set.
+    # BusyIdle and AvailableIdle tie with Busy and Available in the same way.
     return RANK.get(shown[0], 0), session.set_at, session.session_id != CLIENT_SESSION_ID
 
 
