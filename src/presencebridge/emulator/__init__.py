@@ -12,17 +12,32 @@ to GRAPH.md. Layout:
     subscriptions.py  subscriptions, the validation handshake, encryption, async delivery
     state.py          `Emulator`: the whole state, expiry ticker, notifications, statistics
     graph.py          the /v1.0 dispatcher ($batch runs inner requests through it)
-    app.py            `create_app(...)`: one ASGI app, including the /_emulator control API
+    app.py            `create_app(...)`: assembles one ASGI app from the routers below
+    routing.py        what the routers share (the state as a dependency, error shape)
+    routes_identity.py       the identity provider's paths and /devicelogin
+    routes_graph.py          /v1.0/{path}: token and JSON checks, then `graph.py`
+    routes_control.py        /_emulator: health, device approval, apps, clock, faults,
+                             stats, reset
+    routes_users.py          /_emulator/users: users, their Teams client, preferred presence
+    routes_subscriptions.py  /_emulator/subscriptions: list, lifecycle events, drop
     server.py         `run(...)` for the CLI and `EmbeddedEmulator` for `serve --graph emulator`
 
 Where GRAPH.md is silent the emulator decides as follows:
 
-* Nothing known is reported as Offline/Offline, never PresenceUnknown: a new user has a
-  Teams client session (Available/Available), and a user without sessions is Offline.
+* Nothing known is reported as Offline/Offline: a new user has a Teams client session
+  (Available/Available), and a user without sessions is Offline. PresenceUnknown shows
+  only when the control API puts the Teams client there.
+* The Teams client (`POST /_emulator/users/{id}/client`) may hold any pair of GRAPH.md's
+  "What Teams shows" list; the bare AvailableIdle, BusyIdle and PresenceUnknown pair
+  with themselves (PresenceUnknown/PresenceUnknown). Offline/Offline (or Offline alone)
+  closes the client. Offline/OffWork and PresenceUnknown are held like any client state
+  but rank below Away, so any app session shows instead; a preferred presence still
+  beats them. Other pairs are 422, naming the pair and listing the valid ones.
 * `statusMessage` is null until set, as Graph returns it.
 * Among sessions of equal standing the most recently set wins (an app session beats the
-  Teams client at the same instant). BeRightBack ranks between Available and Away;
-  AvailableIdle and BusyIdle rank with Available and Busy.
+  Teams client at the same instant); an app's keep-alive setPresence counts as setting.
+  BeRightBack ranks between Available and Away; AvailableIdle and BusyIdle rank with
+  Available and Busy.
 * The "In a call" nuance applies to any Busy/InACall session, the Teams client's own too.
 * A preferred presence stays in force while a faded session still shows.
 * A preferred `expirationDuration` may be PT1S..P30D (Graph names no bound).

@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cryptography import x509
+
 from presencebridge.emulator import model, subscriptions
 from presencebridge.emulator.identity import Principal
 from presencebridge.emulator.model import Invalid, NoSuchSession, StatusMessage
@@ -421,31 +423,10 @@ class GraphApi:
             )
         body = self._body(request)
         try:
-            user_ids = subscriptions.parse_resource(body.get("resource"))
-            if body.get("changeType") != "updated":
-                raise Invalid("changeType must be 'updated' for presence")
-            notification_url = subscriptions.check_url(
-                body.get("notificationUrl"), "notificationUrl"
-            )
-            lifecycle_url = body.get("lifecycleNotificationUrl")
-            if lifecycle_url is not None:
-                lifecycle_url = subscriptions.check_url(lifecycle_url, "lifecycleNotificationUrl")
-            client_state = body.get("clientState")
-            if client_state is not None and (
-                not isinstance(client_state, str) or len(client_state) > 128
-            ):
-                raise Invalid("clientState must be a string of at most 128 characters")
-            rich = body.get("includeResourceData", False)
-            if not isinstance(rich, bool):
-                raise Invalid("includeResourceData must be true or false")
-            certificate = cert_id = None
-            if rich:
-                certificate = subscriptions.load_certificate(body.get("encryptionCertificate"))
-                cert_id = body.get("encryptionCertificateId")
-                if not isinstance(cert_id, str) or not cert_id:
-                    raise Invalid("encryptionCertificateId is required with includeResourceData")
+            asked = _subscription_request(body)
         except Invalid as error:
             raise bad_request(str(error)) from None
+        user_ids = asked.user_ids
         own_only = set(user_ids) == {principal.user_id}
         if not (
             principal.scopes & {"Presence.Read.All", "Presence.ReadWrite.All"}
@@ -454,29 +435,20 @@ class GraphApi:
             raise self._forbidden("subscribe to presence (Presence.Read.All)")
         expires_at = self._expiration(body)
         self._refuse_second(principal)
-        delivery = self.emulator.delivery
-        for url in filter(None, (notification_url, lifecycle_url)):
-            problem = await delivery.handshake(url)
-            if problem is not None:
-                raise GraphError(
-                    400,
-                    "ValidationError",
-                    "Subscription validation request failed. Notification endpoint must "
-                    f"respond with 200 OK to validation request. ({problem})",
-                )
+        await self._handshakes(asked)
         self._refuse_second(principal)  # another create may have finished meanwhile
         subscription = Subscription(
             id=str(uuid.uuid4()),
             resource=str(body["resource"]),
             user_ids=user_ids,
-            notification_url=notification_url,
-            lifecycle_url=lifecycle_url,
+            notification_url=asked.notification_url,
+            lifecycle_url=asked.lifecycle_url,
             expires_at=expires_at,
-            client_state=client_state,
-            include_resource_data=rich,
-            certificate=certificate,
-            certificate_b64=body.get("encryptionCertificate") if rich else None,
-            certificate_id=cert_id,
+            client_state=asked.client_state,
+            include_resource_data=asked.rich,
+            certificate=asked.certificate,
+            certificate_b64=body.get("encryptionCertificate") if asked.rich else None,
+            certificate_id=asked.certificate_id,
             app_id=principal.app_id,
             creator_id=principal.user_id,
             tenant_id=principal.tenant_id,
@@ -489,6 +461,18 @@ class GraphApi:
             {"@odata.context": f"{SERVICE_ROOT}/$metadata#subscriptions/$entity"}
             | subscription.to_json(),
         )
+
+    async def _handshakes(self, asked: SubscriptionRequest) -> None:
+        """Graph's validation handshake with the notification (and lifecycle) URL."""
+        for url in filter(None, (asked.notification_url, asked.lifecycle_url)):
+            problem = await self.emulator.delivery.handshake(url)
+            if problem is not None:
+                raise GraphError(
+                    400,
+                    "ValidationError",
+                    "Subscription validation request failed. Notification endpoint must "
+                    f"respond with 200 OK to validation request. ({problem})",
+                )
 
     def _refuse_second(self, principal: Principal) -> None:
         assert principal.user_id is not None
@@ -559,21 +543,7 @@ class GraphApi:
             raise bad_request("requests must be a non-empty list")
         if len(entries) > MAX_BATCH:
             raise bad_request(f"$batch holds {len(entries)} requests; at most 20 are allowed")
-        seen: set[str] = set()
-        for entry in entries:
-            if not isinstance(entry, dict):
-                raise bad_request("each $batch request must be a JSON object")
-            rid, method, url = entry.get("id"), entry.get("method"), entry.get("url")
-            if not isinstance(rid, str) or not rid or rid in seen:
-                raise bad_request("each $batch request needs a unique string id")
-            if not isinstance(method, str) or not isinstance(url, str) or not url:
-                raise bad_request(f"$batch request {rid}: method and url are required")
-            depends = entry.get("dependsOn", [])
-            if not isinstance(depends, list) or not all(d in seen for d in depends):
-                raise bad_request(
-                    f"$batch request {rid}: dependsOn must name requests listed before it"
-                )
-            seen.add(rid)
+        _check_batch_entries(entries)
         tasks: dict[str, asyncio.Task[GraphResponse]] = {}
         for entry in entries:
             dependencies = [tasks[d] for d in entry.get("dependsOn", [])]
@@ -621,6 +591,65 @@ class GraphApi:
 
 
 ModelChange = Callable[[model.UserPresence, datetime], None]
+
+
+@dataclass(frozen=True)
+class SubscriptionRequest:
+    """The checked fields of a `POST /subscriptions` body."""
+
+    user_ids: tuple[str, ...]
+    notification_url: str
+    lifecycle_url: str | None
+    client_state: str | None
+    rich: bool
+    certificate: x509.Certificate | None
+    certificate_id: str | None
+
+
+def _subscription_request(body: dict[str, Any]) -> SubscriptionRequest:
+    """Checks a subscription body field by field; raises `Invalid` naming the first problem."""
+    user_ids = subscriptions.parse_resource(body.get("resource"))
+    if body.get("changeType") != "updated":
+        raise Invalid("changeType must be 'updated' for presence")
+    notification_url = subscriptions.check_url(body.get("notificationUrl"), "notificationUrl")
+    lifecycle_url = body.get("lifecycleNotificationUrl")
+    if lifecycle_url is not None:
+        lifecycle_url = subscriptions.check_url(lifecycle_url, "lifecycleNotificationUrl")
+    client_state = body.get("clientState")
+    if client_state is not None and (not isinstance(client_state, str) or len(client_state) > 128):
+        raise Invalid("clientState must be a string of at most 128 characters")
+    rich = body.get("includeResourceData", False)
+    if not isinstance(rich, bool):
+        raise Invalid("includeResourceData must be true or false")
+    certificate = cert_id = None
+    if rich:
+        certificate = subscriptions.load_certificate(body.get("encryptionCertificate"))
+        cert_id = body.get("encryptionCertificateId")
+        if not isinstance(cert_id, str) or not cert_id:
+            raise Invalid("encryptionCertificateId is required with includeResourceData")
+    return SubscriptionRequest(
+        user_ids, notification_url, lifecycle_url, client_state, rich, certificate, cert_id
+    )
+
+
+def _check_batch_entries(entries: list[Any]) -> None:
+    """Each inner request: an object with a unique id, method and url, and dependsOn
+    naming only requests listed before it."""
+    seen: set[str] = set()
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise bad_request("each $batch request must be a JSON object")
+        rid, method, url = entry.get("id"), entry.get("method"), entry.get("url")
+        if not isinstance(rid, str) or not rid or rid in seen:
+            raise bad_request("each $batch request needs a unique string id")
+        if not isinstance(method, str) or not isinstance(url, str) or not url:
+            raise bad_request(f"$batch request {rid}: method and url are required")
+        depends = entry.get("dependsOn", [])
+        if not isinstance(depends, list) or not all(d in seen for d in depends):
+            raise bad_request(
+                f"$batch request {rid}: dependsOn must name requests listed before it"
+            )
+        seen.add(rid)
 
 
 def model_actions() -> tuple[str, ...]:

@@ -36,9 +36,33 @@ PREFERRED_PAIRS = frozenset(
         ("Offline", "OffWork"),
     }
 )
+# What Teams shows (GRAPH.md, "What Teams shows"), in GRAPH.md's order: every pair the
+# Teams client's own session may hold (the control API's /client). GRAPH.md names
+# AvailableIdle, BusyIdle and PresenceUnknown without an activity; the emulator pairs
+# each with itself, as Graph reports PresenceUnknown/PresenceUnknown. Offline/Offline
+# means Teams is closed or signed out: the client session ends (see `set_client`).
+CLIENT_PAIRS = (
+    ("Available", "Available"),
+    ("Available", "OutOfOffice"),
+    ("Busy", "Busy"),
+    ("Busy", "InACall"),
+    ("Busy", "InAConferenceCall"),
+    ("Busy", "InAMeeting"),
+    ("DoNotDisturb", "DoNotDisturb"),
+    ("DoNotDisturb", "Presenting"),
+    ("Away", "Away"),
+    ("BeRightBack", "BeRightBack"),
+    ("Offline", "OffWork"),
+    ("Offline", "Offline"),
+    ("AvailableIdle", "AvailableIdle"),
+    ("BusyIdle", "BusyIdle"),
+    ("PresenceUnknown", "PresenceUnknown"),
+)
 # Standing among sessions: DoNotDisturb > Busy > Available > Away (GRAPH.md). The idle
 # variants stand with their base; BeRightBack, which GRAPH.md does not rank, sits
-# between Available and Away. A Teams client session may carry any of these.
+# between Available and Away. Offline/OffWork and PresenceUnknown (a Teams client may
+# hold them) say nothing about being reachable: they stand below everything, so any
+# ranked session, an app's included, is shown instead of them.
 RANK = {
     "DoNotDisturb": 5,
     "Busy": 4,
@@ -47,6 +71,8 @@ RANK = {
     "AvailableIdle": 3,
     "BeRightBack": 2,
     "Away": 1,
+    "Offline": 0,
+    "PresenceUnknown": 0,
 }
 OFFLINE = ("Offline", "Offline")
 IN_A_CALL = ("Busy", "InACall")
@@ -59,7 +85,6 @@ FADE_STEP = timedelta(minutes=5)
 PREFERRED_SHORT = timedelta(days=1)  # DoNotDisturb and Busy
 PREFERRED_LONG = timedelta(days=7)  # the rest
 PREFERRED_MAX = timedelta(days=30)  # GRAPH.md names no bound; a generous one
-_ACTIVITY = re.compile(r"[A-Za-z]{1,64}")
 _DURATION = re.compile(
     r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
     r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
@@ -97,6 +122,18 @@ def _pair(availability: Any, activity: Any, allowed: frozenset[tuple[str, str]],
 
 def validate_session_pair(availability: Any, activity: Any) -> None:
     _pair(availability, activity, SESSION_PAIRS, "setPresence")
+
+
+def validate_client_pair(availability: Any, activity: Any) -> None:
+    """A pair of GRAPH.md's "What Teams shows" list; the refusal names the pair."""
+    if (availability, activity) in CLIENT_PAIRS:
+        return
+    pair = f"{availability}/{activity if activity is not None else '(no activity)'}"
+    valid = ", ".join(f"{a}/{b}" for a, b in CLIENT_PAIRS)
+    raise Invalid(
+        f"Teams client: {pair} is not a pair Teams shows (GRAPH.md); valid: {valid}, "
+        "or Offline alone (Teams closed)"
+    )
 
 
 def validate_preferred_pair(availability: Any, activity: Any) -> None:
@@ -223,8 +260,19 @@ class Sequencer:
 
 
 def _standing(session: Session, shown: tuple[str, str]) -> tuple[int, datetime, bool]:
-    # Ties go to the most recently set session; at the very same instant an app
-    # session beats the client so the outcome does not depend on dict order.
+    # The session with the highest-ranked availability is shown, with its own activity.
+    # GRAPH.md ranks availabilities only (DoNotDisturb > Busy > Available > Away) and is
+    # silent on equal ones, so ties go to the most recently set session: the latest
+    # change is the freshest news about the user (the hub's own precedence table breaks
+    # ties the same way). At the very same instant an app session beats the client, so
+    # the outcome does not depend on dict order.
+    #
+    # Example: the Teams client is Busy/InAConferenceCall and an app sets Busy/InACall
+    # afterwards: readers see Busy/InACall. If the client changes to another Busy pair
+    # later, that shows; the app's next setPresence (its keep-alive re-send included,
+    # since every setPresence restarts the session) takes the activity back. A faded
+    # session (Available/AvailableInactive, then Away/Away) keeps the time it was set.
+    # BusyIdle and AvailableIdle tie with Busy and Available in the same way.
     return RANK.get(shown[0], 0), session.set_at, session.session_id != CLIENT_SESSION_ID
 
 
@@ -260,15 +308,14 @@ class UserPresence:
             raise NoSuchSession(session_id)
 
     def set_client(self, availability: str, activity: str | None, now: datetime) -> None:
-        """The Teams client's own state; availability Offline means Teams closed."""
-        if availability == "Offline":
+        """The Teams client's own state, one of `CLIENT_PAIRS`. Offline/Offline (or
+        Offline without an activity) means Teams closed or signed out: the client
+        session ends, and the user shows Offline/Offline unless another session exists."""
+        if availability == "Offline" and activity in (None, "Offline"):
             self.client = None
             return
-        if availability not in RANK:
-            known = ", ".join(sorted([*RANK, "Offline"]))
-            raise Invalid(f"availability {availability!r} is not one of {known}")
-        if not isinstance(activity, str) or not _ACTIVITY.fullmatch(activity):
-            raise Invalid("activity must be a word such as Available, InACall or Presenting")
+        validate_client_pair(availability, activity)
+        assert activity is not None
         self.client = Session(CLIENT_SESSION_ID, availability, activity, now, None)
 
     def set_preferred(
