@@ -6,6 +6,7 @@ what a browser hides: cookie flags, status codes, restarts, the catalogues.
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -196,6 +197,21 @@ def test_unknown_pages_are_pages_not_json(server: ServerProcess, console: httpx.
         answer = console.get(path)
         assert answer.status_code == 404
         assert answer.headers["content-type"].startswith("text/html")
+
+
+def test_the_console_does_not_import_the_api_app() -> None:
+    """The console uses the API's public parts (the stream, auth, schemas, views) only:
+    `api.app` imports the console to mount it, never the other way round (not even
+    inside a function)."""
+    imported: dict[str, str] = {}
+    for path in WEB.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update((alias.name, path.name) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported[node.module] = path.name
+                imported.update((f"{node.module}.{a.name}", path.name) for a in node.names)
+    assert "presencebridge.api.app" not in imported, imported["presencebridge.api.app"]
 
 
 # -- the catalogues ------------------------------------------------------------------------------

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,16 +19,14 @@ from presencebridge import __version__, metrics
 from presencebridge.adapters.fanout import Fanout
 from presencebridge.adapters.store import Store, create_engine, migrate
 from presencebridge.adapters.store.leases import LeaseStore
-from presencebridge.api import views
 from presencebridge.api.agent import router as agent_router
-from presencebridge.api.auth import Principal, websocket_principal
 from presencebridge.api.cluster import ForwardToOwner
 from presencebridge.api.cluster import install as install_cluster
 from presencebridge.api.routes import router
+from presencebridge.api.stream import router as stream_router
 from presencebridge.api.webhook import router as webhook_router
 from presencebridge.config import Settings
 from presencebridge.core.errors import Reason, Rejected
-from presencebridge.core.texts import pick_language
 from presencebridge.service.agents import AgentRelay
 from presencebridge.service.cluster import Cluster
 from presencebridge.service.hub import Hub
@@ -225,85 +222,6 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     async def robots() -> PlainTextResponse:
         return PlainTextResponse("User-agent: *\nDisallow: /\n")
 
-    @app.websocket("/api/v1/presence/stream")
-    async def presence_stream(websocket: WebSocket) -> None:
-        await _stream(websocket)
+    app.include_router(stream_router)
 
     return app
-
-
-async def _stream(websocket: WebSocket) -> None:
-    """A snapshot of every visible user, then one message per effective change."""
-    who = await websocket_principal(websocket)
-    if who is None:
-        await websocket.close(code=1008, reason="missing or invalid token")
-        return
-    hub: Hub = websocket.app.state.hub
-    language = websocket.query_params.get("lang") or pick_language(
-        websocket.headers.get("accept-language")
-    )
-    if language not in ("en", "de"):
-        language = "en"
-    await websocket.accept()
-    # Subscribe before the snapshot so no change can fall between the two.
-    listener = hub.bus.listen()
-    metrics.STREAM_CLIENTS.inc()
-    try:
-        await websocket.send_text(await _snapshot(hub, who, language))
-        receiver = asyncio.create_task(_drain(websocket))
-        overflow = asyncio.create_task(listener.overflowed.wait())
-        while True:
-            change_task = asyncio.create_task(listener.next())
-            done, _ = await asyncio.wait(
-                {change_task, receiver, overflow}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if change_task not in done:
-                change_task.cancel()
-                if overflow in done:
-                    await websocket.close(code=1013, reason="too far behind; reconnect")
-                break
-            change = change_task.result()
-            if who.may_act_for(change.user_id):
-                message = {"type": "presence", "user": change.user_id}
-                last_sync = hub.teams_last_sync(change.user_id)
-                message.update(views.presence(change.presence, language, last_sync))
-                await websocket.send_text(json.dumps(message))
-        receiver.cancel()
-        overflow.cancel()
-    except (WebSocketDisconnect, RuntimeError):
-        pass
-    finally:
-        hub.bus.leave(listener)
-        metrics.STREAM_CLIENTS.dec()
-        with suppress(Exception):
-            await websocket.close()
-
-
-SNAPSHOT_SLICE = 2000
-
-
-async def _snapshot(hub: Hub, who: Principal, language: str) -> str:
-    """The snapshot message, built a slice at a time.
-
-    At 100,000 users building it takes seconds of CPU; yielding between slices keeps
-    PBX events, Graph reads and the other streams moving meanwhile.
-    """
-    parts: list[str] = []
-    presences = [(u, p) for u, p in hub.presences() if who.may_act_for(u)]
-    for start in range(0, len(presences), SNAPSHOT_SLICE):
-        batch = [
-            {"user": user_id, **views.presence(p, language, hub.teams_last_sync(user_id))}
-            for user_id, p in presences[start : start + SNAPSHOT_SLICE]
-        ]
-        parts.append(json.dumps(batch)[1:-1])
-        await asyncio.sleep(0)
-    return '{"type": "snapshot", "presences": [' + ", ".join(parts) + "]}"
-
-
-async def _drain(websocket: WebSocket) -> None:
-    """Reads (and ignores) what the client sends, so a disconnect is noticed at once."""
-    with suppress(WebSocketDisconnect):
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return

@@ -8,8 +8,13 @@
   (the API's `/api/v1/presence/stream` keeps taking bearer tokens exactly as before);
 * a small sampler of the Graph budget for the sync-health page.
 
-Layout: `routes.py` (pages and forms), `security.py`, `i18n.py` (Babel/gettext, the
+Layout: `pages/` (one module per page, with its forms), `forms.py` (the common opening
+of every handler: sign-in, CSRF, form parsing, validation messages), `page.py` (a
+request's language and rendering), `security.py`, `i18n.py` (Babel/gettext, the
 catalogues in `locale/`), `health.py`, `labels.py`, `templates/`, `static/`.
+
+The console uses the API's public parts only (`api.stream`, `api.auth`, `api.schemas`,
+`api.views`); it never imports `api.app`, which mounts it.
 """
 
 from __future__ import annotations
@@ -26,12 +31,15 @@ from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from presencebridge.api.auth import Principal
+from presencebridge.api.stream import presence_stream
 from presencebridge.config import Settings
-from presencebridge.web import security
+from presencebridge.web import forms, security
 from presencebridge.web.health import HealthMonitor
-from presencebridge.web.routes import router
+from presencebridge.web.pages import router
 
 STATIC = Path(__file__).parent / "static"
+ADMIN = Principal(is_admin=True)  # a signed-in console session acts as the administrator
 
 __all__ = ["mount_console"]
 
@@ -40,8 +48,8 @@ class ConsoleStream:
     """The board's WebSocket: the API's presence stream, for a signed-in console session.
 
     The browser never holds the admin token (the session cookie is HttpOnly). This
-    endpoint checks the session and the Origin, then runs the API's own stream with
-    the admin principal, so both streams send exactly the same messages.
+    endpoint checks the session and the Origin, then runs the API's own stream
+    (`api.stream`) for the administrator, so both streams send exactly the same messages.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,12 +62,7 @@ class ConsoleStream:
             await websocket.accept()
             await websocket.close(code=1008, reason="not signed in")
             return
-        from presencebridge.api.app import _stream  # import here: api.app imports this package
-
-        admin_token: str = websocket.app.state.admin_token
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]
-        headers.append((b"authorization", f"Bearer {admin_token}".encode()))
-        await _stream(WebSocket({**scope, "headers": headers}, receive, send))
+        await presence_stream(websocket, ADMIN)
 
 
 class ConsoleSessions(SessionMiddleware):
@@ -88,6 +91,7 @@ def mount_console(app: FastAPI, settings: Settings) -> None:
         same_site="strict",
     )
     app.include_router(router)
+    forms.install(app)
     app.router.routes.append(WebSocketRoute("/console/stream", ConsoleStream()))
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 

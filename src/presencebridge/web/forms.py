@@ -1,0 +1,178 @@
+"""The common opening of every console handler, written once.
+
+* `SignedIn` (a GET page's parameter): the request's `Page`, or the way to the
+  sign-in page.
+* `Posted` / `PostedAnonymously` (a form handler's parameter): the submitted form,
+  after the CSRF and origin check (403 naming the problem) and, for `Posted`, the
+  sign-in check (to the sign-in page, or 401 for `fetch`).
+* `Form.valid(model, values, show_again)`: the values checked by the API's own
+  schema; when a field is wrong, the form's page again (422) with a translated
+  message next to the field.
+
+A refusal is raised as `Refused(response)`; `install(app)` answers it with that
+response, so a handler reads from the top down without `if ...: return` openings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData
+
+from presencebridge import metrics
+from presencebridge.web import security
+from presencebridge.web.labels import N_
+from presencebridge.web.page import SECURITY_HEADERS, Page, to_login, wants_json
+
+MIC_ENABLE = "MicrophoneUsageSync.Enable"
+MIC_WHITELIST = "MicrophoneUsageSync.ProcessWhitelist"
+
+# Translated messages for the validation errors a form can produce (pydantic's type -> text).
+FIELD_MESSAGES = {
+    "missing": N_("Required."),
+    "string_too_short": N_("Required."),
+    "string_too_long": N_("Too long: at most %(max)s characters."),
+    "enum": N_("Choose one of the offered values."),
+    "literal_error": N_("Choose one of the offered values."),
+    "bool_parsing": N_("Choose yes or no."),
+    "int_parsing": N_("Choose yes or no."),
+    "datetime_type": N_("Enter a date and time."),
+    "datetime_parsing": N_("Enter a date and time."),
+}
+PATTERN_MESSAGES = {
+    "id": N_("Letters, digits and . _ @ + - only, starting with a letter or digit."),
+    "group": N_("Letters, digits and . _ @ + - only, starting with a letter or digit."),
+    "teams_user_id": N_("Letters, digits and . _ @ + - only, starting with a letter or digit."),
+    "color": N_("A colour like #1a7f37."),
+}
+
+Model = TypeVar("Model", bound=BaseModel)
+# Renders the form's page again: (status code, messages by field) -> the page.
+ShowAgain = Callable[[int, dict[str, str]], Awaitable[Response]]
+
+
+class Refused(Exception):
+    """The request ends here with `response` (sign-in, 403, a form shown again)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def _refused(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, Refused)
+    return error.response
+
+
+def install(app: FastAPI) -> None:
+    """Answer a `Refused` with its response."""
+    app.add_exception_handler(Refused, _refused)
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A submitted console form and the page it came from."""
+
+    page: Page
+    data: FormData
+
+    @property
+    def request(self) -> Request:
+        return self.page.request
+
+    def text(self, name: str) -> str:
+        value = self.data.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    def optional(self, name: str) -> str | None:
+        return self.text(name) or None
+
+    def checked(self, name: str, value: str = "true") -> bool:
+        return self.data.get(name) == value
+
+    def names(self, name: str) -> tuple[str, ...]:
+        return tuple(str(n) for n in self.data.getlist(name))
+
+    async def valid(
+        self, model: type[Model], values: Mapping[str, Any], show_again: ShowAgain
+    ) -> Model:
+        """`values` checked by `model`, or `Refused` with the form's page shown again."""
+        try:
+            return model.model_validate(dict(values))
+        except ValidationError as error:
+            raise Refused(await show_again(422, field_errors(self.page, error))) from None
+
+
+def field_errors(page: Page, error: ValidationError) -> dict[str, str]:
+    """pydantic's errors as translated messages keyed by the form field's name."""
+    result: dict[str, str] = {}
+    for item in error.errors():
+        where = str(item["loc"][0]) if item["loc"] else "form"
+        result.setdefault(where, _message(page, where, item))
+    return result
+
+
+def _message(page: Page, where: str, item: Any) -> str:
+    kind = item["type"]
+    if kind == "string_pattern_mismatch":
+        return page._(PATTERN_MESSAGES.get(where, N_("Not allowed here.")))
+    if kind == "value_error" and where == MIC_WHITELIST:
+        found = re.search(r"'(.*)'", item["msg"])
+        return page._("Not a process name: %(name)s. Separate names with commas.") % {
+            "name": found.group(1) if found else "?"
+        }
+    if kind in FIELD_MESSAGES:
+        return page._(FIELD_MESSAGES[kind]) % dict(item.get("ctx") or {})
+    return str(item["msg"])
+
+
+async def _submitted(request: Request, need_sign_in: bool) -> Form:
+    """The form of a state-changing request, or `Refused` (403 / sign-in)."""
+    data = await request.form()
+    page = Page(request)
+    token = request.headers.get(security.CSRF_HEADER) or data.get(security.CSRF_FIELD)
+    problem = security.csrf_problem(request, token if isinstance(token, str) else None)
+    if problem is not None:
+        raise Refused(_csrf_refusal(page, problem))
+    if need_sign_in and not security.signed_in(request):
+        if wants_json(request):
+            raise Refused(JSONResponse({"detail": "not signed in", "code": "http_401"}, 401))
+        raise Refused(to_login(request))
+    return Form(page, data)
+
+
+def _csrf_refusal(page: Page, problem: str) -> Response:
+    metrics.REJECTED_REQUESTS.labels("403").inc()
+    if wants_json(page.request):
+        detail = f"{problem}: reload the page and try again"
+        return JSONResponse({"detail": detail, "code": "csrf"}, 403, headers=SECURITY_HEADERS)
+    shown = page._("Refused (%(problem)s): reload the page and try again.") % {"problem": problem}
+    return page.render("problem.html", 403, message=shown, nav=None)
+
+
+async def posted(request: Request) -> Form:
+    """Dependency: the form of a signed-in session's POST."""
+    return await _submitted(request, need_sign_in=True)
+
+
+async def posted_anonymously(request: Request) -> Form:
+    """Dependency: the form of a POST that needs no sign-in (sign-in, sign-out, language)."""
+    return await _submitted(request, need_sign_in=False)
+
+
+async def signed_in_page(request: Request) -> Page:
+    """Dependency: the page of a signed-in session's GET, else to the sign-in page."""
+    if not security.signed_in(request):
+        raise Refused(to_login(request))
+    return Page(request)
+
+
+Posted = Annotated[Form, Depends(posted)]
+PostedAnonymously = Annotated[Form, Depends(posted_anonymously)]
+SignedIn = Annotated[Page, Depends(signed_in_page)]

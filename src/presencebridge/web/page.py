@@ -1,0 +1,137 @@
+"""One console request: its language, formats, CSRF token and rendering; redirects.
+
+Every page module (`pages/`) renders through `Page`, so every console response
+carries the same security headers and the same template context.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from presencebridge import __version__
+from presencebridge.core.errors import Reason, Rejected
+from presencebridge.core.model import Status, TeamsSyncMode
+from presencebridge.core.texts import render
+from presencebridge.service.hub import Hub
+from presencebridge.web import labels, security
+from presencebridge.web.i18n import (
+    LANG_COOKIE,
+    TZ_COOKIE,
+    Formats,
+    choose_language,
+    environment,
+    gettext,
+    zone,
+)
+
+STATUSES = [s.value for s in Status]
+MODES = [m.value for m in TeamsSyncMode]
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'self'"
+    ),
+}
+REJECTION_STATUS = {
+    Reason.NOT_FOUND: 404,
+    Reason.CONFLICT: 409,
+    Reason.INVALID: 422,
+    Reason.FORBIDDEN: 403,
+}
+
+
+class Page:
+    """One request's language, formats, CSRF token and rendering."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        settings = request.app.state.settings
+        self.lang = choose_language(
+            request.cookies.get(LANG_COOKIE),
+            request.headers.get("accept-language"),
+            settings.language,
+        )
+        self.fmt = Formats(self.lang, zone(unquote(request.cookies.get(TZ_COOKIE) or "")))
+        self._ = gettext(self.lang)
+
+    @property
+    def hub(self) -> Hub:
+        hub: Hub = self.request.app.state.hub
+        return hub
+
+    def label(self, kind: str, value: str | None) -> str:
+        return labels.label(kind, value, self._)
+
+    def flash(self, message: str, kind: str = "ok") -> None:
+        flashes = security.session(self.request).setdefault("flash", [])
+        flashes.append([kind, message])
+
+    def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        request = self.request
+        flashes = security.session(request).pop("flash", [])
+        html = (
+            environment(self.lang)
+            .get_template(template)
+            .render(
+                csrf=security.csrf_token(request),
+                signed_in=security.signed_in(request),
+                here=security.safe_next(here(request)),
+                flashes=flashes,
+                fmt=self.fmt,
+                tzname=getattr(self.fmt.tz, "key", "UTC"),
+                label=self.label,
+                render_text=lambda text: render(text, self.lang),
+                version=__version__,
+                q=quote,
+                **context,
+            )
+        )
+        return HTMLResponse(html, status_code, headers=SECURITY_HEADERS)
+
+    def problem(self, status_code: int, message: str) -> HTMLResponse:
+        return self.render("problem.html", status_code, message=message, nav=None)
+
+
+def here(request: Request) -> str:
+    """The page to come back to (language switch): this page, or the form's page after a POST."""
+    if request.method == "GET":
+        query = request.url.query
+        return request.url.path + (f"?{query}" if query else "")
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc and referer.netloc == request.headers.get("host"):
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return "/"
+
+
+def to_login(request: Request) -> RedirectResponse:
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    target = "/console/login" + ("" if path == "/" else f"?next={quote(path, safe='')}")
+    return RedirectResponse(target, 303, headers=SECURITY_HEADERS)
+
+
+def back(target: str) -> RedirectResponse:
+    return RedirectResponse(security.safe_next(target), 303, headers=SECURITY_HEADERS)
+
+
+def wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "") or bool(
+        request.headers.get(security.CSRF_HEADER)
+    )
+
+
+def rejection_status(error: Rejected) -> int:
+    return REJECTION_STATUS[error.reason]
+
+
+def path_part(value: str) -> str:
+    """`value` quoted as one segment of a console URL."""
+    return quote(value, safe="")

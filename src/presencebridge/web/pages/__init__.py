@@ -1,0 +1,25 @@
+"""The console's pages, one module each; `router` serves them all.
+
+* `login`: sign-in, sign-out, the language switch;
+* `board`: the presence board (`/`) and its directory;
+* `users`: a user's page and its forms (profiles, appointments, own mode);
+* `groups`: the list of groups, creating groups and users;
+* `group`: one group's settings;
+* `templates`: a group's central profile templates;
+* `health`: sync health.
+
+Each handler starts from `web.forms` (`SignedIn`, `Posted`, `PostedAnonymously`),
+which does the sign-in and CSRF checks and the form parsing once for all.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from presencebridge.web.pages import board, group, groups, health, login, templates, users
+
+router = APIRouter(include_in_schema=False)
+for _module in (login, board, users, groups, group, templates, health):
+    router.include_router(_module.router)
+
+__all__ = ["router"]

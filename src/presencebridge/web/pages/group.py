@@ -1,0 +1,142 @@
+"""One group's settings (`/console/groups/{id}`): every setting of SPEC §5, validated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from presencebridge.core.effective import MICSYNC_TEMPLATE
+from presencebridge.core.errors import Rejected
+from presencebridge.core.micsync import DEFAULT_WHITELIST
+from presencebridge.core.model import TeamsSyncMode
+from presencebridge.core.settings import GroupSettings
+from presencebridge.web.forms import (
+    MIC_ENABLE,
+    MIC_WHITELIST,
+    Form,
+    Posted,
+    SignedIn,
+    field_errors,
+)
+from presencebridge.web.page import MODES, Page, back, path_part
+
+router = APIRouter(include_in_schema=False)
+
+BOOLEAN_SETTINGS = (
+    "user_may_change",
+    "remember_credentials",
+    "create_teams_profile_template",
+    "reassert_dnd",
+)
+
+
+def group_url(group_id: str) -> str:
+    return f"/console/groups/{path_part(group_id)}"
+
+
+def group_notes(page: Page, group: Any) -> list[str]:
+    """What keeps a setting of `group` from working yet (also shown on its templates)."""
+    notes = []
+    settings: GroupSettings = group.settings
+    sync_on = getattr(page.request.app.state, "teams_sync", None) is not None
+    if settings.teams_sync_mode is not TeamsSyncMode.OFF and not sync_on:
+        notes.append(
+            page._(
+                "Teams sync is off on this server (no app registration configured): "
+                "the mode takes effect once it is set up."
+            )
+        )
+    if settings.microphone_sync_enable:
+        notes.extend(_micsync_notes(page, group))
+    return notes
+
+
+def _micsync_notes(page: Page, group: Any) -> list[str]:
+    micsync = next((t for t in group.templates if t.name == MICSYNC_TEMPLATE), None)
+    if micsync is None:
+        return [
+            page._(
+                "Microphone Sync is on, but the central template MicSync is missing: "
+                "it does nothing until you create and activate it."
+            )
+        ]
+    if not micsync.active:
+        return [
+            page._(
+                "Microphone Sync is on, but the central template MicSync is inactive: "
+                "it does nothing until you activate it."
+            )
+        ]
+    return []
+
+
+async def group_page(
+    page: Page,
+    group_id: str,
+    status_code: int = 200,
+    errors: dict[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> Response:
+    """The page; `errors` and `values` show the form again after a problem."""
+    hub = page.hub
+    try:
+        group = hub.group(group_id)
+    except Rejected:
+        return page.problem(404, page._("Unknown group: %(id)s") % {"id": group_id})
+    members = sorted(
+        (
+            hub.user(u).state.user
+            for u in hub.user_ids()
+            if hub.user(u).state.user.group == group_id
+        ),
+        key=lambda u: u.display_name.lower(),
+    )
+    return page.render(
+        "group.html",
+        status_code,
+        group=group,
+        settings=dict(values) if values is not None else group.settings.public(),
+        errors=errors or {},
+        modes=MODES,
+        members=members,
+        notes=group_notes(page, group),
+        default_whitelist=", ".join(DEFAULT_WHITELIST),
+        nav="groups",
+        tab="settings",
+    )
+
+
+@router.get("/console/groups/{group_id}")
+async def show_group(page: SignedIn, group_id: str) -> Response:
+    return await group_page(page, group_id)
+
+
+def _settings_patch(form: Form) -> dict[str, Any]:
+    """The form as a settings patch: every setting, under its API name."""
+    patch: dict[str, Any] = {name: form.checked(name) for name in BOOLEAN_SETTINGS}
+    patch["teams_sync_mode"] = form.text("teams_sync_mode")
+    patch[MIC_ENABLE] = 1 if form.checked(MIC_ENABLE, "1") else 0
+    patch[MIC_WHITELIST] = form.text(MIC_WHITELIST)
+    return patch
+
+
+@router.post("/console/groups/{group_id}/settings")
+async def save_group_settings(form: Posted, group_id: str) -> Response:
+    page = form.page
+    patch = _settings_patch(form)
+    hub = page.hub
+    try:
+        group = hub.group(group_id)
+    except Rejected:
+        return page.problem(404, page._("Unknown group: %(id)s") % {"id": group_id})
+    try:
+        merged = group.settings.merged(patch)
+    except ValidationError as error:
+        return await group_page(page, group_id, 422, field_errors(page, error), patch)
+    await hub.update_group_settings(group_id, merged)
+    page.flash(page._("Settings of %(name)s saved.") % {"name": group.name})
+    return back(group_url(group_id))

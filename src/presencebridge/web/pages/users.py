@@ -1,0 +1,281 @@
+"""A user's page (`/console/users/{id}`): My Profiles, appointments, own mode, history.
+
+Its forms become the same hub events as the REST API's (`rules.*`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from presencebridge.api import schemas, views
+from presencebridge.core import rules
+from presencebridge.core.errors import Reason, Rejected
+from presencebridge.core.model import Profile, ProfileSource, TeamsSyncMode
+from presencebridge.service.hub import UserView
+from presencebridge.web.forms import Form, Posted, ShowAgain, SignedIn
+from presencebridge.web.page import (
+    MODES,
+    STATUSES,
+    Page,
+    back,
+    path_part,
+    rejection_status,
+    wants_json,
+)
+
+router = APIRouter(include_in_schema=False)
+
+HISTORY_SHOWN = 30
+
+
+def user_url(user_id: str) -> str:
+    return f"/console/users/{path_part(user_id)}"
+
+
+async def user_page(
+    page: Page,
+    user_id: str,
+    status_code: int = 200,
+    errors: dict[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+    form: str | None = None,
+) -> Response:
+    """The page; `errors`, `values` and `form` show one of its forms again after a problem."""
+    try:
+        view = page.hub.user(user_id)
+    except Rejected:
+        return page.problem(404, page._("Unknown user: %(id)s") % {"id": user_id})
+    defaults = _appointment_defaults(page)
+    return page.render(
+        "user.html",
+        status_code,
+        **await _user_context(page, view),
+        statuses=STATUSES,
+        modes=MODES,
+        errors=errors or {},
+        values={**defaults, **dict(values or {})} if values is not None else defaults,
+        form=form,
+        nav="board",
+        wide=True,
+    )
+
+
+async def _user_context(page: Page, view: UserView) -> dict[str, Any]:
+    hub = page.hub
+    state = view.state
+    user_id = state.user.id
+    group = hub.group(state.user.group)
+    profiles = [views.profile(p, page.lang) for p in hub.profiles(user_id)]
+    now = hub.clock.now()
+    appointments = [
+        {**views.appointment(a, page.lang, a.is_active(now)), "start_at": a.start, "end_at": a.end}
+        for a in sorted(state.appointments, key=lambda a: (a.start, a.id))
+    ]
+    return {
+        "user": state.user,
+        "group": group,
+        "presence": views.presence(view.presence, page.lang, hub.teams_last_sync(user_id)),
+        "profiles": profiles,
+        "own": [p["name"] for p in profiles if p["source"] == ProfileSource.OWN.value],
+        "selection": None if state.selection is None else state.selection.profile,
+        "appointments": appointments,
+        "history": await hub.history(user_id, HISTORY_SHOWN),
+        "settings": views.user_settings(state, group),
+    }
+
+
+def _appointment_defaults(page: Page) -> dict[str, Any]:
+    """The new-appointment form: the coming hour, busy."""
+    start = page.hub.clock.now().replace(second=0, microsecond=0)
+    return {
+        "start": page.fmt.local_input(start),
+        "end": page.fmt.local_input(start + timedelta(hours=1)),
+        "color": "#0f6cbd",
+        "status": "busy",
+    }
+
+
+def _show_again(page: Page, user_id: str, values: Mapping[str, Any], form: str) -> ShowAgain:
+    async def show(status_code: int, errors: dict[str, str]) -> Response:
+        return await user_page(page, user_id, status_code, errors, values, form)
+
+    return show
+
+
+@router.get("/console/users/{user_id}")
+async def show_user(page: SignedIn, user_id: str) -> Response:
+    return await user_page(page, user_id)
+
+
+async def apply_user_event(
+    page: Page, user_id: str, event: rules.Event, source: str, done: str, anchor: str
+) -> Response:
+    """`event` for the user; back to the page (or JSON for `fetch`) with `done` or the problem."""
+    try:
+        await page.hub.handle(user_id, event, source)
+    except Rejected as error:
+        if wants_json(page.request):
+            return JSONResponse(
+                {"detail": error.message, "code": error.reason.value}, rejection_status(error)
+            )
+        page.flash(error.message, "error")
+        return back(user_url(user_id) + anchor)
+    page.flash(done)  # shown by the next page (fetch() callers reload)
+    if wants_json(page.request):
+        return JSONResponse({"ok": True})
+    return back(user_url(user_id) + anchor)
+
+
+# -- My Profiles -------------------------------------------------------------------------------
+
+
+@router.post("/console/users/{user_id}/profiles")
+async def add_profile(form: Posted, user_id: str) -> Response:
+    page = form.page
+    values = {
+        "name": form.text("name"),
+        "status": form.text("status"),
+        "text": form.text("text"),
+        "color": form.text("color"),
+        "call_forwarding": form.optional("call_forwarding"),
+    }
+    show_again = _show_again(page, user_id, values, "profile")
+    body = await form.valid(schemas.ProfileIn, values, show_again)
+    profile = Profile(body.name, body.status, body.text, body.color, body.call_forwarding)
+    try:
+        await page.hub.handle(user_id, rules.AddProfile(profile), "profile")
+    except Rejected as error:
+        return await show_again(rejection_status(error), {"name": error.message})
+    page.flash(page._("Profile %(name)s added.") % {"name": body.name})
+    return back(user_url(user_id) + "#profiles")
+
+
+@router.post("/console/users/{user_id}/profiles/move")
+async def move_profile(form: Posted, user_id: str) -> Response:
+    page = form.page
+    name, direction = form.text("name"), form.text("direction")
+    try:
+        own = [p.name for p in page.hub.user(user_id).state.profiles]
+    except Rejected as error:
+        return page.problem(404, error.message)
+    if name not in own or direction not in ("up", "down"):
+        page.flash(page._("That profile cannot be moved."), "error")
+        return back(user_url(user_id) + "#profiles")
+    index = own.index(name)
+    other = index - 1 if direction == "up" else index + 1
+    if 0 <= other < len(own):
+        own[index], own[other] = own[other], own[index]
+    done = page._("%(name)s moved.") % {"name": name}
+    return await apply_user_event(
+        page, user_id, rules.ReorderProfiles(tuple(own)), "profile", done, "#profiles"
+    )
+
+
+@router.post("/console/users/{user_id}/profiles/order")
+async def reorder_profiles(form: Posted, user_id: str) -> Response:
+    """The new order of the own profiles at once (drag and drop): PUT /profiles/order."""
+    page = form.page
+    event = rules.ReorderProfiles(form.names("names"))
+    return await apply_user_event(
+        page, user_id, event, "profile", page._("Order saved."), "#profiles"
+    )
+
+
+@router.post("/console/users/{user_id}/profiles/delete")
+async def delete_profile(form: Posted, user_id: str) -> Response:
+    page = form.page
+    name = form.text("name")
+    done = page._("Profile %(name)s deleted.") % {"name": name}
+    return await apply_user_event(
+        page, user_id, rules.DeleteProfile(name), "profile", done, "#profiles"
+    )
+
+
+@router.post("/console/users/{user_id}/profile")
+async def select_profile(form: Posted, user_id: str) -> Response:
+    page = form.page
+    name = form.optional("name")
+    if name is None:
+        done = page._("Profile choice cleared.")
+    else:
+        done = page._("%(name)s selected.") % {"name": name}
+    return await apply_user_event(
+        page, user_id, rules.SelectProfile(name), "manual", done, "#profiles"
+    )
+
+
+# -- appointments ------------------------------------------------------------------------------
+
+
+def _local_datetime(value: str, page: Page) -> datetime | str:
+    for pattern in ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(value, pattern).replace(tzinfo=page.fmt.tz)
+        except ValueError:
+            continue
+    return value  # let the schema name the problem
+
+
+async def _appointment(
+    form: Form, values: Mapping[str, Any], show_again: ShowAgain
+) -> schemas.AppointmentIn:
+    """The form's appointment, its times read in the browser's time zone."""
+    data = {
+        **values,
+        "start": _local_datetime(values["start"] or "", form.page),
+        "end": _local_datetime(values["end"] or "", form.page),
+    }
+    return await form.valid(schemas.AppointmentIn, data, show_again)
+
+
+@router.post("/console/users/{user_id}/appointments")
+async def add_appointment(form: Posted, user_id: str) -> Response:
+    page = form.page
+    values = {
+        "subject": form.text("subject"),
+        "start": form.text("start"),
+        "end": form.text("end"),
+        "profile": form.optional("profile"),
+    }
+    show_again = _show_again(page, user_id, values, "appointment")
+    body = await _appointment(form, values, show_again)
+    event = rules.AddAppointment(
+        f"console-{time.time_ns():x}", body.subject, body.start, body.end, body.profile
+    )
+    try:
+        await page.hub.handle(user_id, event, "appointment")
+    except Rejected as error:
+        where = "end" if error.reason is Reason.INVALID else "profile"
+        return await show_again(rejection_status(error), {where: error.message})
+    page.flash(page._("Appointment %(subject)s added.") % {"subject": body.subject})
+    return back(user_url(user_id) + "#appointments")
+
+
+@router.post("/console/users/{user_id}/appointments/{appointment_id}/delete")
+async def delete_appointment(form: Posted, user_id: str, appointment_id: str) -> Response:
+    page = form.page
+    event = rules.DeleteAppointment(appointment_id)
+    done = page._("Appointment deleted.")
+    return await apply_user_event(page, user_id, event, "appointment", done, "#appointments")
+
+
+# -- the user's own settings -------------------------------------------------------------------
+
+
+@router.post("/console/users/{user_id}/settings")
+async def user_settings(form: Posted, user_id: str) -> Response:
+    page = form.page
+    chosen = form.text("teams_sync_mode")
+    if chosen and chosen not in MODES:
+        page.flash(page._("Choose one of the offered values."), "error")
+        return back(user_url(user_id) + "#mode")
+    mode = TeamsSyncMode(chosen) if chosen else None
+    return await apply_user_event(
+        page, user_id, rules.SetOwnMode(mode), "settings", page._("Settings saved."), "#mode"
+    )
