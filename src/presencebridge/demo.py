@@ -134,6 +134,7 @@ class Say(StrEnum):
     PBX_ANSWERED = "demo.pbx_answered"
     PBX_NO_ANSWER = "demo.pbx_no_answer"
     PBX_HANG_UP = "demo.pbx_hang_up"
+    PBX_HANGS_UP = "demo.pbx_hangs_up"
     UC_DND = "demo.uc_dnd"
     UC_DND_END = "demo.uc_dnd_end"
     TEAMS_CALL = "demo.teams_call"
@@ -191,6 +192,7 @@ SAYINGS: dict[Say, dict[str, str]] = {
         "de": "Niemand nimmt ab; das Telefon von {callee} hört auf zu klingeln",
     },
     Say.PBX_HANG_UP: {"en": "{names} hang up", "de": "{names} legen auf"},
+    Say.PBX_HANGS_UP: {"en": "{names} hangs up", "de": "{names} legt auf"},
     Say.UC_DND: {
         "en": "{name} picks the profile 'Konzentriert' (do not disturb) on the UC side",
         "de": "{name} wählt auf der UC-Seite das Profil 'Konzentriert' (nicht stören)",
@@ -511,7 +513,8 @@ class DemoDay:
                     await self.pbx.event(user, call_id, "connected")
                 self.narrator.step(Say.PBX_ANSWERED, callee=name([callee]))
                 during = await self.hold_watching(True, cast, before)
-                self.narrator.step(Say.PBX_HANG_UP, names=name(cast))
+                hang_up = Say.PBX_HANG_UP if len(cast) > 1 else Say.PBX_HANGS_UP
+                self.narrator.step(hang_up, names=name(cast))
         finally:
             for user in cast:
                 await self.pbx.event(user, call_id, "ended")
