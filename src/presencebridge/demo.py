@@ -397,16 +397,20 @@ class DemoDay:
             # each puts its colleagues back on the way out, in a bounded time.
             self.stopping = True
             self.narrator.muted = True
-            for task in running:
+            scenes_left = list(running)
+            for task in scenes_left:
                 task.cancel()
-            if running:
-                await asyncio.wait(running, timeout=STOP_SECONDS)
+            if scenes_left:
+                _, late = await asyncio.wait(scenes_left, timeout=STOP_SECONDS)
+                for task in late:  # a second cancel cuts their clean-up short
+                    task.cancel()
+                await asyncio.gather(*scenes_left, return_exceptions=True)
 
     async def _play(self, scene: Callable[[list[str]], Awaitable[None]], cast: list[str]) -> None:
         self.busy.update(cast)
         try:
             await scene(cast)
-        except httpx.HTTPError as error:
+        except Exception as error:  # one scene's trouble must not end the day
             if not self.stopping:
                 log.warning("demo scene %s failed: %s", scene.__name__, error)
         finally:
@@ -472,6 +476,14 @@ class DemoDay:
                 why = f" ({self.narrator.text(Say.TELEPHONY_ONLY, group=GROUP_NAMES[groups[0]])})"
             self.narrator.step(key, names=self.narrator.names(who), shown=text, why=why)
 
+    async def settle(
+        self, teams_side: bool, cast: list[str], before: dict[str, str], during: dict[str, str]
+    ) -> None:
+        """After a scene: tells how the other side returns for those it had changed."""
+        changed = [user for user in cast if during.get(user) != before.get(user)]
+        if changed:
+            await self.watch(teams_side, changed, during)
+
     async def hold_watching(
         self, teams_side: bool, cast: list[str], before: dict[str, str]
     ) -> dict[str, str]:
@@ -518,8 +530,7 @@ class DemoDay:
         finally:
             for user in cast:
                 await self.pbx.event(user, call_id, "ended")
-        if during != before:
-            await self.watch(True, cast, during)
+        await self.settle(True, cast, before, during)
 
     async def uc_dnd(self, cast: list[str]) -> None:
         """A colleague concentrates: a DnD profile on the UC side (Teams follows in Berlin)."""
@@ -532,8 +543,7 @@ class DemoDay:
             self.narrator.step(Say.UC_DND_END, name=self.narrator.names(cast))
         finally:
             await self.hub.put(f"/api/v1/users/{user}/profile", json={"name": "Im Büro"})
-        if during != before:
-            await self.watch(True, cast, during)
+        await self.settle(True, cast, before, during)
 
     async def teams_call(self, cast: list[str]) -> None:
         """SPEC §3 rows 1 and 2: a Teams call between two colleagues."""
@@ -548,8 +558,7 @@ class DemoDay:
         finally:
             for user in cast:
                 await self._client(user, "Available", "Available")
-        if during != before:
-            await self.watch(False, cast, during)
+        await self.settle(False, cast, before, during)
 
     async def screen_sharing(self, cast: list[str]) -> None:
         """SPEC §3 rows 3 and 4: the first presents, the second watches in the call."""
@@ -568,8 +577,7 @@ class DemoDay:
         finally:
             await self._client(presenter, "Available", "Available")
             await self._client(viewer, "Available", "Available")
-        if during != before:
-            await self.watch(False, cast, during)
+        await self.settle(False, cast, before, during)
 
     async def teams_dnd(self, cast: list[str]) -> None:
         """A colleague sets DnD by hand in Teams."""
@@ -584,8 +592,7 @@ class DemoDay:
             self.narrator.step(Say.TEAMS_DND_END, name=self.narrator.names(cast))
         finally:
             await self.teams.delete(path)
-        if during != before:
-            await self.watch(False, cast, during)
+        await self.settle(False, cast, before, during)
 
 
 # -- stopping on Ctrl+C and SIGTERM --------------------------------------------------------
@@ -646,17 +653,19 @@ class Stopper:
         if self.received is not None:
             stop.set()
 
-    def stop_watching(self) -> None:
+    def release(self) -> None:
+        """The server's own handlers again (the day is over, or stopped)."""
         self._wake = None
+        for sig, server_handler in self._server.items():
+            if signal.getsignal(sig) == self._while_serving:
+                signal.signal(sig, server_handler)
 
     def hand_on(self, sig: int | None = None) -> None:
         """Let the server stop (after the day has): its handler gets the signal."""
-        sig = sig or self.received or signal.SIGTERM
-        for number, server_handler in self._server.items():
-            if signal.getsignal(number) == self._while_serving:
-                signal.signal(number, server_handler)
-        handler = self._server.get(sig)
-        if handler is not None and not self._handed_on:
+        self.release()
+        sig = sig or self.received
+        handler = None if sig is None else self._server.get(sig)
+        if sig is not None and handler is not None and not self._handed_on:
             self._handed_on = True
             handler(sig, None)
 
@@ -704,10 +713,13 @@ def companion(
             # The day ends (its scenes first, then its HTTP clients) before the server.
             stopped.cancel()
             day.cancel()
-            await asyncio.gather(day, stopped, return_exceptions=True)
-            stopper.stop_watching()
-            if stop.is_set():
-                stopper.hand_on()
+            try:
+                await asyncio.gather(day, stopped, return_exceptions=True)
+            finally:
+                if stop.is_set():
+                    stopper.hand_on()
+                else:  # the day ended by itself: Ctrl+C is the server's own again
+                    stopper.release()
         if not day.cancelled() and day.exception() is not None:
             log.error("the demo's office day stopped: %r", day.exception())
 
