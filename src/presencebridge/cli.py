@@ -97,25 +97,29 @@ def demo(
     pace: Annotated[float, typer.Option(min=0.05, max=10, help="slow down (>1) or speed up")] = 1.0,
 ) -> None:
     """Run the server on SQLite with the embedded Graph emulator, sample users and a
-    scripted office day (PBX calls, Teams calls, screen sharing, DnD); Ctrl+C stops it."""
-    from presencebridge.demo import companion
-    from presencebridge.server import serve as run_server
+    scripted office day (PBX calls, Teams calls, screen sharing, DnD), told in the
+    terminal in PRESENCEBRIDGE_LANGUAGE (en, de). Ctrl+C or SIGTERM stops it (exit code 0)."""
+    from presencebridge.demo import run_demo
 
     folder = data_dir or Path(tempfile.mkdtemp(prefix="presencebridge-demo-"))
     token = os.environ.get("PRESENCEBRIDGE_ADMIN_TOKEN") or secrets.token_urlsafe(16)
-    settings = Settings(
-        host="127.0.0.1",
-        port=port,
-        data_dir=folder,
-        database_url=None,
-        admin_token=token,
-        allow_clock_control=True,
-    )
-    out.print(f"[bold]presencebridge {__version__} demo[/bold]  data: {folder}")
-    out.print(f"  board:  http://127.0.0.1:{port}/#token={token}")
-    out.print(f"  API:    http://127.0.0.1:{port}/docs   (admin token for this demo: {token})")
-    out.print("  Ctrl+C stops the demo.")
-    asyncio.run(run_server(settings, (companion(pace),), graph_emulator=True))
+    # The story is the demo's output; the server's logs show warnings and errors only
+    # unless PRESENCEBRIDGE_LOG_LEVEL asks for more (the access log stays off either way).
+    quiet = {} if os.environ.get("PRESENCEBRIDGE_LOG_LEVEL") else {"log_level": "warning"}
+    try:
+        settings = Settings(
+            host="127.0.0.1",
+            port=port,
+            data_dir=folder,
+            database_url=None,
+            admin_token=token,
+            allow_clock_control=True,
+            **quiet,  # type: ignore[arg-type]
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        fail(f"configuration error: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+    raise typer.Exit(run_demo(settings, pace, folder))
 
 
 # -- admin commands over the REST API ------------------------------------------------------
