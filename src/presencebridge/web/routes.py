@@ -824,7 +824,7 @@ async def save_group_settings(request: Request, group_id: str) -> Response:
     except Rejected:
         return page.problem(404, page._("Unknown group: %(id)s") % {"id": group_id})
     try:
-        merged = group.settings.merged(patch)
+        merged = schemas.merged_settings(group.settings, patch)
     except ValidationError as error:
         return await group_page(request, group_id, 422, field_errors(page, error), patch)
     await hub.update_group_settings(group_id, merged)
