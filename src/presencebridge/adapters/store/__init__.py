@@ -121,7 +121,9 @@ def _reason(error: BaseException) -> str:
     """The database's own words, without the SQL and parameters SQLAlchemy appends."""
     cause = getattr(error, "orig", None) or error
     lines = str(cause).strip().splitlines()
-    return lines[0] if lines else type(cause).__name__
+    reason = lines[0] if lines else type(cause).__name__
+    detail = getattr(getattr(cause, "diag", None), "message_detail", None)
+    return f"{reason} ({detail})" if detail else reason
 
 
 # Called inside a writing transaction with the users written; raises to refuse the write.
