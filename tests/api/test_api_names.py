@@ -339,3 +339,56 @@ def test_unknown_appointment_ids_with_reserved_characters_are_404(
     response = api.delete(f"/api/v1/users/alice/appointments/{quote(aid, safe='')}")
     assert response.status_code == 404, response.text
     assert repr(aid) in response.json()["detail"]
+
+
+# -- the console's forms and the agent's messages get the same checks ----------------------------
+
+
+def test_console_forms_refuse_what_the_api_refuses(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    import re
+
+    with httpx.Client(base_url=server.url, timeout=10) as console:
+        login = console.get("/console/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+        assert token is not None
+        form = {"token": server.env["PRESENCEBRIDGE_ADMIN_TOKEN"], "csrf_token": token.group(1)}
+        assert console.post("/console/login", data=form).status_code == 303
+        token = re.search(r'name="csrf_token" value="([^"]+)"', console.get("/").text)
+        assert token is not None
+        csrf = token.group(1)
+
+        settings = {
+            "csrf_token": csrf,
+            "teams_sync_mode": "off",
+            "MicrophoneUsageSync.ProcessWhitelist": "zoom\x00",
+        }
+        page = console.post("/console/groups/hq/settings", data=settings)
+        assert page.status_code == 422 and "U+0000" in page.text
+        stored = api.get("/api/v1/groups/hq/settings").json()
+        assert stored["MicrophoneUsageSync.ProcessWhitelist"] == ""
+
+        before = own_profiles(api, "alice")
+        added = console.post(
+            "/console/users/alice/profiles",
+            data={"csrf_token": csrf, **profile("Zero\u200bwidth")},
+        )
+        assert added.status_code == 422 and "U+200B" in added.text
+        assert own_profiles(api, "alice") == before
+
+
+def test_agent_messages_with_control_characters_are_refused(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    from websockets.sync.client import connect
+
+    token = api.post("/api/v1/users/alice/agent-tokens").json()["token"]
+    url = f"ws://127.0.0.1:{server.port}/api/v1/agent/stream"
+    with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        ws.send(json.dumps({"type": "microphone", "processes": ["zoom\x00"]}))
+        while True:
+            message = json.loads(ws.recv(timeout=5))
+            if message["type"] == "error":
+                break
+        assert message["detail"].startswith("processes.0: must not contain a control character")
