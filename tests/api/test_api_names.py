@@ -22,8 +22,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from presencebridge.core.partition import partition_of
 from tests.support.postgres import drop_database, fresh_database
+from tests.support.redis import throwaway_redis
 from tests.support.server import ServerProcess, make_user
+from tests.support.teams import eventually
 
 
 def profile(name: str, **fields: Any) -> dict[str, Any]:
@@ -392,3 +395,66 @@ def test_agent_messages_with_control_characters_are_refused(
             if message["type"] == "error":
                 break
         assert message["detail"].startswith("processes.0: must not contain a control character")
+
+
+# -- several nodes: a request passed on to the user's node keeps its path as sent ----------------
+
+
+@pytest.mark.postgres
+def test_a_name_with_reserved_characters_reaches_the_node_that_handles_the_user(
+    tmp_path: Path, database_url: str
+) -> None:
+    partitions = 4
+    nodes: list[ServerProcess] = []
+    with throwaway_redis() as redis_url:
+        try:
+            for n in (1, 2):
+                node = ServerProcess(
+                    tmp_path / f"node{n}",
+                    PRESENCEBRIDGE_DATABASE_URL=database_url,
+                    PRESENCEBRIDGE_REDIS_URL=redis_url,
+                    PRESENCEBRIDGE_NODE_ID=f"node{n}",
+                    PRESENCEBRIDGE_PARTITIONS=str(partitions),
+                )
+                node.start()
+                nodes.append(node)
+            first, second = nodes
+
+            def owned_by_second() -> list[int]:
+                with second.client() as api:
+                    owned: list[int] = api.get("/api/v1/admin/cluster").json()["owned"]
+                    return owned
+
+            owned = eventually(owned_by_second, lambda o: 0 < len(o) < partitions, timeout=30)
+            user = next(f"u{i}" for i in range(100) if partition_of(f"u{i}", partitions) in owned)
+            with first.client() as api:
+                eventually(
+                    lambda: api.post("/api/v1/groups", json={"id": "hq", "name": "HQ"}),
+                    lambda r: r.status_code == 201,
+                    timeout=10,
+                )
+                body = {"id": user, "display_name": "U", "group": "hq"}
+                created = eventually(
+                    lambda: api.post("/api/v1/users", json=body),
+                    lambda r: r.status_code != 503,  # a partition moving: retry, as clients do
+                    timeout=10,
+                )
+                assert created.status_code == 201, created.text
+                # Node 1 learns of the user from node 2 a moment later.
+                eventually(lambda: api.get(f"/api/v1/users/{user}").status_code, (200).__eq__, 10)
+                for name in ("Room #1?", "Home/Office", "100% Büro"):
+                    added = api.post(f"/api/v1/users/{user}/profiles", json=profile(name))
+                    assert added.status_code == 201, added.text
+                    # Asked of node 1, handled by node 2.
+                    path = f"/api/v1/users/{user}/profiles/{quote(name, safe='')}"
+                    deleted = eventually(
+                        lambda path=path: api.delete(path),  # type: ignore[misc]
+                        lambda r: r.status_code != 503,
+                        timeout=10,
+                    )
+                    assert deleted.status_code == 204, (name, deleted.text)
+                    with second.client() as owner:
+                        assert name not in own_profiles(owner, user)
+        finally:
+            for node in nodes:
+                node.stop()
