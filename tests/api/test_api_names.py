@@ -90,6 +90,13 @@ BAD_REQUESTS: list[tuple[str, str, Any, str]] = [
         "MicrophoneUsageSync.ProcessWhitelist",
     ),
     ("POST", "/api/v1/users/u0/profiles", profile("Tab\there"), "name"),
+    ("POST", "/api/v1/users/u0/appointments", {"subject": "a\ud800", **APPOINTMENT}, "subject"),
+    (
+        "POST",
+        "/api/v1/users",
+        {"id": "sur", "display_name": "\udc00", "group": "hq"},
+        "display_name",
+    ),
     ("POST", "/api/v1/users/u0/profiles", profile("Zero\u200bwidth"), "name"),
 ]
 
@@ -159,6 +166,7 @@ def test_nul_is_refused_and_never_fails_other_users_requests_on_postgresql(
             assert api.get("/api/v1/users/u0/appointments").json() == []
             assert [g["id"] for g in api.get("/api/v1/groups").json()] == ["hq"]
             assert api.get("/api/v1/users/nul").status_code == 404
+            assert api.get("/api/v1/users/sur").status_code == 404
             whitelist = api.get("/api/v1/groups/hq/settings").json()
             assert whitelist["MicrophoneUsageSync.ProcessWhitelist"] == ""
         assert "Traceback" not in (tmp_path / "data" / "server.log").read_text()

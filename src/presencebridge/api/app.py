@@ -109,11 +109,15 @@ def _validation_message(error: RequestValidationError) -> tuple[int, str]:
             return 400, f"malformed JSON: {item.get('ctx', {}).get('error', 'cannot parse body')}"
         location = [str(p) for p in item.get("loc", ()) if p != "body"]
         where = ".".join(location) or "body"
-        problems.append(f"{where}: {item.get('msg', 'invalid')}")
+        message = item.get("msg", "invalid")
+        if location[:1] == ["path"] and item.get("type") == "string_pattern_mismatch":
+            message = f"not a valid id ({ID_RULE}); docs/rules.md"
+        problems.append(f"{where}: {message}")
     return 422, "; ".join(problems)
 
 
 _ID_PARAMETERS = {b"users": "user_id", b"groups": "group"}
+ID_RULE = "letters A-Z a-z, digits and . _ @ + - (not first), at most 128 characters"
 
 
 def _slash_in_id(scope: Scope) -> str | None:
@@ -221,7 +225,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         parameter = _slash_in_id(request.scope) if error.status_code == 404 else None
         if parameter is not None:  # /users/a%2Fb/...: refused by the id's rules, say so
             metrics.REJECTED_REQUESTS.labels("422").inc()
-            detail = f"path.{parameter}: an id cannot contain '/' (docs/rules.md)"
+            detail = f"path.{parameter}: not a valid id ({ID_RULE}); docs/rules.md"
             return JSONResponse({"detail": detail, "code": "invalid"}, 422)
         if 400 <= error.status_code < 500:
             metrics.REJECTED_REQUESTS.labels(str(error.status_code)).inc()
