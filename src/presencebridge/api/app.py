@@ -26,6 +26,7 @@ from presencebridge.api.auth import Principal, websocket_principal
 from presencebridge.api.cluster import ForwardToOwner
 from presencebridge.api.cluster import install as install_cluster
 from presencebridge.api.routes import router
+from presencebridge.api.schemas import ID_RULE
 from presencebridge.api.webhook import router as webhook_router
 from presencebridge.config import Settings
 from presencebridge.core.errors import Reason, Rejected
@@ -117,7 +118,6 @@ def _validation_message(error: RequestValidationError) -> tuple[int, str]:
 
 
 _ID_PARAMETERS = {b"users": "user_id", b"groups": "group"}
-ID_RULE = "letters A-Z a-z, digits and . _ @ + - (not first), at most 128 characters"
 
 
 def _slash_in_id(scope: Scope) -> str | None:

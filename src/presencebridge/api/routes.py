@@ -42,9 +42,10 @@ Caller = Annotated[Principal, Depends(principal)]
 Lang = Annotated[str | None, Query(pattern="^(en|de)$", description="language of texts")]
 # Ids in the path use the charset they were created with (docs/rules.md): anything else
 # is a 422 naming the parameter, not a lookup.
-_ID_CHARS = "letters A-Z a-z, digits and . _ @ + - (not first), at most 128 characters"
-UserId = Annotated[str, Path(pattern=ID_PATTERN.pattern, description=f"user id: {_ID_CHARS}")]
-GroupId = Annotated[str, Path(pattern=ID_PATTERN.pattern, description=f"group id: {_ID_CHARS}")]
+UserId = Annotated[str, Path(pattern=ID_PATTERN.pattern, description=f"user id: {schemas.ID_RULE}")]
+GroupId = Annotated[
+    str, Path(pattern=ID_PATTERN.pattern, description=f"group id: {schemas.ID_RULE}")
+]
 
 
 def _path_problem(parameter: str, value: str, problem: str) -> RequestValidationError:

@@ -37,6 +37,8 @@ from presencebridge.core.model import (
 from presencebridge.core.settings import GroupSettings
 
 NAME_MAX = 64
+# ID_PATTERN in words, for refusals and the OpenAPI document.
+ID_RULE = "letters A-Z a-z, digits and . _ @ + - (not first), at most 128 characters"
 # Never allowed in any string: control characters, and surrogates (only reachable
 # through a lone JSON escape such as "\ud800", which no UTF-8 store can keep).
 _REFUSED_EVERYWHERE = {"Cc": "a control character", "Cs": "an unpaired surrogate"}
