@@ -285,7 +285,14 @@ async def reorder_profiles(
 
 # `:path`: a name may hold `/` (sent as %2F or as it is); everything after /profiles/ is it.
 @router.delete("/users/{user_id}/profiles/{name:path}", status_code=204)
-async def delete_profile(user_id: UserId, name: str, who: Caller, request: Request) -> None:
+async def delete_profile(
+    user_id: UserId,
+    name: Annotated[
+        str, Path(description="the profile's name, percent-encoded; `/` may stay as it is")
+    ],
+    who: Caller,
+    request: Request,
+) -> None:
     require_user(who, user_id)
     hub = _hub(request)
     await hub.handle(user_id, rules.DeleteProfile(_profile_name(hub, user_id, name)), "profile")
