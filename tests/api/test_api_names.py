@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,11 +22,12 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from presencebridge.core.partition import partition_of
 from tests.support.postgres import drop_database, fresh_database
 from tests.support.redis import throwaway_redis
-from tests.support.server import ServerProcess, make_user
+from tests.support.server import ADMIN_TOKEN, ServerProcess, make_user
 from tests.support.teams import eventually
 
 
@@ -358,13 +360,11 @@ def test_unknown_appointment_ids_with_reserved_characters_are_404(
 def test_console_forms_refuse_what_the_api_refuses(
     server: ServerProcess, api: httpx.Client
 ) -> None:
-    import re
-
     with httpx.Client(base_url=server.url, timeout=10) as console:
         login = console.get("/console/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
         assert token is not None
-        form = {"token": server.env["PRESENCEBRIDGE_ADMIN_TOKEN"], "csrf_token": token.group(1)}
+        form = {"token": ADMIN_TOKEN, "csrf_token": token.group(1)}
         assert console.post("/console/login", data=form).status_code == 303
         token = re.search(r'name="csrf_token" value="([^"]+)"', console.get("/").text)
         assert token is not None
@@ -392,8 +392,6 @@ def test_console_forms_refuse_what_the_api_refuses(
 def test_agent_messages_with_control_characters_are_refused(
     server: ServerProcess, api: httpx.Client
 ) -> None:
-    from websockets.sync.client import connect
-
     token = api.post("/api/v1/users/alice/agent-tokens").json()["token"]
     url = f"ws://127.0.0.1:{server.port}/api/v1/agent/stream"
     with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
