@@ -119,19 +119,24 @@ Flag = Annotated[bool, Field(strict=True)]
 
 
 def _refused_strings(value: Any, where: tuple[str | int, ...]) -> list[InitErrorDetails]:
-    """Every string in a JSON value (keys too) that may not be stored."""
+    """Every string in a JSON value (keys too) that may not be stored.
+
+    Iterative: an agent's message may be nested as deep as the JSON parser allows.
+    """
     found: list[InitErrorDetails] = []
-    if isinstance(value, str):
-        problem = character_problem(value)
-        if problem is not None:
-            error = PydanticCustomError("refused_character", problem)
-            found.append(InitErrorDetails(type=error, loc=where, input=value))
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            found += _refused_strings(key, where) + _refused_strings(item, (*where, str(key)))
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found += _refused_strings(item, (*where, index))
+    todo: list[tuple[Any, tuple[str | int, ...]]] = [(value, where)]
+    while todo:
+        item, at = todo.pop()
+        if isinstance(item, str):
+            problem = character_problem(item)
+            if problem is not None:
+                error = PydanticCustomError("refused_character", problem)
+                found.append(InitErrorDetails(type=error, loc=at, input=item))
+        elif isinstance(item, Mapping):
+            for key, child in reversed(list(item.items())):
+                todo += [(child, (*at, str(key))), (key, at)]
+        elif isinstance(item, list | tuple):
+            todo += [(child, (*at, i)) for i, child in reversed(list(enumerate(item)))]
     return found
 
 
