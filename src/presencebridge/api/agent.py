@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from presencebridge.api import views
+from presencebridge.api import schemas, views
 from presencebridge.api.auth import websocket_principal
 from presencebridge.core.errors import Rejected
 from presencebridge.service.agents import AgentConnection, AgentRelay
@@ -91,6 +91,9 @@ async def _incoming(websocket: WebSocket, relay: AgentRelay, connection: AgentCo
                 message = json.loads(text)
                 if not isinstance(message, dict):
                     raise ValueError("a message is a JSON object")
+                problem = schemas.refused_string(message)  # the API's rule for text
+                if problem is not None:
+                    raise ValueError(problem)
                 await relay.receive(connection, message)
             except (ValueError, KeyError, TypeError) as error:
                 await websocket.send_text(json.dumps({"type": "error", "detail": str(error)}))

@@ -17,12 +17,13 @@ from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own 
 
 from presencebridge import __version__, metrics
 from presencebridge.adapters.fanout import Fanout
-from presencebridge.adapters.store import Store, create_engine, migrate
+from presencebridge.adapters.store import Store, Unstorable, create_engine, migrate
 from presencebridge.adapters.store.leases import LeaseStore
 from presencebridge.api.agent import router as agent_router
 from presencebridge.api.cluster import ForwardToOwner
 from presencebridge.api.cluster import install as install_cluster
 from presencebridge.api.routes import router
+from presencebridge.api.schemas import ID_RULE
 from presencebridge.api.stream import router as stream_router
 from presencebridge.api.webhook import router as webhook_router
 from presencebridge.config import Settings
@@ -106,8 +107,22 @@ def _validation_message(error: RequestValidationError) -> tuple[int, str]:
             return 400, f"malformed JSON: {item.get('ctx', {}).get('error', 'cannot parse body')}"
         location = [str(p) for p in item.get("loc", ()) if p != "body"]
         where = ".".join(location) or "body"
-        problems.append(f"{where}: {item.get('msg', 'invalid')}")
+        message = item.get("msg", "invalid")
+        if location[:1] == ["path"] and item.get("type") == "string_pattern_mismatch":
+            message = f"not a valid id ({ID_RULE}); docs/rules.md"
+        problems.append(f"{where}: {message}")
     return 422, "; ".join(problems)
+
+
+_ID_PARAMETERS = {b"users": "user_id", b"groups": "group"}
+
+
+def _slash_in_id(scope: Scope) -> str | None:
+    """The id parameter whose path segment held an encoded `/` (no route can match it)."""
+    parts = (scope.get("raw_path") or b"").split(b"/")
+    if len(parts) > 4 and parts[1:3] == [b"api", b"v1"] and b"%2f" in parts[4].lower():
+        return _ID_PARAMETERS.get(parts[3])
+    return None
 
 
 def join_cluster(settings: Settings, hub: Hub) -> Cluster | None:
@@ -197,8 +212,18 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         kind = "malformed_json" if code == 400 else "invalid"
         return JSONResponse({"detail": message, "code": kind}, code)
 
+    @app.exception_handler(Unstorable)
+    async def unstorable(_request: Request, error: Unstorable) -> JSONResponse:
+        metrics.REJECTED_REQUESTS.labels("422").inc()
+        return JSONResponse({"detail": f"{error}; nothing was changed", "code": "invalid"}, 422)
+
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        parameter = _slash_in_id(request.scope) if error.status_code == 404 else None
+        if parameter is not None:  # /users/a%2Fb/...: refused by the id's rules, say so
+            metrics.REJECTED_REQUESTS.labels("422").inc()
+            detail = f"path.{parameter}: not a valid id ({ID_RULE}); docs/rules.md"
+            return JSONResponse({"detail": detail, "code": "invalid"}, 422)
         if 400 <= error.status_code < 500:
             metrics.REJECTED_REQUESTS.labels(str(error.status_code)).inc()
         return JSONResponse(

@@ -151,7 +151,9 @@ class ForwardToOwner:
             if k.lower() not in NOT_FORWARDED
         ]
         headers.append((FORWARDED_BY, self.node))
-        url = owner.rstrip("/") + scope["path"]
+        # The path as sent: a decoded one would turn a name's %2F, %3F or %23 into syntax.
+        path = scope.get("raw_path") or scope["path"].encode()
+        url = owner.rstrip("/") + path.decode("latin-1")
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
         try:

@@ -6,7 +6,8 @@ import asyncio
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints, ValidationError
 
 from presencebridge.adapters.credentials import CredentialStoreUnavailable
@@ -31,7 +32,7 @@ from presencebridge.api.schemas import (
 )
 from presencebridge.core import rules
 from presencebridge.core.errors import Reason, Rejected
-from presencebridge.core.model import Profile, ProfileTemplate, User
+from presencebridge.core.model import ID_PATTERN, Profile, ProfileTemplate, User
 from presencebridge.core.settings import GroupSettings
 from presencebridge.core.texts import pick_language
 from presencebridge.service.hub import Hub
@@ -39,6 +40,41 @@ from presencebridge.service.hub import Hub
 router = APIRouter(prefix="/api/v1", responses=responses.API_ERRORS)
 Caller = Annotated[Principal, Depends(principal)]
 Lang = Annotated[str | None, Query(pattern="^(en|de)$", description="language of texts")]
+# Ids in the path use the charset they were created with (docs/rules.md): anything else
+# is a 422 naming the parameter, not a lookup.
+UserId = Annotated[str, Path(pattern=ID_PATTERN.pattern, description=f"user id: {schemas.ID_RULE}")]
+GroupId = Annotated[
+    str, Path(pattern=ID_PATTERN.pattern, description=f"group id: {schemas.ID_RULE}")
+]
+
+
+def _path_problem(parameter: str, value: str, problem: str) -> RequestValidationError:
+    where = ("path", parameter)
+    return RequestValidationError(
+        [{"type": "refused", "loc": where, "msg": problem, "input": value}]
+    )
+
+
+def _profile_name(hub: Hub, user_id: str, raw: str) -> str:
+    """A profile name from the path (any characters, `/` too: the route takes the rest).
+
+    Normalised as names are when created; an own profile stored under exactly the raw
+    name (before names were normalised) is still found, so it can be deleted.
+    """
+    if any(p.name == raw for p in hub.user(user_id).state.profiles):
+        return raw
+    name = schemas.normalise_name(raw)
+    problem = schemas.name_problem(name)
+    if problem is not None:
+        raise _path_problem("name", raw, problem)
+    return name
+
+
+def _appointment_id(raw: str) -> str:
+    problem = schemas.character_problem(raw) or (None if raw else "must not be empty")
+    if problem is not None:
+        raise _path_problem("appointment_id", raw, problem)
+    return raw
 
 
 def _hub(request: Request) -> Hub:
@@ -64,7 +100,7 @@ def settings_error(error: ValidationError) -> HTTPException:
 
 def _settings(patch: dict[str, Any], base: GroupSettings | None = None) -> GroupSettings:
     try:
-        return (base or GroupSettings()).merged(patch)
+        return schemas.merged_settings(base, patch)
     except ValidationError as error:
         raise settings_error(error) from None
 
@@ -89,20 +125,22 @@ async def list_groups(who: Caller, request: Request, lang: Lang = None) -> list[
 
 
 @router.get("/groups/{group}")
-async def get_group(group: str, who: Caller, request: Request, lang: Lang = None) -> dict[str, Any]:
+async def get_group(
+    group: GroupId, who: Caller, request: Request, lang: Lang = None
+) -> dict[str, Any]:
     require_admin(who)
     return views.group(_hub(request).group(group), _language(request, lang))
 
 
 @router.get("/groups/{group}/settings")
-async def get_group_settings(group: str, who: Caller, request: Request) -> dict[str, Any]:
+async def get_group_settings(group: GroupId, who: Caller, request: Request) -> dict[str, Any]:
     require_admin(who)
     return _hub(request).group(group).settings.public()
 
 
 @router.patch("/groups/{group}/settings")
 async def patch_group_settings(
-    group: str, who: Caller, request: Request, patch: Annotated[dict[str, Any], Body()]
+    group: GroupId, who: Caller, request: Request, patch: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     require_admin(who)
     hub = _hub(request)
@@ -112,7 +150,7 @@ async def patch_group_settings(
 
 @router.get("/groups/{group}/templates")
 async def list_templates(
-    group: str, who: Caller, request: Request, lang: Lang = None
+    group: GroupId, who: Caller, request: Request, lang: Lang = None
 ) -> list[dict[str, Any]]:
     require_admin(who)
     language = _language(request, lang)
@@ -121,7 +159,7 @@ async def list_templates(
 
 @router.post("/groups/{group}/templates", status_code=201)
 async def put_template(
-    group: str, body: TemplateIn, who: Caller, request: Request, lang: Lang = None
+    group: GroupId, body: TemplateIn, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
     require_admin(who)
     template = ProfileTemplate(
@@ -173,7 +211,7 @@ async def list_users(who: Caller, request: Request, lang: Lang = None) -> list[d
 
 @router.get("/users/{user_id}")
 async def get_user(
-    user_id: str, who: Caller, request: Request, lang: Lang = None
+    user_id: UserId, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
     require_user(who, user_id)
     hub = _hub(request)
@@ -189,7 +227,7 @@ async def get_user(
 
 
 @router.get("/users/{user_id}/settings")
-async def get_user_settings(user_id: str, who: Caller, request: Request) -> dict[str, Any]:
+async def get_user_settings(user_id: UserId, who: Caller, request: Request) -> dict[str, Any]:
     require_user(who, user_id)
     hub = _hub(request)
     state = hub.user(user_id).state
@@ -198,7 +236,7 @@ async def get_user_settings(user_id: str, who: Caller, request: Request) -> dict
 
 @router.patch("/users/{user_id}/settings")
 async def patch_user_settings(
-    user_id: str, body: UserSettingsIn, who: Caller, request: Request
+    user_id: UserId, body: UserSettingsIn, who: Caller, request: Request
 ) -> dict[str, Any]:
     require_user(who, user_id)
     hub = _hub(request)
@@ -215,7 +253,7 @@ async def patch_user_settings(
 
 @router.get("/users/{user_id}/profiles")
 async def list_profiles(
-    user_id: str, who: Caller, request: Request, lang: Lang = None
+    user_id: UserId, who: Caller, request: Request, lang: Lang = None
 ) -> list[dict[str, Any]]:
     require_user(who, user_id)
     language = _language(request, lang)
@@ -224,7 +262,7 @@ async def list_profiles(
 
 @router.post("/users/{user_id}/profiles", status_code=201)
 async def add_profile(
-    user_id: str, body: ProfileIn, who: Caller, request: Request, lang: Lang = None
+    user_id: UserId, body: ProfileIn, who: Caller, request: Request, lang: Lang = None
 ) -> list[dict[str, Any]]:
     require_user(who, user_id)
     profile = Profile(body.name, body.status, body.text, body.color, body.call_forwarding)
@@ -236,7 +274,7 @@ async def add_profile(
 
 @router.put("/users/{user_id}/profiles/order")
 async def reorder_profiles(
-    user_id: str, body: ProfileOrderIn, who: Caller, request: Request, lang: Lang = None
+    user_id: UserId, body: ProfileOrderIn, who: Caller, request: Request, lang: Lang = None
 ) -> list[dict[str, Any]]:
     require_user(who, user_id)
     hub = _hub(request)
@@ -245,15 +283,24 @@ async def reorder_profiles(
     return [views.profile(p, language) for p in hub.profiles(user_id)]
 
 
-@router.delete("/users/{user_id}/profiles/{name}", status_code=204)
-async def delete_profile(user_id: str, name: str, who: Caller, request: Request) -> None:
+# `:path`: a name may hold `/` (sent as %2F or as it is); everything after /profiles/ is it.
+@router.delete("/users/{user_id}/profiles/{name:path}", status_code=204)
+async def delete_profile(
+    user_id: UserId,
+    name: Annotated[
+        str, Path(description="the profile's name, percent-encoded; `/` may stay as it is")
+    ],
+    who: Caller,
+    request: Request,
+) -> None:
     require_user(who, user_id)
-    await _hub(request).handle(user_id, rules.DeleteProfile(name), "profile")
+    hub = _hub(request)
+    await hub.handle(user_id, rules.DeleteProfile(_profile_name(hub, user_id, name)), "profile")
 
 
 @router.put("/users/{user_id}/profile")
 async def select_profile(
-    user_id: str, body: SelectProfileIn, who: Caller, request: Request, lang: Lang = None
+    user_id: UserId, body: SelectProfileIn, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
     require_user(who, user_id)
     view = await _hub(request).handle(user_id, rules.SelectProfile(body.name), "manual")
@@ -264,7 +311,7 @@ async def select_profile(
 
 @router.get("/users/{user_id}/appointments")
 async def list_appointments(
-    user_id: str, who: Caller, request: Request, lang: Lang = None
+    user_id: UserId, who: Caller, request: Request, lang: Lang = None
 ) -> list[dict[str, Any]]:
     require_user(who, user_id)
     hub = _hub(request)
@@ -279,7 +326,7 @@ async def list_appointments(
 
 @router.post("/users/{user_id}/appointments", status_code=201)
 async def add_appointment(
-    user_id: str, body: AppointmentIn, who: Caller, request: Request, lang: Lang = None
+    user_id: UserId, body: AppointmentIn, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
     require_user(who, user_id)
     hub = _hub(request)
@@ -292,23 +339,24 @@ async def add_appointment(
     return views.appointment(created, _language(request, lang), created.is_active(hub.clock.now()))
 
 
-@router.delete("/users/{user_id}/appointments/{appointment_id}", status_code=204)
+@router.delete("/users/{user_id}/appointments/{appointment_id:path}", status_code=204)
 async def delete_appointment(
-    user_id: str, appointment_id: str, who: Caller, request: Request
+    user_id: UserId, appointment_id: str, who: Caller, request: Request
 ) -> None:
     require_user(who, user_id)
-    await _hub(request).handle(user_id, rules.DeleteAppointment(appointment_id), "appointment")
+    event = rules.DeleteAppointment(_appointment_id(appointment_id))
+    await _hub(request).handle(user_id, event, "appointment")
 
 
 @router.post("/users/{user_id}/agent-tokens", status_code=201)
-async def issue_agent_token(user_id: str, who: Caller, request: Request) -> TokenOut:
+async def issue_agent_token(user_id: UserId, who: Caller, request: Request) -> TokenOut:
     require_admin(who)
     return TokenOut(token=await _hub(request).issue_agent_token(user_id))
 
 
 @router.get("/users/{user_id}/presence")
 async def get_presence(
-    user_id: str, who: Caller, request: Request, lang: Lang = None
+    user_id: UserId, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
     require_user(who, user_id)
     hub = _hub(request)
@@ -319,7 +367,7 @@ async def get_presence(
 
 @router.get("/users/{user_id}/history")
 async def get_history(
-    user_id: str,
+    user_id: UserId,
     who: Caller,
     request: Request,
     lang: Lang = None,
@@ -332,7 +380,7 @@ async def get_history(
 
 @router.post("/users/{user_id}/meetings")
 async def meeting_event(
-    user_id: str, body: MeetingIn, who: Caller, request: Request, lang: Lang = None
+    user_id: UserId, body: MeetingIn, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
     require_user(who, user_id)
     event = rules.MeetingEvent(body.meeting_id, body.state, body.screen_sharing, body.audio)

@@ -1,11 +1,30 @@
-"""Request and response bodies of the REST API (SPEC §7), with their validation."""
+"""Request and response bodies of the REST API (SPEC §7), with their validation.
+
+Every string a request carries passes one check before it reaches the core (see
+docs/rules.md, "Names and identifiers"): no control characters (Unicode category Cc,
+NUL included: PostgreSQL cannot store it) and no unpaired surrogates (no database can
+store them as UTF-8). Names that people choose and that are looked up again -
+profile and template names - are NFC-normalised, trimmed, must not be empty and may
+hold no invisible format characters (Cf, e.g. zero-width space) or line separators.
+"""
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from presencebridge.core.model import (
     COLOR_PATTERN,
@@ -15,14 +34,131 @@ from presencebridge.core.model import (
     Status,
     TeamsSyncMode,
 )
+from presencebridge.core.settings import GroupSettings
+
+NAME_MAX = 64
+# ID_PATTERN in words, for refusals and the OpenAPI document.
+ID_RULE = "letters A-Z a-z, digits and . _ @ + - (not first), at most 128 characters"
+# Never allowed in any string: control characters, and surrogates (only reachable
+# through a lone JSON escape such as "\ud800", which no UTF-8 store can keep).
+_REFUSED_EVERYWHERE = {"Cc": "a control character", "Cs": "an unpaired surrogate"}
+# Also refused in names: invisible characters that make two names look alike.
+_REFUSED_IN_NAMES = {
+    **_REFUSED_EVERYWHERE,
+    "Cf": "an invisible format character",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
+
+
+def character_problem(value: str, *, name: bool = False) -> str | None:
+    """Why `value` may not be stored, or None; names the first refused character."""
+    refused = _REFUSED_IN_NAMES if name else _REFUSED_EVERYWHERE
+    for position, char in enumerate(value, 1):
+        kind = refused.get(unicodedata.category(char))
+        if kind is not None:
+            return f"must not contain {kind} (U+{ord(char):04X} at character {position})"
+    return None
+
+
+def normalise_name(value: str) -> str:
+    """A name as the core keeps it: NFC, without surrounding whitespace."""
+    return unicodedata.normalize("NFC", value).strip()
+
+
+def name_problem(value: str) -> str | None:
+    """Why a (normalised) profile or template name is refused, or None."""
+    if not value:
+        return "must not be empty"
+    if len(value) > NAME_MAX:
+        return f"must be at most {NAME_MAX} characters"
+    if value in (".", ".."):
+        return "'.' and '..' cannot be addressed in a URL; choose another name"
+    return character_problem(value, name=True)
+
+
+def _check_text(value: str) -> str:
+    problem = character_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("refused_character", problem)
+    return value
+
+
+def _check_name(value: str) -> str:
+    value = normalise_name(value)
+    problem = name_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("refused_name", problem)
+    return value
+
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN.pattern)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Profile and template names: trimmed, NFC, then checked (docs/rules.md).
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
+    AfterValidator(_check_name),
+]
+Label = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_check_text),
+]
 Color = Annotated[str, StringConstraints(pattern=COLOR_PATTERN.pattern)]
-Forwarding = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+Forwarding = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    AfterValidator(_check_text),
+]
+# A PBX call id, a UC meeting id: kept as sent.
+ExternalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), AfterValidator(_check_text)
+]
 # JSON true/false only: lax validation would also take 1, "yes" or "off" as a flag.
 Flag = Annotated[bool, Field(strict=True)]
+
+
+def _refused_strings(value: Any, where: tuple[str | int, ...]) -> list[InitErrorDetails]:
+    """Every string in a JSON value (keys too) that may not be stored.
+
+    Iterative: an agent's message may be nested as deep as the JSON parser allows.
+    """
+    found: list[InitErrorDetails] = []
+    todo: list[tuple[Any, tuple[str | int, ...]]] = [(value, where)]
+    while todo:
+        item, at = todo.pop()
+        if isinstance(item, str):
+            problem = character_problem(item)
+            if problem is not None:
+                error = PydanticCustomError("refused_character", problem)
+                found.append(InitErrorDetails(type=error, loc=at, input=item))
+        elif isinstance(item, Mapping):
+            for key, child in reversed(list(item.items())):
+                todo += [(child, (*at, str(key))), (key, at)]
+        elif isinstance(item, list | tuple):
+            todo += [(child, (*at, i)) for i, child in reversed(list(enumerate(item)))]
+    return found
+
+
+def refused_string(value: Any) -> str | None:
+    """`where: why` of the first string in a JSON value that may not be stored, or None."""
+    found = _refused_strings(value, ())
+    if not found:
+        return None
+    error = found[0]["type"]
+    message = error.message() if isinstance(error, PydanticCustomError) else str(error)
+    return f"{'.'.join(str(p) for p in found[0]['loc']) or 'value'}: {message}"
+
+
+def merged_settings(base: GroupSettings | None, patch: Mapping[str, Any]) -> GroupSettings:
+    """`base` (or the defaults) with `patch` applied, after the character check.
+
+    Raises pydantic's ValidationError naming the setting, for the API and the console alike.
+    """
+    refused = _refused_strings(patch, ())
+    if refused:
+        raise ValidationError.from_exception_data("GroupSettings", refused)
+    return (base or GroupSettings()).merged(dict(patch))
 
 
 class Body(BaseModel):
@@ -81,7 +217,7 @@ class AppointmentIn(Body):
 
 class TelephonyEventIn(Body):
     user: Identifier
-    call_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    call_id: ExternalId
     state: CallState
 
 
@@ -99,7 +235,7 @@ class TelephonyBatchOut(BaseModel):
 
 
 class MeetingIn(Body):
-    meeting_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    meeting_id: ExternalId
     state: MeetingState
     screen_sharing: Flag = False
     audio: Flag = True

@@ -104,6 +104,28 @@ class UnknownTokenError(LookupError):
     pass
 
 
+class Unstorable(ValueError):
+    """The database refused the data itself (e.g. NUL in text on PostgreSQL, a lone
+    surrogate, a value too long): writing it again will not help; nothing was written.
+
+    The API checks requests so that this should not happen; when it does, the write
+    that caused it is refused with a 4xx and no other write fails with it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the database cannot store this: {reason}")
+        self.reason = reason
+
+
+def _reason(error: BaseException) -> str:
+    """The database's own words, without the SQL and parameters SQLAlchemy appends."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    reason = lines[0] if lines else type(cause).__name__
+    detail = getattr(getattr(cause, "diag", None), "message_detail", None)
+    return f"{reason} ({detail})" if detail else reason
+
+
 # Called inside a writing transaction with the users written; raises to refuse the write.
 Fence = Callable[[Connection, Collection[str]], None]
 
@@ -115,8 +137,11 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self.engine.begin() as connection:
-            yield connection
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except (sa.exc.DataError, UnicodeError) as error:  # rolled back: nothing written
+            raise Unstorable(_reason(error)) from error
 
     # -- reading everything at start ---------------------------------------------------------
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from presencebridge.api import schemas
 from presencebridge.core.effective import MICSYNC_TEMPLATE
 from presencebridge.core.errors import Rejected
 from presencebridge.core.micsync import DEFAULT_WHITELIST
@@ -134,7 +135,7 @@ async def save_group_settings(form: Posted, group_id: str) -> Response:
     except Rejected:
         return page.problem(404, page._("Unknown group: %(id)s") % {"id": group_id})
     try:
-        merged = group.settings.merged(patch)
+        merged = schemas.merged_settings(group.settings, patch)
     except ValidationError as error:
         return await group_page(page, group_id, 422, field_errors(page, error), patch)
     await hub.update_group_settings(group_id, merged)
