@@ -1560,3 +1560,19 @@ def test_what_a_reading_tells_under_the_hubs_writes() -> None:
     in_dnd = uc_dnd_with_hub_preferred(context).teams
     assert teams.seen_dnd(in_dnd, *DND_BY_HAND, at(0)) is teams.Seen.HIDDEN
     assert teams.seen_dnd(in_dnd, *PRESENTING, at(0)) is teams.Seen.YES
+
+
+def test_a_dnd_set_by_hand_after_graph_dropped_the_hubs_dnd_reaches_the_uc_side() -> None:
+    """Found with clock jumps: the last reading showed the hub's DnD; Graph dropped it
+    after a day, then the user set DnD by hand. The same reading means more now."""
+    context = group(TP)
+    state = play(user(DESK, FOCUS), context, (0, SelectProfile("Desk")))
+    state = play(state, context, (0.5, SelectProfile("Focus")))
+    state, _ = sync(state, context, 1)
+    state = poll(state, context, DND_BY_HAND, 2, 2.1)
+    assert state.teams.dnd_selected_at is None  # the hub's own
+    later = 1 + DAY + 60
+    state = play(state, context, (later, Tick()))
+    assert state.teams.dnd_lapsed
+    state = poll(state, context, DND_BY_HAND, later + 10, later + 10.1)
+    assert state.teams.dnd_selected_at is not None

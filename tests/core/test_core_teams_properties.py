@@ -227,6 +227,9 @@ class Sim:
     client_calls: int = 0  # the Teams client's calls so far
     client_call: int = 0  # the one going on (0: none)
     outlived_calls: set[int] = field(default_factory=set)  # ended by the 12-hour hard end
+    # Since a call outlived its hard end, no reading has shown the client out of a call:
+    # a new call then looks to the hub like the same one (Graph shows InACall throughout).
+    outlived_unseen_end: bool = False
     # Teams call appointments removed on a reading while the client's call went on, or
     # by anything but a reading, the mode or the hard end.
     calls_lost: list[str] = field(default_factory=list)
@@ -253,6 +256,7 @@ class Sim:
         if had.hard_end is not None and self.now >= had.hard_end:
             if self.client_call:
                 self.outlived_calls.add(self.client_call)
+            self.outlived_unseen_end = True
             return
         if self.mode() is OFF:
             return
@@ -317,6 +321,8 @@ class Sim:
     def deliver(self, reading: Reading | None) -> None:
         if reading is None:
             return
+        if reading.shown[1] not in teams.CALL_ACTIVITIES and reading.shown != DND:
+            self.outlived_unseen_end = False
         if not teams.needs_observation(self.state.teams, *reading.shown, self.mode()):
             return
         observed = TeamsObserved(reading.shown[0], reading.shown[1], None, reading.requested)
@@ -328,6 +334,8 @@ class Sim:
                 if pair == IN_A_CALL and self.graph.client != IN_A_CALL:
                     self.client_calls += 1
                     self.client_call = self.client_calls
+                    if self.outlived_unseen_end:
+                        self.outlived_calls.add(self.client_call)
                 elif pair != IN_A_CALL:
                     self.client_call = 0
                 self.graph.client = pair
@@ -723,18 +731,24 @@ def assert_settled_where_the_tables_say(sim: Sim) -> None:
         assert sync.dnd_selected_at is None, f"telephony only selected a DnD: {where}"
         assert graph.preferred_by != "hub", f"telephony only kept the hub's DnD: {where}"
         return
-    if shown[0] == "DoNotDisturb" and sync.preferred_dnd_until is None:
+    # (Unless it outlived the 12-hour hard end: then the UC side lets go of it.)
+    if shown[0] == "DoNotDisturb" and sync.preferred_dnd_until is None and not sync.dnd_outlived:
         assert sync.dnd_selected_at is not None, f"a Teams DnD did not reach UC: {where}"
     if shown[0] != "DoNotDisturb":
         assert sync.dnd_selected_at is None, f"UC kept a DnD that Teams left: {where}"
     both = sync.dnd_selected_at is not None and sync.preferred_dnd_until is not None
     assert not both, f"a DnD from Teams was sent back to Teams: {where}"
-    if presence.status is Status.DND and sync.dnd_selected_at is None:
+    # The DnD the user chose on the UC side, also under a call (issue 19: the session
+    # carries the call, the DnD stays).
+    if presence.chosen_status is Status.DND and sync.dnd_selected_at is None:
         # Unless the user set another status by hand in Teams (then it is held).
-        reached = shown[0] == "DoNotDisturb" or sync.held_by_user
+        # Nor after Graph's 1-day reset without `reassert_dnd` (SPEC §4 rule 4), nor
+        # after the user reset a Teams DnD set by hand during it (issue 19 decision).
+        left_alone = sync.held_by_user or sync.dnd_lapsed or sync.dnd_overridden
+        reached = shown[0] == "DoNotDisturb" or left_alone
         assert reached, f"a UC DnD did not reach Teams: {where}"
     if graph.preferred_by == "hub":
-        ours = presence.status is Status.DND and sync.dnd_selected_at is None
+        ours = presence.chosen_status is Status.DND and sync.dnd_selected_at is None
         assert ours, f"the hub's DnD outlived the UC DnD: {where}"
 
 

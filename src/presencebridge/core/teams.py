@@ -469,6 +469,8 @@ def note_dnd_lapse(state: UserState, now: datetime) -> UserState:
 
     Only Graph's own 1-day reset is a lapse (SPEC §4 rule 4). An end the hub gave
     (the end of a DnD appointment) just ends it; if UC DnD goes on, it is set anew.
+    Either way the hub's DnD left Graph at `until`, like a clear: readings from before
+    may show it, and the last one, judged while it showed, is judged again.
     """
     until = state.teams.preferred_dnd_until
     if until is None or now < until:
@@ -477,6 +479,7 @@ def note_dnd_lapse(state: UserState, now: datetime) -> UserState:
         state.teams,
         preferred_dnd_until=None,
         preferred_written_at=None,
+        preferred_released_at=until,
         dnd_lapsed=state.teams.preferred_default_expiry,
         preferred_default_expiry=False,
     )
