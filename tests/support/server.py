@@ -123,6 +123,28 @@ def receive_for(ws: ClientConnection, user: str, timeout: float = 5.0) -> dict[s
             return message
 
 
+def receive_until(
+    ws: ClientConnection,
+    user: str,
+    accept: Callable[[dict[str, Any]], bool],
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """The first presence message about `user` that `accept`s, skipping the others (other
+    users, and changes of this user that came first, such as a Teams reading)."""
+    deadline = time.monotonic() + timeout
+    seen: list[dict[str, Any]] = []
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            message = receive_for(ws, user, max(left, 0.001))
+        except TimeoutError:
+            problem = f"no accepted message about {user!r} within {timeout} s; got {seen}"
+            raise AssertionError(problem) from None
+        if accept(message):
+            return message
+        seen.append(message)
+
+
 def make_user(
     api: httpx.Client, user: str = "alice", group: str = "hq", **group_settings: Any
 ) -> None:

@@ -23,7 +23,7 @@ from presencebridge.adapters.store.leases import LeaseStore
 from presencebridge.api import views
 from presencebridge.api.agent import router as agent_router
 from presencebridge.api.auth import Principal, websocket_principal
-from presencebridge.api.cluster import ForwardToOwner
+from presencebridge.api.cluster import BODY, ForwardToOwner
 from presencebridge.api.cluster import install as install_cluster
 from presencebridge.api.routes import router
 from presencebridge.api.webhook import router as webhook_router
@@ -81,7 +81,7 @@ class BodyLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
+        body = scope[BODY] = b"".join(chunks)  # read once; ForwardToOwner reuses it
         replayed = False
 
         async def replay() -> Message:
@@ -249,6 +249,8 @@ async def _stream(websocket: WebSocket) -> None:
     listener = hub.bus.listen()
     metrics.STREAM_CLIENTS.inc()
     try:
+        if websocket.app.state.cluster is not None:  # the snapshot as fresh as a read
+            await websocket.app.state.cluster.catch_up()
         await websocket.send_text(await _snapshot(hub, who, language))
         receiver = asyncio.create_task(_drain(websocket))
         overflow = asyncio.create_task(listener.overflowed.wait())
