@@ -18,10 +18,11 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from presencebridge.core.partition import partition_of
-from tests.support.postgres import drop_database, fresh_database
+from tests.support.postgres import scratch_database
 from tests.support.redis import throwaway_redis
 from tests.support.server import ServerProcess, receive, receive_until
-from tests.support.teams import EmulatorProcess, eventually, sync_server
+from tests.support.teams import EmulatorProcess, sync_server
+from tests.support.waiting import eventually
 
 PARTITIONS = 16
 USERS = [f"u{i:02d}" for i in range(24)]
@@ -80,12 +81,11 @@ def all_partitions_owned(cluster: Nodes, live: list[int]) -> bool:
 @pytest.fixture(scope="module")
 def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
     folder = tmp_path_factory.mktemp("cluster")
-    database = fresh_database(postgres_server)
     emulator = EmulatorProcess(folder / "emulator-tls")
-    emulator.start()
     nodes: list[ServerProcess] = []
-    try:
-        with throwaway_redis() as redis_url:
+    with scratch_database(postgres_server) as database, throwaway_redis() as redis_url:
+        try:
+            emulator.start()
             for n in range(3):
                 node = sync_server(
                     folder / f"node{n + 1}",
@@ -98,7 +98,7 @@ def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
                 node.start()
                 nodes.append(node)
             result = Nodes(nodes, emulator)
-            eventually(lambda: balanced(result, [0, 1, 2]), bool, timeout=30)
+            eventually(lambda: balanced(result, [0, 1, 2]), bool, timeout=60)
             with nodes[0].client() as api:
                 group = {
                     "id": "hq",
@@ -124,11 +124,10 @@ def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
                     )
                     assert created.status_code == 201, created.text
             yield result
-    finally:
-        for node in nodes:
-            node.stop()
-        emulator.stop()
-        drop_database(postgres_server, database)
+        finally:
+            for node in nodes:
+                node.stop()
+            emulator.stop()
 
 
 def telephony(node: ServerProcess, user: str, call_id: str, state: str) -> httpx.Response:

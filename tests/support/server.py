@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,15 @@ from typing import Any
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
+from tests.support.ports import free_port as free_port  # also importable from here
+
 ADMIN_TOKEN = "test-admin-token-0123456789"
 BIN = Path(sys.executable).parent / "presencebridge"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+# How long a process may take to come up before the test gives up on it. Only a bound:
+# the wait ends as soon as it answers. Starting Python and importing the server takes
+# a few seconds on an idle machine, many times that on two cores shared with a busy
+# test run.
+START_TIMEOUT = 120.0
 
 
 class ChildProcess:
@@ -42,7 +41,7 @@ class ChildProcess:
             [str(BIN), *args], env=env, stdout=log, stderr=subprocess.STDOUT
         )
 
-    def wait_until(self, ready: Callable[[], bool], timeout: float = 30) -> None:
+    def wait_until(self, ready: Callable[[], bool], timeout: float = START_TIMEOUT) -> None:
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
