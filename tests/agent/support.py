@@ -85,20 +85,6 @@ class AgentProcess:
                 self.process.wait(10)
 
 
-def eventually(
-    probe: Callable[[], T], accept: Callable[[T], bool], timeout: float, step: float = 0.1
-) -> tuple[T, float]:
-    """Poll until `accept`; returns the value and how long it took."""
-    started = time.monotonic()
-    value = probe()
-    while not accept(value):
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not reached within {timeout} s; last value: {value!r}")
-        time.sleep(step)
-        value = probe()
-    return value, time.monotonic() - started
-
-
 def stays(probe: Callable[[], T], accept: Callable[[T], bool], seconds: float) -> T:
     """`accept` holds throughout `seconds` (a change that must not happen)."""
     deadline = time.monotonic() + seconds

@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from tests.agent.pulse import PulseDaemon, stop_process
-from tests.agent.support import MICSYNC, AgentProcess, eventually, presence, stays
+from tests.agent.support import MICSYNC, AgentProcess, presence, stays
 from tests.support.server import ServerProcess
+from tests.support.waiting import eventually, eventually_timed
 
 
 def start_server(folder: Path) -> Iterator[ServerProcess]:
@@ -91,12 +92,12 @@ def test_zoom_on_the_microphone_shows_micsync_and_its_end_returns(
     for agent in run_agent(server, desk, pulse, tmp_path):
         assert available(desk.presence())
         zoom = pulse.record("zoom")
-        shown, took = eventually(desk.presence, shows_micsync("Zoom Meeting"), timeout=5)
+        shown, took = eventually_timed(desk.presence, shows_micsync("Zoom Meeting"), timeout=5)
         assert took >= 1.0, "the on-debounce (2 s) is respected"
         assert shown["microphone"]["process"] == "zoom"
 
         stop_process(zoom)
-        _, took = eventually(desk.presence, available, timeout=10)
+        _, took = eventually_timed(desk.presence, available, timeout=10)
         assert took >= 3.0, "the off-debounce (5 s) is respected"
         assert "microphone held by: zoom" in agent.output()
 

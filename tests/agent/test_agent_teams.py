@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.agent.support import AgentProcess, eventually, presence, stays
+from tests.agent.support import AgentProcess, presence, stays
 from tests.support.server import ServerProcess
 from tests.support.teams import CLIENT_ID, TENANT, EmulatorProcess, new_teams_id
+from tests.support.waiting import eventually
 
 AGENT_SECRET = "a-desktop-secret-for-the-agent-token-cache"
 DND = {"name": "Fokus", "status": "dnd", "text": "Fokuszeit", "color": "#cc0000"}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import drop_database, fresh_database
+from tests.support.postgres import scratch_database
 from tests.support.server import ServerProcess, make_user, receive, receive_for
 
 pytestmark = pytest.mark.postgres
@@ -15,9 +15,8 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def database_url(postgres_server: str) -> Iterator[str]:
-    url = fresh_database(postgres_server)
-    yield url
-    drop_database(postgres_server, url)
+    with scratch_database(postgres_server) as url:
+        yield url
 
 
 def test_server_on_postgresql_streams_and_survives_kill_9(

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.server import ADMIN_TOKEN, BIN, ServerProcess, free_port, receive
+from tests.support.ports import free_port
+from tests.support.server import ADMIN_TOKEN, BIN, ServerProcess, receive
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

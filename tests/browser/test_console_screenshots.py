@@ -15,7 +15,8 @@ from playwright.sync_api import Browser, expect
 from tests.browser.conftest import Directory
 from tests.browser.helpers import DESKTOP, PHONE, layout_problems, new_context, screenshot, sign_in
 from tests.support.server import ServerProcess
-from tests.support.teams import EmulatorProcess, eventually
+from tests.support.teams import EmulatorProcess
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ from playwright.sync_api import Browser, expect
 from tests.browser.conftest import Directory
 from tests.browser.helpers import new_context, sign_in
 from tests.support.server import ServerProcess
-from tests.support.teams import EmulatorProcess, eventually
+from tests.support.teams import EmulatorProcess
+from tests.support.waiting import eventually
 
 
 def test_a_mode_changed_in_the_console_takes_effect(

@@ -8,7 +8,8 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser.conftest import Directory
 from tests.browser.helpers import new_context, sign_in
 from tests.support.server import ServerProcess
-from tests.support.teams import EmulatorProcess, eventually
+from tests.support.teams import EmulatorProcess
+from tests.support.waiting import eventually
 
 
 def own_order(api: httpx.Client, user: str) -> list[str]:

@@ -2,30 +2,23 @@
 
 The example is used as an administrator would install it, with only what a test
 must change: the listening ports (unprivileged, IPv4 only), the certificate
-paths (a certificate made here), the upstream port (the ServerProcess) and the
-access log's path. Every replacement must hit, so the test fails when the
+paths (a certificate from tests/support/tls.py), the upstream port (the
+ServerProcess) and the access log's path. Every replacement must hit, so the test fails when the
 example drifts from what these substitutions expect.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shutil
 import socket
 import ssl
 import subprocess
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from tests.support.server import free_port
+from tests.support.ports import free_port
+from tests.support.tls import Certificate
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "presencebridge.conf"
 NGINX = shutil.which("nginx") or next(
@@ -35,81 +28,6 @@ MISSING = (
     "nginx is not installed: the deployment tests run the example configuration in a real "
     "nginx. Install Debian's package (apt-get install nginx, or `make sysdeps` as root)."
 )
-
-
-@dataclass(frozen=True)
-class Certificate:
-    ca_file: Path  # what clients trust
-    chain_file: Path  # server certificate + CA, as in /etc/ssl/.../fullchain.pem
-    key_file: Path
-
-
-def make_certificate(
-    folder: Path, names: tuple[str, ...] = ("127.0.0.1", "localhost")
-) -> Certificate:
-    """A private CA and a server certificate it issues for `names` (ECDSA P-256)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "presencebridge test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    alt_names: list[x509.GeneralName] = []
-    for name in names:
-        try:
-            alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            alt_names.append(x509.DNSName(name))
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    cert = Certificate(folder / "ca.pem", folder / "fullchain.pem", folder / "privkey.pem")
-    cert.ca_file.write_bytes(ca.public_bytes(pem))
-    cert.chain_file.write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
-    cert.key_file.write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    cert.key_file.chmod(0o600)
-    return cert
 
 
 def _replace(text: str, old: str, new: str) -> str:

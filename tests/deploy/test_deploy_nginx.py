@@ -24,10 +24,12 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.deploy.nginx import MISSING, NGINX, NginxProcess, make_certificate
+from tests.deploy.nginx import MISSING, NGINX, NginxProcess
 from tests.deploy.support import UnitServer
 from tests.support.server import ADMIN_TOKEN, receive, receive_for
-from tests.support.teams import CLIENT_ID, CLIENT_SECRET, TENANT, EmulatorProcess, eventually
+from tests.support.teams import CLIENT_ID, CLIENT_SECRET, TENANT, EmulatorProcess
+from tests.support.tls import make_certificate
+from tests.support.waiting import eventually
 from tests.sync.test_sync_notify import SECRET_KEY, sign_in_service_account, subscribed
 from tests.sync.test_sync_tables import Colleague, group
 

@@ -1,13 +1,15 @@
-"""A real `presencebridge graph-emulator` process, tokens for it, and a webhook receiver."""
+"""Tokens for the Graph emulator, and a webhook receiver.
+
+The emulator process itself is tests/support/teams.py's `EmulatorProcess`, importable
+from here too.
+"""
 
 from __future__ import annotations
 
 import json
 import queue
 import ssl
-import subprocess
 import threading
-import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,7 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.support.server import BIN, free_port
+from tests.support import waiting
+from tests.support.ports import free_port
+from tests.support.teams import EmulatorProcess as EmulatorProcess  # also importable from here
 
 T = TypeVar("T")
 
@@ -24,61 +28,6 @@ TENANT = "contoso.onmicrosoft.com"
 APP_ID = "a1b2c3d4-0000-4000-8000-00000000a001"
 APP_SECRET = "emulator-test-secret"
 PUBLIC_APP_ID = "a1b2c3d4-0000-4000-8000-00000000b002"
-
-
-class EmulatorProcess:
-    """The emulator as an admin runs it: its own process, HTTPS, a CA in `tls_dir`."""
-
-    def __init__(self, tls_dir: Path, *extra: str) -> None:
-        self.tls_dir = tls_dir
-        self.port = free_port()
-        self.extra = extra
-        self.log_path = tls_dir.parent / f"emulator-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    @property
-    def ca_file(self) -> Path:
-        return self.tls_dir / "ca.pem"
-
-    def start(self) -> None:
-        self.tls_dir.parent.mkdir(parents=True, exist_ok=True)
-        command = [BIN, "graph-emulator", "--port", self.port, "--tls-dir", self.tls_dir]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(part) for part in (*command, *self.extra)], stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"emulator exited early:\n{self.log_path.read_text()}")
-            if self.ca_file.exists():
-                try:
-                    with self.client() as client:
-                        if client.get("/_emulator/health").status_code == 200:
-                            return
-                except httpx.HTTPError:
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError(f"emulator did not come up:\n{self.log_path.read_text()}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-    def client(self, token: str | None = None) -> httpx.Client:
-        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-        return httpx.Client(
-            base_url=self.base_url, verify=trusting(self.ca_file), headers=headers, timeout=20
-        )
 
 
 def trusting(ca_file: Path) -> ssl.SSLContext:
@@ -143,14 +92,7 @@ def user_tokens(
 
 def eventually(probe: Callable[[], T], accept: Callable[[T], bool], timeout: float = 3.0) -> T:
     """Poll `probe` until `accept` holds (for counters updated after a delivery returns)."""
-    deadline = time.monotonic() + timeout
-    value = probe()
-    while not accept(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout} s; last value: {value!r}")
-        time.sleep(0.05)
-        value = probe()
-    return value
+    return waiting.eventually(probe, accept, timeout)
 
 
 def make_users(client: httpx.Client, *ids: str) -> None:

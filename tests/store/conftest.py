@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from presencebridge.adapters.store import GroupRecord, Store, create_engine, migrate
 from presencebridge.core.settings import GroupSettings
-from tests.support.postgres import drop_database, fresh_database
+from tests.support.postgres import scratch_database
 
 NOW = datetime(2024, 3, 4, 8, 30, tzinfo=UTC)
 
@@ -28,9 +28,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
         return
     admin_url: str = request.getfixturevalue("postgres_server")
-    url = fresh_database(admin_url)
-    yield url
-    drop_database(admin_url, url)
+    with scratch_database(admin_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ server, that server is used instead: the tests then work in databases of their o
 created with unique names and dropped at the end.
 
 `fresh_database(admin_url)` makes one more empty database on the same server, so each
-test (or module) can start from a clean schema.
+test (or module) can start from a clean schema; `scratch_database(admin_url)` is the
+same as a context manager that drops it afterwards.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +28,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
+
+from tests.support.ports import free_port
 
 URL_VARIABLE = "PRESENCEBRIDGE_TEST_POSTGRES_URL"
 # Every database this module creates starts with this, so what it leaves can be found.
@@ -67,12 +69,6 @@ def find_bindir() -> Path | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _libpq_url(url: str) -> str:
     """The URL as libpq reads it (SQLAlchemy spellings such as postgresql+psycopg:// too)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -101,6 +97,16 @@ def fresh_database(admin_url: str) -> str:
     base = _database_name(admin_url)
     prefix = base if base.startswith(NAME_PREFIX) and len(base) <= 50 else NAME_PREFIX.rstrip("_")
     return create_database(admin_url, f"{prefix}_{uuid.uuid4().hex[:12]}")
+
+
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A fresh database on admin_url's server (its URL) for the duration, dropped after."""
+    url = fresh_database(admin_url)
+    try:
+        yield url
+    finally:
+        drop_database(admin_url, url)
 
 
 def drop_database(admin_url: str, url: str) -> None:

@@ -11,13 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.ports import free_port
+
 INSTALL_HINT = "redis-server was not found: install Debian's `redis-server` package"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answers(port: int) -> bool:
@@ -35,7 +31,7 @@ def throwaway_redis() -> Iterator[str]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not Path(binary).exists():
         raise RuntimeError(INSTALL_HINT)
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="pbredis-") as folder:
         log = (Path(folder) / "redis.log").open("wb")
         process = subprocess.Popen(

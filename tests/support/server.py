@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,15 @@ from typing import Any
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
+from tests.support.ports import free_port as free_port  # also importable from here
+
 ADMIN_TOKEN = "test-admin-token-0123456789"
 BIN = Path(sys.executable).parent / "presencebridge"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+# How long a process may take to come up before the test gives up on it. Only a bound:
+# the wait ends as soon as it answers. Starting Python and importing the server takes
+# a few seconds on an idle machine, many times that on two cores shared with a busy
+# test run.
+START_TIMEOUT = 120.0
 
 
 class ChildProcess:
@@ -42,7 +41,7 @@ class ChildProcess:
             [str(BIN), *args], env=env, stdout=log, stderr=subprocess.STDOUT
         )
 
-    def wait_until(self, ready: Callable[[], bool], timeout: float = 30) -> None:
+    def wait_until(self, ready: Callable[[], bool], timeout: float = START_TIMEOUT) -> None:
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -121,6 +120,28 @@ def receive_for(ws: ClientConnection, user: str, timeout: float = 5.0) -> dict[s
         message = receive(ws, left)
         if message.get("type") == "presence" and message.get("user") == user:
             return message
+
+
+def receive_until(
+    ws: ClientConnection,
+    user: str,
+    accept: Callable[[dict[str, Any]], bool],
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """The first presence message about `user` that `accept`s, skipping the others (other
+    users, and changes of this user that came first, such as a Teams reading)."""
+    deadline = time.monotonic() + timeout
+    seen: list[dict[str, Any]] = []
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            message = receive_for(ws, user, max(left, 0.001))
+        except TimeoutError:
+            problem = f"no accepted message about {user!r} within {timeout} s; got {seen}"
+            raise AssertionError(problem) from None
+        if accept(message):
+            return message
+        seen.append(message)
 
 
 def make_user(

@@ -5,15 +5,14 @@ from __future__ import annotations
 import ssl
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
-from tests.support.server import ChildProcess, ServerProcess, free_port
-
-T = TypeVar("T")
+from tests.support.ports import free_port
+from tests.support.server import ChildProcess, ServerProcess
+from tests.support.waiting import eventually as eventually  # also importable from here
 
 TENANT = "contoso"
 CLIENT_ID = "11111111-2222-4333-8444-555555555555"
@@ -21,13 +20,15 @@ CLIENT_SECRET = "emulator-client-secret-value"
 
 
 class EmulatorProcess(ChildProcess):
-    """`presencebridge graph-emulator` as an admin starts it."""
+    """`presencebridge graph-emulator` as an admin starts it: its own process, HTTPS with a
+    CA it makes in `tls_dir`; `extra` are more command-line options."""
 
     name = "emulator"
 
-    def __init__(self, tls_dir: Path) -> None:
+    def __init__(self, tls_dir: Path, *extra: str) -> None:
         self.tls_dir = tls_dir
         self.port = free_port()
+        self.extra = extra
         super().__init__(tls_dir.parent / f"emulator-{self.port}.log")
         self._token: str | None = None
 
@@ -40,18 +41,28 @@ class EmulatorProcess(ChildProcess):
         return self.tls_dir / "ca.pem"
 
     def start(self) -> None:
-        self.tls_dir.mkdir(parents=True, exist_ok=True)
-        self.launch(["graph-emulator", "--port", str(self.port), "--tls-dir", str(self.tls_dir)])
+        # The emulator makes tls_dir itself (private, 0700).
+        self.tls_dir.parent.mkdir(parents=True, exist_ok=True)
+        port, tls_dir = str(self.port), str(self.tls_dir)
+        self.launch(["graph-emulator", "--port", port, "--tls-dir", tls_dir, *self.extra])
 
         def answers() -> bool:
-            with self.control() as control:
-                return control.get("/_emulator/stats").is_success
+            with self.client() as client:
+                return client.get("/_emulator/health").status_code == 200
 
         self.wait_until(lambda: self.ca_file.exists() and answers())
 
-    def control(self) -> httpx.Client:
+    def client(self, token: str | None = None, timeout: float = 20) -> httpx.Client:
+        """A client that trusts the emulator's CA (and nothing else), with a token if given."""
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
         context = ssl.create_default_context(cafile=str(self.ca_file))
-        return httpx.Client(base_url=self.base_url, verify=context, timeout=10)
+        return httpx.Client(
+            base_url=self.base_url, verify=context, headers=headers, timeout=timeout
+        )
+
+    def control(self) -> httpx.Client:
+        """A client of the control API (`/_emulator/…`)."""
+        return self.client(timeout=10)
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         with self.control() as client:
@@ -131,18 +142,6 @@ def sync_server(data_dir: Path, emulator: EmulatorProcess, **env: str) -> Server
         PRESENCEBRIDGE_CLIENT_SECRET=CLIENT_SECRET,
         **env,
     )
-
-
-def eventually(probe: Callable[[], T], accept: Callable[[T], bool], timeout: float = 2.0) -> T:
-    """Poll `probe` until `accept` holds; the last value is in the failure message."""
-    deadline = time.monotonic() + timeout
-    value = probe()
-    while not accept(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout} s; last value: {value!r}")
-        time.sleep(0.05)
-        value = probe()
-    return value
 
 
 def new_teams_id() -> str:

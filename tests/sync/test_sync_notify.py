@@ -13,8 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.server import ServerProcess, free_port
-from tests.support.teams import EmulatorProcess, eventually, new_teams_id, sync_server
+from tests.support.ports import free_port
+from tests.support.server import ServerProcess
+from tests.support.teams import EmulatorProcess, new_teams_id, sync_server
+from tests.support.waiting import eventually
 from tests.sync.test_sync_tables import Colleague, group, on_teams_phone
 
 SECRET_KEY = "a-long-server-secret-key-for-token-caches"

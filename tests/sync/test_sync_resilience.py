@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from tests.support.server import ServerProcess
-from tests.support.teams import EmulatorProcess, eventually, sync_server
+from tests.support.teams import EmulatorProcess, sync_server
+from tests.support.waiting import eventually
 from tests.sync.test_sync_tables import (
     DND_PROFILE,
     Colleague,

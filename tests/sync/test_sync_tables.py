@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from tests.support.server import ServerProcess
-from tests.support.teams import EmulatorProcess, eventually, new_teams_id, sync_server
+from tests.support.teams import EmulatorProcess, new_teams_id, sync_server
+from tests.support.waiting import eventually
 
 DND_PROFILE = {"name": "Fokus", "status": "dnd", "text": "Bitte nicht stören", "color": "#aa0000"}
 LUNCH_PROFILE = {"name": "Mittag", "status": "away", "text": "Mittagspause", "color": "#ffcc00"}

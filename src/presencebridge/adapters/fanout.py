@@ -4,6 +4,12 @@ Each node publishes the new state of every user it handles and every group it
 changed; every node applies what the others publish, so a presence stream on any
 node sees every change. Redis is a messenger here, never the truth: the database
 is. After a lost connection a node reads everyone again (`on_reconnect`).
+
+`barrier()` lets a node catch up with the others before it answers a read from its
+copy: it publishes a marker, every other node answers it through its own outbox,
+behind everything that node published before, and the subscriber applies messages
+in order. Once every peer's answer has come in, every change a peer acknowledged
+before the barrier began is in this node's copy.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import redis.asyncio as redis
@@ -33,6 +40,9 @@ class Fanout:
         self.received = 0
         self.dropped = 0
         self.connected = False
+        self.barriers = 0
+        self.barrier_timeouts = 0
+        self._waiting: dict[str, tuple[set[str], asyncio.Event]] = {}
 
     def publish(self, message: dict[str, Any]) -> None:
         """Queue a message for the other nodes; never blocks the caller."""
@@ -40,6 +50,44 @@ class Fanout:
             self._outbox.put_nowait(json.dumps({"node": self.node, **message}))
         except asyncio.QueueFull:
             self.dropped += 1  # the others catch up when they resync
+
+    async def barrier(self, peers: Collection[str], within: float) -> set[str]:
+        """Wait until each of `peers` (node ids) has passed on everything it published
+        before now; returns the peers that did not answer `within` seconds."""
+        missing = set(peers) - {self.node}
+        if not missing:
+            return set()
+        if not self.connected:
+            return missing  # nothing arrives anyway; the resync after reconnecting catches up
+        token = uuid.uuid4().hex
+        done = asyncio.Event()
+        self._waiting[token] = (missing, done)
+        self.barriers += 1
+        try:
+            self.publish({"kind": "barrier", "id": token})
+            try:
+                await asyncio.wait_for(done.wait(), within)
+            except TimeoutError:
+                self.barrier_timeouts += 1
+                log.warning("no barrier answer within %.1f s from %s", within, sorted(missing))
+            return set(missing)
+        finally:
+            del self._waiting[token]
+
+    def _barrier_message(self, message: dict[str, Any]) -> bool:
+        """Answer another node's barrier, or note an answer to ours; False for others."""
+        kind = message.get("kind")
+        if kind == "barrier":
+            self.publish({"kind": "barrier-passed", "id": message["id"], "to": message["node"]})
+            return True
+        if kind == "barrier-passed":
+            if message.get("to") == self.node and message["id"] in self._waiting:
+                missing, done = self._waiting[message["id"]]
+                missing.discard(message["node"])
+                if not missing:
+                    done.set()
+            return True
+        return False
 
     async def run_publisher(self) -> None:
         while True:
@@ -75,6 +123,8 @@ class Fanout:
                             continue
                         message = json.loads(item["data"])
                         if message.get("node") == self.node:
+                            continue
+                        if self._barrier_message(message):
                             continue
                         self.received += 1
                         try:

@@ -20,7 +20,7 @@ from presencebridge.adapters.fanout import Fanout
 from presencebridge.adapters.store import Store, Unstorable, create_engine, migrate
 from presencebridge.adapters.store.leases import LeaseStore
 from presencebridge.api.agent import router as agent_router
-from presencebridge.api.cluster import ForwardToOwner
+from presencebridge.api.cluster import BODY, ForwardToOwner
 from presencebridge.api.cluster import install as install_cluster
 from presencebridge.api.routes import router
 from presencebridge.api.schemas import ID_RULE
@@ -79,7 +79,7 @@ class BodyLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
+        body = scope[BODY] = b"".join(chunks)  # read once; ForwardToOwner reuses it
         replayed = False
 
         async def replay() -> Message:

@@ -6,10 +6,20 @@ into an internal 421 naming the owner, and this middleware sends the same reques
 there and hands back its answer. A request is forwarded at most once: a node that
 receives a forwarded request for a user it does not own (the partition is moving)
 answers 503 with Retry-After.
+
+Reads are as consistent as writes (read-your-writes on every node): a read about one
+user (`GET /api/v1/users/{id}…`) is forwarded to the node that handles the user
+before any handler runs, so it sees whatever the owner acknowledged; any other read
+(lists, groups) and the presence stream's snapshot first catch up with the other
+nodes through a fan-out barrier (`Cluster.catch_up`).
+
+The body is read once, by `BodyLimit` (outside this middleware), which leaves it in
+the scope under `BODY`; forwarding sends that copy on.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
 
@@ -31,6 +41,13 @@ FORWARD_TO = "x-presencebridge-forward-to"
 FORWARDED_BY = "x-presencebridge-forwarded-by"
 # Hop-by-hop and recomputed headers are not passed on.
 NOT_FORWARDED = {b"host", b"content-length", b"connection", b"transfer-encoding", b"keep-alive"}
+# Where BodyLimit leaves the request body it read (a key of the ASGI scope).
+BODY = "presencebridge.body"
+# Reads about one user: answered by the node that handles the user.
+USER_READ = re.compile(r"^/api/v1/users/(?P<user>[^/]+)(?:/.*)?$")
+READS = {"GET", "HEAD"}
+# Reads about this node itself, answered from its own view without catching up.
+NODE_LOCAL = ("/api/v1/admin/",)
 
 
 def moving() -> JSONResponse:
@@ -112,21 +129,15 @@ class ForwardToOwner:
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:  # BodyLimit, outside us, has already bounded the size
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        cluster = scope["app"].state.cluster
+        read = scope["method"] in READS and cluster is not None
+        if read and await self._read_elsewhere(scope, cluster, send):
+            return
+        if BODY in scope:
+            body: bytes = scope[BODY]
+        else:  # not behind BodyLimit: read it here, once, and hand it on
+            body = await read_body(receive)
+            receive = replay(body, receive)
 
         owner: str | None = None
 
@@ -140,9 +151,28 @@ class ForwardToOwner:
             if owner is None:
                 await send(message)
 
-        await self.app(scope, replay, capture)
+        await self.app(scope, receive, capture)
         if owner is not None:
             await self._forward(scope, body, owner, send)
+
+    async def _read_elsewhere(self, scope: Scope, cluster: Any, send: Send) -> bool:
+        """Make a read as fresh as a write; True when it was answered (by another node)."""
+        path: str = scope["path"]
+        found = USER_READ.match(path)
+        if found is None:
+            if not path.startswith(NODE_LOCAL):
+                await cluster.catch_up()
+            return False
+        user_id = found["user"]
+        if cluster.owns(user_id):
+            return False
+        forwarded = any(k.lower() == FORWARDED_BY.encode() for k, _ in scope["headers"])
+        owner = None if forwarded else await cluster.find_owner(user_id)
+        if owner is None:  # between owners, or sent here by a node whose view is older
+            await moving()(scope, _no_body, send)
+        else:
+            await self._forward(scope, b"", owner, send)
+        return True
 
     async def _forward(self, scope: Scope, body: bytes, owner: str, send: Send) -> None:
         headers = [
@@ -176,3 +206,26 @@ class ForwardToOwner:
 
 async def _no_body() -> Message:
     return {"type": "http.disconnect"}
+
+
+async def read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands out `body` once, then whatever comes next (a disconnect)."""
+    replayed = False
+
+    async def again() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again

@@ -61,6 +61,9 @@ async def presence_stream(websocket: WebSocket, who: Principal) -> None:
     listener = hub.bus.listen()
     metrics.STREAM_CLIENTS.inc()
     try:
+        cluster = websocket.app.state.cluster
+        if cluster is not None:  # the snapshot as fresh as a read (docs/cluster.md)
+            await cluster.catch_up()
         await websocket.send_text(await snapshot(hub, who, language))
         await _follow(websocket, hub, listener, who, language)
     except (WebSocketDisconnect, RuntimeError):

@@ -86,6 +86,11 @@ class Cluster:
         url = await self._io(self.leases.owner_url, self.partition(user_id))
         return None if url == self.url else url
 
+    async def catch_up(self) -> None:
+        """Before answering a read from our copies: take in every change another node
+        acknowledged before now (a barrier through the fan-out)."""
+        await self.fanout.barrier(self.nodes.keys(), self.ttl.total_seconds() / 3)
+
     def status(self) -> dict[str, Any]:
         return {
             "node": self.node,
@@ -100,6 +105,8 @@ class Cluster:
                 "published": self.fanout.published,
                 "received": self.fanout.received,
                 "dropped": self.fanout.dropped,
+                "barriers": self.fanout.barriers,
+                "barrier_timeouts": self.fanout.barrier_timeouts,
             },
         }
 
