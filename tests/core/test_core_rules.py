@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pydantic import ValidationError
@@ -666,3 +666,8 @@ def test_presence_text_renders_in_the_readers_language() -> None:
     text = effective_presence(state, (), NOW).text
     assert render(text, pick_language("de-DE,de;q=0.9")) == "Am Telefon"
     assert render(text, pick_language("en-GB")) == "On the phone"
+
+
+def test_every_event_has_a_handler() -> None:
+    """An event without a row in `rules.HANDLERS` would fail at run time, not here."""
+    assert set(rules.HANDLERS) == set(get_args(rules.Event))

@@ -7,8 +7,10 @@ appointments leave the list), so the state never carries stale entries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from presencebridge.core import micsync, teams
 from presencebridge.core.effective import (
@@ -230,66 +232,79 @@ def apply(state: UserState, event: Event, context: GroupContext, now: datetime) 
 
 
 def _apply(state: UserState, event: Event, context: GroupContext, now: datetime) -> UserState:
-    match event:
-        case TelephonyEvent(call_id, call_state):
-            return replace(state, calls=apply_call_event(state.calls, call_id, call_state, now))
-        case MeetingEvent():
-            return _meeting(state, event, now)
-        case AddProfile(profile):
-            return _add_profile(state, profile)
-        case DeleteProfile(name):
-            found = find_profile(state.profiles, name)
-            if found is None:
-                raise Rejected(Reason.NOT_FOUND, f"user has no own profile named {name!r}")
-            return replace(state, profiles=tuple(p for p in state.profiles if p is not found))
-        case ReorderProfiles(names):
-            return _reorder(state, names)
-        case SelectProfile(name):
-            return _select(state, name, context, now)
-        case AddAppointment():
-            return _add_appointment(state, event, context, now)
-        case DeleteAppointment(appointment_id):
-            if not any(a.id == appointment_id for a in state.appointments):
-                raise Rejected(Reason.NOT_FOUND, f"no appointment {appointment_id!r}")
-            return replace(
-                state, appointments=tuple(a for a in state.appointments if a.id != appointment_id)
-            )
-        case SetOwnMode(mode):
-            return replace(state, own_mode=mode)
-        case Tick():
-            return state
-        case MicrophoneReport(processes):
-            return _microphone(state, processes, context, now)
-        case AgentStarted():
-            # Whatever the sync created may be stale after the agent was away: remove it;
-            # the next reading (judged afresh) and report re-create what still holds.
-            kept = tuple(a for a in state.appointments if a.origin is AppointmentOrigin.MANUAL)
-            # A call past its hard end stays outlived (SPEC §3 rule 5): only Teams showing
-            # no call ends that.
-            sync = replace(state.teams, observed_mode=None)
-            return replace(state, appointments=kept, microphone=None, teams=sync)
-        case TeamsObserved(availability, activity, sequence, requested_at):
-            return teams.observe(
-                state,
-                availability,
-                activity,
-                sequence,
-                requested_at,
-                context.mode(state),
-                context.templates,
-                now,
-            )
-        case TeamsSessionWritten(activity):
-            if activity is None:
-                written = replace(
-                    state.teams, session=None, session_written_at=None, session_released_at=now
-                )
-            else:
-                written = replace(state.teams, session=activity, session_written_at=now)
-            return replace(state, teams=written)
-        case TeamsPreferredWritten(until, default_expiry):
-            return teams.note_preferred_written(state, until, default_expiry, now)
-    raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
+    return HANDLERS[type(event)](state, event, context, now)
+
+
+def _telephony(s: UserState, e: TelephonyEvent, c: GroupContext, now: datetime) -> UserState:
+    return replace(s, calls=apply_call_event(s.calls, e.call_id, e.state, now))
+
+
+def _delete_profile(s: UserState, e: DeleteProfile, c: GroupContext, now: datetime) -> UserState:
+    found = find_profile(s.profiles, e.name)
+    if found is None:
+        raise Rejected(Reason.NOT_FOUND, f"user has no own profile named {e.name!r}")
+    return replace(s, profiles=tuple(p for p in s.profiles if p is not found))
+
+
+def _delete_appointment(
+    s: UserState, e: DeleteAppointment, c: GroupContext, now: datetime
+) -> UserState:
+    if not any(a.id == e.id for a in s.appointments):
+        raise Rejected(Reason.NOT_FOUND, f"no appointment {e.id!r}")
+    return replace(s, appointments=tuple(a for a in s.appointments if a.id != e.id))
+
+
+def _agent_started(s: UserState, e: AgentStarted, c: GroupContext, now: datetime) -> UserState:
+    # Whatever the sync created may be stale after the agent was away: remove it; the
+    # next reading (judged afresh) and report re-create what still holds. A call past
+    # its hard end stays outlived (SPEC §3 rule 5): only Teams showing no call ends that.
+    kept = tuple(a for a in s.appointments if a.origin is AppointmentOrigin.MANUAL)
+    return replace(
+        s, appointments=kept, microphone=None, teams=replace(s.teams, observed_mode=None)
+    )
+
+
+def _observed(s: UserState, e: TeamsObserved, c: GroupContext, now: datetime) -> UserState:
+    mode, templates = c.mode(s), c.templates
+    return teams.observe(
+        s, e.availability, e.activity, e.sequence, e.requested_at, mode, templates, now
+    )
+
+
+def _session_written(
+    s: UserState, e: TeamsSessionWritten, c: GroupContext, now: datetime
+) -> UserState:
+    if e.activity is None:
+        written = replace(s.teams, session=None, session_written_at=None, session_released_at=now)
+    else:
+        written = replace(s.teams, session=e.activity, session_written_at=now)
+    return replace(s, teams=written)
+
+
+def _preferred_written(
+    s: UserState, e: TeamsPreferredWritten, c: GroupContext, now: datetime
+) -> UserState:
+    return teams.note_preferred_written(s, e.until, e.default_expiry, now)
+
+
+# What each event does to the user's state (before the steps every event shares, `apply`).
+HANDLERS: dict[type[Any], Callable[[UserState, Any, GroupContext, datetime], UserState]] = {
+    TelephonyEvent: _telephony,
+    MeetingEvent: lambda s, e, c, now: _meeting(s, e, now),
+    AddProfile: lambda s, e, c, now: _add_profile(s, e.profile),
+    DeleteProfile: _delete_profile,
+    ReorderProfiles: lambda s, e, c, now: _reorder(s, e.names),
+    SelectProfile: lambda s, e, c, now: _select(s, e.name, c, now),
+    AddAppointment: lambda s, e, c, now: _add_appointment(s, e, c, now),
+    DeleteAppointment: _delete_appointment,
+    SetOwnMode: lambda s, e, c, now: replace(s, own_mode=e.mode),
+    Tick: lambda s, e, c, now: s,
+    MicrophoneReport: lambda s, e, c, now: _microphone(s, e.processes, c, now),
+    AgentStarted: _agent_started,
+    TeamsObserved: _observed,
+    TeamsSessionWritten: _session_written,
+    TeamsPreferredWritten: _preferred_written,
+}
 
 
 def _microphone(
