@@ -16,11 +16,16 @@ from presencebridge.core.model import (
     AppointmentOrigin,
     Call,
     CallState,
+    FollowedCall,
+    FollowedDnd,
+    HubDnd,
+    HubSession,
     Meeting,
     Profile,
     ProfileTemplate,
     Selection,
     Status,
+    TeamsReading,
     TeamsState,
     TeamsSyncMode,
     Telephony,
@@ -122,17 +127,28 @@ def user_states(draw: st.DrawFn, times: st.SearchStrategy[datetime] = moments) -
     teams = draw(
         st.builds(
             TeamsState,
-            availability=st.none() | st.sampled_from(["Available", "Busy", "DoNotDisturb", "Away"]),
-            activity=st.none() | st.sampled_from(["Available", "InACall", "Presenting"]),
-            sequence=st.none() | st.sampled_from(["0001", "0002"]),
-            observed_at=st.none() | times,
-            session=st.none() | st.just("InACall"),
-            session_written_at=st.none() | times,
-            preferred_dnd_until=st.none() | times,
-            held_by_user=st.booleans(),
-            dnd_selected_at=st.none() | times,
-            dnd_replaced=st.none() | st.builds(Selection, ids, times),
-            call_outlived=st.booleans(),
+            seen=st.builds(
+                TeamsReading,
+                availability=st.none()
+                | st.sampled_from(["Available", "Busy", "DoNotDisturb", "Away"]),
+                activity=st.none() | st.sampled_from(["Available", "InACall", "Presenting"]),
+                sequence=st.none() | st.sampled_from(["0001", "0002"]),
+                requested_at=st.none() | times,
+                held_by_user=st.booleans(),
+            ),
+            hub_session=st.builds(
+                HubSession,
+                activity=st.none() | st.just("InACall"),
+                written_at=st.none() | times,
+                unsure=st.booleans(),
+            ),
+            hub_dnd=st.builds(HubDnd, until=st.none() | times, lapsed=st.booleans()),
+            call=st.builds(FollowedCall, outlived=st.booleans()),
+            dnd=st.builds(
+                FollowedDnd,
+                selected_at=st.none() | times,
+                replaced=st.none() | st.builds(Selection, ids, times, st.booleans()),
+            ),
         )
     )
     return UserState(

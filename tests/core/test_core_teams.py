@@ -25,11 +25,14 @@ from presencebridge.core.model import (
     Appointment,
     AppointmentOrigin,
     CallState,
+    HubDnd,
+    HubSession,
     MeetingState,
     Profile,
     ProfileTemplate,
     Selection,
     Status,
+    TeamsReading,
     TeamsState,
     TeamsSyncMode,
     TeamsView,
@@ -361,7 +364,7 @@ def test_teams_dnd_changes_nothing_outside_telephony_and_presence(
     state = play(user(*row.profiles), context, (10, seen(row.reading, 9)))
 
     assert state.selection is None
-    assert state.teams.dnd_selected_at is None
+    assert state.teams.dnd.selected_at is None
     assert presence(state, context, 11).status is Status.AVAILABLE
 
 
@@ -421,7 +424,7 @@ def test_leaving_teams_dnd_restores_the_previous_choice(
     state = play(state, context, *row.meanwhile, (40, seen(AVAILABLE, 39)))
 
     assert state.selection == row.expected
-    assert state.teams.dnd_selected_at is None
+    assert state.teams.dnd.selected_at is None
 
 
 def test_teams_dnd_changing_from_presenting_to_dnd_keeps_the_first_selection() -> None:
@@ -712,7 +715,7 @@ def test_a_session_set_lost_in_a_crash_after_the_call_ended_is_cleared_not_taken
     assert teams_call(state) is None
     state, writes = sync(state, context, 11, refresh=True)
     assert writes == ["clear_session"]  # 404 if it never arrived: fine either way
-    assert state.teams.session_unsure is False
+    assert state.teams.hub_session.unsure is False
     # From now on a call in Teams is the user's own again.
     state = poll(state, context, AVAILABLE, 12, 12.1)
     state = poll(state, context, IN_A_CALL, 20, 20.1)
@@ -727,7 +730,7 @@ def test_a_session_set_lost_in_a_crash_during_the_call_is_the_hubs_own() -> None
     state, writes = sync(state, context, 11, refresh=True)
     assert writes == ["set_session InACall"]
     state = poll(state, context, IN_A_CALL, 12, 12.1)
-    assert teams_call(state) is None and state.teams.held_by_user is False
+    assert teams_call(state) is None and state.teams.seen.held_by_user is False
 
 
 @pytest.mark.parametrize("then", ["Focus", "Desk"])
@@ -737,7 +740,7 @@ def test_a_dnd_set_lost_in_a_crash_is_not_taken_for_the_users_own_dnd(then: str)
     # setUserPreferredPresence DnD is out; maybe the user moves on; the hub dies.
     state = play(state, context, (0.5, SelectProfile(then)))
     state = poll(state, context, DND_BY_HAND, 9, 10)
-    assert state.teams.dnd_selected_at is None
+    assert state.teams.dnd.selected_at is None
     assert state.selection == Selection(then, at(0.5))
     state, writes = sync(state, context, 11, refresh=True)
     assert writes == ["set_preferred_dnd" if then == "Focus" else "clear_preferred"]
@@ -751,7 +754,7 @@ def test_a_dnd_clearing_lost_in_a_crash_is_not_taken_for_the_users_choice() -> N
     # telephony_only: clearUserPreferredPresence is out, Graph clears, the hub dies.
     state = play(state, context, (5, SetOwnMode(TO)))
     state = poll(state, context, AVAILABLE, 9, 10)
-    assert state.teams.dnd_overridden is False and state.teams.held_by_user is False
+    assert state.teams.hub_dnd.overridden is False and state.teams.seen.held_by_user is False
     state, writes = sync(state, context, 11, refresh=True)
     assert writes == ["clear_preferred"]
     # Back to telephony_and_presence while Focus lasts: Teams shows the DnD again.
@@ -782,7 +785,7 @@ def uc_dnd_with_hub_preferred(context: GroupContext) -> UserState:
     state = play(user(), context, (0, SelectProfile("Focus")))
     state, writes = sync(state, context, 1)
     assert writes == ["set_preferred_dnd"]
-    assert state.teams.preferred_dnd_until == at(1) + teams.PREFERRED_DND_DEFAULT
+    assert state.teams.hub_dnd.until == at(1) + teams.PREFERRED_DND_DEFAULT
     return state
 
 
@@ -792,7 +795,7 @@ def test_the_hubs_own_dnd_does_not_select_a_dnd_profile() -> None:
     state = play(state, context, (10, seen(DND_BY_HAND, 9)))
 
     assert state.selection == Selection("Focus", at(0))
-    assert state.teams.dnd_selected_at is None
+    assert state.teams.dnd.selected_at is None
     state, writes = sync(state, context, 11)
     assert writes == []  # the DnD stays the hub's own; nothing to re-send
 
@@ -814,7 +817,7 @@ def test_a_read_of_the_hubs_dnd_answered_after_the_hub_cleared_it_selects_nothin
     state = play(state, context, (21.5, seen(DND_BY_HAND, 20.5)))
 
     assert state.selection == Selection("Desk", at(20))
-    assert state.teams.dnd_selected_at is None
+    assert state.teams.dnd.selected_at is None
     assert presence(state, context, 22).status is Status.AVAILABLE
 
 
@@ -825,7 +828,7 @@ def test_a_dnd_set_in_teams_right_after_the_hub_cleared_its_own_reaches_the_uc_s
     context = group(TP)
     state = uc_dnd_with_hub_preferred(context)
     state = poll(state, context, DND_BY_HAND, 5, 5.1)  # the hub's own DnD: nothing
-    assert state.teams.dnd_selected_at is None
+    assert state.teams.dnd.selected_at is None
     state = play(state, context, (20, SelectProfile("Desk")))
     state, writes = sync(state, context, 21)
     assert writes == ["clear_preferred"]
@@ -893,9 +896,9 @@ def test_a_late_read_of_the_hubs_earlier_dnd_selects_nothing(row: LateDndRow) ->
     last = row.steps[-1][0]
     state = poll(state, context, DND_BY_HAND, row.requested, last + 0.5)
 
-    assert state.teams.dnd_selected_at is None
+    assert state.teams.dnd.selected_at is None
     assert selected(state) == "Focus"
-    assert state.teams.preferred_dnd_until is not None  # still the hub's own DnD
+    assert state.teams.hub_dnd.until is not None  # still the hub's own DnD
     assert sync(state, context, last + 1)[1] == []
     # The user's own choices on the UC side still reach Teams.
     state = play(state, context, (last + 10, SelectProfile("Desk")))
@@ -938,7 +941,7 @@ def test_held_by_user_against_the_hubs_session(row: HeldRow) -> None:
     for reading, requested in row.readings:
         state = play(state, context, (requested + 1, seen(reading, requested)))
 
-    assert state.teams.held_by_user is row.held
+    assert state.teams.seen.held_by_user is row.held
     assert presence(state, context, 20).teams.held_by_user is row.held
     assert state.appointments == ()
 
@@ -948,8 +951,8 @@ def test_held_by_user_when_the_user_replaces_the_hubs_dnd() -> None:
     state = uc_dnd_with_hub_preferred(context)
     state = play(state, context, (10, seen(AVAILABLE, 9)))
 
-    assert state.teams.held_by_user is True
-    assert state.teams.preferred_dnd_until is None  # no longer the hub's to clear
+    assert state.teams.seen.held_by_user is True
+    assert state.teams.hub_dnd.until is None  # no longer the hub's to clear
     # When the UC DnD ends, the hub does not clear the status the user set by hand.
     state = play(state, context, (20, SelectProfile("Desk")))
     _, writes = sync(state, context, 21)
@@ -960,8 +963,8 @@ def test_a_dnd_read_requested_before_the_hubs_write_is_not_a_replacement() -> No
     context = group(TP)
     state = uc_dnd_with_hub_preferred(context)
     state = play(state, context, (1.5, seen(AVAILABLE, 0.5)))
-    assert state.teams.held_by_user is False
-    assert state.teams.preferred_dnd_until == at(1) + teams.PREFERRED_DND_DEFAULT
+    assert state.teams.seen.held_by_user is False
+    assert state.teams.hub_dnd.until == at(1) + teams.PREFERRED_DND_DEFAULT
 
 
 def test_the_hub_does_not_override_the_status_the_user_set_over_its_dnd() -> None:
@@ -969,7 +972,7 @@ def test_the_hub_does_not_override_the_status_the_user_set_over_its_dnd() -> Non
     context = group(TP)
     state = uc_dnd_with_hub_preferred(context)
     state = play(state, context, (10, seen(AVAILABLE, 9)))
-    assert state.teams.held_by_user is True
+    assert state.teams.seen.held_by_user is True
 
     _, writes = sync(state, context, 11)
     assert writes == []
@@ -983,7 +986,7 @@ def test_signing_out_of_teams_is_not_a_status_set_by_hand() -> None:
     state = uc_dnd_with_hub_preferred(context)
     state = play(state, context, (10, seen(("Offline", "Offline"), 9)))
 
-    assert state.teams.held_by_user is False
+    assert state.teams.seen.held_by_user is False
     _, writes = sync(state, context, 11)
     assert writes == []
 
@@ -996,9 +999,9 @@ def test_held_by_user_is_judged_on_the_next_reading_after_a_late_answered_read()
     state = poll(state, context, AWAY, 0.5, 0.6)  # before any write: Away is just Away
     state, _ = sync(state, context, 1)
     state = poll(state, context, AWAY, 0.9, 1.2)  # requested before the write
-    assert state.teams.held_by_user is False
+    assert state.teams.seen.held_by_user is False
     state = poll(state, context, AWAY, 5, 5.1)  # the user's Away beats the hub's InACall
-    assert state.teams.held_by_user is True
+    assert state.teams.seen.held_by_user is True
 
 
 # ============================================================ 12-hour hard end (§3 rule 5)
@@ -1050,7 +1053,7 @@ def test_a_teams_dnd_selection_is_released_after_12_hours(reading: tuple[str, st
 
     state = play(state, context, (10 + HARD_END, Tick()))
     assert state.selection == Selection("Desk", at(5))
-    assert state.teams.dnd_selected_at is None
+    assert state.teams.dnd.selected_at is None
     assert presence(state, context, 10 + HARD_END).status is Status.AVAILABLE
 
 
@@ -1060,7 +1063,7 @@ def test_a_teams_dnd_released_after_12_hours_is_not_selected_again_while_it_last
     context = group(TP)
     state = play(user(), context, (5, SelectProfile("Desk")), (10, seen(PRESENTING, 9)))
     state = play(state, context, (10 + HARD_END, Tick()))
-    assert state.teams.dnd_selected_at is None
+    assert state.teams.dnd.selected_at is None
     state = play(state, context, (10 + HARD_END + 60, seen(PRESENTING, 10 + HARD_END + 59)))
 
     assert state.selection == Selection("Desk", at(5))
@@ -1076,12 +1079,12 @@ def test_graph_dropping_the_hubs_dnd_after_a_day(reassert: bool) -> None:
     state = uc_dnd_with_hub_preferred(context)
     expiry = 1 + DAY
     state = play(state, context, (expiry - 1, Tick()))
-    assert state.teams.preferred_dnd_until == at(expiry)
-    assert state.teams.dnd_lapsed is False
+    assert state.teams.hub_dnd.until == at(expiry)
+    assert state.teams.hub_dnd.lapsed is False
 
     state = play(state, context, (expiry + 1, Tick()))
-    assert state.teams.preferred_dnd_until is None
-    assert state.teams.dnd_lapsed is True
+    assert state.teams.hub_dnd.until is None
+    assert state.teams.hub_dnd.lapsed is True
     assert want(state, context, expiry + 2).preferred_dnd is reassert
     state, writes = sync(state, context, expiry + 2)
     assert writes == (["set_preferred_dnd"] if reassert else [])
@@ -1092,10 +1095,10 @@ def test_leaving_dnd_resets_the_lapse() -> None:
     context = group(TP)
     state = uc_dnd_with_hub_preferred(context)
     state = play(state, context, (DAY + 10, Tick()))
-    assert state.teams.dnd_lapsed is True
+    assert state.teams.hub_dnd.lapsed is True
 
     state = play(state, context, (DAY + 20, SelectProfile("Desk")))
-    assert state.teams.dnd_lapsed is False
+    assert state.teams.hub_dnd.lapsed is False
     state = play(state, context, (DAY + 30, SelectProfile("Focus")))
     assert want(state, context, DAY + 31).preferred_dnd is True
     _, writes = sync(state, context, DAY + 31)
@@ -1112,7 +1115,7 @@ def test_the_end_the_hub_gave_its_dnd_is_not_a_lapse_while_the_uc_dnd_goes_on() 
     )
     state, writes = sync(state, context, 1)
     assert writes == ["set_preferred_dnd"]
-    assert state.teams.preferred_dnd_until == at(HOUR)
+    assert state.teams.hub_dnd.until == at(HOUR)
     state = play(state, context, (HOUR / 2, SelectProfile("Focus")), (HOUR, Tick()))
     assert presence(state, context, HOUR).status is Status.DND
 
@@ -1190,10 +1193,10 @@ def test_a_mode_change_releases_a_teams_dnd_unless_it_is_telephony_and_presence(
 
     if row.mode is TP:
         assert selected(state) == "Focus"
-        assert state.teams.dnd_selected_at == at(10)
+        assert state.teams.dnd.selected_at == at(10)
     else:
         assert state.selection == Selection("Desk", at(5))
-        assert state.teams.dnd_selected_at is None
+        assert state.teams.dnd.selected_at is None
         assert presence(state, row.context, 101).status is Status.AVAILABLE
 
 
@@ -1226,9 +1229,9 @@ def test_mode_off_clears_held_by_user() -> None:
     context = group(TP)
     state = on_pbx_call_with_session(context)
     state = play(state, context, (5, seen(AWAY, 4)))
-    assert state.teams.held_by_user is True
+    assert state.teams.seen.held_by_user is True
     state = play(state, context, (10, SetOwnMode(OFF)))
-    assert state.teams.held_by_user is False
+    assert state.teams.seen.held_by_user is False
 
 
 def test_mode_off_forgets_what_teams_showed_also_when_coming_from_telephony_only() -> None:
@@ -1236,7 +1239,7 @@ def test_mode_off_forgets_what_teams_showed_also_when_coming_from_telephony_only
     context = group(TP)
     state = on_pbx_call_with_session(context)
     state = play(state, context, (5, seen(AWAY, 4)))
-    assert state.teams.held_by_user is True
+    assert state.teams.seen.held_by_user is True
     state = play(state, context, (10, SetOwnMode(TO)), (20, SetOwnMode(OFF)))
     assert state.teams.view() == TeamsView()
 
@@ -1280,7 +1283,24 @@ class NeedRow:
     needed: bool
 
 
-LAST = TeamsState(availability="Busy", activity="InACall", observed_at=at(100), observed_mode=TP)
+LAST = TeamsState(seen=TeamsReading("Busy", "InACall", None, at(100), TP))
+
+
+def wrote_session(last: TeamsState, seconds: float) -> TeamsState:
+    return replace(last, hub_session=HubSession(activity="InACall", written_at=at(seconds)))
+
+
+def wrote_dnd(last: TeamsState, seconds: float) -> TeamsState:
+    return replace(last, hub_dnd=HubDnd(until=at(DAY), written_at=at(seconds)))
+
+
+def released_session(last: TeamsState, when: datetime) -> TeamsState:
+    return replace(last, hub_session=HubSession(released_at=when))
+
+
+def released_dnd(last: TeamsState, when: datetime) -> TeamsState:
+    return replace(last, hub_dnd=HubDnd(released_at=when))
+
 
 NEED_ROWS = [
     NeedRow("first reading ever", TeamsState(), IN_A_CALL, True),
@@ -1289,37 +1309,37 @@ NEED_ROWS = [
     NeedRow("the same reading, nothing new", LAST, IN_A_CALL, False),
     NeedRow(
         "the same reading, the hub's session written after it",
-        replace(LAST, session="InACall", session_written_at=at(150)),
+        wrote_session(LAST, 150),
         IN_A_CALL,
         True,
     ),
     NeedRow(
         "the same reading, the hub's session written before it",
-        replace(LAST, session="InACall", session_written_at=at(50)),
+        wrote_session(LAST, 50),
         IN_A_CALL,
         False,
     ),
     NeedRow(
         "the same reading, the hub's DnD written after it",
-        replace(LAST, preferred_dnd_until=at(DAY), preferred_written_at=at(150)),
+        wrote_dnd(LAST, 150),
         IN_A_CALL,
         True,
     ),
     NeedRow(
         "the same reading, the hub's DnD written before it",
-        replace(LAST, preferred_dnd_until=at(DAY), preferred_written_at=at(50)),
+        wrote_dnd(LAST, 50),
         IN_A_CALL,
         False,
     ),
     NeedRow(
         "the same reading, taken within the grace after the hub cleared its session",
-        replace(LAST, session_released_at=at(100) - teams.ECHO_GRACE / 2),
+        released_session(LAST, at(100) - teams.ECHO_GRACE / 2),
         IN_A_CALL,
         True,
     ),
     NeedRow(
         "the same reading, taken well after the hub cleared its session",
-        replace(LAST, session_released_at=at(50)),
+        released_session(LAST, at(50)),
         IN_A_CALL,
         False,
     ),
@@ -1329,7 +1349,7 @@ NEED_ROWS = [
 NEED_ROWS += [
     NeedRow(
         "the same reading, the hub's DnD cleared just after it was taken",
-        replace(LAST, preferred_released_at=at(100)),
+        released_dnd(LAST, at(100)),
         IN_A_CALL,
         True,
     ),
@@ -1399,7 +1419,7 @@ def test_a_uc_dnd_during_a_teams_call_keeps_it_on_the_phone() -> None:
     assert writes == ["set_preferred_dnd"]
     state = poll(state, context, DND_BY_HAND, 25, 25.1)  # the hub's DnD covers the call
     assert teams_call(state) == call
-    assert state.teams.dnd_selected_at is None
+    assert state.teams.dnd.selected_at is None
     assert presence(state, context, 26).telephony is Telephony.ON_THE_PHONE
 
 
@@ -1416,7 +1436,7 @@ def test_a_call_past_its_hard_end_stays_outlived_under_a_pbx_call() -> None:
     state = in_teams_call(context)
     end = 10 + HARD_END
     state = play(state, context, (end, Tick()))
-    assert teams_call(state) is None and state.teams.call_outlived
+    assert teams_call(state) is None and state.teams.call.outlived
     state = play(state, context, (end + 10, TelephonyEvent("p1", CallState.CONNECTED)))
     state, _ = sync(state, context, end + 11)
     state = poll(state, context, IN_A_CALL, end + 20, end + 20.1)
@@ -1424,7 +1444,7 @@ def test_a_call_past_its_hard_end_stays_outlived_under_a_pbx_call() -> None:
     state, _ = sync(state, context, end + 31)
     state = poll(state, context, IN_A_CALL, end + 40, end + 40.1)
     assert teams_call(state) is None
-    assert state.teams.call_outlived
+    assert state.teams.call.outlived
 
 
 def test_the_hubs_dnd_read_by_a_request_sent_before_the_write_is_its_own() -> None:
@@ -1435,7 +1455,7 @@ def test_the_hubs_dnd_read_by_a_request_sent_before_the_write_is_its_own() -> No
     assert writes == ["set_preferred_dnd"]
     state = poll(state, context, DND_BY_HAND, 0.5, 1.2)
     assert selected(state) == "Focus"
-    assert state.teams.dnd_selected_at is None
+    assert state.teams.dnd.selected_at is None
     assert sync(state, context, 2)[1] == []
 
 
@@ -1570,9 +1590,9 @@ def test_a_dnd_set_by_hand_after_graph_dropped_the_hubs_dnd_reaches_the_uc_side(
     state = play(state, context, (0.5, SelectProfile("Focus")))
     state, _ = sync(state, context, 1)
     state = poll(state, context, DND_BY_HAND, 2, 2.1)
-    assert state.teams.dnd_selected_at is None  # the hub's own
+    assert state.teams.dnd.selected_at is None  # the hub's own
     later = 1 + DAY + 60
     state = play(state, context, (later, Tick()))
-    assert state.teams.dnd_lapsed
+    assert state.teams.hub_dnd.lapsed
     state = poll(state, context, DND_BY_HAND, later + 10, later + 10.1)
-    assert state.teams.dnd_selected_at is not None
+    assert state.teams.dnd.selected_at is not None

@@ -245,7 +245,7 @@ class Sim:
             self.calls_created.append(reading)
             if reading is not None and reading.client_call in self.outlived_calls:
                 self.calls_revived.append(reading)
-        if before.teams.dnd_selected_at is None and self.state.teams.dnd_selected_at is not None:
+        if before.teams.dnd.selected_at is None and self.state.teams.dnd.selected_at is not None:
             self.dnd_created.append(reading)
         self._check_call_kept(before, event, reading)
 
@@ -287,7 +287,11 @@ class Sim:
         plan = teams.plan_writes(self.state, wanted, now)
         sent: list[str] = []
         if plan.set_session is not None:
-            sent.append("refresh_session" if have.session == plan.set_session else "set_session")
+            sent.append(
+                "refresh_session"
+                if have.hub_session.activity == plan.set_session
+                else "set_session"
+            )
             self.graph.prune(now)
             self.graph.session = (teams.HUB_SESSION[0], plan.set_session)
             self.graph.session_expires = now + GRAPH_SESSION_LIFETIME
@@ -671,7 +675,7 @@ def test_nothing_the_sync_creates_outlives_12_hours(alphabet: str, data: st.Data
     sim.event(Tick())
 
     assert not any(a.origin is AppointmentOrigin.TEAMS for a in sim.state.appointments)
-    assert sim.state.teams.dnd_selected_at is None
+    assert sim.state.teams.dnd.selected_at is None
     presence = effective_presence(sim.state, sim.context.templates, sim.now)
     assert presence.telephony_source is not TelephonySource.TEAMS
 
@@ -698,9 +702,9 @@ def assert_settled_where_the_tables_say(sim: Sim) -> None:
     if mode is OFF:
         assert graph.preferred_by != "hub", f"mode off left the hub's DnD: {where}"
         assert not appointment, f"mode off kept a Teams call appointment: {where}"
-        assert sync.dnd_selected_at is None, f"mode off kept a Teams DnD: {where}"
+        assert sync.dnd.selected_at is None, f"mode off kept a Teams DnD: {where}"
         return
-    assert (sync.availability, sync.activity) == shown, f"last reading is stale: {where}"
+    assert (sync.seen.availability, sync.seen.activity) == shown, f"last reading is stale: {where}"
     # Without a preferred presence and with the client not presenting (either outranks a
     # call in Graph's aggregation), Teams shows the call of whoever is in one.
     plain_sessions = graph.preferred is None and graph.client != PRESENTING
@@ -728,27 +732,27 @@ def assert_settled_where_the_tables_say(sim: Sim) -> None:
 
     # DnD, both ways, only in mode telephony_and_presence (§3 rule 4, §4).
     if mode is TO:
-        assert sync.dnd_selected_at is None, f"telephony only selected a DnD: {where}"
+        assert sync.dnd.selected_at is None, f"telephony only selected a DnD: {where}"
         assert graph.preferred_by != "hub", f"telephony only kept the hub's DnD: {where}"
         return
     # (Unless it outlived the 12-hour hard end: then the UC side lets go of it.)
-    if shown[0] == "DoNotDisturb" and sync.preferred_dnd_until is None and not sync.dnd_outlived:
-        assert sync.dnd_selected_at is not None, f"a Teams DnD did not reach UC: {where}"
+    if shown[0] == "DoNotDisturb" and sync.hub_dnd.until is None and not sync.dnd.outlived:
+        assert sync.dnd.selected_at is not None, f"a Teams DnD did not reach UC: {where}"
     if shown[0] != "DoNotDisturb":
-        assert sync.dnd_selected_at is None, f"UC kept a DnD that Teams left: {where}"
-    both = sync.dnd_selected_at is not None and sync.preferred_dnd_until is not None
+        assert sync.dnd.selected_at is None, f"UC kept a DnD that Teams left: {where}"
+    both = sync.dnd.selected_at is not None and sync.hub_dnd.until is not None
     assert not both, f"a DnD from Teams was sent back to Teams: {where}"
     # The DnD the user chose on the UC side, also under a call (issue 19: the session
     # carries the call, the DnD stays).
-    if presence.chosen_status is Status.DND and sync.dnd_selected_at is None:
+    if presence.chosen_status is Status.DND and sync.dnd.selected_at is None:
         # Unless the user set another status by hand in Teams (then it is held).
         # Nor after Graph's 1-day reset without `reassert_dnd` (SPEC §4 rule 4), nor
         # after the user reset a Teams DnD set by hand during it (issue 19 decision).
-        left_alone = sync.held_by_user or sync.dnd_lapsed or sync.dnd_overridden
+        left_alone = sync.seen.held_by_user or sync.hub_dnd.lapsed or sync.hub_dnd.overridden
         reached = shown[0] == "DoNotDisturb" or left_alone
         assert reached, f"a UC DnD did not reach Teams: {where}"
     if graph.preferred_by == "hub":
-        ours = presence.chosen_status is Status.DND and sync.dnd_selected_at is None
+        ours = presence.chosen_status is Status.DND and sync.dnd.selected_at is None
         assert ours, f"the hub's DnD outlived the UC DnD: {where}"
 
 

@@ -17,11 +17,16 @@ from presencebridge.core.model import (
     AppointmentOrigin,
     Call,
     CallState,
+    FollowedCall,
+    FollowedDnd,
+    HubDnd,
+    HubSession,
     Meeting,
     Profile,
     ProfileTemplate,
     Selection,
     Status,
+    TeamsReading,
     TeamsState,
     TeamsSyncMode,
     User,
@@ -98,17 +103,21 @@ def full_state(user: User) -> UserState:
         ),
         own_mode=TeamsSyncMode.TELEPHONY_ONLY,
         teams=TeamsState(
-            availability="Busy",
-            activity="InACall",
-            sequence="000042",
-            observed_at=datetime(2024, 3, 4, 3, 0, tzinfo=NEW_YORK_WINTER),
-            session="InACall",
-            session_written_at=t0,
-            preferred_dnd_until=t0 + timedelta(days=1),
-            preferred_written_at=t0,
-            held_by_user=True,
-            dnd_selected_at=t0,
-            dnd_replaced=Selection("Lunch", t0 - timedelta(hours=1)),
+            seen=TeamsReading(
+                availability="Busy",
+                activity="InACall",
+                sequence="000042",
+                requested_at=datetime(2024, 3, 4, 3, 0, tzinfo=NEW_YORK_WINTER),
+                mode=TeamsSyncMode.TELEPHONY_ONLY,
+                held_by_user=True,
+            ),
+            hub_session=HubSession(activity="InACall", written_at=t0, unsure=True),
+            hub_dnd=HubDnd(until=t0 + timedelta(days=1), written_at=t0, lapsed=True),
+            call=FollowedCall(outlived=True),
+            dnd=FollowedDnd(
+                selected_at=t0,
+                replaced=Selection("Nicht stören", t0 - timedelta(hours=1), builtin=True),
+            ),
         ),
     )
 
@@ -124,10 +133,15 @@ def datetimes(state: UserState) -> Iterator[datetime]:
         yield from (c.since, c.first_seen)
     for m in state.meetings:
         yield m.joined_at
-    for name in ("observed_at", "session_written_at", "preferred_dnd_until", "dnd_selected_at"):
-        moment = getattr(state.teams, name)
-        if moment is not None:
-            yield moment
+    teams = state.teams
+    moments = (
+        teams.seen.requested_at,
+        teams.hub_session.written_at,
+        teams.hub_dnd.until,
+        teams.hub_dnd.written_at,
+        teams.dnd.selected_at,
+    )
+    yield from (m for m in moments if m is not None)
 
 
 def user_row(store: Store, user_id: str) -> sa.RowMapping:

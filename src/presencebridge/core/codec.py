@@ -12,12 +12,17 @@ from presencebridge.core.model import (
     AppointmentOrigin,
     Call,
     CallState,
+    FollowedCall,
+    FollowedDnd,
+    HubDnd,
+    HubSession,
     Meeting,
     MicrophoneUse,
     Profile,
     ProfileSource,
     Selection,
     Status,
+    TeamsReading,
     TeamsState,
     TeamsSyncMode,
     User,
@@ -25,7 +30,8 @@ from presencebridge.core.model import (
 )
 
 # Bump when the shape changes; `decode` must keep reading every older version.
-STATE_VERSION = 2  # 2: the Teams half became a TeamsState
+# 2: the Teams half became a TeamsState; 3: one object per channel in it.
+STATE_VERSION = 3
 
 
 def _time(value: datetime | None) -> str | None:
@@ -98,49 +104,115 @@ def _microphone(value: list[str] | None) -> MicrophoneUse | None:
     return None if value is None else MicrophoneUse(value[0], value[1], _req(value[2]))
 
 
+# The Teams half, one object per channel; a field at its default is left out (most
+# users never touch most fields: the row stays small).
+_CHANNELS: dict[str, type[Any]] = {
+    "seen": TeamsReading,
+    "hub_session": HubSession,
+    "hub_dnd": HubDnd,
+    "call": FollowedCall,
+    "dnd": FollowedDnd,
+}
+# Version 2 kept the Teams half flat; where each of its fields lives now.
+_V2_FIELDS: dict[str, tuple[str, str]] = {
+    "availability": ("seen", "availability"),
+    "activity": ("seen", "activity"),
+    "sequence": ("seen", "sequence"),
+    "observed_at": ("seen", "requested_at"),
+    "observed_mode": ("seen", "mode"),
+    "held_by_user": ("seen", "held_by_user"),
+    "session": ("hub_session", "activity"),
+    "session_written_at": ("hub_session", "written_at"),
+    "session_released_at": ("hub_session", "released_at"),
+    "session_unsure": ("hub_session", "unsure"),
+    "preferred_dnd_until": ("hub_dnd", "until"),
+    "preferred_written_at": ("hub_dnd", "written_at"),
+    "preferred_default_expiry": ("hub_dnd", "default_expiry"),
+    "preferred_released_at": ("hub_dnd", "released_at"),
+    "preferred_unsure": ("hub_dnd", "unsure"),
+    "dnd_lapsed": ("hub_dnd", "lapsed"),
+    "dnd_overridden": ("hub_dnd", "overridden"),
+    "call_outlived": ("call", "outlived"),
+    "dnd_selected_at": ("dnd", "selected_at"),
+    "dnd_replaced": ("dnd", "replaced"),
+    "dnd_outlived": ("dnd", "outlived"),
+}
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Selection):
+        return _encode_selection(value)
+    if isinstance(value, TeamsSyncMode):
+        return value.value
+    return value
+
+
+def _decode_value(kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if "Selection" in kind:
+        return _decode_selection(value, own=())
+    if "datetime" in kind:
+        return datetime.fromisoformat(value)
+    if "TeamsSyncMode" in kind:
+        return TeamsSyncMode(value)
+    return value
+
+
 def _encode_teams(t: TeamsState) -> dict[str, Any]:
-    default = TeamsState()
     out: dict[str, Any] = {}
-    for name in _TEAMS_FIELDS:
-        value = getattr(t, name)
-        if value == getattr(default, name):
-            continue  # most users never touch most fields: keep the row small
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, Selection):
-            value = _encode_selection(value)
-        elif isinstance(value, TeamsSyncMode):
-            value = value.value
-        out[name] = value
+    for name in _CHANNELS:
+        channel = getattr(t, name)
+        default = type(channel)()
+        values = {
+            f.name: _encode_value(getattr(channel, f.name))
+            for f in fields(channel)
+            if getattr(channel, f.name) != getattr(default, f.name)
+        }
+        if values:
+            out[name] = values
     return out
 
 
 def _decode_teams(data: dict[str, Any]) -> TeamsState:
-    values: dict[str, Any] = {}
-    for name, value in data.items():
-        if name not in _TEAMS_FIELDS:
-            raise ValueError(f"unknown Teams state field {name!r}")
-        if name in _TEAMS_TIMES and value is not None:
-            value = datetime.fromisoformat(value)
-        elif name == "dnd_replaced":
-            value = _decode_selection(value, own=())
-        elif name == "observed_mode" and value is not None:
-            value = TeamsSyncMode(value)
-        values[name] = value
-    return TeamsState(**values)
+    channels: dict[str, Any] = {}
+    for name, values in data.items():
+        kind = _CHANNELS.get(name)
+        if kind is None:
+            raise ValueError(f"unknown Teams state channel {name!r}")
+        types = {f.name: str(f.type) for f in fields(kind)}
+        unknown = set(values) - set(types)
+        if unknown:
+            raise ValueError(f"unknown fields of Teams state channel {name!r}: {unknown}")
+        channels[name] = kind(**{k: _decode_value(types[k], v) for k, v in values.items()})
+    return TeamsState(**channels)
 
 
-_TEAMS_FIELDS = tuple(f.name for f in fields(TeamsState))
-_TEAMS_TIMES = frozenset(
-    f.name
-    for f in fields(TeamsState)
-    if "datetime" in str(f.type) and "Selection" not in str(f.type)
-)
+def _migrate_teams_v2(data: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, dict[str, Any]] = {}
+    for old, value in data.items():
+        if old not in _V2_FIELDS:
+            raise ValueError(f"unknown Teams state field {old!r}")
+        channel, name = _V2_FIELDS[old]
+        nested.setdefault(channel, {})[name] = value
+    return nested
+
+
+def _decode_teams_any(version: int, teams: Any) -> TeamsState:
+    if version == STATE_VERSION:
+        return _decode_teams(teams)
+    if version == 2:
+        return _decode_teams(_migrate_teams_v2(teams))
+    # Version 1 kept only what was seen of Teams, as a list.
+    seen = TeamsReading(teams[0], teams[1], held_by_user=bool(teams[2]))
+    return TeamsState(seen=seen)
 
 
 def decode(user: User, data: dict[str, Any]) -> UserState:
     version = data.get("v")
-    if version not in (1, STATE_VERSION):
+    if version not in (1, 2, STATE_VERSION):
         raise ValueError(f"unknown user state version {version!r}")
     teams = data["teams"]
     profiles = tuple(
@@ -171,9 +243,6 @@ def decode(user: User, data: dict[str, Any]) -> UserState:
             Meeting(i, _req(j), bool(sh), bool(au)) for i, j, sh, au in data["meetings"]
         ),
         own_mode=None if data["own_mode"] is None else TeamsSyncMode(data["own_mode"]),
-        # Version 1 kept only what was seen of Teams, as a list.
-        teams=_decode_teams(teams)
-        if version == STATE_VERSION
-        else TeamsState(teams[0], teams[1], held_by_user=bool(teams[2])),
+        teams=_decode_teams_any(version, teams),
         microphone=_microphone(data.get("microphone")),
     )

@@ -201,48 +201,83 @@ class TeamsView:
 
 
 @dataclass(frozen=True, slots=True)
-class TeamsState:
-    """The Teams half of a user's state: what the hub saw, and what it asserted.
+class TeamsReading:
+    """The last reading of the user's Teams presence, and how it was judged."""
 
-    Graph carries no origin field, so everything the hub wrote is remembered here;
-    that is what tells an echo of the hub's own write from a real Teams change.
-    """
-
-    # Last observation read from Graph (poll or notification).
     availability: str | None = None
     activity: str | None = None
     sequence: str | None = None
-    observed_at: datetime | None = None  # when the read that showed it was requested
-    observed_mode: TeamsSyncMode | None = None  # the sync mode it was judged in
-    # What the hub has written and Graph acknowledged.
-    session: str | None = None  # activity of the hub's own presence session, e.g. "InACall"
-    session_written_at: datetime | None = None
-    session_released_at: datetime | None = None
-    preferred_dnd_until: datetime | None = None  # a DnD preferred presence the hub set
-    preferred_written_at: datetime | None = None
-    preferred_default_expiry: bool = False  # set without an end: Graph's 1-day reset applies
-    # The hub's DnD left Graph: cleared, or replaced by a re-sent one (`note_preferred_written`).
-    preferred_released_at: datetime | None = None
-    # A write on that channel became due and no acknowledgement has come since: it may
-    # be out at Graph, applied or not (the hub may have died before recording it). Set
-    # in the same commit as the change that made the write due, so it survives a crash.
-    session_unsure: bool = False
-    preferred_unsure: bool = False
-    # Graph reset the hub's DnD (1-day expiry) while UC DnD lasted: not re-asserted
-    # unless the group says `reassert_dnd`.
-    dnd_lapsed: bool = False
-    # The user replaced the hub's DnD by hand in Teams: never re-asserted over it.
-    dnd_overridden: bool = False
-    held_by_user: bool = False
-    # Teams -> UC: a DnD the sync selected, and the choice it replaced.
-    dnd_selected_at: datetime | None = None
-    dnd_replaced: Selection | None = None
-    # A Teams call or DnD that reached the 12-hour hard end: not taken up again until it ends.
-    call_outlived: bool = False
-    dnd_outlived: bool = False
+    requested_at: datetime | None = None  # when the read that showed it was requested
+    mode: TeamsSyncMode | None = None  # the sync mode it was judged in
+    held_by_user: bool = False  # Teams shows what the hub's writes cannot explain
+
+
+@dataclass(frozen=True, slots=True)
+class HubSession:
+    """The hub's own presence session in Teams (SPEC §4: a call on the UC side)."""
+
+    activity: str | None = None  # acknowledged by Graph, e.g. "InACall"
+    written_at: datetime | None = None
+    released_at: datetime | None = None  # when Graph acknowledged its clearing
+    # A write became due and no acknowledgement has come since: it may be out at Graph,
+    # applied or not (the hub may have died before recording it). Set in the same
+    # commit as the change that made it due, so it survives a crash.
+    unsure: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HubDnd:
+    """The hub's DnD preferred presence in Teams (SPEC §4: a DnD on the UC side)."""
+
+    until: datetime | None = None  # acknowledged by Graph; it drops it then
+    written_at: datetime | None = None
+    default_expiry: bool = False  # set without an end: Graph's 1-day reset applies
+    released_at: datetime | None = None  # cleared, replaced by a re-sent one, or lapsed
+    unsure: bool = False  # as `HubSession.unsure`
+    # Graph reset it (1-day expiry) while the UC DnD lasted: not re-asserted unless
+    # the group says `reassert_dnd`.
+    lapsed: bool = False
+    # The user replaced it by hand in Teams (or reset a DnD of their own over a UC DnD
+    # chosen during it): never set over the user's word while that UC DnD lasts.
+    overridden: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FollowedCall:
+    """The user's Teams call as the sync follows it (SPEC §3 rules 1, 3, 5).
+
+    Its appointment is in the user's appointment list while it is followed."""
+
+    outlived: bool = False  # ended by the 12-hour hard end; not taken up while it lasts
+
+
+@dataclass(frozen=True, slots=True)
+class FollowedDnd:
+    """The user's Teams DnD as the sync follows it (SPEC §3 rules 4, 5)."""
+
+    selected_at: datetime | None = None  # when the sync selected the DnD profile
+    replaced: Selection | None = None  # the choice it replaced, restored after
+    outlived: bool = False  # as `FollowedCall.outlived`
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsState:
+    """The Teams half of a user's state, one small state per channel.
+
+    Graph carries no origin field, so everything the hub wrote is remembered (the
+    hub's session and its DnD); that is what tells an echo of the hub's own write from
+    a real Teams change. What the sync follows from Teams to the UC side is the call
+    and the DnD. `core/teams.py` holds the tables that move each of them.
+    """
+
+    seen: TeamsReading = field(default_factory=TeamsReading)
+    hub_session: HubSession = field(default_factory=HubSession)
+    hub_dnd: HubDnd = field(default_factory=HubDnd)
+    call: FollowedCall = field(default_factory=FollowedCall)
+    dnd: FollowedDnd = field(default_factory=FollowedDnd)
 
     def view(self) -> TeamsView:
-        return TeamsView(self.availability, self.activity, self.held_by_user)
+        return TeamsView(self.seen.availability, self.seen.activity, self.seen.held_by_user)
 
 
 @dataclass(frozen=True, slots=True)

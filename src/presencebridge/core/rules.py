@@ -184,12 +184,13 @@ def next_deadline(state: UserState, now: datetime) -> datetime | None:
     """The earliest moment at which time alone changes this user's state or presence."""
     moments = [call_deadline(c) for c in state.calls]
     sync = state.teams
-    if sync.session is not None and sync.session_written_at is not None:
-        moments.append(sync.session_written_at + teams.SESSION_REFRESH)
-    if sync.preferred_dnd_until is not None:
-        moments.append(sync.preferred_dnd_until)  # Graph drops it then
-    if sync.dnd_selected_at is not None:
-        moments.append(sync.dnd_selected_at + SYNC_HARD_END)
+    session = sync.hub_session
+    if session.activity is not None and session.written_at is not None:
+        moments.append(session.written_at + teams.SESSION_REFRESH)
+    if sync.hub_dnd.until is not None:
+        moments.append(sync.hub_dnd.until)  # Graph drops it then
+    if sync.dnd.selected_at is not None:
+        moments.append(sync.dnd.selected_at + SYNC_HARD_END)
     for appointment in state.appointments:
         moments.extend(m for m in (appointment.start, appointment.effective_end()) if m > now)
     future = [m for m in moments if m > now]
@@ -216,10 +217,11 @@ def apply(state: UserState, event: Event, context: GroupContext, now: datetime) 
         changed = replace(changed, microphone=None)
     # The marks below are not part of the presence (not even of its Teams view).
     presence = effective_presence(changed, context.templates, now)
-    sync = changed.teams
+    hub_dnd = changed.teams.hub_dnd
     # A lapsed or overridden hub DnD is left alone only while that UC DnD lasts.
-    if (sync.dnd_lapsed or sync.dnd_overridden) and presence.chosen_status is not Status.DND:
-        changed = replace(changed, teams=replace(sync, dnd_lapsed=False, dnd_overridden=False))
+    if (hub_dnd.lapsed or hub_dnd.overridden) and presence.chosen_status is not Status.DND:
+        hub_dnd = replace(hub_dnd, lapsed=False, overridden=False)
+        changed = replace(changed, teams=replace(changed.teams, hub_dnd=hub_dnd))
     if changed.user.teams_user_id is not None:
         want = teams.intent(changed, presence, mode, context.settings.reassert_dnd, now)
         changed = teams.note_unsure(
@@ -259,9 +261,8 @@ def _agent_started(s: UserState, e: AgentStarted, c: GroupContext, now: datetime
     # next reading (judged afresh) and report re-create what still holds. A call past
     # its hard end stays outlived (SPEC §3 rule 5): only Teams showing no call ends that.
     kept = tuple(a for a in s.appointments if a.origin is AppointmentOrigin.MANUAL)
-    return replace(
-        s, appointments=kept, microphone=None, teams=replace(s.teams, observed_mode=None)
-    )
+    seen = replace(s.teams.seen, mode=None)
+    return replace(s, appointments=kept, microphone=None, teams=replace(s.teams, seen=seen))
 
 
 def _observed(s: UserState, e: TeamsObserved, c: GroupContext, now: datetime) -> UserState:
@@ -274,11 +275,7 @@ def _observed(s: UserState, e: TeamsObserved, c: GroupContext, now: datetime) ->
 def _session_written(
     s: UserState, e: TeamsSessionWritten, c: GroupContext, now: datetime
 ) -> UserState:
-    if e.activity is None:
-        written = replace(s.teams, session=None, session_written_at=None, session_released_at=now)
-    else:
-        written = replace(s.teams, session=e.activity, session_written_at=now)
-    return replace(s, teams=written)
+    return teams.note_session_written(s, e.activity, now)
 
 
 def _preferred_written(

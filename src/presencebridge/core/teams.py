@@ -29,10 +29,15 @@ from presencebridge.core.model import (
     SYNC_HARD_END,
     Appointment,
     AppointmentOrigin,
+    FollowedCall,
+    FollowedDnd,
+    HubDnd,
+    HubSession,
     Profile,
     ProfileTemplate,
     Selection,
     Status,
+    TeamsReading,
     TeamsState,
     TeamsSyncMode,
     Telephony,
@@ -156,7 +161,7 @@ def seen_call(teams: TeamsState, availability: str, activity: str, requested_at:
     | anything else                                 | NO                    |
     """
     if activity in CALL_ACTIVITIES:
-        if hub_session_may_show(teams, activity, requested_at):
+        if hub_session_may_show(teams.hub_session, activity, requested_at):
             return Seen.HIDDEN
         return Seen.YES
     if (availability, activity) == HUB_DND:
@@ -175,7 +180,7 @@ def seen_dnd(teams: TeamsState, availability: str, activity: str, requested_at: 
     |   any availability (screen sharing)           |                       |
     | anything else                                 | NO                    |
     """
-    if (availability, activity) == HUB_DND and hub_dnd_may_show(teams, requested_at):
+    if (availability, activity) == HUB_DND and hub_dnd_may_show(teams.hub_dnd, requested_at):
         return Seen.HIDDEN
     if availability == DND_AVAILABILITY or activity == PRESENTING:
         return Seen.YES
@@ -195,21 +200,21 @@ def seen_dnd(teams: TeamsState, availability: str, activity: str, requested_at: 
 #   ECHO_GRACE for Graph's own propagation.
 
 
-def hub_session_may_show(teams: TeamsState, activity: str, requested_at: datetime) -> bool:
-    if teams.session == activity and teams.session_written_at is not None:
+def hub_session_may_show(session: HubSession, activity: str, requested_at: datetime) -> bool:
+    if session.activity == activity and session.written_at is not None:
         return True
     if activity != HUB_SESSION[1]:
         return False
-    if teams.session_unsure:
+    if session.unsure:
         return True
-    released = teams.session_released_at
+    released = session.released_at
     return released is not None and requested_at < released + ECHO_GRACE
 
 
-def hub_dnd_may_show(teams: TeamsState, requested_at: datetime) -> bool:
-    if teams.preferred_dnd_until is not None or teams.preferred_unsure:
+def hub_dnd_may_show(dnd: HubDnd, requested_at: datetime) -> bool:
+    if dnd.until is not None or dnd.unsure:
         return True
-    released = teams.preferred_released_at
+    released = dnd.released_at
     return released is not None and requested_at < released + ECHO_GRACE
 
 
@@ -224,27 +229,21 @@ def observe(
     now: datetime,
 ) -> UserState:
     """Apply what Graph showed for the user (read at `requested_at`)."""
-    teams = replace(
-        state.teams,
-        availability=availability,
-        activity=activity,
-        sequence=sequence,
-        observed_at=requested_at,
-        observed_mode=mode,
-    )
+    before = state.teams
+    reading = TeamsReading(availability, activity, sequence, requested_at, mode)
     if mode is TeamsSyncMode.OFF:
-        return replace(state, teams=teams)
-    teams = replace(teams, held_by_user=_held_by_user(teams, requested_at))
-    if teams.preferred_dnd_until is not None and _preferred_replaced(teams, requested_at):
+        return replace(state, teams=replace(before, seen=reading))
+    reading = replace(reading, held_by_user=_held_by_user(before, reading))
+    teams = replace(before, seen=reading)
+    if _preferred_replaced(before.hub_dnd, reading):
         # The user's own preferred presence replaced the hub's: it is no longer ours to
         # clear, and the hub does not set its DnD over the user's choice again.
-        teams = replace(
-            teams, preferred_dnd_until=None, preferred_written_at=None, dnd_overridden=True
-        )
-    call = seen_call(state.teams, availability, activity, requested_at)
-    dnd = seen_dnd(state.teams, availability, activity, requested_at)
+        hub_dnd = replace(before.hub_dnd, until=None, written_at=None, overridden=True)
+        teams = replace(teams, hub_dnd=hub_dnd)
+    call = seen_call(before, availability, activity, requested_at)
+    dnd = seen_dnd(before, availability, activity, requested_at)
     # A DnD set by hand that ends is the user resetting it; Presenting ends by itself.
-    by_hand = (state.teams.availability, state.teams.activity) == HUB_DND
+    by_hand = (before.seen.availability, before.seen.activity) == HUB_DND
     state = replace(state, teams=teams)
     state = _follow_call(state, FOLLOW[followed_call(state), call], templates, now)
     if syncs_dnd(mode):
@@ -256,41 +255,39 @@ def observe(
 def followed_call(state: UserState) -> Followed:
     if teams_call(state) is not None:
         return Followed.FOLLOWING
-    return Followed.OUTLIVED if state.teams.call_outlived else Followed.NONE
+    return Followed.OUTLIVED if state.teams.call.outlived else Followed.NONE
 
 
 def followed_dnd(state: UserState) -> Followed:
-    if state.teams.dnd_selected_at is not None:
+    if state.teams.dnd.selected_at is not None:
         return Followed.FOLLOWING
-    return Followed.OUTLIVED if state.teams.dnd_outlived else Followed.NONE
+    return Followed.OUTLIVED if state.teams.dnd.outlived else Followed.NONE
 
 
-def _held_by_user(teams: TeamsState, requested_at: datetime) -> bool:
+def _held_by_user(before: TeamsState, reading: TeamsReading) -> bool:
     """Teams shows something the hub's acknowledged writes cannot explain (SPEC §4 rule 3)."""
-    shown = (teams.availability, teams.activity)
-    if shown in SIGNED_OUT:
+    shown = (reading.availability, reading.activity)
+    if shown in SIGNED_OUT or reading.requested_at is None:
         return False
-    if (
-        teams.session is not None
-        and teams.session_written_at is not None
-        and not teams.session_unsure
-    ):
-        if requested_at >= teams.session_written_at and shown[0] not in ("Busy", DND_AVAILABILITY):
+    session = before.hub_session
+    if session.activity is not None and session.written_at is not None and not session.unsure:
+        after_write = reading.requested_at >= session.written_at
+        if after_write and shown[0] not in ("Busy", DND_AVAILABILITY):
             return True
-        if shown == HUB_DND and teams.preferred_dnd_until is None:
+        if shown == HUB_DND and before.hub_dnd.until is None:
             return True  # a DnD set by hand overrides the hub's call
-    return _preferred_replaced(teams, requested_at)
+    return _preferred_replaced(before.hub_dnd, reading)
 
 
-def _preferred_replaced(teams: TeamsState, requested_at: datetime) -> bool:
-    written = teams.preferred_written_at
-    if teams.preferred_dnd_until is None or written is None or requested_at < written:
+def _preferred_replaced(dnd: HubDnd, reading: TeamsReading) -> bool:
+    written, requested_at = dnd.written_at, reading.requested_at
+    if dnd.until is None or written is None or requested_at is None or requested_at < written:
         return False
-    if teams.preferred_unsure:
+    if dnd.unsure:
         return False  # the hub's own clearing may be what shows
     # Signed out, Teams shows Offline; the hub's preference is still there for later.
-    shown = (teams.availability, teams.activity)
-    return teams.availability != DND_AVAILABILITY and shown not in SIGNED_OUT
+    shown = (reading.availability, reading.activity)
+    return reading.availability != DND_AVAILABILITY and shown not in SIGNED_OUT
 
 
 def _follow_call(
@@ -298,7 +295,7 @@ def _follow_call(
 ) -> UserState:
     if step is Step.LET_GO or step is Step.FORGET_OUTLIVED:
         others = tuple(a for a in state.appointments if a.id != TEAMS_CALL_APPOINTMENT)
-        teams = replace(state.teams, call_outlived=False)
+        teams = replace(state.teams, call=FollowedCall())
         return replace(state, appointments=others, teams=teams)
     if step is Step.KEEP:
         return state
@@ -328,12 +325,12 @@ def _follow_dnd(
     now: datetime,
     reset_by_hand: bool,
 ) -> UserState:
-    teams = state.teams
     if step is Step.FORGET_OUTLIVED:
-        return replace(state, teams=replace(teams, dnd_outlived=False))
+        return replace(state, teams=replace(state.teams, dnd=FollowedDnd()))
     if step is Step.TAKE_UP:
         # Without a DnD profile the built-in DnD state is used; the service warns once.
-        teams = replace(teams, dnd_selected_at=now, dnd_replaced=state.selection)
+        followed = FollowedDnd(selected_at=now, replaced=state.selection)
+        teams = replace(state.teams, dnd=followed)
         return replace(state, selection=dnd_selection(state, templates, now), teams=teams)
     if step is Step.LET_GO:
         return release_teams_dnd(state, reset_by_hand=reset_by_hand)
@@ -360,12 +357,12 @@ def release_teams_dnd(state: UserState, reset_by_hand: bool = False) -> UserStat
     """
     teams = state.teams
     selection = state.selection
-    chose_anew = selection is None or selection.at != teams.dnd_selected_at
+    chose_anew = selection is None or selection.at != teams.dnd.selected_at
     if not chose_anew:
-        selection = teams.dnd_replaced
-    teams = replace(teams, dnd_selected_at=None, dnd_replaced=None)
+        selection = teams.dnd.replaced
+    teams = replace(teams, dnd=replace(teams.dnd, selected_at=None, replaced=None))
     if reset_by_hand and selection is not None and chose_anew:
-        teams = replace(teams, dnd_overridden=True)
+        teams = replace(teams, hub_dnd=replace(teams.hub_dnd, overridden=True))
     return replace(state, selection=selection, teams=teams)
 
 
@@ -374,32 +371,23 @@ def enforce_mode(state: UserState, mode: TeamsSyncMode, now: datetime) -> UserSt
     if mode is TeamsSyncMode.OFF and teams_call(state) is not None:
         others = tuple(a for a in state.appointments if a.id != TEAMS_CALL_APPOINTMENT)
         state = replace(state, appointments=others)
-    dnd_at = state.teams.dnd_selected_at
+    dnd_at = state.teams.dnd.selected_at
     if dnd_at is not None and now >= dnd_at + SYNC_HARD_END:
         state = release_teams_dnd(state)
-        state = replace(state, teams=replace(state.teams, dnd_outlived=True))
+        state = replace(state, teams=replace(state.teams, dnd=FollowedDnd(outlived=True)))
     elif dnd_at is not None and not syncs_dnd(mode):
         state = release_teams_dnd(state)
     if mode is TeamsSyncMode.OFF:
         # The hub neither reads nor writes Teams now: what it saw is no longer known,
         # and a reading after the sync comes back on is judged afresh. (Whatever the
         # mode before: a reading kept through telephony_only has no judging mode left.)
-        state = replace(
-            state,
-            teams=replace(
-                state.teams,
-                availability=None,
-                activity=None,
-                sequence=None,
-                observed_at=None,
-                observed_mode=None,
-                held_by_user=False,
-            ),
-        )
-    elif state.teams.observed_mode not in (None, mode):
+        state = replace(state, teams=replace(state.teams, seen=TeamsReading()))
+    elif state.teams.seen.mode not in (None, mode):
         # Judged under another mode: the same reading may mean more now (a DnD that
         # telephony_only ignored), so the next one is judged afresh.
-        state = replace(state, teams=replace(state.teams, observed_mode=None))
+        state = replace(
+            state, teams=replace(state.teams, seen=replace(state.teams.seen, mode=None))
+        )
     return state
 
 
@@ -417,7 +405,7 @@ def settle_followed(state: UserState, templates: tuple[ProfileTemplate, ...]) ->
         settled = replace(call, profile=teams_call_profile(profiles).name)
         others = tuple(a for a in state.appointments if a.id != TEAMS_CALL_APPOINTMENT)
         state = replace(state, appointments=(*others, settled))
-    selected, since = state.selection, state.teams.dnd_selected_at
+    selected, since = state.selection, state.teams.dnd.selected_at
     if selected is None or since is None or selected.at != since or selected.builtin:
         return state
     if any(
@@ -432,7 +420,7 @@ def settle_followed(state: UserState, templates: tuple[ProfileTemplate, ...]) ->
 def note_outlived_call(before: UserState, after: UserState) -> UserState:
     """A Teams call appointment removed by its hard end is not re-created while it lasts."""
     if teams_call(before) is not None and teams_call(after) is None:
-        return replace(after, teams=replace(after.teams, call_outlived=True))
+        return replace(after, teams=replace(after.teams, call=FollowedCall(outlived=True)))
     return after
 
 
@@ -456,9 +444,10 @@ def intent(
     uc_dnd = (
         syncs_dnd(mode)
         and presence.chosen_status is Status.DND
-        and state.teams.dnd_selected_at is None  # a DnD that came from Teams is not echoed back
+        and state.teams.dnd.selected_at is None  # a DnD that came from Teams is not echoed back
     )
-    if not uc_dnd or state.teams.dnd_overridden or (state.teams.dnd_lapsed and not reassert_dnd):
+    hub_dnd = state.teams.hub_dnd
+    if not uc_dnd or hub_dnd.overridden or (hub_dnd.lapsed and not reassert_dnd):
         return Intent(session=session)
     # An appointment's DnD has a known end; a selected DnD profile lasts until changed.
     return Intent(session=session, preferred_dnd=True, preferred_dnd_until=presence.chosen_until)
@@ -472,18 +461,28 @@ def note_dnd_lapse(state: UserState, now: datetime) -> UserState:
     Either way the hub's DnD left Graph at `until`, like a clear: readings from before
     may show it, and the last one, judged while it showed, is judged again.
     """
-    until = state.teams.preferred_dnd_until
-    if until is None or now < until:
+    have = state.teams.hub_dnd
+    if have.until is None or now < have.until:
         return state
-    teams = replace(
-        state.teams,
-        preferred_dnd_until=None,
-        preferred_written_at=None,
-        preferred_released_at=until,
-        dnd_lapsed=state.teams.preferred_default_expiry,
-        preferred_default_expiry=False,
+    lapsed = replace(
+        have,
+        until=None,
+        written_at=None,
+        released_at=have.until,
+        lapsed=have.default_expiry,
+        default_expiry=False,
     )
-    return replace(state, teams=teams)
+    return replace(state, teams=replace(state.teams, hub_dnd=lapsed))
+
+
+def note_session_written(state: UserState, activity: str | None, now: datetime) -> UserState:
+    """Graph acknowledged the hub's session: set to `activity`, or cleared (None)."""
+    have = state.teams.hub_session
+    if activity is None:
+        written = replace(have, activity=None, written_at=None, released_at=now)
+    else:
+        written = replace(have, activity=activity, written_at=now)
+    return replace(state, teams=replace(state.teams, hub_session=written))
 
 
 def note_preferred_written(
@@ -491,26 +490,26 @@ def note_preferred_written(
 ) -> UserState:
     """Graph acknowledged the hub's DnD preferred presence (until), or its clearing (None).
 
-    `preferred_released_at` marks the end of a DnD of the hub's that Graph may have shown
-    before: a read requested before it (+ ECHO_GRACE) that shows DnD may show that one.
-    A clear sets it. So does a set that replaces a DnD the hub had already (re-sent to
-    settle an unsure write, see `note_unsure`): `preferred_written_at` moves on to the new
-    write, yet a read requested earlier, answered only now, may show the earlier DnD and
-    must not be taken for one the user set in Teams. A first set keeps an earlier
-    clear's mark, for the same reason: a read from before the clear may still come late.
+    `released_at` marks the end of a DnD of the hub's that Graph may have shown before:
+    a read requested before it (+ ECHO_GRACE) that shows DnD may show that one. A clear
+    sets it. So does a set that replaces a DnD the hub had already (re-sent to settle
+    an unsure write, see `note_unsure`): `written_at` moves on to the new write, yet a
+    read requested earlier, answered only now, may show the earlier DnD and must not be
+    taken for one the user set in Teams. A first set keeps an earlier clear's mark, for
+    the same reason: a read from before the clear may still come late.
     """
-    have = state.teams
-    released = have.preferred_released_at
-    if until is None or have.preferred_dnd_until is not None:
+    have = state.teams.hub_dnd
+    released = have.released_at
+    if until is None or have.until is not None:
         released = now
-    teams = replace(
+    written = replace(
         have,
-        preferred_dnd_until=until,
-        preferred_written_at=None if until is None else now,
-        preferred_default_expiry=default_expiry and until is not None,
-        preferred_released_at=released,
+        until=until,
+        written_at=None if until is None else now,
+        default_expiry=default_expiry and until is not None,
+        released_at=released,
     )
-    return replace(state, teams=teams)
+    return replace(state, teams=replace(state.teams, hub_dnd=written))
 
 
 def note_unsure(
@@ -524,14 +523,19 @@ def note_unsure(
     are not taken for the user's own doing, and the next write (sent even if the hub
     believes Graph already agrees) settles it. Only an acknowledgement clears the mark.
     """
-    have = state.teams
-    session = want.session != have.session or (have.session_unsure and not session_acknowledged)
-    preferred = want.preferred_dnd != (have.preferred_dnd_until is not None) or (
-        have.preferred_unsure and not preferred_acknowledged
+    session, dnd = state.teams.hub_session, state.teams.hub_dnd
+    session_due = want.session != session.activity or (session.unsure and not session_acknowledged)
+    dnd_due = want.preferred_dnd != (dnd.until is not None) or (
+        dnd.unsure and not preferred_acknowledged
     )
-    if (session, preferred) == (have.session_unsure, have.preferred_unsure):
+    if (session_due, dnd_due) == (session.unsure, dnd.unsure):
         return state
-    return replace(state, teams=replace(have, session_unsure=session, preferred_unsure=preferred))
+    teams = replace(
+        state.teams,
+        hub_session=replace(session, unsure=session_due),
+        hub_dnd=replace(dnd, unsure=dnd_due),
+    )
+    return replace(state, teams=teams)
 
 
 def needs_observation(
@@ -541,17 +545,18 @@ def needs_observation(
 
     A reading equal to the last one still matters if the hub wrote since that one
     was taken (held-by-user is judged against the hub's latest write) or if the
-    last one fell into the echo grace after the hub cleared its session.
+    last one fell into the echo grace after the hub released a write of its own.
     """
-    if (availability, activity) != (state.availability, state.activity):
+    seen = state.seen
+    if (availability, activity) != (seen.availability, seen.activity):
         return True
-    if state.observed_mode is not mode:
+    if seen.mode is not mode:
         return True  # judged under another mode: what it means may differ now
-    observed = state.observed_at
+    observed = seen.requested_at
     if observed is None:
         return True
-    writes = [state.session_written_at, state.preferred_written_at]
-    for released in (state.session_released_at, state.preferred_released_at):
+    writes = [state.hub_session.written_at, state.hub_dnd.written_at]
+    for released in (state.hub_session.released_at, state.hub_dnd.released_at):
         if released is not None:
             writes.append(released + ECHO_GRACE)
     return any(w is not None and observed <= w for w in writes)
@@ -579,24 +584,19 @@ def plan_writes(state: UserState, want: Intent, now: datetime, refresh: bool = F
     On a channel whose last write is unsure (see `note_unsure`) what the hub wants is
     sent whatever it believes Graph has, so that an acknowledgement settles it.
     """
-    have = state.teams
+    session, dnd = state.teams.hub_session, state.teams.hub_dnd
     set_session: str | None = None
     clear_session = False
     if want.session is not None:
-        written = have.session_written_at
-        due = written is None or now >= written + SESSION_REFRESH
-        if have.session != want.session or due or refresh or have.session_unsure:
+        due = session.written_at is None or now >= session.written_at + SESSION_REFRESH
+        if session.activity != want.session or due or refresh or session.unsure:
             set_session = want.session
-    elif have.session is not None or have.session_unsure:
+    elif session.activity is not None or session.unsure:
         clear_session = True
-    set_preferred = want.preferred_dnd and (
-        have.preferred_dnd_until is None or have.preferred_unsure
-    )
+    set_preferred = want.preferred_dnd and (dnd.until is None or dnd.unsure)
     duration = None
     if set_preferred and want.preferred_dnd_until is not None:
         duration = want.preferred_dnd_until - now
     # Only what the hub set: a preferred presence the user replaced is no longer ours.
-    clear_preferred = not want.preferred_dnd and (
-        have.preferred_dnd_until is not None or have.preferred_unsure
-    )
+    clear_preferred = not want.preferred_dnd and (dnd.until is not None or dnd.unsure)
     return WritePlan(set_session, clear_session, set_preferred, duration, clear_preferred)

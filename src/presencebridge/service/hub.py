@@ -424,7 +424,7 @@ class Hub:
             self.teams_writer.notify(new.user.id)
         for listener in self._change_listeners:
             listener(new.user.id)
-        if new.teams.held_by_user and not old.teams.held_by_user:
+        if new.teams.seen.held_by_user and not old.teams.seen.held_by_user:
             metrics.TEAMS_HELD_BY_USER.inc()
             log.info(
                 "Teams status of %s is held by the user; the hub does not override it", new.user.id
