@@ -21,7 +21,7 @@ import importlib
 import json
 import shutil
 import tempfile
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,80 +93,132 @@ def headline(path: Path) -> list[str]:
     """A few lines that say what a result file found."""
     data = json.loads(path.read_text())
     figures = data["figures"]
-    lines: list[str] = []
-    scenario = data["scenario"]
+    formatter = HEADLINES.get(data["scenario"])
+    return [] if formatter is None else formatter(figures)
+
+
+def _sizes(figures: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each measured size's figures, with its label ("1,000 users")."""
     for size, f in figures.get("sizes", {}).items():
-        n = f"{int(size):,} users"
-        if scenario == "teams-to-uc":
-            lat = f["latency_seconds"]
-            lines.append(
-                f"{n}: p50 {_s(lat['p50'])}  p95 {_s(lat['p95'])}  p99 {_s(lat['p99'])}, "
-                f"{f['poll']['graph_requests_per_round']} requests/round, "
-                f"reads {f['graph']['read_share_of_budget']:.0%} of the budget"
-            )
-        elif scenario == "uc-to-teams":
-            for name, p in f["phases"].items():
-                lat = p["hub_share_seconds"]
-                lines.append(
-                    f"{n}, {name} ({p['rate_per_second']:g} events/s): hub share p50 "
-                    f"{_s(lat['p50'])} p99 {_s(lat['p99'])}, "
-                    f"{p['graph_writes_per_effective_change']} writes per effective change"
-                )
-        elif scenario == "throughput":
-            for label, r in f.items():
-                if "sustained_events_per_second" in r:
-                    lines.append(
-                        f"{n}, {label}: {r['sustained_events_per_second']:,} durable events/s "
-                        f"({r['best_clients']} clients), "
-                        f"{r['sustained_events_per_second_batched']:,} in batches, "
-                        "lost after kill -9: "
-                        f"{r['durability']['acknowledged_but_lost']}"
-                    )
-                else:
-                    lines.append(f"{n}, {label}: {r.get('skipped')}")
-        elif scenario == "memory":
-            per_user = f["bytes_per_user_above_idle"]["working"]
-            rss = f["working_rss_bytes"] / 2**20
-            lines.append(f"{n}: RSS {rss:.0f} MiB, {per_user:,} bytes/user above idle")
-        elif scenario == "poll-vs-notify":
-            for mode in ("poll", "notify"):
-                lat = f[mode]["latency_seconds"]
-                lines.append(
-                    f"{n}, {mode}: p50 {_s(lat['p50'])} p95 {_s(lat['p95'])}, "
-                    f"{f[mode]['graph_requests_per_user_hour']} Graph requests/user-hour"
-                )
-        elif scenario == "naive-baseline":
-            for kind, r in f["ratios_naive_to_ours"].items():
-                lines.append(
-                    f"{n}, naive/ours ({kind}): requests x{r['graph_requests_per_user_hour']}, "
-                    f"latency p50 x{r['latency_p50']}, p95 x{r['latency_p95']}"
-                )
-    if scenario == "soak":
-        v = figures["verdict"]
-        if figures.get("aborted"):
-            lines.append(f"ABORTED: {figures['aborted'].splitlines()[0]}")
-        worst = max((s["latency_seconds"]["p99"] or 0 for s in figures["samples"]), default=0)
+        yield f"{int(size):,} users", f
+
+
+def _teams_to_uc(figures: dict[str, Any]) -> list[str]:
+    lines = []
+    for n, f in _sizes(figures):
+        lat = f["latency_seconds"]
         lines.append(
-            f"{figures['users']:,} users, {figures['rate_per_second']:g} events/s for "
-            f"{figures['duration_seconds'] / 60:g} min: {figures['events_ok']:,} of "
-            f"{figures['events_sent']:,} events answered 2xx, worst window p99 {_s(worst)}"
+            f"{n}: p50 {_s(lat['p50'])}  p95 {_s(lat['p95'])}  p99 {_s(lat['p99'])}, "
+            f"{f['poll']['graph_requests_per_round']} requests/round, "
+            f"reads {f['graph']['read_share_of_budget']:.0%} of the budget"
         )
-        lines.append(
-            f"RSS {v['rss_after_warmup_bytes'] / 2**20:.1f} -> {v['rss_end_bytes'] / 2**20:.1f} "
-            f"MiB after warm-up: {v['rss_growth_percent']:+.2f} % (target <= "
-            f"{v['rss_target_percent']:g} %: {'met' if v['rss_met'] else 'MISSED'})"
-        )
-        e, f = v["errors_after_warmup"], v["server_failures_after_warmup"]
-        lines.append(
-            f"errors {v['errors_total']}, server failures {v['server_failures_total']}; after "
-            f"warm-up, first/second half: errors {e['first_half']}/{e['second_half']}, server "
-            f"failures {f['first_half']}/{f['second_half']} "
-            f"(target no growth: {'met' if v['errors_met'] else 'MISSED'})"
-        )
-    if scenario == "memory":
-        for span, slope in figures.get("bytes_per_user_slope", {}).items():
-            lines.append(f"slope {span}: {slope:,} bytes per user")
     return lines
+
+
+def _uc_to_teams(figures: dict[str, Any]) -> list[str]:
+    lines = []
+    for n, f in _sizes(figures):
+        for name, p in f["phases"].items():
+            lat = p["hub_share_seconds"]
+            lines.append(
+                f"{n}, {name} ({p['rate_per_second']:g} events/s): hub share p50 "
+                f"{_s(lat['p50'])} p99 {_s(lat['p99'])}, "
+                f"{p['graph_writes_per_effective_change']} writes per effective change"
+            )
+    return lines
+
+
+def _throughput(figures: dict[str, Any]) -> list[str]:
+    lines = []
+    for n, f in _sizes(figures):
+        for label, r in f.items():
+            if "sustained_events_per_second" not in r:
+                lines.append(f"{n}, {label}: {r.get('skipped')}")
+                continue
+            lines.append(
+                f"{n}, {label}: {r['sustained_events_per_second']:,} durable events/s "
+                f"({r['best_clients']} clients), "
+                f"{r['sustained_events_per_second_batched']:,} in batches, "
+                "lost after kill -9: "
+                f"{r['durability']['acknowledged_but_lost']}"
+            )
+    return lines
+
+
+def _memory(figures: dict[str, Any]) -> list[str]:
+    lines = []
+    for n, f in _sizes(figures):
+        per_user = f["bytes_per_user_above_idle"]["working"]
+        rss = f["working_rss_bytes"] / 2**20
+        lines.append(f"{n}: RSS {rss:.0f} MiB, {per_user:,} bytes/user above idle")
+    for span, slope in figures.get("bytes_per_user_slope", {}).items():
+        lines.append(f"slope {span}: {slope:,} bytes per user")
+    return lines
+
+
+def _poll_vs_notify(figures: dict[str, Any]) -> list[str]:
+    lines = []
+    for n, f in _sizes(figures):
+        for mode in ("poll", "notify"):
+            lat = f[mode]["latency_seconds"]
+            lines.append(
+                f"{n}, {mode}: p50 {_s(lat['p50'])} p95 {_s(lat['p95'])}, "
+                f"{f[mode]['graph_requests_per_user_hour']} Graph requests/user-hour"
+            )
+    return lines
+
+
+def _naive_baseline(figures: dict[str, Any]) -> list[str]:
+    lines = []
+    for n, f in _sizes(figures):
+        for kind, r in f["ratios_naive_to_ours"].items():
+            lines.append(
+                f"{n}, naive/ours ({kind}): requests x{r['graph_requests_per_user_hour']}, "
+                f"latency p50 x{r['latency_p50']}, p95 x{r['latency_p95']}"
+            )
+    return lines
+
+
+def _soak(figures: dict[str, Any]) -> list[str]:
+    lines = []
+    v = figures["verdict"]
+    if figures.get("aborted"):
+        lines.append(f"ABORTED: {figures['aborted'].splitlines()[0]}")
+    worst = max((s["latency_seconds"]["p99"] or 0 for s in figures["samples"]), default=0)
+    lines.append(
+        f"{figures['users']:,} users, {figures['rate_per_second']:g} events/s for "
+        f"{figures['duration_seconds'] / 60:g} min: {figures['events_ok']:,} of "
+        f"{figures['events_sent']:,} events answered 2xx, worst window p99 {_s(worst)}"
+    )
+    lines.append(
+        f"RSS {v['rss_after_warmup_bytes'] / 2**20:.1f} -> {v['rss_end_bytes'] / 2**20:.1f} "
+        f"MiB after warm-up: {v['rss_growth_percent']:+.2f} % (target <= "
+        f"{v['rss_target_percent']:g} %: {_met(v['rss_met'])})"
+    )
+    e, f = v["errors_after_warmup"], v["server_failures_after_warmup"]
+    lines.append(
+        f"errors {v['errors_total']}, server failures {v['server_failures_total']}; after "
+        f"warm-up, first/second half: errors {e['first_half']}/{e['second_half']}, server "
+        f"failures {f['first_half']}/{f['second_half']} "
+        f"(target no growth: {_met(v['errors_met'])})"
+    )
+    return lines
+
+
+def _met(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+# scenario name -> its result file's headline (SCENARIOS and LONG_SCENARIOS, by a test)
+HEADLINES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "teams-to-uc": _teams_to_uc,
+    "uc-to-teams": _uc_to_teams,
+    "throughput": _throughput,
+    "memory": _memory,
+    "poll-vs-notify": _poll_vs_notify,
+    "naive-baseline": _naive_baseline,
+    "soak": _soak,
+}
 
 
 def _s(value: float | None) -> str:

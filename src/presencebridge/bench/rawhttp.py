@@ -51,38 +51,51 @@ class Connection:
         self.writer.write(head + b"\r\n" + (body or b""))
         status_line = await self.reader.readuntil(b"\r\n")
         status = int(status_line.split(b" ", 2)[1])
-        length = -1
-        chunked = close = False
-        while True:
-            line = await self.reader.readuntil(b"\r\n")
-            if line == b"\r\n":
-                break
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
-            elif name == b"connection" and b"close" in value.lower():
-                close = True
-        if chunked:
-            parts = []
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    await self.reader.readuntil(b"\r\n")
-                    break
-                parts.append(await self.reader.readexactly(size))
-                await self.reader.readexactly(2)
-            content = b"".join(parts)
-        elif length >= 0:
-            content = await self.reader.readexactly(length)
-        else:
-            content = await self.reader.read()
-            close = True
-        if close:
+        length, chunked, close = await _read_headers(self.reader)
+        content, until_close = await _read_body(self.reader, length, chunked)
+        if close or until_close:
             self.close()
         return status, content
+
+
+async def _read_headers(reader: asyncio.StreamReader) -> tuple[int, bool, bool]:
+    """The answer's headers up to the blank line: (Content-Length or -1, chunked, close)."""
+    length = -1
+    chunked = close = False
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        if line == b"\r\n":
+            return length, chunked, close
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+        elif name == b"connection" and b"close" in value.lower():
+            close = True
+
+
+async def _read_body(
+    reader: asyncio.StreamReader, length: int, chunked: bool
+) -> tuple[bytes, bool]:
+    """The answer's body, and whether it ran until the server closed the connection."""
+    if chunked:
+        return await _read_chunked(reader), False
+    if length >= 0:
+        return await reader.readexactly(length), False
+    return await reader.read(), True
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        if size == 0:
+            await reader.readuntil(b"\r\n")
+            return b"".join(parts)
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
 
 
 class Pool:
