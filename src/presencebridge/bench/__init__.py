@@ -135,10 +135,12 @@ def _throughput(figures: dict[str, Any]) -> list[str]:
             if "sustained_events_per_second" not in r:
                 lines.append(f"{n}, {label}: {r.get('skipped')}")
                 continue
+            # Runs before the batch endpoint have no batched figure.
+            batched = r.get("sustained_events_per_second_batched")
             lines.append(
                 f"{n}, {label}: {r['sustained_events_per_second']:,} durable events/s "
                 f"({r['best_clients']} clients), "
-                f"{r['sustained_events_per_second_batched']:,} in batches, "
+                f"{'-' if batched is None else format(batched, ',')} in batches, "
                 "lost after kill -9: "
                 f"{r['durability']['acknowledged_but_lost']}"
             )
