@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -180,13 +181,15 @@ def test_effective_presence_depends_only_on_its_inputs(
     stored = codec.decode(state.user, json.loads(json.dumps(codec.encode(state))))
     assert effective_presence(stored, group, now) == presence
 
-    shuffled = state.with_(
+    shuffled = replace(
+        state,
         appointments=tuple(data.draw(st.permutations(state.appointments), label="appointments")),
         calls=tuple(data.draw(st.permutations(state.calls), label="calls")),
         meetings=tuple(data.draw(st.permutations(state.meetings), label="meetings")),
     )
     assert effective_presence(shuffled, group, now) == presence
-    reversed_ = state.with_(
+    reversed_ = replace(
+        state,
         appointments=state.appointments[::-1],
         calls=state.calls[::-1],
         meetings=state.meetings[::-1],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -85,9 +86,9 @@ def test_a_refused_save_users_writes_nothing_at_all(store: Store, group: GroupRe
     store.create_user(alice, NOW)
     store.create_user(bob, NOW)
 
-    changed_alice = alice.with_(selection=Selection("Lunch", NOW))
+    changed_alice = replace(alice, selection=Selection("Lunch", NOW))
     # Bob taking Alice's Teams id breaks the unique constraint after Alice's row changed.
-    clashing_bob = bob.with_(user=User("bob", "Bob", group.id, "teams-alice"))
+    clashing_bob = replace(bob, user=User("bob", "Bob", group.id, "teams-alice"))
     history = [HistoryEntry("alice", NOW, "manual", "away", "idle", "Lunch")]
     with pytest.raises(IntegrityError):
         store.save_users([changed_alice, clashing_bob], history, NOW + timedelta(minutes=1))
@@ -107,7 +108,7 @@ def test_history_of_an_unknown_user_is_refused(store: Store, group: GroupRecord)
     ]
 
     with pytest.raises(IntegrityError):
-        store.save_users([alice.with_(selection=Selection("Lunch", NOW))], entries, NOW)
+        store.save_users([replace(alice, selection=Selection("Lunch", NOW))], entries, NOW)
 
     assert count(store, t.presence_history) == 0
     assert store.load_users() == [alice]

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 
 class Status(StrEnum):
@@ -303,6 +302,3 @@ class UserState:
     own_mode: TeamsSyncMode | None = None  # the user's own teams_sync_mode choice
     teams: TeamsState = field(default_factory=TeamsState)
     microphone: MicrophoneUse | None = None
-
-    def with_(self, **changes: Any) -> UserState:
-        return replace(self, **changes)
