@@ -16,10 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own (404, 405, 400)
 
-from presencebridge import __version__, metrics
-from presencebridge.adapters.fanout import Fanout
-from presencebridge.adapters.store import Store, create_engine, migrate
-from presencebridge.adapters.store.leases import LeaseStore
+from presencebridge import __version__, bootstrap, metrics
 from presencebridge.api import views
 from presencebridge.api.agent import router as agent_router
 from presencebridge.api.auth import Principal, websocket_principal
@@ -30,10 +27,7 @@ from presencebridge.api.webhook import router as webhook_router
 from presencebridge.config import Settings
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.texts import pick_language
-from presencebridge.service.agents import AgentRelay
-from presencebridge.service.cluster import Cluster
 from presencebridge.service.hub import Hub
-from presencebridge.teams_setup import client_side_teams, start_teams_sync
 from presencebridge.web import mount_console
 
 log = logging.getLogger(__name__)
@@ -113,59 +107,23 @@ def _validation_message(error: RequestValidationError) -> tuple[int, str]:
     return 422, "; ".join(problems)
 
 
-def join_cluster(settings: Settings, hub: Hub) -> Cluster | None:
-    """Several nodes: set up leases and fan-out (the hub handles no one until then)."""
-    if settings.redis_url is None:
-        return None
-    url = settings.node_url or f"http://{settings.host}:{settings.port}"
-    cluster = Cluster(
-        hub,
-        LeaseStore(hub.store.engine),
-        Fanout(settings.redis_url.get_secret_value(), settings.node_name()),
-        settings.node_name(),
-        url,
-        settings.partitions,
-        settings.lease_seconds,
-    )
-    cluster.attach()
-    return cluster
-
-
 def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
-    """The server app; builds its own store and hub from `settings` unless given a hub."""
+    """The server app; `bootstrap` wires (and runs) the rest from `settings`, around the
+    given hub or one of its own."""
     if settings.admin_token is None:
         raise ValueError("PRESENCEBRIDGE_ADMIN_TOKEN must be set")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nonlocal hub
-        if hub is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(settings.resolved_database_url())
-            await asyncio.to_thread(migrate, engine)
-            hub = Hub(Store(engine))
-        app.state.hub = hub
-        cluster = join_cluster(settings, hub)
-        app.state.cluster = cluster
-        await hub.start()
-        sync = start_teams_sync(settings, hub)
-        app.state.teams_sync = sync
-        app.state.notify = None if sync is None else sync.notify
-        app.state.agents = AgentRelay(hub, client_side_teams(settings))
-        if cluster is not None:
-            if sync is not None:
-                cluster.on_share = sync.set_share
-            cluster.agents = app.state.agents
-            app.state.agents.forward = cluster.relay_agent_message
-            await cluster.start()
         try:
-            yield
+            async with bootstrap.running(settings, hub) as running:
+                app.state.hub = running.hub
+                app.state.cluster = running.cluster
+                app.state.teams_sync = running.teams_sync
+                app.state.notify = running.notify
+                app.state.agents = running.agents
+                yield
         finally:
-            if cluster is not None:
-                await cluster.stop()  # give the partitions back before anything stops
-            if sync is not None:
-                await sync.stop()
-            await hub.stop()
             await app.state.forward_client.aclose()
 
     app = FastAPI(
