@@ -83,6 +83,10 @@ class TeamsWriter:
     def idle(self) -> bool:
         return not self._pending and not self._running
 
+    def settled(self) -> bool:
+        """Idle, and no failed write waits for its retry."""
+        return self.idle() and not self._retry_at
+
     async def run(self) -> None:
         workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
         try:

@@ -105,5 +105,8 @@ class Deadlines:
             wait = LONGEST_SLEEP
             if self._heap:
                 wait = max(0.0, (self._heap[0][0] - self._now()).total_seconds())
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that meets a wake-up, and `stop` then waited up to an hour.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(wait, LONGEST_SLEEP) + 0.001)
+                async with asyncio.timeout(min(wait, LONGEST_SLEEP) + 0.001):
+                    await self._wake.wait()
