@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any
 
 import httpx
@@ -107,11 +107,10 @@ def _validation_message(error: RequestValidationError) -> tuple[int, str]:
     return 422, "; ".join(problems)
 
 
-def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
-    """The server app; `bootstrap` wires (and runs) the rest from `settings`, around the
-    given hub or one of its own."""
-    if settings.admin_token is None:
-        raise ValueError("PRESENCEBRIDGE_ADMIN_TOKEN must be set")
+def _lifespan(
+    settings: Settings, hub: Hub | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up and shut-down: `bootstrap` runs the application; the app keeps its parts."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -126,24 +125,11 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         finally:
             await app.state.forward_client.aclose()
 
-    app = FastAPI(
-        title="presencebridge",
-        version=__version__,
-        description="Presence hub between Microsoft Teams and a PBX / UC system.",
-        lifespan=lifespan,
-    )
-    app.state.settings = settings
-    app.state.admin_token = settings.admin_token.get_secret_value()
-    app.include_router(router)
-    app.include_router(webhook_router)
-    app.include_router(agent_router)
-    app.state.notify = None
-    app.state.cluster = None
-    app.state.forward_client = httpx.AsyncClient(timeout=30)
-    install_cluster(app)
-    if settings.clustered:
-        app.add_middleware(ForwardToOwner, node=settings.node_name())
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return lifespan
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """One JSON shape for every refusal, counted by status."""
 
     @app.exception_handler(Rejected)
     async def rejected(_request: Request, error: Rejected) -> JSONResponse:
@@ -167,6 +153,34 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             error.status_code,
             headers=error.headers,
         )
+
+
+def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
+    """The server app; `bootstrap` wires (and runs) the rest from `settings`, around the
+    given hub or one of its own."""
+    if settings.admin_token is None:
+        raise ValueError("PRESENCEBRIDGE_ADMIN_TOKEN must be set")
+
+    app = FastAPI(
+        title="presencebridge",
+        version=__version__,
+        description="Presence hub between Microsoft Teams and a PBX / UC system.",
+        lifespan=_lifespan(settings, hub),
+    )
+    app.state.settings = settings
+    app.state.admin_token = settings.admin_token.get_secret_value()
+    app.include_router(router)
+    app.include_router(webhook_router)
+    app.include_router(agent_router)
+    app.state.notify = None
+    app.state.cluster = None
+    app.state.forward_client = httpx.AsyncClient(timeout=30)
+    install_cluster(app)
+    if settings.clustered:
+        app.add_middleware(ForwardToOwner, node=settings.node_name())
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    _install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=True)
     async def healthz(request: Request) -> dict[str, Any]:
