@@ -173,7 +173,6 @@ def _notify_mode(
         lambda: [teams_id for _, teams_id in hub.synced_users()],
         hub.clock.now,
     )
-    accounts.on_signed_in = manager.wake
     jwks = authority_url(settings.authority, settings.tenant_id) + "/discovery/v2.0/keys"
     verifier = ValidationTokenVerifier(jwks, settings.client_id, settings.ca_bundle)
     return accounts, NotifyContext(manager, keys, verifier)
@@ -199,8 +198,16 @@ class Application:
 
     async def start(self) -> None:
         await self.hub.start()
-        for component in self.components:
-            await component.start()
+        started: list[Component] = []
+        try:
+            for component in self.components:
+                await component.start()
+                started.append(component)
+        except BaseException:
+            for component in reversed(started):
+                await component.stop()
+            await self.hub.stop()
+            raise
 
     async def stop(self) -> None:
         # The cluster first: give the partitions back before anything stops.
@@ -240,8 +247,11 @@ def build(settings: Settings, hub: Hub) -> Application:
     application = Application(settings, hub, agents, sync, cluster)
     if sync is not None:
         application.components.append(sync)
-    # New adapters (directory, PBX, sign-in) go here: made from settings and the hub,
-    # appended as components.
+    # New adapters (directory, PBX, sign-in) go here: made from the settings and the
+    # hub (or the Graph client), appended as components, e.g.
+    #     pbx = connect_pbx(settings, hub)  # None when not configured
+    #     if pbx is not None:
+    #         application.components.append(pbx)
     if cluster is not None:
         cluster.attach(agents, None if sync is None else sync.set_share)
         application.components.append(cluster)  # last: it starts handing users over
