@@ -218,8 +218,11 @@ class SubscriptionManager:
             except Exception as error:  # keep trying; the slow poll covers the gap
                 self._error(f"subscriptions: {error}")
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that meets a wake-up, and the task would outlive its stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
 
     def _error(self, message: str) -> None:
         log.warning(message)
