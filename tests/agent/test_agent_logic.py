@@ -78,19 +78,22 @@ async def test_stream_url() -> None:
 
 
 class FakeGraph:
+    """The presence port (`core.ports.TeamsPresenceWrites`) as the agent uses it (`/me`)."""
+
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
 
-    async def set_session(self, activity: str) -> None:
+    async def set_session(self, teams_user_id: str, availability: str, activity: str) -> None:
         self.calls.append(("setPresence", activity))
 
-    async def clear_session(self) -> None:
+    async def clear_session(self, teams_user_id: str) -> None:
         self.calls.append(("clearPresence", None))
 
-    async def set_preferred_dnd(self, minutes: int | None) -> None:
+    async def set_preferred_dnd(self, teams_user_id: str, duration: timedelta | None) -> None:
+        minutes = None if duration is None else int(duration.total_seconds() // 60)
         self.calls.append(("setUserPreferredPresence", minutes))
 
-    async def clear_preferred(self) -> None:
+    async def clear_preferred(self, teams_user_id: str) -> None:
         self.calls.append(("clearUserPreferredPresence", None))
 
 

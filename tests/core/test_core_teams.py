@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from presencebridge.adapters.graph.writes import planned_writes
 from presencebridge.core import rules, teams
 from presencebridge.core.effective import (
     BUILTIN_DND,
@@ -49,8 +50,6 @@ from presencebridge.core.rules import (
     SelectProfile,
     SetOwnMode,
     TeamsObserved,
-    TeamsPreferredWritten,
-    TeamsSessionWritten,
     TelephonyEvent,
     Tick,
 )
@@ -139,22 +138,10 @@ def sync(
     now = at(seconds)
     plan = teams.plan_writes(state, want(state, context, seconds), now, refresh=refresh)
     writes: list[str] = []
-    if plan.set_session is not None:
-        writes.append(f"set_session {plan.set_session}")
-        state = rules.apply(state, TeamsSessionWritten(plan.set_session), context, now).state
-    elif plan.clear_session:
-        writes.append("clear_session")
-        state = rules.apply(state, TeamsSessionWritten(None), context, now).state
-    if plan.set_preferred_dnd:
-        duration = plan.preferred_duration
-        writes.append("set_preferred_dnd")
-        acknowledged = TeamsPreferredWritten(
-            now + (duration or teams.PREFERRED_DND_DEFAULT), default_expiry=duration is None
-        )
-        state = rules.apply(state, acknowledged, context, now).state
-    elif plan.clear_preferred:
-        writes.append("clear_preferred")
-        state = rules.apply(state, TeamsPreferredWritten(None), context, now).state
+    # The writer's own path (adapters/graph/writes.py), each write acknowledged at once.
+    for write in planned_writes(plan, now):
+        writes.append(f"set_session {write.activity}" if write.activity else write.kind)
+        state = rules.apply(state, write.acknowledgement, context, now).state
     return state, writes
 
 

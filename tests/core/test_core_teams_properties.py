@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from presencebridge.adapters.graph.writes import planned_writes
 from presencebridge.core import rules, teams
 from presencebridge.core.effective import TEAMS_CALL_APPOINTMENT, effective_presence
 from presencebridge.core.model import (
@@ -46,7 +47,6 @@ from presencebridge.core.rules import (
     SetOwnMode,
     TeamsObserved,
     TeamsPreferredWritten,
-    TeamsSessionWritten,
     TelephonyEvent,
     Tick,
 )
@@ -72,7 +72,7 @@ CLIENT_STATES = [AVAILABLE, IN_A_CALL, PRESENTING, AWAY]
 # Standing among sessions (GRAPH.md, Aggregation rule 2).
 RANK = {"DoNotDisturb": 4, "Busy": 3, "Available": 2, "Away": 1}
 
-GRAPH_SESSION_LIFETIME = timedelta(minutes=5)  # the writer sends PT5M
+GRAPH_SESSION_LIFETIME = teams.SESSION_LIFETIME  # what the writer asks Graph for
 SETTLE_ROUNDS = 8
 SETTLED_AFTER = 4  # no write but session refreshes from this round on
 
@@ -286,30 +286,30 @@ class Sim:
         have = self.state.teams
         plan = teams.plan_writes(self.state, wanted, now)
         sent: list[str] = []
-        if plan.set_session is not None:
-            sent.append(
-                "refresh_session"
-                if have.hub_session.activity == plan.set_session
-                else "set_session"
-            )
-            self.graph.prune(now)
-            self.graph.session = (teams.HUB_SESSION[0], plan.set_session)
-            self.graph.session_expires = now + GRAPH_SESSION_LIFETIME
-            self.event(TeamsSessionWritten(plan.set_session))
-        elif plan.clear_session:
-            sent.append("clear_session")
-            self.graph.session, self.graph.session_expires = None, None
-            self.event(TeamsSessionWritten(None))
-        if plan.set_preferred_dnd:
-            duration = plan.preferred_duration
-            expiry = now + (duration or teams.PREFERRED_DND_DEFAULT)
-            sent.append("set_preferred_dnd")
-            self.graph.set_preferred(DND, expiry, "hub")
-            self.event(TeamsPreferredWritten(expiry, default_expiry=duration is None))
-        elif plan.clear_preferred:
-            sent.append("clear_preferred")
-            self.graph.clear_preferred()
-            self.event(TeamsPreferredWritten(None))
+        # The writer's own path (adapters/graph/writes.py), against the modelled Graph.
+        for write in planned_writes(plan, now):
+            acknowledged = write.acknowledgement
+            if write.kind == "set_session":
+                sent.append(
+                    "refresh_session"
+                    if have.hub_session.activity == write.activity
+                    else "set_session"
+                )
+                self.graph.prune(now)
+                self.graph.session = (teams.HUB_SESSION[0], str(write.activity))
+                self.graph.session_expires = now + GRAPH_SESSION_LIFETIME
+            elif write.kind == "clear_session":
+                sent.append("clear_session")
+                self.graph.session, self.graph.session_expires = None, None
+            elif write.kind == "set_preferred_dnd":
+                assert isinstance(acknowledged, TeamsPreferredWritten)
+                assert acknowledged.until is not None
+                sent.append("set_preferred_dnd")
+                self.graph.set_preferred(DND, acknowledged.until, "hub")
+            else:
+                sent.append("clear_preferred")
+                self.graph.clear_preferred()
+            self.event(acknowledged)
         self.writes.extend(sent)
         return sent
 

@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from presencebridge.core.teams import SESSION_LIFETIME
+from presencebridge.core.teams import SESSION_REFRESH as SESSION_REFRESH_AFTER
 from tests.reliability.harness import (
     control_client,
     converge,
@@ -38,8 +40,8 @@ from tests.support.server import ServerProcess
 from tests.support.teams import EmulatorProcess, sync_server
 
 WORKERS = 4
-SESSION_EXPIRY = 5 * 60  # Graph's shortest session lifetime, which the hub uses
-SESSION_REFRESH = 150  # the hub re-sends its session every 2.5 minutes
+SESSION_EXPIRY = int(SESSION_LIFETIME.total_seconds())  # the session lifetime the hub asks for
+SESSION_REFRESH = int(SESSION_REFRESH_AFTER.total_seconds())  # the hub re-sends it this often
 
 
 def keep_call(user: UserModel) -> str | None:

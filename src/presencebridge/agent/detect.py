@@ -1,10 +1,7 @@
-"""Which programs hold the microphone: one interface, one backend per platform.
+"""Which programs hold the microphone: the backend this platform offers.
 
-A detector answers two questions. `snapshot()` is the whole truth at one moment:
-the (normalised) names of the processes that hold a capture device now.
-`wait_for_change(within)` returns when something may have changed (an audio
-server event, a poll interval) or when `within` seconds have passed; it is only a wake-up,
-never evidence: every decision is taken from the next full snapshot.
+The interface the backends implement is `detector.py` (snapshot = the truth, change
+events = wake-ups only); this module only chooses one at run time.
 """
 
 from __future__ import annotations
@@ -13,50 +10,26 @@ import logging
 import os
 import shutil
 import sys
-from dataclasses import dataclass
-from typing import Literal, Protocol
 
-from presencebridge.core.micsync import normalise
+from presencebridge.agent.detector import (
+    Confidence,
+    DetectorUnavailable,
+    MicrophoneDetector,
+    Snapshot,
+    process_name,
+)
 
 log = logging.getLogger(__name__)
 
-Confidence = Literal["high", "low"]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The processes holding the microphone at one moment (normalised names).
-
-    `confidence` is "low" when the backend could only see that *some* program
-    records (e.g. macOS before 14.2) and `processes` are the running candidates.
-    """
-
-    processes: frozenset[str] = frozenset()
-    confidence: Confidence = "high"
-
-
-class MicrophoneDetector(Protocol):
-    """A platform backend. Events are wake-ups only; `snapshot` is the truth."""
-
-    name: str
-
-    async def snapshot(self) -> Snapshot: ...
-
-    async def wait_for_change(self, within: float) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-class DetectorUnavailable(RuntimeError):
-    """No backend can watch the microphone on this machine; the message says why."""
-
-
-def process_name(*candidates: str | None) -> str | None:
-    """The first usable candidate, normalised (binary before display name)."""
-    for candidate in candidates:
-        if candidate and candidate.strip():
-            return normalise(candidate)
-    return None
+__all__ = [
+    "Confidence",
+    "DetectorUnavailable",
+    "MicrophoneDetector",
+    "Snapshot",
+    "create_detector",
+    "platform_name",
+    "process_name",
+]
 
 
 def platform_name(platform: str = sys.platform) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from presencebridge.agent.detect import Snapshot, process_name
+from presencebridge.agent.detector import Snapshot, process_name
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from presencebridge.agent.detect import Snapshot
+from presencebridge.agent.detector import Snapshot
 from presencebridge.core.micsync import ALIASES, FRIENDLY_NAMES, normalise
 
 log = logging.getLogger(__name__)

@@ -21,21 +21,24 @@ import contextlib
 import json
 import logging
 import os
-import random
-import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
-import httpx
 import msal
 
 from presencebridge.adapters.credentials import CredentialStoreUnavailable, token_cache
 from presencebridge.adapters.graph.auth import authority_url, instance_discovery, msal_http_client
-from presencebridge.core.teams import PREFERRED_DND_DEFAULT
+from presencebridge.adapters.graph.client import GraphError
+from presencebridge.adapters.graph.me import ME, MeGraph
+from presencebridge.adapters.graph.retry import rewrite_delay
+from presencebridge.adapters.graph.writes import Acknowledgement, execute_plan
+from presencebridge.core.ports import TeamsPresenceWrites
+from presencebridge.core.rules import TeamsSessionWritten
+from presencebridge.core.teams import WritePlan
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +47,6 @@ SECRET_ENV = "PRESENCEBRIDGE_AGENT_SECRET"  # noqa: S105 - the name of a variabl
 CACHE_FILE = "teams-signin.cache"
 STATE_FILE = "teams-state.json"
 POLL_SECONDS = 2.0
-SESSION_EXPIRY = "PT5M"
-# The availability Graph pairs with each activity of an app session (GRAPH.md).
-SESSION_AVAILABILITY = {
-    "InACall": "Busy",
-    "InAConferenceCall": "Busy",
-    "Presenting": "DoNotDisturb",
-    "Available": "Available",
-    "Away": "Away",
-}
-RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
 Say = Callable[[str], None]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -280,121 +273,6 @@ class TeamsSignIn:
         return str(result["access_token"])
 
 
-class GraphFailed(RuntimeError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"Graph answered {status}: {message}")
-        self.status = status
-
-
-def _retry_after(response: httpx.Response, attempt: int) -> float:
-    header = response.headers.get("retry-after")
-    if header:
-        with contextlib.suppress(ValueError):
-            return max(0.0, float(header))  # Graph may send fractions, e.g. "2.128"
-    return _backoff(attempt)
-
-
-def _backoff(attempt: int) -> float:
-    return float(min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311
-
-
-class MeGraph:
-    """`/me/presence` with the user's delegated token."""
-
-    def __init__(
-        self,
-        graph_url: str,
-        token: Callable[[bool], Awaitable[str]],
-        session_id: str,
-        ca_bundle: Path | None,
-        max_attempts: int = 6,
-    ) -> None:
-        self.base = graph_url.rstrip("/") + "/me/presence"
-        self.token = token
-        self.session_id = session_id
-        self.max_attempts = max_attempts
-        verify: ssl.SSLContext | bool = True
-        if ca_bundle is not None:
-            verify = ssl.create_default_context(cafile=str(ca_bundle))
-        self.http = httpx.AsyncClient(timeout=10, verify=verify)
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
-
-    async def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        fresh = False
-        last = "no attempt"
-        for attempt in range(self.max_attempts):
-            try:
-                headers = {"Authorization": f"Bearer {await self.token(fresh)}"}
-                response = await self.http.request(
-                    method, self.base + path, json=body, headers=headers
-                )
-            except httpx.HTTPError as error:
-                last = type(error).__name__
-                await asyncio.sleep(_backoff(attempt))
-                continue
-            if response.status_code == 401 and not fresh:
-                fresh = True  # revoked, or our clock is off: a new token, once
-                continue
-            if response.status_code in RETRYABLE:
-                last = str(response.status_code)
-                await asyncio.sleep(_retry_after(response, attempt))
-                continue
-            return response
-        raise GraphFailed(503, f"{method} {path or '/me/presence'} gave up ({last})")
-
-    @staticmethod
-    def _check(response: httpx.Response, allowed: tuple[int, ...] = ()) -> None:
-        if response.is_success or response.status_code in allowed:
-            return
-        try:
-            message = str(response.json()["error"]["message"])
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
-        raise GraphFailed(response.status_code, message)
-
-    async def read(self) -> dict[str, Any]:
-        response = await self._call("GET", "")
-        self._check(response)
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def set_session(self, activity: str) -> None:
-        body = {
-            "sessionId": self.session_id,
-            "availability": SESSION_AVAILABILITY.get(activity, "Busy"),
-            "activity": activity,
-            "expirationDuration": SESSION_EXPIRY,
-        }
-        self._check(await self._call("POST", "/setPresence", body))
-
-    async def clear_session(self) -> None:
-        # 404: the session has gone already (expired): that is what was wanted.
-        self._check(
-            await self._call("POST", "/clearPresence", {"sessionId": self.session_id}), (404,)
-        )
-
-    async def set_preferred_dnd(self, minutes: int | None) -> None:
-        body = {"availability": "DoNotDisturb", "activity": "DoNotDisturb"}
-        if minutes is not None:
-            body["expirationDuration"] = f"PT{max(5, int(minutes))}M"
-        self._check(await self._call("POST", "/setUserPreferredPresence", body))
-
-    async def clear_preferred(self) -> None:
-        self._check(await self._call("POST", "/clearUserPreferredPresence", {}))
-
-
-class PresenceWrites(Protocol):
-    async def set_session(self, activity: str) -> None: ...
-
-    async def clear_session(self) -> None: ...
-
-    async def set_preferred_dnd(self, minutes: int | None) -> None: ...
-
-    async def clear_preferred(self) -> None: ...
-
-
 _UNKNOWN = "?"  # the session this agent has (or has not) set before it started
 
 
@@ -526,8 +404,8 @@ class TeamsAgent:
         while True:
             requested_at = self.now()
             try:
-                body = await graph.read()
-            except GraphFailed as error:
+                body = await graph.read_own()
+            except GraphError as error:
                 log.warning("Teams: reading presence failed: %s", error)
                 await asyncio.sleep(self.poll_seconds)
                 continue
@@ -557,63 +435,74 @@ class TeamsAgent:
             try:
                 await self.apply(graph, intent)
                 attempt = 0
-            except GraphFailed as error:
+            except GraphError as error:
                 log.warning("Teams: a write failed (%s); retrying", error)
-                await asyncio.sleep(_backoff(attempt))
+                await asyncio.sleep(rewrite_delay(attempt))
                 attempt += 1
                 if self._intent is intent or not self._intent_ready.is_set():
                     self._intent_ready.set()  # retry the newest intent
             except ConnectionError:
                 pass  # the hub is away; it sends the intent again after the reconnect
 
-    async def apply(self, graph: PresenceWrites, intent: dict[str, Any]) -> None:
+    async def apply(self, graph: TeamsPresenceWrites, intent: dict[str, Any]) -> None:
         """Bring Teams to what the hub wants, writing only what this agent has not yet
         asserted, and acknowledge each write (or re-acknowledge what was already done)."""
         session = intent.get("session")
         want_dnd = bool(intent.get("preferred_dnd"))
-        minutes = intent.get("preferred_dnd_minutes")
-        refresh = bool(intent.get("refresh"))
-        wrote = False
-        if isinstance(session, str) and session:
-            if refresh or self._session != session:
-                await graph.set_session(session)
-                if self._session != session:
-                    log.info("Teams: session set to %s", session)
-                self._session = session
-                await self.send({"type": "teams_written", "session": session})
-                wrote = True
-        elif self._session is not None:
-            await graph.clear_session()
-            if self._session is not _UNKNOWN:
-                log.info("Teams: session cleared")
-            self._session = None
-            await self.send({"type": "teams_written", "session": None})
-            wrote = True
         now = self.now()
-        held = self._preferred_until is not None and self._preferred_until > now
-        if want_dnd and (minutes is not None or not held):
-            await graph.set_preferred_dnd(None if minutes is None else int(minutes))
-            log.info("Teams: Do not disturb set (%s)", f"{minutes} min" if minutes else "1 day")
-            duration = PREFERRED_DND_DEFAULT if minutes is None else timedelta(minutes=int(minutes))
-            self._preferred_until, self._preferred_default = now + duration, minutes is None
-            self._save_state()
-            await self._acknowledge_preferred()
-        elif want_dnd:
+        plan = self._plan(intent, now)
+        await execute_plan(graph, ME, plan, now, self._acknowledge)
+        if plan.set_preferred_dnd or plan.clear_preferred:
+            return
+        if want_dnd:
             # Set by this agent already (maybe before a restart): not silently re-asserted,
             # but the hub may not know it yet.
             await self._acknowledge_preferred()
-        elif self._preferred_until is not None:
-            # Only a DnD this agent set is cleared: one the user set by hand is theirs.
-            await graph.clear_preferred()
-            log.info("Teams: Do not disturb cleared")
-            self._preferred_until, self._preferred_default = None, False
-            self._save_state()
-            await self._acknowledge_preferred()
-        elif not wrote:
+        elif not plan.set_session and not plan.clear_session:
             # Nothing to write at all: an acknowledgement was lost. Say again what holds.
             if session is None:
                 await self.send({"type": "teams_written", "session": None})
             await self._acknowledge_preferred()
+
+    def _plan(self, intent: dict[str, Any], now: datetime) -> WritePlan:
+        """The writes the hub's intent needs, given what this agent has asserted.
+
+        Only a DnD this agent set is cleared: one the user set by hand is theirs.
+        """
+        session = intent.get("session")
+        want_dnd = bool(intent.get("preferred_dnd"))
+        minutes = intent.get("preferred_dnd_minutes")
+        wanted = session if isinstance(session, str) and session else None
+        set_session = None
+        if wanted is not None and (intent.get("refresh") or self._session != wanted):
+            set_session = wanted
+        held = self._preferred_until is not None and self._preferred_until > now
+        set_dnd = want_dnd and (minutes is not None or not held)
+        return WritePlan(
+            set_session=set_session,
+            clear_session=wanted is None and self._session is not None,
+            set_preferred_dnd=set_dnd,
+            preferred_duration=None if minutes is None else timedelta(minutes=int(minutes)),
+            clear_preferred=not want_dnd and self._preferred_until is not None,
+        )
+
+    async def _acknowledge(self, written: Acknowledgement) -> None:
+        """Graph accepted a write: remember it here and tell the hub."""
+        if isinstance(written, TeamsSessionWritten):
+            if written.activity is not None and self._session != written.activity:
+                log.info("Teams: session set to %s", written.activity)
+            elif written.activity is None and self._session is not _UNKNOWN:
+                log.info("Teams: session cleared")
+            self._session = written.activity
+            await self.send({"type": "teams_written", "session": written.activity})
+            return
+        if written.until is None:
+            log.info("Teams: Do not disturb cleared")
+        else:
+            log.info("Teams: Do not disturb set (until %s)", written.until.isoformat())
+        self._preferred_until, self._preferred_default = written.until, written.default_expiry
+        self._save_state()
+        await self._acknowledge_preferred()
 
     async def _acknowledge_preferred(self) -> None:
         until = self._preferred_until

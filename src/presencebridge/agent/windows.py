@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from presencebridge.agent.detect import Snapshot
+from presencebridge.agent.detector import Snapshot
 from presencebridge.core.micsync import normalise
 
 log = logging.getLogger(__name__)

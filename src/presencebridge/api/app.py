@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -15,10 +14,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own (404, 405, 400)
 
-from presencebridge import __version__, metrics
-from presencebridge.adapters.fanout import Fanout
-from presencebridge.adapters.store import Store, Unstorable, create_engine, migrate
-from presencebridge.adapters.store.leases import LeaseStore
+from presencebridge import __version__, bootstrap, metrics
+from presencebridge.adapters.store import Unstorable
 from presencebridge.api.agent import router as agent_router
 from presencebridge.api.cluster import BODY, ForwardToOwner
 from presencebridge.api.cluster import install as install_cluster
@@ -28,10 +25,7 @@ from presencebridge.api.stream import router as stream_router
 from presencebridge.api.webhook import router as webhook_router
 from presencebridge.config import Settings
 from presencebridge.core.errors import Reason, Rejected
-from presencebridge.service.agents import AgentRelay
-from presencebridge.service.cluster import Cluster
 from presencebridge.service.hub import Hub
-from presencebridge.teams_setup import client_side_teams, start_teams_sync
 from presencebridge.web import mount_console
 
 log = logging.getLogger(__name__)
@@ -125,79 +119,29 @@ def _slash_in_id(scope: Scope) -> str | None:
     return None
 
 
-def join_cluster(settings: Settings, hub: Hub) -> Cluster | None:
-    """Several nodes: set up leases and fan-out (the hub handles no one until then)."""
-    if settings.redis_url is None:
-        return None
-    url = settings.node_url or f"http://{settings.host}:{settings.port}"
-    cluster = Cluster(
-        hub,
-        LeaseStore(hub.store.engine),
-        Fanout(settings.redis_url.get_secret_value(), settings.node_name()),
-        settings.node_name(),
-        url,
-        settings.partitions,
-        settings.lease_seconds,
-    )
-    cluster.attach()
-    return cluster
-
-
-def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
-    """The server app; builds its own store and hub from `settings` unless given a hub."""
-    if settings.admin_token is None:
-        raise ValueError("PRESENCEBRIDGE_ADMIN_TOKEN must be set")
+def _lifespan(
+    settings: Settings, hub: Hub | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up and shut-down: `bootstrap` runs the application; the app keeps its parts."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nonlocal hub
-        if hub is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(settings.resolved_database_url())
-            await asyncio.to_thread(migrate, engine)
-            hub = Hub(Store(engine))
-        app.state.hub = hub
-        cluster = join_cluster(settings, hub)
-        app.state.cluster = cluster
-        await hub.start()
-        sync = start_teams_sync(settings, hub)
-        app.state.teams_sync = sync
-        app.state.notify = None if sync is None else sync.notify
-        app.state.agents = AgentRelay(hub, client_side_teams(settings))
-        if cluster is not None:
-            if sync is not None:
-                cluster.on_share = sync.set_share
-            cluster.agents = app.state.agents
-            app.state.agents.forward = cluster.relay_agent_message
-            await cluster.start()
         try:
-            yield
+            async with bootstrap.running(settings, hub) as running:
+                app.state.hub = running.hub
+                app.state.cluster = running.cluster
+                app.state.teams_sync = running.teams_sync
+                app.state.notify = running.notify
+                app.state.agents = running.agents
+                yield
         finally:
-            if cluster is not None:
-                await cluster.stop()  # give the partitions back before anything stops
-            if sync is not None:
-                await sync.stop()
-            await hub.stop()
             await app.state.forward_client.aclose()
 
-    app = FastAPI(
-        title="presencebridge",
-        version=__version__,
-        description="Presence hub between Microsoft Teams and a PBX / UC system.",
-        lifespan=lifespan,
-    )
-    app.state.settings = settings
-    app.state.admin_token = settings.admin_token.get_secret_value()
-    app.include_router(router)
-    app.include_router(webhook_router)
-    app.include_router(agent_router)
-    app.state.notify = None
-    app.state.cluster = None
-    app.state.forward_client = httpx.AsyncClient(timeout=30)
-    install_cluster(app)
-    if settings.clustered:
-        app.add_middleware(ForwardToOwner, node=settings.node_name())
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return lifespan
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """One JSON shape for every refusal, counted by status."""
 
     @app.exception_handler(Rejected)
     async def rejected(_request: Request, error: Rejected) -> JSONResponse:
@@ -231,6 +175,34 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             error.status_code,
             headers=error.headers,
         )
+
+
+def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
+    """The server app; `bootstrap` wires (and runs) the rest from `settings`, around the
+    given hub or one of its own."""
+    if settings.admin_token is None:
+        raise ValueError("PRESENCEBRIDGE_ADMIN_TOKEN must be set")
+
+    app = FastAPI(
+        title="presencebridge",
+        version=__version__,
+        description="Presence hub between Microsoft Teams and a PBX / UC system.",
+        lifespan=_lifespan(settings, hub),
+    )
+    app.state.settings = settings
+    app.state.admin_token = settings.admin_token.get_secret_value()
+    app.include_router(router)
+    app.include_router(webhook_router)
+    app.include_router(agent_router)
+    app.state.notify = None
+    app.state.cluster = None
+    app.state.forward_client = httpx.AsyncClient(timeout=30)
+    install_cluster(app)
+    if settings.clustered:
+        app.add_middleware(ForwardToOwner, node=settings.node_name())
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    _install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=True)
     async def healthz(request: Request) -> dict[str, Any]:

@@ -51,12 +51,17 @@ class AgentConnection:
 
 
 class AgentRelay:
-    def __init__(self, hub: Hub, client_side: ClientSideTeams | None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        client_side: ClientSideTeams | None,
+        forward: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
         self.hub = hub
         self.client_side = client_side
         self.connections: dict[str, AgentConnection] = {}
         # Several nodes: what an agent reports for a user another node handles goes there.
-        self.forward: Callable[[str, dict[str, Any]], None] | None = None
+        self.forward = forward
         hub.add_change_listener(self.notify)
 
     # -- connections ---------------------------------------------------------------------

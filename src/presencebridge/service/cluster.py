@@ -27,9 +27,11 @@ from presencebridge.adapters.store.leases import LeaseStore
 from presencebridge.core import codec
 from presencebridge.core.model import User, UserState
 from presencebridge.core.partition import partition_of, plan
+from presencebridge.core.ports import Reading
 from presencebridge.service.agents import AgentRelay
 from presencebridge.service.hub import Hub
-from presencebridge.service.teams_sync import Reading, apply_readings
+from presencebridge.service.membership import Membership
+from presencebridge.service.teams_sync import apply_readings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -112,12 +114,15 @@ class Cluster:
 
     # -- life cycle ------------------------------------------------------------------------
 
-    def attach(self) -> None:
-        """Before the hub starts: it handles no one until leases say so."""
-        self.hub.owns = self.owns
-        self.hub.replicate = self._replicate
-        self.hub.on_group_change = self._group_changed
-        self.hub.store.fence = self._fence
+    def attach(
+        self, agents: AgentRelay | None = None, on_share: Callable[[float], None] | None = None
+    ) -> None:
+        """Wiring (bootstrap), before the hub starts: it handles no one until leases say
+        so. `agents` applies agent messages other nodes pass on; `on_share` learns this
+        node's share of the Graph budget."""
+        self.agents = agents
+        self.on_share = on_share
+        self.hub.join(Membership(self.owns, self._replicate, self._group_changed, self._fence))
 
     async def start(self) -> None:
         """Take a first share before serving, and start renewing and fanning out."""

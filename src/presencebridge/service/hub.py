@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import heapq
 import logging
 import secrets
 import time
@@ -42,7 +41,8 @@ from presencebridge.core.texts import Text
 from presencebridge.service.bus import PresenceBus, PresenceChange
 from presencebridge.service.clock import Clock
 from presencebridge.service.commit import GroupCommit
-from presencebridge.service.teams_sync import TeamsWriter
+from presencebridge.service.membership import SINGLE_NODE, Membership
+from presencebridge.service.timers import Deadlines
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,6 +77,7 @@ class UserView:
 
 class Hub:
     def __init__(self, store: Store, clock: Clock | None = None) -> None:
+        """A hub that handles every user until it `join`s a cluster."""
         self.store = store
         self.clock = clock or Clock()
         self.bus = PresenceBus()
@@ -85,30 +86,37 @@ class Hub:
         self._presence: dict[str, EffectivePresence] = {}
         self._user_locks: dict[str, _UserLock] = {}
         self._group_lock = asyncio.Lock()
-        # Lazily deleted heap: `_due_at` holds each user's one live deadline; heap
-        # entries that no longer match it are skipped when popped.
-        self._deadlines: list[tuple[datetime, str]] = []
-        self._due_at: dict[str, datetime] = {}
+        self._timers = Deadlines(self.clock.now, self._tick_due, self._live)
         self._by_teams_id: dict[str, str] = {}
-        self._wake = asyncio.Event()
-        self._timer: asyncio.Task[None] | None = None
         # SQLite has one writer at a time: one thread avoids lock contention.
         workers = 1 if store.engine.dialect.name == "sqlite" else 8
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="store")
         self._teams_last_sync: dict[str, datetime] = {}
         self._warned_no_dnd_profile: set[str] = set()
-        self.teams_writer: TeamsWriter | None = None
         self._change_listeners: list[Callable[[str], None]] = []
+        self._takeover_listeners: list[Callable[[Sequence[str]], None]] = []
         self._commit = GroupCommit(self._save)
-        # Several nodes (service/cluster.py): which users this node handles, and where
-        # their new states and group changes go for the other nodes.
-        self.owns: Callable[[str], bool] = lambda _user_id: True
-        self.replicate: Callable[[UserState], None] | None = None
-        self.on_group_change: Callable[[str], None] | None = None
+        self._membership = SINGLE_NODE
+        self._started = False
+
+    def join(self, membership: Membership) -> None:
+        """Several nodes (service/cluster.py): which users this node handles, and where
+        their new states and group changes go. Once, before `start`."""
+        if self._started or not self._membership.single:
+            raise RuntimeError("a hub joins a cluster once, before it starts")
+        self._membership = membership
+        self.store.fence = membership.fence  # every commit checks the lease
+
+    def owns(self, user_id: str) -> bool:
+        return self._membership.owns(user_id)
+
+    def _replicate(self, state: UserState) -> None:
+        self._membership.replicate(state)
 
     # -- life cycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._started = True
         groups = await self._io(self.store.load_groups)
         self._groups = {g.id: g for g in groups}
         states = await self._io(self.store.load_users)
@@ -131,14 +139,11 @@ class Hub:
         gc.freeze()
         metrics.USERS.set(len(self._users))
         self._commit.start()
-        self._timer = asyncio.create_task(self._run_timers(), name="presence-timers")
+        self._timers.start()
         log.info("hub started with %d groups and %d users", len(groups), len(states))
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+        await self._timers.stop()
         await self._commit.stop()
         self._executor.shutdown(wait=True)
 
@@ -240,8 +245,7 @@ class Hub:
         await self.tick_all(members, source)
 
     def _group_changed(self, group_id: str) -> None:
-        if self.on_group_change is not None:
-            self.on_group_change(group_id)
+        self._membership.group_changed(group_id)
 
     async def reload_group(self, group_id: str) -> None:
         """Another node changed the group: read it again, re-evaluate our members."""
@@ -276,8 +280,7 @@ class Hub:
             self._presence[user.id] = presence
             metrics.USERS.set(len(self._users))
         self.bus.publish(PresenceChange(user.id, presence))
-        if self.replicate is not None:
-            self.replicate(state)
+        self._replicate(state)
         return UserView(state, presence)
 
     async def handle(self, user_id: str, event: rules.Event, source: str) -> UserView:
@@ -314,8 +317,8 @@ class Hub:
         if changed:
             metrics.PRESENCE_CHANGES.inc()
             self.bus.publish(PresenceChange(user_id, presence))
-        if self.replicate is not None and new_state != old.state:
-            self.replicate(new_state)
+        if new_state != old.state:
+            self._replicate(new_state)
         self._after_change(old.state, new_state)
         return UserView(new_state, presence)
 
@@ -399,16 +402,14 @@ class Hub:
         claim()
         for user_id, presence in changed:
             self.bus.publish(PresenceChange(user_id, presence))
-        if self.replicate is not None:
-            # The old owner may have died between its commit and telling the others.
-            for state in states:
-                self.replicate(state)
+        # The old owner may have died between its commit and telling the others.
+        for state in states:
+            self._replicate(state)
         metrics.USERS.set(len(self._users))
         await self.tick_all([s.user.id for s in states], "takeover")
-        if self.teams_writer is not None:
-            for state in states:
-                if state.user.teams_user_id is not None:
-                    self.teams_writer.notify(state.user.id, refresh=True)
+        taken = [s.user.id for s in states]
+        for takeover_listener in self._takeover_listeners:
+            takeover_listener(taken)
 
     async def reload_groups(self) -> None:
         groups = await self._io(self.store.load_groups)
@@ -416,12 +417,15 @@ class Hub:
             self._groups = {g.id: g for g in groups}
 
     def add_change_listener(self, listener: Callable[[str], None]) -> None:
-        """Called with the user id after each handled event (the agent relay)."""
+        """Called with the user id after each handled event, and after another node's
+        change reached us (the Teams writer, the agent relay)."""
         self._change_listeners.append(listener)
 
+    def add_takeover_listener(self, listener: Callable[[Sequence[str]], None]) -> None:
+        """Called with the users this node has just taken over from another."""
+        self._takeover_listeners.append(listener)
+
     def _after_change(self, old: UserState, new: UserState) -> None:
-        if self.teams_writer is not None and new.user.teams_user_id is not None:
-            self.teams_writer.notify(new.user.id)
         for listener in self._change_listeners:
             listener(new.user.id)
         if new.teams.seen.held_by_user and not old.teams.seen.held_by_user:
@@ -470,17 +474,6 @@ class Hub:
     def teams_last_sync(self, user_id: str) -> datetime | None:
         return self._teams_last_sync.get(user_id)
 
-    def attach_teams_writer(self, writer: TeamsWriter) -> None:
-        """From now on every change is also brought to Teams.
-
-        Everyone is compared once at start, and sessions are re-sent: while the hub
-        was down Graph may have let them expire.
-        """
-        self.teams_writer = writer
-        for user_id, state in self._users.items():
-            if state.user.teams_user_id is not None and self.owns(user_id):
-                writer.notify(user_id, refresh=True)
-
     # -- agent tokens ----------------------------------------------------------------------
 
     async def issue_agent_token(self, user_id: str) -> str:
@@ -499,60 +492,22 @@ class Hub:
 
     async def advance_clock(self, seconds: float) -> None:
         self.clock.advance(seconds)
-        self._wake.set()
+        self._timers.wake()
         await self.settle_timers()
 
     async def settle_timers(self) -> None:
         """Handle every deadline that is due now (used after the clock jumps)."""
-        await self._fire_due(self.clock.now())
+        await self._timers.settle()
 
     def _schedule(self, state: UserState, now: datetime) -> None:
-        """Keep the user's earliest deadline; a Tick that comes early only reschedules."""
-        user_id = state.user.id
-        deadline = rules.next_deadline(state, now)
-        scheduled = self._due_at.get(user_id)
-        if deadline is None or (scheduled is not None and scheduled <= deadline):
-            return
-        self._due_at[user_id] = deadline
-        heapq.heappush(self._deadlines, (deadline, user_id))
-        if len(self._deadlines) > 2 * len(self._due_at) + 1024:
-            # Too many superseded entries: rebuild from the live ones.
-            self._deadlines = [(d, u) for u, d in self._due_at.items()]
-            heapq.heapify(self._deadlines)
-        if self._deadlines[0][1] == user_id:
-            self._wake.set()
+        self._timers.schedule(state.user.id, rules.next_deadline(state, now))
 
-    async def _fire_due(self, now: datetime) -> None:
-        due: list[str] = []
-        while self._deadlines and self._deadlines[0][0] <= now:
-            deadline, user_id = heapq.heappop(self._deadlines)
-            if self._due_at.get(user_id) == deadline:
-                del self._due_at[user_id]
-                due.append(user_id)
-        # Another node's users keep their (stale) entries out: taking them over reschedules.
-        due = sorted(u for u in due if u in self._users and self.owns(u))
-        try:
-            await self.tick_all(due, "clock")
-        except Exception:
-            # Whoever's Tick failed has no deadline left: try them again shortly.
-            for user_id in due:
-                if user_id not in self._due_at:
-                    self._due_at[user_id] = retry = now + timedelta(seconds=5)
-                    heapq.heappush(self._deadlines, (retry, user_id))
-            raise
+    def _live(self, user_id: str) -> bool:
+        """A deadline of a user this node still has and handles."""
+        return user_id in self._users and self.owns(user_id)
 
-    async def _run_timers(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self._fire_due(self.clock.now())
-            except Exception:  # a timer must never die: log, and try again at the next wake-up
-                log.exception("presence timer failed")
-            wait = 3600.0
-            if self._deadlines:
-                wait = max(0.0, (self._deadlines[0][0] - self.clock.now()).total_seconds())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(wait, 3600.0) + 0.001)
+    async def _tick_due(self, user_ids: Sequence[str]) -> None:
+        await self.tick_all(user_ids, "clock")
 
     # -- helpers ---------------------------------------------------------------------------
 

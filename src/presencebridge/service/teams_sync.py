@@ -14,12 +14,14 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from presencebridge import metrics
+from presencebridge.adapters.graph.retry import rewrite_delay
+from presencebridge.adapters.graph.writes import Acknowledgement, execute_plan
 from presencebridge.core import rules, teams
+from presencebridge.core.ports import Reading, TeamsPresenceApi, TeamsPresenceWrites
 
 if TYPE_CHECKING:
     from presencebridge.service.hub import Hub
@@ -27,34 +29,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    teams_user_id: str
-    availability: str
-    activity: str
-    sequence: str | None
-
-
-class TeamsPresenceApi(Protocol):
-    """What the sync needs of Graph; `adapters/graph` provides it."""
-
-    max_ids_per_read: int
-
-    async def read(self, teams_user_ids: Sequence[str]) -> Sequence[Reading]: ...
-
-    async def set_session(self, teams_user_id: str, availability: str, activity: str) -> None: ...
-
-    async def clear_session(self, teams_user_id: str) -> None: ...
-
-    async def set_preferred_dnd(self, teams_user_id: str, duration: timedelta | None) -> None: ...
-
-    async def clear_preferred(self, teams_user_id: str) -> None: ...
+__all__ = ["Reading", "TeamsPoller", "TeamsPresenceApi", "TeamsWriter", "apply_readings"]
 
 
 class TeamsWriter:
-    """Brings each user's Teams state to what the rules want; coalesces per user."""
+    """Brings each user's Teams state to what the rules want; coalesces per user.
 
-    def __init__(self, hub: Hub, api: TeamsPresenceApi, concurrency: int = 16) -> None:
+    It follows the hub through its change listeners: every change of a user this node
+    handles, and every user taken over from another node, is looked at again.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        api: TeamsPresenceWrites,
+        concurrency: int = 16,
+        retry_delay: Callable[[int], float] = rewrite_delay,
+    ) -> None:
         self.hub = hub
         self.api = api
         self.concurrency = concurrency
@@ -64,6 +55,23 @@ class TeamsWriter:
         self._retry_at: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._refresh: set[str] = set()
+        self.retry_delay = retry_delay
+        hub.add_change_listener(self._changed)
+        hub.add_takeover_listener(self._taken_over)
+
+    def compare_everyone(self) -> None:
+        """At start: everyone is compared once, and sessions are re-sent: while the hub
+        was down Graph may have let them expire."""
+        self._taken_over(self.hub.user_ids())
+
+    def _changed(self, user_id: str) -> None:
+        if self.hub.owns(user_id) and self.hub.user(user_id).state.user.teams_user_id:
+            self.notify(user_id)
+
+    def _taken_over(self, user_ids: Sequence[str]) -> None:
+        for user_id in user_ids:
+            if self.hub.owns(user_id) and self.hub.user(user_id).state.user.teams_user_id:
+                self.notify(user_id, refresh=True)
 
     def notify(self, user_id: str, refresh: bool = False) -> None:
         """Look at this user again; `refresh` re-sends the session even if not yet due."""
@@ -74,6 +82,10 @@ class TeamsWriter:
 
     def idle(self) -> bool:
         return not self._pending and not self._running
+
+    def settled(self) -> bool:
+        """Idle, and no failed write waits for its retry."""
+        return self.idle() and not self._retry_at
 
     async def run(self) -> None:
         workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
@@ -97,7 +109,7 @@ class TeamsWriter:
             except Exception as error:  # one user's trouble must not stop the others
                 failures = self._failures.get(user_id, 0) + 1
                 self._failures[user_id] = failures
-                delay = min(300.0, 2.0**failures)
+                delay = self.retry_delay(failures)
                 log.warning(
                     "Teams write for %s failed (%s); retry in %.0f s", user_id, error, delay
                 )
@@ -131,34 +143,12 @@ class TeamsWriter:
         )
         plan = teams.plan_writes(state, want, now, refresh=user_id in self._refresh)
         self._refresh.discard(user_id)
-        await execute_plan(self.hub, self.api, user_id, teams_id, plan, now)
 
+        async def acknowledge(written: Acknowledgement) -> None:
+            # Each acknowledged write becomes part of the user's state.
+            await self.hub.handle(user_id, written, "teams")
 
-async def execute_plan(
-    hub: Hub,
-    api: TeamsPresenceApi,
-    user_id: str,
-    teams_id: str,
-    plan: teams.WritePlan,
-    now: datetime,
-) -> None:
-    """Send the planned writes; each acknowledged one becomes part of the user's state."""
-    if plan.set_session is not None:
-        await api.set_session(teams_id, teams.HUB_SESSION[0], plan.set_session)
-        await hub.handle(user_id, rules.TeamsSessionWritten(plan.set_session), "teams")
-    elif plan.clear_session:
-        await api.clear_session(teams_id)
-        await hub.handle(user_id, rules.TeamsSessionWritten(None), "teams")
-    if plan.set_preferred_dnd:
-        await api.set_preferred_dnd(teams_id, plan.preferred_duration)
-        until = now + (plan.preferred_duration or teams.PREFERRED_DND_DEFAULT)
-        acknowledged = rules.TeamsPreferredWritten(
-            until, default_expiry=plan.preferred_duration is None
-        )
-        await hub.handle(user_id, acknowledged, "teams")
-    elif plan.clear_preferred:
-        await api.clear_preferred(teams_id)
-        await hub.handle(user_id, rules.TeamsPreferredWritten(None), "teams")
+        await execute_plan(self.api, teams_id, plan, now, acknowledge)
 
 
 class TeamsPoller:

@@ -28,7 +28,7 @@ ERRORS_KEPT = 20
 WATCHED_LOGGERS = (
     "presencebridge.service.teams_sync",
     "presencebridge.adapters.graph",
-    "presencebridge.teams_setup",
+    "presencebridge.bootstrap",
     "presencebridge.api.webhook",
 )
 

@@ -1,15 +1,16 @@
 """The Graph presence API over one shared `httpx.AsyncClient`.
 
-Every request first books a slot in the tenant budget; 429 and 503 (and network
-errors) are retried after `Retry-After` or an exponential, jittered backoff, so a
-throttled write is delayed, never lost.
+Every request first books a slot in the tenant budget (the server's client; the
+agent's `/me` client has none); 429 and 503 (and network errors) are retried after
+`Retry-After` or an exponential, jittered backoff, so a throttled write is delayed,
+never lost. This is the one retry policy and the one per-user write fence for every
+Graph presence call, the server's (`GraphClient`) and the agent's (`me.MeGraph`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import ssl
 import sys
 import time
@@ -22,12 +23,13 @@ import httpx
 
 from presencebridge import metrics
 from presencebridge.adapters.graph.budget import RequestBudget
-from presencebridge.service.teams_sync import Reading
+from presencebridge.adapters.graph.retry import RETRYABLE, backoff
+from presencebridge.core.ports import Reading
+from presencebridge.core.teams import SESSION_LIFETIME
 
 log = logging.getLogger(__name__)
 
 MAX_IDS_PER_READ = 650
-RETRYABLE = frozenset({429, 500, 502, 503, 504})
 # Failures after which the request surely never reached Graph.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -59,16 +61,12 @@ def retry_after(response: httpx.Response, attempt: int) -> float:
     return backoff(attempt)
 
 
-def backoff(attempt: int) -> float:
-    return float(min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311
-
-
 class GraphClient:
     def __init__(
         self,
         graph_url: str,
         tokens: TokenSource,
-        budget: RequestBudget,
+        budget: RequestBudget | None,
         session_id: str,
         ca_bundle: Path | None = None,
         timeout: float = 10.0,
@@ -108,7 +106,8 @@ class GraphClient:
         for attempt in range(self.max_attempts):
             if user is not None:
                 await self._wait_for_fence(user)
-            await self.budget.spend(read)
+            if self.budget is not None:
+                await self.budget.spend(read)
             started = time.perf_counter()
             try:
                 token = await self.tokens.token()
@@ -147,6 +146,9 @@ class GraphClient:
         if self._fences.get(user) == until:
             del self._fences[user]
 
+    def presence_path(self, teams_user_id: str) -> str:
+        return f"/users/{teams_user_id}/presence"
+
     @staticmethod
     def _check(response: httpx.Response, allowed: Sequence[int] = ()) -> None:
         if response.is_success or response.status_code in allowed:
@@ -182,14 +184,14 @@ class GraphClient:
             "sessionId": self.session_id,
             "availability": availability,
             "activity": activity,
-            "expirationDuration": "PT5M",
+            "expirationDuration": iso_duration(SESSION_LIFETIME),
         }
-        path = f"/users/{teams_user_id}/presence/setPresence"
+        path = self.presence_path(teams_user_id) + "/setPresence"
         response = await self._request("setPresence", "POST", path, body, False, teams_user_id)
         self._check(response)
 
     async def clear_session(self, teams_user_id: str) -> None:
-        path = f"/users/{teams_user_id}/presence/clearPresence"
+        path = self.presence_path(teams_user_id) + "/clearPresence"
         body = {"sessionId": self.session_id}
         # 404: the session is gone already (expired): that is what we wanted.
         response = await self._request("clearPresence", "POST", path, body, False, teams_user_id)
@@ -199,11 +201,11 @@ class GraphClient:
         body: dict[str, str] = {"availability": "DoNotDisturb", "activity": "DoNotDisturb"}
         if duration is not None:
             body["expirationDuration"] = iso_duration(duration)
-        path = f"/users/{teams_user_id}/presence/setUserPreferredPresence"
+        path = self.presence_path(teams_user_id) + "/setUserPreferredPresence"
         op = "setUserPreferredPresence"
         self._check(await self._request(op, "POST", path, body, False, teams_user_id))
 
     async def clear_preferred(self, teams_user_id: str) -> None:
-        path = f"/users/{teams_user_id}/presence/clearUserPreferredPresence"
+        path = self.presence_path(teams_user_id) + "/clearUserPreferredPresence"
         op = "clearUserPreferredPresence"
         self._check(await self._request(op, "POST", path, {}, False, teams_user_id))

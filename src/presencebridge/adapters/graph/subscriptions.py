@@ -69,7 +69,11 @@ class ServiceAccounts:
         self.client_id = client_id
         self.ca_bundle = ca_bundle
         self.accounts: dict[str, ServiceAccount] = {}
-        self.on_signed_in: Callable[[], None] = lambda: None
+        self._sign_in_listeners: list[Callable[[], None]] = []
+
+    def add_sign_in_listener(self, listener: Callable[[], None]) -> None:
+        """Called when an account has completed its sign-in (the subscriptions wake)."""
+        self._sign_in_listeners.append(listener)
 
     def _account(self, name: str) -> ServiceAccount:
         app = msal.PublicClientApplication(
@@ -128,7 +132,8 @@ class ServiceAccounts:
             claims = result.get("id_token_claims") or {}
             account.username = claims.get("preferred_username")
             log.info("service account %s signed in", account.name)
-            self.on_signed_in()
+            for listener in self._sign_in_listeners:
+                listener()
         else:
             account.status = "error"
             account.detail = str(result.get("error_description") or result.get("error"))
@@ -192,6 +197,7 @@ class SubscriptionManager:
         self.subscriptions: dict[str, Subscription] = {}
         self.errors: list[str] = []
         self._wake = asyncio.Event()
+        accounts.add_sign_in_listener(self.wake)  # a new account can subscribe at once
 
     def lookup(self, subscription_id: str) -> Subscription | None:
         return self.subscriptions.get(subscription_id)
@@ -212,8 +218,11 @@ class SubscriptionManager:
             except Exception as error:  # keep trying; the slow poll covers the gap
                 self._error(f"subscriptions: {error}")
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that meets a wake-up, and the task would outlive its stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
 
     def _error(self, message: str) -> None:
         log.warning(message)

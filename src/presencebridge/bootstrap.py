@@ -1,0 +1,271 @@
+"""The one place that wires the application together (cosmicpython's bootstrap).
+
+settings -> store -> hub -> Graph connector (writer, poller, subscriptions) ->
+agent relay -> cluster, every dependency passed in when an object is made. What
+runs is a list of components, started in that order and stopped the other way
+round; the API and console (`api/app.py`) only read what is built here.
+
+A new outside system plugs in as one more component: build it from the settings
+and the hub in `build`, append it to `components`, done (see `Component`).
+
+Poll mode needs only the app registration. Notify mode adds service accounts,
+their subscriptions and the webhook's keys, with a slow poll underneath.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import quote
+
+from presencebridge.adapters.fanout import Fanout
+from presencebridge.adapters.graph.auth import AppTokenProvider, authority_url
+from presencebridge.adapters.graph.budget import RequestBudget
+from presencebridge.adapters.graph.client import GraphClient
+from presencebridge.adapters.graph.notifications import NotificationKeys, ValidationTokenVerifier
+from presencebridge.adapters.graph.subscriptions import ServiceAccounts, SubscriptionManager
+from presencebridge.adapters.graph.webhook import NotifyContext
+from presencebridge.adapters.store import Store, create_engine, migrate
+from presencebridge.adapters.store.leases import LeaseStore
+from presencebridge.config import Settings
+from presencebridge.service.agents import AgentRelay, ClientSideTeams
+from presencebridge.service.cluster import Cluster
+from presencebridge.service.hub import Hub
+from presencebridge.service.teams_sync import TeamsPoller, TeamsWriter
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    """Something that runs beside the hub: started after it, stopped before it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+# -- the Teams sync (Graph connector) --------------------------------------------------------
+
+
+@dataclass
+class RunningTeamsSync:
+    """The server's Teams sync: Graph client and budget, writer, poller, subscriptions."""
+
+    settings: Settings
+    client: GraphClient
+    budget: RequestBudget
+    writer: TeamsWriter
+    poller: TeamsPoller
+    accounts: ServiceAccounts | None = None
+    notify: NotifyContext | None = None
+    manager: SubscriptionManager | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def set_share(self, share: float) -> None:
+        """Several nodes: spend only this node's share of the tenant's Graph budget."""
+        self.budget.set_share(share)
+        self.poller.reads_per_second = self.budget.reads_per_second()
+
+    async def start(self) -> None:
+        self.writer.compare_everyone()
+        self.tasks = [
+            asyncio.create_task(self.writer.run(), name="teams-writer"),
+            asyncio.create_task(self.poller.run(), name="teams-poller"),
+        ]
+        if self.manager is not None and self.accounts is not None:
+            self.tasks.append(
+                asyncio.create_task(
+                    _subscriptions(self.accounts, self.manager), name="teams-subscriptions"
+                )
+            )
+        log.info(
+            "Teams sync on: %s, read mode %s", self.settings.graph_url, self.settings.read_mode
+        )
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.client.aclose()
+
+
+async def _subscriptions(accounts: ServiceAccounts, manager: SubscriptionManager) -> None:
+    await accounts.load()
+    await manager.run()
+
+
+def client_side_teams(settings: Settings) -> ClientSideTeams | None:
+    """An app registration without a secret: the agents sync their users (SPEC §5)."""
+    if settings.client_secret is None and settings.tenant_id and settings.client_id:
+        return ClientSideTeams(
+            settings.authority, settings.tenant_id, settings.client_id, settings.graph_url
+        )
+    return None
+
+
+def notification_url(settings: Settings) -> str:
+    """Where Graph posts; with several nodes it names the node holding the keys."""
+    assert settings.public_url is not None
+    url = settings.public_url.rstrip("/") + "/graph/notifications"
+    return url + f"?node={quote(settings.node_name())}" if settings.clustered else url
+
+
+def connect_graph(settings: Settings, hub: Hub) -> RunningTeamsSync | None:
+    """The Teams sync, when an app registration with a secret is configured."""
+    if not (settings.tenant_id and settings.client_id and settings.client_secret):
+        log.info("Teams sync off: PRESENCEBRIDGE_TENANT_ID, _CLIENT_ID and _CLIENT_SECRET not set")
+        return None
+    tokens = AppTokenProvider(
+        settings.authority,
+        settings.tenant_id,
+        settings.client_id,
+        settings.client_secret.get_secret_value(),
+        settings.ca_bundle,
+    )
+    budget = RequestBudget(
+        settings.graph_budget, settings.graph_budget_window, settings.graph_read_share
+    )
+    client = GraphClient(settings.graph_url, tokens, budget, settings.client_id, settings.ca_bundle)
+    accounts, notify = None, None
+    if settings.read_mode == "notify":
+        accounts, notify = _notify_mode(settings, hub, client, budget)
+    poller = TeamsPoller(
+        hub,
+        client,
+        budget.reads_per_second(),
+        settings.poll_min_interval,
+        covered=None if notify is None else notify.manager.covered,
+        slow_interval=settings.notify_poll_interval,
+    )
+    writer = TeamsWriter(hub, client)
+    manager = None if notify is None else notify.manager
+    return RunningTeamsSync(settings, client, budget, writer, poller, accounts, notify, manager)
+
+
+def _notify_mode(
+    settings: Settings, hub: Hub, client: GraphClient, budget: RequestBudget
+) -> tuple[ServiceAccounts, NotifyContext]:
+    """Service accounts, their subscriptions, and what the webhook checks against."""
+    if not settings.public_url:
+        raise ValueError("read mode notify needs PRESENCEBRIDGE_PUBLIC_URL (the webhook's URL)")
+    assert settings.tenant_id and settings.client_id
+    secret = None if settings.secret_key is None else settings.secret_key.get_secret_value()
+    keys = NotificationKeys.generate()
+    accounts = ServiceAccounts(
+        settings.data_dir / "service-accounts",
+        secret,
+        settings.authority,
+        settings.tenant_id,
+        settings.client_id,
+        settings.ca_bundle,
+    )
+    manager = SubscriptionManager(
+        accounts,
+        client.http,
+        settings.graph_url,
+        budget,
+        notification_url(settings),
+        keys,
+        lambda: [teams_id for _, teams_id in hub.synced_users()],
+        hub.clock.now,
+    )
+    jwks = authority_url(settings.authority, settings.tenant_id) + "/discovery/v2.0/keys"
+    verifier = ValidationTokenVerifier(jwks, settings.client_id, settings.ca_bundle)
+    return accounts, NotifyContext(manager, keys, verifier)
+
+
+# -- the application -------------------------------------------------------------------------
+
+
+@dataclass
+class Application:
+    """Everything `build` made; `components` run in order (the hub's first)."""
+
+    settings: Settings
+    hub: Hub
+    agents: AgentRelay
+    teams_sync: RunningTeamsSync | None = None
+    cluster: Cluster | None = None
+    components: list[Component] = field(default_factory=list)
+
+    @property
+    def notify(self) -> NotifyContext | None:
+        return None if self.teams_sync is None else self.teams_sync.notify
+
+    async def start(self) -> None:
+        await self.hub.start()
+        started: list[Component] = []
+        try:
+            for component in self.components:
+                await component.start()
+                started.append(component)
+        except BaseException:
+            for component in reversed(started):
+                await component.stop()
+            await self.hub.stop()
+            raise
+
+    async def stop(self) -> None:
+        # The cluster first: give the partitions back before anything stops.
+        for component in reversed(self.components):
+            await component.stop()
+        await self.hub.stop()
+
+
+async def open_store(settings: Settings) -> Store:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.resolved_database_url())
+    await asyncio.to_thread(migrate, engine)
+    return Store(engine)
+
+
+def _cluster(settings: Settings, hub: Hub) -> Cluster | None:
+    """Several nodes: leases and fan-out (the hub handles no one until then)."""
+    if settings.redis_url is None:
+        return None
+    return Cluster(
+        hub,
+        LeaseStore(hub.store.engine),
+        Fanout(settings.redis_url.get_secret_value(), settings.node_name()),
+        settings.node_name(),
+        settings.node_url or f"http://{settings.host}:{settings.port}",
+        settings.partitions,
+        settings.lease_seconds,
+    )
+
+
+def build(settings: Settings, hub: Hub) -> Application:
+    """Wire everything around the hub; nothing runs yet (`Application.start`)."""
+    cluster = _cluster(settings, hub)
+    sync = connect_graph(settings, hub)
+    forward = None if cluster is None else cluster.relay_agent_message
+    agents = AgentRelay(hub, client_side_teams(settings), forward=forward)
+    application = Application(settings, hub, agents, sync, cluster)
+    if sync is not None:
+        application.components.append(sync)
+    # New adapters (directory, PBX, sign-in) go here: made from the settings and the
+    # hub (or the Graph client), appended as components, e.g.
+    #     pbx = connect_pbx(settings, hub)  # None when not configured
+    #     if pbx is not None:
+    #         application.components.append(pbx)
+    if cluster is not None:
+        cluster.attach(agents, None if sync is None else sync.set_share)
+        application.components.append(cluster)  # last: it starts handing users over
+    return application
+
+
+@asynccontextmanager
+async def running(settings: Settings, hub: Hub | None = None) -> AsyncIterator[Application]:
+    """The application, started; stopped when the block ends."""
+    if hub is None:
+        hub = Hub(await open_store(settings))
+    application = build(settings, hub)
+    await application.start()
+    try:
+        yield application
+    finally:
+        await application.stop()

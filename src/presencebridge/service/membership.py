@@ -1,0 +1,47 @@
+"""The node's place among others: which users it handles, where its changes go.
+
+One node handles everyone and tells no one (`SINGLE_NODE`). With several nodes the
+cluster (`service/cluster.py`) supplies these: it owns partitions by lease, fans
+changes out, and fences every commit against a lost lease. The hub takes its
+membership once, before it starts (`Hub.join`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+
+from presencebridge.core.model import UserState
+
+
+def _everyone(_user_id: str) -> bool:
+    return True
+
+
+def _nobody_else(_subject: object) -> None:
+    return None
+
+
+def _no_fence(_connection: Connection, _user_ids: Collection[str]) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    # Whether this node handles the user now.
+    owns: Callable[[str], bool] = _everyone
+    # A user's new state, for the other nodes.
+    replicate: Callable[[UserState], None] = _nobody_else
+    # A group changed here; the other nodes read it again.
+    group_changed: Callable[[str], None] = _nobody_else
+    # Inside a commit: raises unless this node may still write these users.
+    fence: Callable[[Connection, Collection[str]], None] = _no_fence
+
+    @property
+    def single(self) -> bool:
+        return self is SINGLE_NODE
+
+
+SINGLE_NODE = Membership()
