@@ -194,30 +194,50 @@ def user_telephony(
     return telephony_status(state.calls, state.meetings, None if call is None else call.start)
 
 
+BASELINE = Candidate(
+    Standing.NOTHING_CHOSEN,
+    _BEGINNING,
+    CandidateKind.BASELINE,
+    Status.AVAILABLE,
+    None,
+    Text.AVAILABLE,
+    AVAILABLE_COLOR,
+    None,
+    "",
+)
+
+
 def candidates(
     state: UserState, templates: tuple[ProfileTemplate, ...], now: datetime
 ) -> list[Candidate]:
+    """Everything that wants a say in the user's presence now."""
     profiles = my_profiles(state, templates)
-    found: list[Candidate] = [
-        Candidate(
-            Standing.NOTHING_CHOSEN,
-            _BEGINNING,
-            CandidateKind.BASELINE,
-            Status.AVAILABLE,
-            None,
-            Text.AVAILABLE,
-            AVAILABLE_COLOR,
-            None,
-            "",
-        )
-    ]
-    if state.selection is not None:
-        # The sync may select its built-in DnD, which is not in My Profiles.
-        selected = state.selection
-        chosen = BUILTIN_DND if selected.builtin else find_profile(profiles, selected.profile)
-        if chosen is not None:
-            found.append(_from_profile(chosen, state.selection.at, CandidateKind.SELECTION, ""))
-    appointment_profiles: dict[str, Profile] = {}
+    found = [BASELINE, *_selection(state, profiles), *_appointments(state, profiles, now)]
+    mic = state.microphone
+    template = micsync_template(templates)
+    if mic is not None and template is not None:
+        # Microphone Sync shows the central template MicSync with the service's name (SPEC §6).
+        candidate = _from_profile(template.as_profile(), mic.since, CandidateKind.MICROPHONE, "")
+        found.append(replace(candidate, text=mic.service))
+    found.extend(_telephony(state, profiles, now))
+    return found
+
+
+def _selection(state: UserState, profiles: tuple[Profile, ...]) -> list[Candidate]:
+    selected = state.selection
+    if selected is None:
+        return []
+    # The sync may select its built-in DnD state, which is not in My Profiles.
+    chosen = BUILTIN_DND if selected.builtin else find_profile(profiles, selected.profile)
+    return (
+        [] if chosen is None else [_from_profile(chosen, selected.at, CandidateKind.SELECTION, "")]
+    )
+
+
+def _appointments(
+    state: UserState, profiles: tuple[Profile, ...], now: datetime
+) -> list[Candidate]:
+    found = []
     for appointment in state.appointments:
         if not appointment.is_active(now):
             continue
@@ -225,7 +245,6 @@ def candidates(
             profile = teams_call_profile(profiles)
         else:
             profile = find_profile(profiles, appointment.profile) or BUILTIN_PROFILES[0]
-        appointment_profiles[appointment.id] = profile
         candidate = _from_profile(profile, appointment.start, CandidateKind.APPOINTMENT, "")
         found.append(
             replace(
@@ -236,39 +255,31 @@ def candidates(
                 until=appointment.effective_end(),
             )
         )
-    mic = state.microphone
-    template = micsync_template(templates)
-    if mic is not None and template is not None:
-        # Microphone Sync shows the central template MicSync with the service's name (SPEC §6).
-        found.append(
-            replace(
-                _from_profile(template.as_profile(), mic.since, CandidateKind.MICROPHONE, ""),
-                text=mic.service,
-            )
-        )
-    telephony, source, since = user_telephony(state, now)
-    if telephony is Telephony.ON_THE_PHONE and source is not None and since is not None:
-        candidate = Candidate(
-            Standing.ON_THE_PHONE,
-            since,
-            CandidateKind.TELEPHONY,
-            Status.BUSY,
-            None,
-            TELEPHONY_TEXT[source],
-            ON_THE_PHONE_COLOR,
-            None,
-            "",
-        )
-        if source is TelephonySource.TEAMS:
-            # The Teams call's profile (e.g. `MS Teams` forwarding to voicemail) applies.
-            teams_profile = appointment_profiles[TEAMS_CALL_APPOINTMENT]
-            candidate = replace(
-                candidate,
-                profile=teams_profile.name,
-                call_forwarding=teams_profile.call_forwarding,
-            )
-        found.append(candidate)
     return found
+
+
+def _telephony(state: UserState, profiles: tuple[Profile, ...], now: datetime) -> list[Candidate]:
+    telephony, source, since = user_telephony(state, now)
+    if telephony is not Telephony.ON_THE_PHONE or source is None or since is None:
+        return []
+    candidate = Candidate(
+        Standing.ON_THE_PHONE,
+        since,
+        CandidateKind.TELEPHONY,
+        Status.BUSY,
+        None,
+        TELEPHONY_TEXT[source],
+        ON_THE_PHONE_COLOR,
+        None,
+        "",
+    )
+    if source is TelephonySource.TEAMS:
+        # The Teams call's profile (e.g. `MS Teams` forwarding to voicemail) applies.
+        teams_profile = teams_call_profile(profiles)
+        candidate = replace(
+            candidate, profile=teams_profile.name, call_forwarding=teams_profile.call_forwarding
+        )
+    return [candidate]
 
 
 def effective_presence(
