@@ -70,11 +70,12 @@ class AppTokenProvider:
         # msal reads the authority's OpenID configuration when the app is made: that is
         # blocking I/O (and may reach an emulator in this very event loop), so it is made
         # on a worker thread at the first token request.
+        self._http = msal_http_client(ca_bundle)
         self._make_app = lambda: msal.ConfidentialClientApplication(
             client_id,
             client_credential=client_secret,
             authority=authority_url(authority, tenant_id),
-            http_client=msal_http_client(ca_bundle),
+            http_client=self._http,
             instance_discovery=instance_discovery(authority),
         )
         self._app: msal.ConfidentialClientApplication | None = None
@@ -82,6 +83,10 @@ class AppTokenProvider:
         self._expires = 0.0
         self._lock = asyncio.Lock()
         self._bypass_cache = False
+
+    def close(self) -> None:
+        """Closes msal's keep-alive connections (an embedded emulator waits for them)."""
+        self._http.close()
 
     def invalidate(self) -> None:
         """Graph refused the token (e.g. revoked, or a clock ahead of ours): get a new one."""

@@ -39,6 +39,8 @@ class TokenSource(Protocol):
 
     def invalidate(self) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class GraphError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
@@ -97,6 +99,7 @@ class GraphClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        self.tokens.close()
 
     async def _request(
         self, op: str, method: str, path: str, body: Any, read: bool, user: str | None = None

@@ -30,6 +30,9 @@ class DelegatedTokens:
     def invalidate(self) -> None:
         self._fresh = True  # revoked, or our clock is off: a new token, once
 
+    def close(self) -> None:
+        """The agent's sign-in owns its connections."""
+
 
 class MeGraph(GraphClient):
     def __init__(
