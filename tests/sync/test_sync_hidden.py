@@ -7,15 +7,12 @@ server's clock control). Each test reproduces one defect found from outside.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.server import ServerProcess
-from tests.support.teams import EmulatorProcess, eventually, sync_server
+from tests.support.teams import EmulatorProcess, eventually
 from tests.sync.test_sync_tables import (
     DND_PROFILE,
     LUNCH_PROFILE,
@@ -27,29 +24,6 @@ from tests.sync.test_sync_tables import (
 
 SECOND_DND = {"name": "Ruhe", "status": "dnd", "text": "Ruhe bitte", "color": "#990000"}
 WAIT = 15.0  # seconds a condition may take on a busy machine
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
-    # One emulator per test: faults (latency) and its clock must not leak into others.
-    process = EmulatorProcess(tmp_path / "emulator" / "tls")
-    process.start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def server(tmp_path: Path, emulator: EmulatorProcess) -> Iterator[ServerProcess]:
-    process = sync_server(tmp_path / "server", emulator)
-    process.start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        yield client
 
 
 def poll_rounds(api: httpx.Client) -> int:

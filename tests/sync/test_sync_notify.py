@@ -6,12 +6,10 @@ import base64
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.support.ports import free_port
 from tests.support.server import ServerProcess
@@ -20,14 +18,6 @@ from tests.support.waiting import eventually
 from tests.sync.test_sync_tables import Colleague, group, on_teams_phone
 
 SECRET_KEY = "a-long-server-secret-key-for-token-caches"
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
-    process = EmulatorProcess(tmp_path / "tls")
-    process.start()
-    yield process
-    process.stop()
 
 
 def notify_server(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.server import ServerProcess
-from tests.support.teams import EmulatorProcess, sync_server
+from tests.support.teams import EmulatorProcess
 from tests.support.waiting import eventually
 from tests.sync.test_sync_tables import (
     DND_PROFILE,
@@ -20,28 +19,6 @@ from tests.sync.test_sync_tables import (
 )
 
 HOUR = 3600.0
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
-    process = EmulatorProcess(tmp_path / "tls")
-    process.start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def server(tmp_path: Path, emulator: EmulatorProcess) -> Iterator[ServerProcess]:
-    process = sync_server(tmp_path / "server", emulator)
-    process.start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        yield client
 
 
 def advance_hub(api: httpx.Client, seconds: float) -> None:

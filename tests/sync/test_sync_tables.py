@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.server import ServerProcess
-from tests.support.teams import EmulatorProcess, new_teams_id, sync_server
+from tests.support.teams import EmulatorProcess, new_teams_id
 from tests.support.waiting import eventually
 
 DND_PROFILE = {"name": "Fokus", "status": "dnd", "text": "Bitte nicht stören", "color": "#aa0000"}
@@ -29,20 +27,6 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProce
     process.start()
     yield process
     process.stop()
-
-
-@pytest.fixture
-def server(tmp_path: Path, emulator: EmulatorProcess) -> Iterator[ServerProcess]:
-    process = sync_server(tmp_path / "server", emulator)
-    process.start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        yield client
 
 
 class Colleague:
