@@ -66,6 +66,8 @@ class Driver:
         """The event was acknowledged, or sent without an answer (it may have applied)."""
         if op.kind == "client":
             user.client = op.pair
+            if op.pair[1] in ("InACall", "InAConferenceCall"):
+                user.had_teams_call = True
         elif op.kind == "call":
             assert op.value is not None
             user.call_event(op.call_id, op.value, acknowledged)
