@@ -194,7 +194,7 @@ def seen_dnd(teams: TeamsState, availability: str, activity: str, requested_at: 
 # write was in Graph at any moment between the request and now:
 # * a write that is acknowledged and not yet cleared: always (even a reading requested
 #   before the write may be answered after Graph applied it, under any latency);
-# * a write that is due but not acknowledged (`*_unsure`, kept through a crash): it may
+# * a write that is due but not acknowledged (`unsure`, kept through a crash): it may
 #   be out there;
 # * a write cleared at `released_at`: for readings requested before it, plus
 #   ECHO_GRACE for Graph's own propagation.
