@@ -30,7 +30,7 @@ from presencebridge.adapters.graph.notifications import NotificationKeys, Valida
 from presencebridge.adapters.graph.subscriptions import ServiceAccounts, SubscriptionManager
 from presencebridge.adapters.graph.webhook import NotifyContext
 from presencebridge.adapters.store import Store, create_engine, migrate
-from presencebridge.adapters.store.leases import LeaseStore
+from presencebridge.adapters.store.leases import LeaseFence, LeaseStore
 from presencebridge.config import Settings
 from presencebridge.service.agents import AgentRelay, ClientSideTeams
 from presencebridge.service.cluster import Cluster
@@ -220,7 +220,12 @@ async def open_store(settings: Settings) -> Store:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.resolved_database_url())
     await asyncio.to_thread(migrate, engine)
-    return Store(engine)
+    if settings.redis_url is None:
+        return Store(engine)
+    # Several nodes: every commit checks, inside its transaction, that this node still
+    # holds the users' partitions.
+    fence = LeaseFence(LeaseStore(engine), settings.node_name(), settings.partitions)
+    return Store(engine, fence)
 
 
 def _cluster(settings: Settings, hub: Hub) -> Cluster | None:

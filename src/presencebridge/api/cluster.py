@@ -133,11 +133,7 @@ class ForwardToOwner:
         read = scope["method"] in READS and cluster is not None
         if read and await self._read_elsewhere(scope, cluster, send):
             return
-        if BODY in scope:
-            body: bytes = scope[BODY]
-        else:  # not behind BodyLimit: read it here, once, and hand it on
-            body = await read_body(receive)
-            receive = replay(body, receive)
+        body: bytes = scope[BODY]  # BodyLimit, outside this middleware, read it once
 
         owner: str | None = None
 
@@ -206,26 +202,3 @@ class ForwardToOwner:
 
 async def _no_body() -> Message:
     return {"type": "http.disconnect"}
-
-
-async def read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that hands out `body` once, then whatever comes next (a disconnect)."""
-    replayed = False
-
-    async def again() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return again

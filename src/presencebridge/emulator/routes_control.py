@@ -14,7 +14,8 @@ from presencebridge.emulator.routes_users import user_or_404
 from presencebridge.emulator.routing import State, Strict
 from presencebridge.emulator.state import Emulator
 
-router = APIRouter(prefix="/_emulator")
+# Full paths in every route, as SPEC §7 names them, so a grep for one finds it.
+router = APIRouter()
 
 
 class ApproveIn(Strict):
@@ -40,12 +41,12 @@ class AppIn(Strict):
     client_secret: str | None = Field(None, min_length=1, max_length=512)
 
 
-@router.get("/health")
+@router.get("/_emulator/health")
 async def health(state: State) -> dict[str, Any]:
     return {"status": "ok", "version": __version__, "strict": state.strict}
 
 
-@router.post("/device/approve")
+@router.post("/_emulator/device/approve")
 async def approve(body: ApproveIn, state: State) -> dict[str, Any]:
     user = user_or_404(state, body.user)
     try:
@@ -65,7 +66,7 @@ async def approve(body: ApproveIn, state: State) -> dict[str, Any]:
     }
 
 
-@router.post("/apps", status_code=201)
+@router.post("/_emulator/apps", status_code=201)
 async def register_app(body: AppIn, state: State) -> dict[str, Any]:
     """An app registration; with --strict only registered apps get tokens."""
     state.identity.register_app(body.client_id, body.client_secret)
@@ -76,23 +77,23 @@ def _clock(state: Emulator) -> dict[str, Any]:
     return {"now": model.graph_time(state.now()), "offset_seconds": state.clock.offset_seconds}
 
 
-@router.get("/clock")
+@router.get("/_emulator/clock")
 async def get_clock(state: State) -> dict[str, Any]:
     return _clock(state)
 
 
-@router.post("/clock")
+@router.post("/_emulator/clock")
 async def move_clock(body: ClockIn, state: State) -> dict[str, Any]:
     state.advance(body.advance_seconds)
     return _clock(state)
 
 
-@router.get("/faults")
+@router.get("/_emulator/faults")
 async def get_faults(state: State) -> dict[str, Any]:
     return state.faults.to_json()
 
 
-@router.post("/faults")
+@router.post("/_emulator/faults")
 async def set_faults(body: FaultsIn, state: State) -> dict[str, Any]:
     state.faults.configure(
         body.rate_429, body.rate_503, body.latency_ms, body.retry_after_seconds, body.seed
@@ -100,12 +101,12 @@ async def set_faults(body: FaultsIn, state: State) -> dict[str, Any]:
     return state.faults.to_json()
 
 
-@router.get("/stats")
+@router.get("/_emulator/stats")
 async def stats(state: State) -> dict[str, Any]:
     return state.stats_json()
 
 
-@router.post("/reset")
+@router.post("/_emulator/reset")
 async def reset(state: State) -> dict[str, Any]:
     state.reset()
     return {"reset": True}

@@ -10,7 +10,8 @@ from presencebridge.emulator.routing import State, Strict
 from presencebridge.emulator.state import Emulator
 from presencebridge.emulator.subscriptions import Subscription
 
-router = APIRouter(prefix="/_emulator")
+# Full paths in every route, as SPEC §7 names them, so a grep for one finds it.
+router = APIRouter()
 
 
 class LifecycleIn(Strict):
@@ -32,7 +33,7 @@ def _subscription_or_404(state: Emulator, subscription_id: str) -> Subscription:
     return subscription
 
 
-@router.get("/subscriptions")
+@router.get("/_emulator/subscriptions")
 async def all_subscriptions(state: State) -> dict[str, Any]:
     value = []
     for sid in list(state.subscriptions):
@@ -42,7 +43,7 @@ async def all_subscriptions(state: State) -> dict[str, Any]:
     return {"value": value}
 
 
-@router.post("/subscriptions/{subscription_id}/lifecycle")
+@router.post("/_emulator/subscriptions/{subscription_id}/lifecycle")
 async def lifecycle(
     subscription_id: str, body: Annotated[LifecycleIn, Body()], state: State
 ) -> dict[str, Any]:
@@ -54,7 +55,7 @@ async def lifecycle(
     return {"subscription": subscription.id, "event": body.event, "sent": sent}
 
 
-@router.post("/subscriptions/{subscription_id}/drop")
+@router.post("/_emulator/subscriptions/{subscription_id}/drop")
 async def drop(subscription_id: str, state: State) -> dict[str, Any]:
     """From now on the subscription delivers nothing, and says nothing about it."""
     subscription = _subscription_or_404(state, subscription_id)

@@ -17,7 +17,8 @@ from presencebridge.emulator import model
 from presencebridge.emulator.routing import State, Strict, problem
 from presencebridge.emulator.state import USER_ID, EmulatedUser, Emulator
 
-router = APIRouter(prefix="/_emulator")
+# Full paths in every route, as SPEC §7 names them, so a grep for one finds it.
+router = APIRouter()
 
 
 class UserIn(Strict):
@@ -55,7 +56,7 @@ def _apply(
     return user.describe(state.now())
 
 
-@router.post("/users")
+@router.post("/_emulator/users")
 async def create_user(body: UserIn, state: State) -> JSONResponse:
     try:
         user, created = state.create_user(body.id, body.upn, body.federated)
@@ -70,7 +71,7 @@ async def create_user(body: UserIn, state: State) -> JSONResponse:
     return JSONResponse(user.describe(state.now()), 201 if created else 200)
 
 
-@router.get("/users")
+@router.get("/_emulator/users")
 async def list_users(state: State) -> dict[str, Any]:
     value = []
     for user in state.users.values():
@@ -78,14 +79,14 @@ async def list_users(state: State) -> dict[str, Any]:
     return {"value": value}
 
 
-@router.get("/users/{user_id}")
+@router.get("/_emulator/users/{user_id}")
 async def get_user(user_id: str, state: State) -> dict[str, Any]:
     user = user_or_404(state, user_id)
     state.touch(user)
     return user.describe(state.now())
 
 
-@router.post("/users/{user_id}/client")
+@router.post("/_emulator/users/{user_id}/client")
 async def set_client(user_id: str, body: ClientIn, state: State) -> dict[str, Any]:
     """The Teams client's own session: a pair of GRAPH.md's "What Teams shows" list
     (`model.CLIENT_PAIRS`), PresenceUnknown/PresenceUnknown included; Offline/Offline or
@@ -95,12 +96,12 @@ async def set_client(user_id: str, body: ClientIn, state: State) -> dict[str, An
     )
 
 
-@router.delete("/users/{user_id}/client")
+@router.delete("/_emulator/users/{user_id}/client")
 async def close_client(user_id: str, state: State) -> dict[str, Any]:
     return _apply(state, user_id, lambda p, now: p.set_client("Offline", None, now))
 
 
-@router.post("/users/{user_id}/preferred")
+@router.post("/_emulator/users/{user_id}/preferred")
 async def set_preferred(user_id: str, body: PreferredIn, state: State) -> dict[str, Any]:
     """The user sets a status by hand in Teams."""
     try:
@@ -115,6 +116,6 @@ async def set_preferred(user_id: str, body: PreferredIn, state: State) -> dict[s
     )
 
 
-@router.delete("/users/{user_id}/preferred")
+@router.delete("/_emulator/users/{user_id}/preferred")
 async def clear_preferred(user_id: str, state: State) -> dict[str, Any]:
     return _apply(state, user_id, lambda p, now: p.clear_preferred(now))

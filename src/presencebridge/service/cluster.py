@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, TypeVar
-
-from sqlalchemy.engine import Connection
 
 from presencebridge.adapters.fanout import Fanout
 from presencebridge.adapters.store.leases import LeaseStore
@@ -122,7 +120,7 @@ class Cluster:
         node's share of the Graph budget."""
         self.agents = agents
         self.on_share = on_share
-        self.hub.join(Membership(self.owns, self._replicate, self._group_changed, self._fence))
+        self.hub.join(Membership(self.owns, self._replicate, self._group_changed))
 
     async def start(self) -> None:
         """Take a first share before serving, and start renewing and fanning out."""
@@ -196,11 +194,6 @@ class Cluster:
         await self.hub.take_over(mine, claim)
         self.takeovers += 1
         log.info("took over partitions %s (%d users)", sorted(partitions), len(mine))
-
-    def _fence(self, connection: Connection, user_ids: Collection[str]) -> None:
-        """Inside each commit: are we still the owner? A paused node must not write."""
-        needed = {self.partition(u) for u in user_ids}
-        self.leases.check_held(connection, self.node, needed)
 
     # -- fan-out ---------------------------------------------------------------------------
 

@@ -2,16 +2,14 @@
 
 One node handles everyone and tells no one (`SINGLE_NODE`). With several nodes the
 cluster (`service/cluster.py`) supplies these: it owns partitions by lease, fans
-changes out, and fences every commit against a lost lease. The hub takes its
-membership once, before it starts (`Hub.join`).
+changes out (the store's write fence, `LeaseFence`, is given to the store when it is
+made). The hub takes its membership once, before it starts (`Hub.join`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from sqlalchemy.engine import Connection
 
 from presencebridge.core.model import UserState
 
@@ -24,10 +22,6 @@ def _nobody_else(_subject: object) -> None:
     return None
 
 
-def _no_fence(_connection: Connection, _user_ids: Collection[str]) -> None:
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class Membership:
     # Whether this node handles the user now.
@@ -36,8 +30,6 @@ class Membership:
     replicate: Callable[[UserState], None] = _nobody_else
     # A group changed here; the other nodes read it again.
     group_changed: Callable[[str], None] = _nobody_else
-    # Inside a commit: raises unless this node may still write these users.
-    fence: Callable[[Connection, Collection[str]], None] = _no_fence
 
     @property
     def single(self) -> bool:

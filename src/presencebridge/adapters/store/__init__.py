@@ -131,9 +131,9 @@ Fence = Callable[[Connection, Collection[str]], None]
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, fence: Fence | None = None) -> None:
         self.engine = engine
-        self.fence: Fence | None = None  # several nodes: only a partition's owner writes
+        self.fence = fence  # several nodes: only a partition's owner writes
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:

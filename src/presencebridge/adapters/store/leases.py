@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from presencebridge.adapters.store import tables as t
-from presencebridge.core.partition import Lease
+from presencebridge.core.partition import Lease, partition_of
 
 
 class LeaseLost(RuntimeError):
@@ -158,3 +158,18 @@ class LeaseStore:
         ).all()
         if len(held) != len(set(partitions)):
             raise LeaseLost(sorted(set(partitions) - {r.partition for r in held}))
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseFence:
+    """The store's write fence on a node of a cluster: a commit for users whose
+    partitions this node no longer holds is refused (a paused node must not write).
+    Made before the store, so the store has it from its first commit on."""
+
+    leases: LeaseStore
+    node: str
+    partitions: int
+
+    def __call__(self, connection: Connection, user_ids: Collection[str]) -> None:
+        needed = {partition_of(u, self.partitions) for u in user_ids}
+        self.leases.check_held(connection, self.node, needed)
