@@ -96,6 +96,16 @@ class Form:
     def checked(self, name: str, value: str = "true") -> bool:
         return self.data.get(name) == value
 
+    def profile_fields(self) -> dict[str, Any]:
+        """The fields a user's profile and a group's central template share."""
+        return {
+            "name": self.text("name"),
+            "status": self.text("status"),
+            "text": self.text("text"),
+            "color": self.text("color"),
+            "call_forwarding": self.optional("call_forwarding"),
+        }
+
     def names(self, name: str) -> tuple[str, ...]:
         return tuple(str(n) for n in self.data.getlist(name))
 

@@ -97,14 +97,7 @@ async def show_templates(page: SignedIn, group_id: str) -> Response:
 @router.post("/console/groups/{group_id}/templates")
 async def put_template(form: Posted, group_id: str) -> Response:
     page = form.page
-    values = {
-        "name": form.text("name"),
-        "status": form.text("status"),
-        "text": form.text("text"),
-        "color": form.text("color"),
-        "active": form.checked("active"),
-        "call_forwarding": form.optional("call_forwarding"),
-    }
+    values = {**form.profile_fields(), "active": form.checked("active")}
     body = await form.valid(schemas.TemplateIn, values, _show_again(page, group_id, values))
     hub = page.hub
     try:

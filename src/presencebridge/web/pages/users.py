@@ -138,13 +138,7 @@ async def apply_user_event(
 @router.post("/console/users/{user_id}/profiles")
 async def add_profile(form: Posted, user_id: str) -> Response:
     page = form.page
-    values = {
-        "name": form.text("name"),
-        "status": form.text("status"),
-        "text": form.text("text"),
-        "color": form.text("color"),
-        "call_forwarding": form.optional("call_forwarding"),
-    }
+    values = form.profile_fields()
     show_again = _show_again(page, user_id, values, "profile")
     body = await form.valid(schemas.ProfileIn, values, show_again)
     profile = Profile(body.name, body.status, body.text, body.color, body.call_forwarding)
