@@ -1,4 +1,5 @@
-"""The hostile-input suite: its request counts are printed at the end of the run."""
+"""The hostile-input suite: its request counts are printed at the end of the run
+(by `tests/conftest.py`, from what each test's report carries)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import pytest
 
 from tests.hostile.tally import TALLY
 from tests.hostile.world import NotifyWorld, start_world, stop_world
+from tests.support.summary import HOSTILE
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not TALLY.sent:
-        return
-    terminalreporter.section("hostile input")
-    for line in TALLY.lines():
-        terminalreporter.write_line(line)
+@pytest.fixture(autouse=True)
+def count_requests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The requests this test sent, on its report (see `tests/support/summary.py`)."""
+    before = TALLY.copy()
+    yield
+    request.node.user_properties.append((HOSTILE, TALLY.since(before)))
 
 
 @pytest.fixture(scope="package")

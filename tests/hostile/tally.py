@@ -27,6 +27,23 @@ class Tally:
         elif status >= 500:
             self.server_errors[kind] += 1
 
+    def copy(self) -> Tally:
+        return Tally(Counter(self.sent), Counter(self.refused), Counter(self.server_errors))
+
+    def since(self, before: Tally) -> dict[str, dict[str, int]]:
+        """What was counted after `before`, as plain data a test report can carry (the
+        tests may run in several worker processes; the summary adds their shares)."""
+        return {
+            "sent": dict(self.sent - before.sent),
+            "refused": dict(self.refused - before.refused),
+            "server_errors": dict(self.server_errors - before.server_errors),
+        }
+
+    def add(self, share: dict[str, dict[str, int]]) -> None:
+        self.sent.update(share["sent"])
+        self.refused.update(share["refused"])
+        self.server_errors.update(share["server_errors"])
+
     def lines(self) -> list[str]:
         total = sum(self.sent.values())
         refused = sum(self.refused.values())

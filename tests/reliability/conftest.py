@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.report import SEED_VAR, SHORT_EVENTS, Report, Size
+from tests.support.summary import RELIABILITY
 from tests.support.teams import EmulatorProcess
 
 EVENTS_VAR = "PRESENCEBRIDGE_RELIABILITY_EVENTS"
-
-
-REPORTS = pytest.StashKey[list[Report]]()
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +35,10 @@ def size() -> Size:
 @pytest.fixture
 def report(request: pytest.FixtureRequest, size: Size) -> Iterator[Report]:
     entry = Report(request.node.name, size.seed)
-    request.config.stash.setdefault(REPORTS, []).append(entry)
     yield entry
     entry.seconds = time.monotonic() - entry.started
+    # On the test's report, for the summary at the end (`tests/support/summary.py`).
+    request.node.user_properties.append((RELIABILITY, entry.data()))
 
 
 @pytest.fixture
@@ -48,19 +47,3 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
     process.start()
     yield process
     process.stop()
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
-) -> None:
-    reports = config.stash.get(REPORTS, [])
-    if not reports:
-        return
-    terminalreporter.section("reliability")
-    for entry in reports:
-        terminalreporter.write_line(
-            f"{entry.test}: seed {entry.seed} ({SEED_VAR}={entry.seed} replays it), "
-            f"{entry.seconds:.1f} s"
-        )
-        for name, value in entry.counts.items():
-            terminalreporter.write_line(f"    {name}: {value}")

@@ -108,6 +108,21 @@ def expected(keeper: bool, selection: str | None, mode: str) -> Expected:
     )
 
 
+# The profile of the Teams call's appointment: `MS Teams`, or the built-in one without it.
+TEAMS_CALL_PROFILES = ("MS Teams", "Termin")
+
+
+def shows_kept_teams_call(model: UserModel, presence: dict[str, Any]) -> bool:
+    """The user (not a keeper) shows the Teams call the hub keeps, not their choice."""
+    return (
+        not model.keeper
+        and model.had_teams_call
+        and presence["telephony_source"] == "teams"
+        and presence["profile"] in TEAMS_CALL_PROFILES
+        and any(a["id"] == "teams-call" for a in presence["appointments"])
+    )
+
+
 def divergence(model: UserModel, hub: dict[str, Any], emulator: dict[str, Any], app: str) -> str:
     """Why the user's two sides differ from the model ("" if they agree).
 
@@ -120,7 +135,14 @@ def divergence(model: UserModel, hub: dict[str, Any], emulator: dict[str, Any], 
         problems.append(f"own mode {hub['own_mode']!r} was never chosen ({model.own_modes})")
     # The keeper's profile is hidden by the call; their choices never include DnD.
     selection = None if model.keeper else presence["profile"]
-    if not model.keeper and selection not in model.selections:
+    if shows_kept_teams_call(model, presence):
+        # A Teams call began after the UC DnD was chosen; the hub's DnD hides its end,
+        # so the call (newer, same standing) is shown until the DnD ends (docs/rules.md).
+        hidden_by = [s for s in model.selections if status_of(s) == "dnd"]
+        if not hidden_by:
+            problems.append("a Teams call is kept with no DnD of the hub to hide its end")
+        selection = hidden_by[0] if hidden_by else selection
+    elif not model.keeper and selection not in model.selections:
         problems.append(f"profile {selection!r} was never chosen ({model.selections})")
         selection = next(iter(model.selections))  # judge the rest against a real choice
     want = expected(model.keeper, selection, mode)
@@ -134,6 +156,8 @@ def divergence(model: UserModel, hub: dict[str, Any], emulator: dict[str, Any], 
     )
     if kept_call and not model.keeper:
         want = replace(want, telephony="on_the_phone")
+        if shows_kept_teams_call(model, presence):
+            want = replace(want, status="busy", profile=presence["profile"])
     sessions = [s for s in emulator["sessions"] if s["sessionId"] == app and s["shown"]]
     shown = emulator["presence"]["availability"], emulator["presence"]["activity"]
     preferred = emulator["preferred"]

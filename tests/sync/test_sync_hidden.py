@@ -144,7 +144,7 @@ def test_the_hubs_dnd_is_not_taken_for_a_teams_dnd_under_graph_latency(
     a.add_profile(SECOND_DND)
     a.add_profile(LUNCH_PROFILE)
     emulator.post("/_emulator/faults", {"latency_ms": 700})
-    tries = 6
+    tries = 4
     for attempt in range(tries):
         sent = writes(emulator, a.teams_id, "setUserPreferredPresence")
         a.select("Ruhe")
