@@ -113,7 +113,7 @@ class TeamsWriter:
 
     def settled(self) -> bool:
         """Idle, and no failed write waits for its retry."""
-        return self.idle() and not self._retry_at
+        return self.idle() and not self._retry_at and not self._release_retry_at
 
     async def run(self) -> None:
         workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]

@@ -131,7 +131,8 @@ class Duplicate(sa.exc.IntegrityError):
     Teams id another user has, a group with users); nothing was written."""
 
     def __init__(self, error: sa.exc.IntegrityError) -> None:
-        super().__init__(error.statement, error.params, error.orig)
+        orig: BaseException = error if error.orig is None else error.orig
+        super().__init__(error.statement, error.params, orig)
         self.reason = _reason(error)
 
 
