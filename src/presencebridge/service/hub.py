@@ -363,8 +363,9 @@ class Hub:
             raise Rejected(Reason.NOT_FOUND, f"unknown number {number!r}")
         return found
 
-    def _check_directory(self, user: User) -> None:
-        """Teams id, extensions and numbers are each one user's: 409 naming the other."""
+    def directory_conflict(self, user: User) -> tuple[str, str, str] | None:
+        """(what, value, other user) of the first Teams id, extension or number of `user`
+        that another user has, else None."""
         taken = [
             (
                 "teams_user_id",
@@ -378,7 +379,15 @@ class Hub:
             for value in values:
                 other = index.get(value)
                 if other is not None and other != user.id:
-                    raise Rejected(Reason.CONFLICT, f"{what} {value!r} belongs to user {other!r}")
+                    return what, value, other
+        return None
+
+    def _check_directory(self, user: User) -> None:
+        """Teams id, extensions and numbers are each one user's: 409 naming the other."""
+        conflict = self.directory_conflict(user)
+        if conflict is not None:
+            what, value, other = conflict
+            raise Rejected(Reason.CONFLICT, f"{what} {value!r} belongs to user {other!r}")
 
     async def _stored(self, fn: Callable[..., T], *args: object) -> T:
         """A lifecycle write; a unique key the database holds (another node's user) is a
