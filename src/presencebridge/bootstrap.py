@@ -267,7 +267,7 @@ def build(settings: Settings, hub: Hub) -> Application:
 async def running(settings: Settings, hub: Hub | None = None) -> AsyncIterator[Application]:
     """The application, started; stopped when the block ends."""
     if hub is None:
-        hub = Hub(await open_store(settings))
+        hub = Hub(await open_store(settings), default_country=settings.default_country)
     application = build(settings, hub)
     await application.start()
     try:

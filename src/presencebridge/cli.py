@@ -8,6 +8,7 @@ import secrets
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
+from urllib.parse import quote
 
 import httpx
 import typer
@@ -213,6 +214,13 @@ def user_create(
     display_name: str,
     group: Annotated[str, typer.Option("--group", help="configuration group")],
     teams_user_id: Annotated[str | None, typer.Option(help="Entra object id")] = None,
+    email: Annotated[str | None, typer.Option(help="UPN / e-mail")] = None,
+    extension: Annotated[
+        list[str] | None, typer.Option("--extension", help="PBX extension (repeatable)")
+    ] = None,
+    number: Annotated[
+        list[str] | None, typer.Option("--number", help="phone number (repeatable)")
+    ] = None,
     server: ServerOpt = "http://127.0.0.1:8080",
     token: TokenOpt = None,
 ) -> None:
@@ -222,6 +230,9 @@ def user_create(
         "display_name": display_name,
         "group": group,
         "teams_user_id": teams_user_id,
+        "email": email,
+        "extensions": extension or [],
+        "numbers": number or [],
     }
     _call(server, token, "POST", "/api/v1/users", body)
     out.print(f"user {user_id} created")
@@ -246,6 +257,120 @@ def user_agent_token(
     """Issue an agent token for a user (shown once; the server keeps only its hash)."""
     issued = _call(server, token, "POST", f"/api/v1/users/{user_id}/agent-tokens")
     out.print(issued["token"])
+
+
+def _path(*parts: str) -> str:
+    """API path segments, each percent-encoded (a template name may hold `/`)."""
+    return "/".join(quote(part, safe="") for part in parts)
+
+
+@groups_app.command("delete")
+def group_delete(
+    group_id: str, server: ServerOpt = "http://127.0.0.1:8080", token: TokenOpt = None
+) -> None:
+    """Delete an empty configuration group (refused while users are in it)."""
+    _call(server, token, "DELETE", f"/api/v1/groups/{_path(group_id)}")
+    out.print(f"group {group_id} deleted")
+
+
+@groups_app.command("delete-template")
+def group_delete_template(
+    group_id: str,
+    name: str,
+    server: ServerOpt = "http://127.0.0.1:8080",
+    token: TokenOpt = None,
+) -> None:
+    """Delete a central profile template of a group."""
+    _call(server, token, "DELETE", f"/api/v1/groups/{_path(group_id, 'templates', name)}")
+    out.print(f"template {name} of group {group_id} deleted")
+
+
+def _update_body(
+    name: str | None,
+    group: str | None,
+    teams_user_id: str | None,
+    email: str | None,
+    extensions: list[str] | None,
+    numbers: list[str] | None,
+    clear: list[str],
+) -> dict[str, Any]:
+    """Only what was given; an empty --teams-user-id / --email clears it."""
+    body: dict[str, Any] = {}
+    given = {"display_name": name, "group": group, "extensions": extensions, "numbers": numbers}
+    body.update({k: v for k, v in given.items() if v is not None})
+    for key, value in (("teams_user_id", teams_user_id), ("email", email)):
+        if value is not None:
+            body[key] = value or None
+    for what in clear:
+        if what not in ("extensions", "numbers"):
+            fail(f"--clear takes extensions or numbers, not {what!r}")
+        body[what] = []
+    if not body:
+        fail("nothing to change: give at least one option (see --help)")
+    return body
+
+
+@users_app.command("update")
+def user_update(
+    user_id: str,
+    name: Annotated[str | None, typer.Option("--name", help="display name")] = None,
+    group: Annotated[str | None, typer.Option("--group", help="move to this group")] = None,
+    teams_user_id: Annotated[
+        str | None, typer.Option(help="Entra object id; '' removes it")
+    ] = None,
+    email: Annotated[str | None, typer.Option(help="UPN / e-mail; '' removes it")] = None,
+    extension: Annotated[
+        list[str] | None, typer.Option("--extension", help="PBX extension (repeatable)")
+    ] = None,
+    number: Annotated[
+        list[str] | None, typer.Option("--number", help="phone number (repeatable)")
+    ] = None,
+    clear: Annotated[
+        list[str] | None, typer.Option("--clear", help="'extensions' or 'numbers': remove all")
+    ] = None,
+    server: ServerOpt = "http://127.0.0.1:8080",
+    token: TokenOpt = None,
+) -> None:
+    """Change a user; only what is given changes (extensions and numbers are replaced)."""
+    body = _update_body(name, group, teams_user_id, email, extension, number, clear or [])
+    user = _call(server, token, "PATCH", f"/api/v1/users/{_path(user_id)}", body)
+    out.print(
+        f"user {user['id']} updated: group {user['group']}, "
+        f"extensions {', '.join(user['extensions']) or '-'}, "
+        f"numbers {', '.join(user['numbers']) or '-'}"
+    )
+
+
+@users_app.command("delete")
+def user_delete(
+    user_id: str, server: ServerOpt = "http://127.0.0.1:8080", token: TokenOpt = None
+) -> None:
+    """Delete a user and everything of theirs; what the hub set in Teams is cleared."""
+    _call(server, token, "DELETE", f"/api/v1/users/{_path(user_id)}")
+    out.print(f"user {user_id} deleted")
+
+
+@users_app.command("agent-tokens")
+def user_agent_tokens(
+    user_id: str, server: ServerOpt = "http://127.0.0.1:8080", token: TokenOpt = None
+) -> None:
+    """List a user's agent tokens (ids and when made; the tokens are never shown again)."""
+    table = Table("id", "created_at")
+    for issued in _call(server, token, "GET", f"/api/v1/users/{_path(user_id, 'agent-tokens')}"):
+        table.add_row(issued["id"], issued["created_at"])
+    out.print(table)
+
+
+@users_app.command("revoke-token")
+def user_revoke_token(
+    user_id: str,
+    token_id: str,
+    server: ServerOpt = "http://127.0.0.1:8080",
+    token: TokenOpt = None,
+) -> None:
+    """Revoke an agent token: it stops working at once."""
+    _call(server, token, "DELETE", f"/api/v1/users/{_path(user_id, 'agent-tokens', token_id)}")
+    out.print(f"agent token {token_id} of {user_id} revoked")
 
 
 @app.command()

@@ -10,13 +10,15 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from presencebridge.core import addresses
 
 
 def default_data_dir() -> Path:
@@ -47,6 +49,8 @@ class Settings(BaseSettings):
     notify_poll_interval: float = Field(60.0, ge=1, le=86400)
     secret_key: SecretStr | None = None
     language: Literal["en", "de"] = "en"
+    # National phone numbers (users' numbers, PBX events) are read in this country.
+    default_country: str = Field("DE", pattern=r"^[A-Z]{2}$")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     allow_clock_control: bool = False
     log_format: Literal["text", "json"] = "text"
@@ -57,6 +61,13 @@ class Settings(BaseSettings):
     node_url: str | None = None
     partitions: int = Field(64, ge=1, le=4096)
     lease_seconds: float = Field(9.0, ge=1, le=300)
+
+    @field_validator("default_country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        if not addresses.is_region(value):
+            raise ValueError(f"{value!r} is not a country phone numbers are known for")
+        return value
 
     @property
     def clustered(self) -> bool:

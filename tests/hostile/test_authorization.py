@@ -157,6 +157,31 @@ def _call_ended(cast: Cast, user: str) -> dict[str, Any]:
     return {"user": user, "call_id": fresh("call"), "state": "ended"}
 
 
+def _new_user(cast: Cast, user: str) -> dict[str, str]:
+    """A user of its own for a DELETE that succeeds (A and B serve the other rows)."""
+    body = {"id": fresh("u"), "display_name": "U", "group": cast.group}
+    return {"user_id": cast.admin_request("POST", "/api/v1/users", json=body)["id"]}
+
+
+def _new_group(cast: Cast, user: str) -> dict[str, str]:
+    body = {"id": fresh("g"), "name": "G"}
+    return {"group": cast.admin_request("POST", "/api/v1/groups", json=body)["id"]}
+
+
+def _new_template(cast: Cast, user: str) -> dict[str, str]:
+    template = _template(cast, user)
+    cast.admin_request("POST", f"/api/v1/groups/{cast.group}/templates", json=template)
+    return {"name": template["name"]}
+
+
+def _new_token(cast: Cast, user: str) -> dict[str, str]:
+    path = f"/api/v1/users/{user}/agent-tokens"
+    before = {t["id"] for t in cast.admin_request("GET", path)}
+    cast.admin_request("POST", path)
+    [made] = [t["id"] for t in cast.admin_request("GET", path) if t["id"] not in before]
+    return {"token_id": made}
+
+
 # fmt: off
 ROUTES: dict[str, Route] = {
     "POST /api/v1/groups": Route("admin", 201, body=lambda c, u: {"id": fresh("g"), "name": "G"}),
@@ -180,6 +205,12 @@ ROUTES: dict[str, Route] = {
     "POST /api/v1/users/{user_id}/appointments": Route("user", 201, body=_appointment),
     "DELETE /api/v1/users/{user_id}/appointments/{appointment_id}": Route("user", 204, prepare=_new_appointment),
     "POST /api/v1/users/{user_id}/agent-tokens": Route("admin", 201),
+    "GET /api/v1/users/{user_id}/agent-tokens": Route("admin", 200),
+    "DELETE /api/v1/users/{user_id}/agent-tokens/{token_id}": Route("admin", 204, prepare=_new_token),
+    "PATCH /api/v1/users/{user_id}": Route("admin", 200, body=lambda c, u: {"email": None}),
+    "DELETE /api/v1/users/{user_id}": Route("admin", 204, prepare=_new_user),
+    "DELETE /api/v1/groups/{group}": Route("admin", 204, prepare=_new_group),
+    "DELETE /api/v1/groups/{group}/templates/{name}": Route("admin", 204, prepare=_new_template),
     "GET /api/v1/users/{user_id}/presence": Route("user", 200),
     "GET /api/v1/users/{user_id}/history": Route("user", 200),
     "POST /api/v1/users/{user_id}/meetings": Route("user", 200, body=lambda c, u: {"meeting_id": fresh("m"), "state": "left"}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from presencebridge.adapters.store import (
     migrate,
 )
 from presencebridge.adapters.store import tables as t
+from presencebridge.core import codec
 from presencebridge.core.model import User, UserState
 from presencebridge.core.settings import GroupSettings
 
@@ -27,6 +29,8 @@ SCHEMA_TABLES = {
     "presence_history",
     "cluster_nodes",
     "partition_leases",
+    "user_addresses",
+    "teams_releases",
 }
 VERSION_TABLE = "alembic_version"
 NOW = datetime(2024, 3, 4, 8, 30, tzinfo=UTC)
@@ -45,6 +49,29 @@ def use_store(engine: Engine) -> None:
     store.create_user(state, NOW)
     assert [g.id for g in store.load_groups()] == ["g1"]
     assert store.load_users() == [state]
+
+
+def store_first_schema_user(engine: Engine) -> None:
+    """A group and the user `alice` written as the first schema's store wrote them (the
+    store of today writes columns that schema has not)."""
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO groups (id, name, settings, created_at) "
+                "VALUES ('g1', 'Group one', '{}', :now)"
+            ),
+            {"now": NOW},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO users (id, display_name, group_id, teams_user_id, state, version,"
+                " updated_at) VALUES ('alice', 'Alice', 'g1', NULL, :state, 1, :now)"
+            ),
+            {
+                "state": json.dumps(codec.encode(UserState(User("alice", "Alice", "g1")))),
+                "now": NOW,
+            },
+        )
 
 
 def test_schema_tables_are_the_ones_tables_py_describes() -> None:
@@ -114,7 +141,7 @@ def test_upgrade_from_the_first_schema_keeps_users_and_adds_the_cluster_tables(
     engine: Engine,
 ) -> None:
     migrate(engine, "0001")
-    use_store(engine)
+    store_first_schema_user(engine)
     assert "partition_leases" not in table_names(engine)
 
     migrate(engine)
@@ -122,3 +149,5 @@ def test_upgrade_from_the_first_schema_keeps_users_and_adds_the_cluster_tables(
     assert current_revision(engine) == HEAD_REVISION
     assert table_names(engine) == SCHEMA_TABLES | {VERSION_TABLE}
     assert [u.user.id for u in Store(engine).load_users()] == ["alice"]
+    # A user stored before issue 12 loads unchanged: no e-mail, extensions or numbers.
+    assert Store(engine).load_users() == [UserState(User("alice", "Alice", "g1"))]

@@ -36,7 +36,7 @@ def changed_metadata() -> sa.MetaData:
     for table in t.metadata.sorted_tables:
         table.to_metadata(metadata)
     users = metadata.tables["users"]
-    users.append_column(sa.Column("email", sa.String(200), nullable=True))
+    users.append_column(sa.Column("nickname", sa.String(200), nullable=True))
     users.c.display_name.type = sa.String(100)
     sa.Index("ix_groups_name", metadata.tables["groups"].c.name)
     return metadata

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from presencebridge.api import schemas, views
-from presencebridge.api.auth import websocket_principal
+from presencebridge.api.auth import bearer_token, websocket_principal
 from presencebridge.core.errors import Rejected
 from presencebridge.service.agents import AgentConnection, AgentRelay
 from presencebridge.service.hub import Hub
@@ -35,12 +35,16 @@ async def agent_stream(websocket: WebSocket) -> None:
     async def send(message: dict[str, Any]) -> None:
         await websocket.send_text(json.dumps(message))
 
-    connection = relay.connect(user_id, send)
+    token = bearer_token(
+        websocket.headers.get("authorization"), websocket.query_params.get("token")
+    )
+    connection = relay.connect(user_id, send, token)
     language = websocket.query_params.get("lang") or "en"
     tasks = [
         asyncio.create_task(_outgoing(websocket, connection, listener.next, user_id, language)),
         asyncio.create_task(_incoming(websocket, relay, connection)),
         asyncio.create_task(listener.overflowed.wait()),
+        asyncio.create_task(connection.revoked.wait()),
     ]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -51,7 +55,10 @@ async def agent_stream(websocket: WebSocket) -> None:
         relay.disconnect(connection)
         hub.bus.leave(listener)
         with suppress(Exception):
-            await websocket.close()
+            if connection.revoked.is_set():
+                await websocket.close(code=1008, reason="the agent token was revoked")
+            else:
+                await websocket.close()
 
 
 async def _outgoing(

@@ -28,9 +28,10 @@ from presencebridge.api.schemas import (
     TemplateIn,
     TokenOut,
     UserIn,
+    UserPatchIn,
     UserSettingsIn,
 )
-from presencebridge.core import rules
+from presencebridge.core import addresses, rules
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import ID_PATTERN, Profile, ProfileTemplate, User
 from presencebridge.core.settings import GroupSettings
@@ -169,6 +170,24 @@ async def put_template(
     return views.template(template, _language(request, lang))
 
 
+@router.delete("/groups/{group}", status_code=204)
+async def delete_group(group: GroupId, who: Caller, request: Request) -> None:
+    """Only an empty group: 409 while users are in it."""
+    require_admin(who)
+    await _hub(request).delete_group(group)
+
+
+@router.delete("/groups/{group}/templates/{name:path}", status_code=204)
+async def delete_template(
+    group: GroupId,
+    name: Annotated[str, Path(description="the template's name, percent-encoded")],
+    who: Caller,
+    request: Request,
+) -> None:
+    require_admin(who)
+    await _hub(request).delete_template(group, schemas.normalise_name(name))
+
+
 # -- users -------------------------------------------------------------------------------
 
 
@@ -178,15 +197,73 @@ async def create_user(
 ) -> dict[str, Any]:
     require_admin(who)
     hub = _hub(request)
-    view = await hub.create_user(User(body.id, body.display_name, body.group, body.teams_user_id))
-    group = hub.group(body.group)
-    return views.user(
-        view.state,
-        view.presence,
-        group,
-        _language(request, lang),
-        hub.teams_last_sync(view.state.user.id),
+    user = User(
+        body.id,
+        body.display_name,
+        body.group,
+        body.teams_user_id,
+        body.email,
+        addresses.unique(body.extensions),
+        hub.parse_numbers(body.numbers),
     )
+    view = await hub.create_user(user)
+    return _user_view(hub, view.state.user.id, _language(request, lang))
+
+
+def _user_view(hub: Hub, user_id: str, language: str) -> dict[str, Any]:
+    view = hub.user(user_id)
+    group = hub.group(view.state.user.group)
+    return views.user(view.state, view.presence, group, language, hub.teams_last_sync(user_id))
+
+
+def _user_fields(hub: Hub, body: UserPatchIn) -> dict[str, Any]:
+    """The fields the request names, as the hub keeps them."""
+    fields: dict[str, Any] = {}
+    for name in body.model_fields_set:
+        value = getattr(body, name)
+        if name == "extensions":
+            value = addresses.unique(value or [])
+        elif name == "numbers":
+            value = hub.parse_numbers(value or [])
+        fields[name] = value
+    return fields
+
+
+@router.patch("/users/{user_id}")
+async def patch_user(
+    user_id: UserId, body: UserPatchIn, who: Caller, request: Request, lang: Lang = None
+) -> dict[str, Any]:
+    """Change a user's directory data; only the fields present change, `null` clears."""
+    require_admin(who)
+    hub = _hub(request)
+    hub.user(user_id)
+    await hub.update_user(user_id, _user_fields(hub, body), "admin")
+    return _user_view(hub, user_id, _language(request, lang))
+
+
+@router.delete("/users/{user_id}", status_code=204)
+async def delete_user(user_id: UserId, who: Caller, request: Request) -> None:
+    """The user and everything of theirs; what the hub set in Teams for them is cleared."""
+    require_admin(who)
+    await _hub(request).delete_user(user_id)
+
+
+@router.get("/users/{user_id}/agent-tokens")
+async def list_agent_tokens(user_id: UserId, who: Caller, request: Request) -> list[dict[str, Any]]:
+    require_admin(who)
+    tokens = await _hub(request).agent_tokens(user_id)
+    return [{"id": t.id, "created_at": schemas.iso(t.created_at)} for t in tokens]
+
+
+@router.delete("/users/{user_id}/agent-tokens/{token_id}", status_code=204)
+async def revoke_agent_token(
+    user_id: UserId,
+    token_id: Annotated[str, Path(max_length=64)],
+    who: Caller,
+    request: Request,
+) -> None:
+    require_admin(who)
+    await _hub(request).revoke_agent_token(user_id, token_id)
 
 
 @router.get("/users")
@@ -399,7 +476,9 @@ async def telephony_event(
 ) -> dict[str, Any]:
     require_admin(who)
     event = rules.TelephonyEvent(body.call_id, body.state)
-    view = await _hub(request).handle(body.user, event, "pbx")
+    hub = _hub(request)
+    user_id = hub.resolve(body.user, body.extension, body.number)
+    view = await hub.handle(user_id, event, "pbx")
     return views.presence(
         view.presence, _language(request, lang), _hub(request).teams_last_sync(view.state.user.id)
     )
@@ -416,30 +495,45 @@ async def telephony_events(
     """
     require_admin(who)
     hub = _hub(request)
-    unknown = sorted({e.user for e in body.events if not hub.has_user(e.user)})
-    if unknown:
-        shown = ", ".join(repr(u) for u in unknown[:5])
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        raise Rejected(Reason.NOT_FOUND, f"unknown user {shown}{more}; no event was applied")
-    local = body.events
+    users = _resolve_batch(hub, body)
+    local = list(zip(users, body.events, strict=True))
     remote: dict[str, list[dict[str, Any]]] = {}
     cluster = request.app.state.cluster
     if cluster is not None:  # several nodes: each owner applies its users' events
-        local = [e for e in body.events if hub.owns(e.user)]
-        for e in body.events:
-            if not hub.owns(e.user):
-                owner = await cluster.find_owner(e.user)
+        local = [(u, e) for u, e in local if hub.owns(u)]
+        for user_id, e in zip(users, body.events, strict=True):
+            if not hub.owns(user_id):
+                owner = await cluster.find_owner(user_id)
                 if owner is None or request.headers.get(FORWARDED_BY):
                     raise Moving()  # nothing applied yet; the PBX retries the batch
-                remote.setdefault(owner, []).append(e.model_dump(mode="json"))
-    events = [(e.user, rules.TelephonyEvent(e.call_id, e.state)) for e in local]
+                forwarded = {"user": user_id, "call_id": e.call_id, "state": e.state.value}
+                remote.setdefault(owner, []).append(forwarded)
+    events = [(u, rules.TelephonyEvent(e.call_id, e.state)) for u, e in local]
     # Telephony events can be applied twice without harm (calls only move forward),
     # so after a 503 the whole batch may simply be sent again.
     await asyncio.gather(
         hub.handle_many(events, "pbx"),
         *(forward_batch(request, owner, part) for owner, part in remote.items()),
     )
-    return TelephonyBatchOut(accepted=len(body.events), users=len({e.user for e in body.events}))
+    return TelephonyBatchOut(accepted=len(body.events), users=len(set(users)))
+
+
+def _resolve_batch(hub: Hub, body: TelephonyBatchIn) -> list[str]:
+    """The user of each event; any unknown name refuses the whole batch (404 naming it)."""
+    users: list[str] = []
+    unknown: list[str] = []
+    for e in body.events:
+        try:
+            users.append(hub.resolve(e.user, e.extension, e.number))
+        except Rejected as refusal:
+            if refusal.reason is not Reason.NOT_FOUND:
+                raise
+            if refusal.message not in unknown:
+                unknown.append(refusal.message)
+    if unknown:
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise Rejected(Reason.NOT_FOUND, f"{'; '.join(unknown[:5])}{more}; no event was applied")
+    return users
 
 
 @router.post("/admin/clock")

@@ -23,9 +23,12 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
+    model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from presencebridge.core import addresses
 from presencebridge.core.model import (
     COLOR_PATTERN,
     ID_PATTERN,
@@ -114,6 +117,29 @@ Forwarding = Annotated[
 ExternalId = Annotated[
     str, StringConstraints(min_length=1, max_length=128), AfterValidator(_check_text)
 ]
+
+
+def _check_extension(value: str) -> str:
+    try:
+        return addresses.extension(value)
+    except addresses.AddressError as error:
+        raise PydanticCustomError("extension", str(error)) from None
+
+
+# A PBX extension (docs/rules.md, "Extensions and numbers").
+Extension = Annotated[str, AfterValidator(_check_extension)]
+# A phone number as sent; parsed into E.164 with the hub's default country later.
+PhoneNumber = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=addresses.NUMBER_MAX),
+    AfterValidator(_check_text),
+]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$"),
+    AfterValidator(_check_text),
+]
+MAX_ADDRESSES = 20  # extensions, numbers: each at most this many per user
 # JSON true/false only: lax validation would also take 1, "yes" or "off" as a flag.
 Flag = Annotated[bool, Field(strict=True)]
 
@@ -185,6 +211,27 @@ class UserIn(Body):
     display_name: Label
     group: Identifier
     teams_user_id: Identifier | None = None
+    email: Email | None = None
+    extensions: list[Extension] = Field(default_factory=list, max_length=MAX_ADDRESSES)
+    numbers: list[PhoneNumber] = Field(default_factory=list, max_length=MAX_ADDRESSES)
+
+
+class UserPatchIn(Body):
+    """Only the fields present change; `null` clears the optional ones."""
+
+    display_name: Label | None = None
+    group: Identifier | None = None
+    teams_user_id: Identifier | None = None
+    email: Email | None = None
+    extensions: list[Extension] | None = Field(None, max_length=MAX_ADDRESSES)
+    numbers: list[PhoneNumber] | None = Field(None, max_length=MAX_ADDRESSES)
+
+    @field_validator("display_name", "group")
+    @classmethod
+    def _required(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("must not be null (it cannot be cleared)")
+        return value
 
 
 class UserSettingsIn(Body):
@@ -216,9 +263,23 @@ class AppointmentIn(Body):
 
 
 class TelephonyEventIn(Body):
-    user: Identifier
+    """A PBX call event; the user is named by exactly one of user, extension, number."""
+
+    user: Identifier | None = None
+    extension: Extension | None = None
+    number: PhoneNumber | None = None
     call_id: ExternalId
     state: CallState
+
+    @model_validator(mode="after")
+    def _one_name(self) -> TelephonyEventIn:
+        named = [n for n in ("user", "extension", "number") if getattr(self, n) is not None]
+        if len(named) != 1:
+            given = ", ".join(named) or "none"
+            raise ValueError(
+                f"name the user by exactly one of user, extension, number (given: {given})"
+            )
+        return self
 
 
 # A batch fits the default 64 KiB body limit with room to spare (~90 bytes an event).

@@ -106,6 +106,9 @@ def user(
         "display_name": state.user.display_name,
         "group": state.user.group,
         "teams_user_id": state.user.teams_user_id,
+        "email": state.user.email,
+        "extensions": list(state.user.extensions),
+        "numbers": list(state.user.numbers),
         "teams_sync_mode": effective_mode(g.settings, state.own_mode).value,
         "presence": presence(p, language, last_sync),
     }
@@ -126,4 +129,5 @@ def history(h: HistoryEntry, language: str) -> dict[str, Any]:
         "status": h.status,
         "telephony": h.telephony,
         "text": render(h.text, language),
+        "change": h.change,
     }

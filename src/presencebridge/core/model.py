@@ -287,6 +287,9 @@ class User:
     display_name: str
     group: str
     teams_user_id: str | None = None
+    email: str | None = None  # UPN or e-mail address
+    extensions: tuple[str, ...] = ()  # PBX extensions, e.g. "2101"; unique across users
+    numbers: tuple[str, ...] = ()  # phone numbers in E.164, e.g. "+49301234567"; unique
 
 
 @dataclass(frozen=True, slots=True)

@@ -366,6 +366,25 @@ def release_teams_dnd(state: UserState, reset_by_hand: bool = False) -> UserStat
     return replace(state, selection=selection, teams=teams)
 
 
+def leave_teams(state: UserState) -> UserState:
+    """The user's Teams id is no longer theirs (changed, or the user is deleted): what the
+    sync created on the UC side goes (the Teams call appointment, a Teams DnD selection,
+    which restores the earlier choice) and the Teams state starts afresh.
+
+    What the hub set in Teams under the old id is cleared through `release_plan`."""
+    others = tuple(a for a in state.appointments if a.id != TEAMS_CALL_APPOINTMENT)
+    state = replace(state, appointments=others)
+    if state.teams.dnd.selected_at is not None:
+        state = release_teams_dnd(state)
+    return replace(state, teams=TeamsState())
+
+
+def release_plan(state: UserState, now: datetime) -> WritePlan:
+    """The clears that take back what the hub may have set in Teams for this user: the
+    same plan as for mode `off` (only what the hub set, and unsure writes too)."""
+    return plan_writes(state, Intent(), now)
+
+
 def enforce_mode(state: UserState, mode: TeamsSyncMode, now: datetime) -> UserState:
     """Undo on the UC side what a mode no longer allows; bound Teams DnD by the hard end."""
     if mode is TeamsSyncMode.OFF and teams_call(state) is not None:

@@ -48,6 +48,9 @@ class AgentConnection:
     last_intent: dict[str, Any] | None = None
     intent_sent_at: float = 0.0
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    token: str | None = None  # what it signed in with; checked again when tokens change
+    # Set when its token was revoked or its user deleted: the stream is closed.
+    revoked: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class AgentRelay:
@@ -63,11 +66,13 @@ class AgentRelay:
         # Several nodes: what an agent reports for a user another node handles goes there.
         self.forward = forward
         hub.add_change_listener(self.notify)
+        hub.add_token_listener(self._tokens_changed)
+        self._checks: set[asyncio.Task[None]] = set()
 
     # -- connections ---------------------------------------------------------------------
 
-    def connect(self, user_id: str, send: Send) -> AgentConnection:
-        connection = AgentConnection(user_id, send)
+    def connect(self, user_id: str, send: Send, token: str | None = None) -> AgentConnection:
+        connection = AgentConnection(user_id, send, token=token)
         self.connections[user_id] = connection  # the newest agent of a user wins
         self.notify(user_id)
         return connection
@@ -75,6 +80,22 @@ class AgentRelay:
     def disconnect(self, connection: AgentConnection) -> None:
         if self.connections.get(connection.user_id) is connection:
             del self.connections[connection.user_id]
+
+    def _tokens_changed(self, user_id: str) -> None:
+        """A token of the user was revoked, or the user deleted: a connected agent whose
+        token no longer names its user is let go at once."""
+        connection = self.connections.get(user_id)
+        if connection is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._check_token(connection))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _check_token(self, connection: AgentConnection) -> None:
+        token = connection.token
+        still = token is not None and await self.hub.agent_token_user(token)
+        if still != connection.user_id:
+            connection.revoked.set()
 
     def notify(self, user_id: str) -> None:
         connection = self.connections.get(user_id)

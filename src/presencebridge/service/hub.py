@@ -17,11 +17,19 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from presencebridge import metrics
-from presencebridge.adapters.store import GroupRecord, HistoryEntry, Store, UnknownTokenError
-from presencebridge.core import rules
+from presencebridge.adapters.store import (
+    AgentTokenInfo,
+    Duplicate,
+    GroupRecord,
+    HistoryEntry,
+    Store,
+    TeamsRelease,
+    UnknownTokenError,
+)
+from presencebridge.core import addresses, rules, teams
 from presencebridge.core.effective import (
     EffectivePresence,
     effective_presence,
@@ -76,10 +84,13 @@ class UserView:
 
 
 class Hub:
-    def __init__(self, store: Store, clock: Clock | None = None) -> None:
+    def __init__(
+        self, store: Store, clock: Clock | None = None, default_country: str = "DE"
+    ) -> None:
         """A hub that handles every user until it `join`s a cluster."""
         self.store = store
         self.clock = clock or Clock()
+        self.default_country = default_country  # national phone numbers are read in it
         self.bus = PresenceBus()
         self._groups: dict[str, GroupRecord] = {}
         self._users: dict[str, UserState] = {}
@@ -88,6 +99,14 @@ class Hub:
         self._group_lock = asyncio.Lock()
         self._timers = Deadlines(self.clock.now, self._tick_due, self._live)
         self._by_teams_id: dict[str, str] = {}
+        self._by_extension: dict[str, str] = {}
+        self._by_number: dict[str, str] = {}
+        # Extensions, numbers and Teams ids are unique across users: changes to them
+        # are checked and written one at a time.
+        self._directory_lock = asyncio.Lock()
+        self._releases: dict[int, TeamsRelease] = {}
+        self._release_listeners: list[Callable[[TeamsRelease], None]] = []
+        self._token_listeners: list[Callable[[str], None]] = []
         # SQLite has one writer at a time: one thread avoids lock contention.
         workers = 1 if store.engine.dialect.name == "sqlite" else 8
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="store")
@@ -132,6 +151,7 @@ class Hub:
             self._index(state)
             self._schedule(state, now)
         await self._io(self.store.prune_history, now - HISTORY_KEPT)
+        self._releases = {r.id: r for r in await self._io(self.store.load_releases) if r.id}
         # Everyone's state lives as long as the process: keep it out of the full garbage
         # collections, which otherwise stop the loop for most of a second at 100k users.
         gc.collect()
@@ -238,6 +258,34 @@ class Hub:
         await self._refresh_group(group_id, "template")
         return self._groups[group_id]
 
+    async def delete_group(self, group_id: str) -> None:
+        """Only an empty group: while users are in it, a conflict naming how many."""
+        async with self._group_lock:
+            self.group(group_id)
+            members = sum(1 for s in self._users.values() if s.user.group == group_id)
+            if members:
+                raise Rejected(
+                    Reason.CONFLICT,
+                    f"group {group_id!r} still has {members} user(s): move or delete them first",
+                )
+            await self._stored(self.store.delete_group, group_id)
+            del self._groups[group_id]
+        self._group_changed(group_id)
+
+    async def delete_template(self, group_id: str, name: str) -> GroupRecord:
+        async with self._group_lock:
+            group = self.group(group_id)
+            templates = tuple(t for t in group.templates if t.name != name)
+            if len(templates) == len(group.templates):
+                raise Rejected(
+                    Reason.NOT_FOUND, f"group {group_id!r} has no template named {name!r}"
+                )
+            await self._io(self.store.save_templates, group_id, templates)
+            self._groups[group_id] = replace(group, templates=templates)
+        self._group_changed(group_id)
+        await self._refresh_group(group_id, "template")
+        return self._groups[group_id]
+
     async def _refresh_group(self, group_id: str, source: str) -> None:
         """Templates change members' My Profiles and so, maybe, their presence."""
         members = [u for u, s in self._users.items() if s.user.group == group_id and self.owns(u)]
@@ -251,6 +299,7 @@ class Hub:
         groups = {g.id: g for g in await self._io(self.store.load_groups)}
         async with self._group_lock:
             if group_id not in groups:
+                self._groups.pop(group_id, None)  # deleted there
                 return
             self._groups[group_id] = groups[group_id]
         await self._refresh_group(group_id, "settings")
@@ -262,17 +311,14 @@ class Hub:
             raise NotOwner(user.id)
         if user.group not in self._groups:
             await self.reload_groups()  # several nodes: made on another one a moment ago
-        async with self._lock(user.id):
+        async with self._directory_lock, self._lock(user.id):
             self.group(user.group)
             if user.id in self._users:
                 raise Rejected(Reason.CONFLICT, f"user {user.id!r} exists already")
-            if user.teams_user_id and user.teams_user_id in self._by_teams_id:
-                raise Rejected(
-                    Reason.CONFLICT, f"teams_user_id {user.teams_user_id!r} belongs to another user"
-                )
+            self._check_directory(user)
             state = UserState(user=user)
             now = self.clock.now()
-            await self._io(self.store.create_user, state, now)
+            await self._stored(self.store.create_user, state, now)
             self._users[user.id] = state
             self._index(state)
             presence = self._evaluate(state, now)
@@ -281,6 +327,168 @@ class Hub:
         self.bus.publish(PresenceChange(user.id, presence))
         self._replicate(state)
         return UserView(state, presence)
+
+    # -- the user lifecycle (issue 12) ----------------------------------------------------
+
+    def parse_numbers(self, raw: Sequence[str], field: str = "numbers") -> tuple[str, ...]:
+        """Phone numbers in E.164 (national ones read in the default country), each once;
+        an invalid one is refused naming the field and the value."""
+        parsed = []
+        for index, value in enumerate(raw):
+            try:
+                parsed.append(addresses.number(value, self.default_country))
+            except addresses.AddressError as error:
+                raise Rejected(Reason.INVALID, f"{field}[{index}]: {error}") from None
+        return addresses.unique(parsed)
+
+    def resolve(
+        self, user: str | None = None, extension: str | None = None, number: str | None = None
+    ) -> str:
+        """The user a PBX names by id, extension or number; unknown: NOT_FOUND naming it."""
+        if user is not None:
+            self.user(user)
+            return user
+        if extension is not None:
+            found = self._by_extension.get(extension.strip())
+            if found is None:
+                raise Rejected(Reason.NOT_FOUND, f"unknown extension {extension!r}")
+            return found
+        if number is None:
+            raise Rejected(Reason.INVALID, "name the user by user, extension or number")
+        try:
+            found = self._by_number.get(addresses.number(number, self.default_country))
+        except addresses.AddressError:
+            found = None
+        if found is None:
+            raise Rejected(Reason.NOT_FOUND, f"unknown number {number!r}")
+        return found
+
+    def directory_conflict(self, user: User) -> tuple[str, str, str] | None:
+        """(what, value, other user) of the first Teams id, extension or number of `user`
+        that another user has, else None."""
+        taken = [
+            (
+                "teams_user_id",
+                self._by_teams_id,
+                (user.teams_user_id,) if user.teams_user_id else (),
+            ),
+            ("extension", self._by_extension, user.extensions),
+            ("number", self._by_number, user.numbers),
+        ]
+        for what, index, values in taken:
+            for value in values:
+                other = index.get(value)
+                if other is not None and other != user.id:
+                    return what, value, other
+        return None
+
+    def _check_directory(self, user: User) -> None:
+        """Teams id, extensions and numbers are each one user's: 409 naming the other."""
+        conflict = self.directory_conflict(user)
+        if conflict is not None:
+            what, value, other = conflict
+            raise Rejected(Reason.CONFLICT, f"{what} {value!r} belongs to user {other!r}")
+
+    async def _stored(self, fn: Callable[..., T], *args: object) -> T:
+        """A lifecycle write; a unique key the database holds (another node's user) is a
+        conflict, not an error."""
+        try:
+            return await self._io(fn, *args)
+        except Duplicate as error:
+            raise Rejected(
+                Reason.CONFLICT, f"the database refused it: {error.reason}; nothing was changed"
+            ) from None
+
+    async def update_user(self, user_id: str, fields: dict[str, Any], source: str) -> UserView:
+        """Change a user's directory data (only the fields given), with its history entry.
+
+        A new `teams_user_id` first takes back what the hub set in Teams under the old
+        one (a durable release, see `TeamsRelease`) and what the sync created on the UC
+        side; a group whose mode is `off` makes the writer clear as mode `off` always does.
+        """
+        if not self.owns(user_id):
+            self.user(user_id)
+            raise NotOwner(user_id)
+        async with self._directory_lock, self._lock(user_id):
+            old = self.user(user_id)
+            user = replace(old.state.user, **fields)
+            if user == old.state.user:
+                return old
+            group = self.group(user.group)
+            self._check_directory(user)
+            now = self.clock.now()
+            state, release = self._leave_old_teams_id(old.state, user, now)
+            context = rules.GroupContext(group.templates, group.settings)
+            applied = rules.apply(state, rules.Tick(), context, now)
+            entry = self._history(user_id, applied.presence, source, now)
+            entry = replace(entry, change=_describe_change(old.state.user, user))
+            saved = await self._stored(self.store.update_user, applied.state, entry, release, now)
+            self._users[user_id] = applied.state
+            self._index(applied.state, old.state)
+            self._presence[user_id] = applied.presence
+            self._schedule(applied.state, now)
+        self._published(old, UserView(applied.state, applied.presence))
+        self._release_added(saved)
+        return UserView(applied.state, applied.presence)
+
+    @staticmethod
+    def _leave_old_teams_id(
+        state: UserState, user: User, now: datetime
+    ) -> tuple[UserState, TeamsRelease | None]:
+        old_teams_id = state.user.teams_user_id
+        if old_teams_id is None or old_teams_id == user.teams_user_id:
+            return replace(state, user=user), None
+        release = _release(state, now)
+        return replace(teams.leave_teams(state), user=user), release
+
+    def _published(self, old: UserView, new: UserView) -> None:
+        if new.presence != old.presence:
+            self.bus.publish(PresenceChange(new.state.user.id, new.presence))
+        self._replicate(new.state)
+        self._after_change(old.state, new.state)
+
+    async def delete_user(self, user_id: str) -> None:
+        """The user and everything of theirs, in one transaction that also records what
+        the hub must still clear in Teams for them (worked off by the Teams writer)."""
+        if not self.owns(user_id):
+            self.user(user_id)
+            raise NotOwner(user_id)
+        async with self._directory_lock, self._lock(user_id):
+            state = self.user(user_id).state
+            now = self.clock.now()
+            release = _release(state, now) if state.user.teams_user_id else None
+            saved = await self._stored(self.store.delete_user, user_id, release, now)
+            del self._users[user_id]
+            del self._presence[user_id]
+            self._unindex(state)
+            self._teams_last_sync.pop(user_id, None)
+            metrics.USERS.set(len(self._users))
+        self._release_added(saved)
+        for listener in self._token_listeners:
+            listener(user_id)  # an agent of the user connected now is let go
+
+    # -- what the hub must still clear in Teams ---------------------------------------------
+
+    def add_release_listener(self, listener: Callable[[TeamsRelease], None]) -> None:
+        """Called with each new Teams release (the Teams writer works them off)."""
+        self._release_listeners.append(listener)
+
+    def releases(self) -> list[TeamsRelease]:
+        """The releases not yet acknowledged by Graph, of users this node handles."""
+        return [r for r in self._releases.values() if self.owns(r.user_id)]
+
+    def _release_added(self, release: TeamsRelease | None) -> None:
+        if release is None or release.id is None:
+            return
+        self._releases[release.id] = release
+        for listener in self._release_listeners:
+            listener(release)
+
+    async def release_done(self, release: TeamsRelease) -> None:
+        """Graph acknowledged the clears: the release is done, durably."""
+        if release.id is not None:
+            await self._io(self.store.delete_release, release.id)
+            self._releases.pop(release.id, None)
 
     async def handle(self, user_id: str, event: rules.Event, source: str) -> UserView:
         """Apply one event to one user, durably; publish the presence if it changed."""
@@ -367,9 +575,9 @@ class Hub:
             return  # ours now: our own state is newer than any message about it
         old = self._presence.get(user_id)
         presence = self._evaluate(state, self.clock.now())
+        self._index(state, self._users.get(user_id))
         self._users[user_id] = state
         self._presence[user_id] = presence
-        self._index(state)
         metrics.USERS.set(len(self._users))
         if presence != old:
             self.bus.publish(PresenceChange(user_id, presence))
@@ -393,8 +601,8 @@ class Hub:
         for state in states:
             user_id = state.user.id
             old = self._presence.get(user_id)
+            self._index(state, self._users.get(user_id))
             self._users[user_id] = state
-            self._index(state)
             self._presence[user_id] = presence = self._evaluate(state, now)
             if presence != old:
                 changed.append((user_id, presence))
@@ -407,6 +615,8 @@ class Hub:
         metrics.USERS.set(len(self._users))
         await self.tick_all([s.user.id for s in states], "takeover")
         taken = [s.user.id for s in states]
+        # Releases the old owner recorded and had not worked off are ours now.
+        self._releases = {r.id: r for r in await self._io(self.store.load_releases) if r.id}
         for takeover_listener in self._takeover_listeners:
             takeover_listener(taken)
 
@@ -481,6 +691,24 @@ class Hub:
         await self._io(self.store.add_agent_token, user_id, token, self.clock.now())
         return token
 
+    async def agent_tokens(self, user_id: str) -> list[AgentTokenInfo]:
+        self.user(user_id)
+        return await self._io(self.store.agent_tokens, user_id)
+
+    async def revoke_agent_token(self, user_id: str, token_id: str) -> None:
+        """The token stops working at once: requests are refused, a connected agent
+        that used it is let go."""
+        self.user(user_id)
+        if not await self._io(self.store.revoke_agent_token, user_id, token_id):
+            raise Rejected(Reason.NOT_FOUND, f"user {user_id!r} has no agent token {token_id!r}")
+        for listener in self._token_listeners:
+            listener(user_id)
+
+    def add_token_listener(self, listener: Callable[[str], None]) -> None:
+        """Called with a user id when one of their agent tokens was revoked or the user
+        was deleted: connected agents check their token again."""
+        self._token_listeners.append(listener)
+
     async def agent_token_user(self, token: str) -> str | None:
         try:
             return await self._io(self.store.agent_token_user, token)
@@ -527,10 +755,27 @@ class Hub:
                 del self._user_locks[user_id]
 
     def _index(self, state: UserState, old: UserState | None = None) -> None:
-        if old is not None and old.user.teams_user_id not in (None, state.user.teams_user_id):
-            self._by_teams_id.pop(old.user.teams_user_id, None)
-        if state.user.teams_user_id is not None:
-            self._by_teams_id[state.user.teams_user_id] = state.user.id
+        if old is not None:
+            self._unindex(old)
+        user = state.user
+        if user.teams_user_id is not None:
+            self._by_teams_id[user.teams_user_id] = user.id
+        for value in user.extensions:
+            self._by_extension[value] = user.id
+        for value in user.numbers:
+            self._by_number[value] = user.id
+
+    def _unindex(self, state: UserState) -> None:
+        user = state.user
+        indexes = (
+            (self._by_teams_id, () if user.teams_user_id is None else (user.teams_user_id,)),
+            (self._by_extension, user.extensions),
+            (self._by_number, user.numbers),
+        )
+        for index, values in indexes:
+            for value in values:
+                if index.get(value) == user.id:
+                    del index[value]
 
     def _evaluate(self, state: UserState, now: datetime) -> EffectivePresence:
         return effective_presence(state, self._groups[state.user.group].templates, now)
@@ -542,3 +787,26 @@ class Hub:
         return HistoryEntry(
             user_id, now, source, presence.status.value, presence.telephony.value, presence.text
         )
+
+
+def _release(state: UserState, now: datetime) -> TeamsRelease | None:
+    """What to clear in Teams for the user's current Teams id, if anything."""
+    teams_id = state.user.teams_user_id
+    plan = teams.release_plan(state, now)
+    if teams_id is None or not (plan.clear_session or plan.clear_preferred):
+        return None
+    return TeamsRelease(teams_id, state.user.id, plan.clear_session, plan.clear_preferred)
+
+
+def _describe_change(old: User, new: User) -> str:
+    """What a lifecycle change did, for the history: "group: a -> b; extensions"."""
+    parts = []
+    for name in ("display_name", "group", "teams_user_id", "email", "extensions", "numbers"):
+        before, after = getattr(old, name), getattr(new, name)
+        if before == after:
+            continue
+        if isinstance(after, tuple):
+            parts.append(f"{name}: {', '.join(after) or '-'}")
+        else:
+            parts.append(f"{name}: {before or '-'} -> {after or '-'}")
+    return "; ".join(parts)

@@ -18,8 +18,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from presencebridge import metrics
+from presencebridge.adapters.graph.client import GraphError
 from presencebridge.adapters.graph.retry import rewrite_delay
-from presencebridge.adapters.graph.writes import Acknowledgement, execute_plan
+from presencebridge.adapters.graph.writes import Acknowledgement, execute_plan, planned_writes, send
+from presencebridge.adapters.store import TeamsRelease
 from presencebridge.core import rules, teams
 from presencebridge.core.ports import Reading, TeamsPresenceApi, TeamsPresenceWrites
 
@@ -56,22 +58,43 @@ class TeamsWriter:
         self._failures: dict[str, int] = {}
         self._refresh: set[str] = set()
         self.retry_delay = retry_delay
+        # Teams releases (a user deleted, a Teams id changed): by id, with their retries.
+        self._releases: dict[int, TeamsRelease] = {}
+        self._releases_running: set[int] = set()
+        self._release_retry_at: dict[int, float] = {}
+        self._release_failures: dict[int, int] = {}
         hub.add_change_listener(self._changed)
         hub.add_takeover_listener(self._taken_over)
+        hub.add_release_listener(self.release)
 
     def compare_everyone(self) -> None:
         """At start: everyone is compared once, and sessions are re-sent: while the hub
-        was down Graph may have let them expire."""
+        was down Graph may have let them expire. Releases left from before are sent."""
         self._taken_over(self.hub.user_ids())
 
     def _changed(self, user_id: str) -> None:
-        if self.hub.owns(user_id) and self.hub.user(user_id).state.user.teams_user_id:
+        if self._synced(user_id):
             self.notify(user_id)
+
+    def _synced(self, user_id: str) -> bool:
+        return (
+            self.hub.has_user(user_id)
+            and self.hub.owns(user_id)
+            and self.hub.user(user_id).state.user.teams_user_id is not None
+        )
 
     def _taken_over(self, user_ids: Sequence[str]) -> None:
         for user_id in user_ids:
-            if self.hub.owns(user_id) and self.hub.user(user_id).state.user.teams_user_id:
+            if self._synced(user_id):
                 self.notify(user_id, refresh=True)
+        for release in self.hub.releases():
+            self.release(release)
+
+    def release(self, release: TeamsRelease) -> None:
+        """Clear what the hub set in Teams under a Teams id it no longer syncs."""
+        if release.id is not None and release.id not in self._releases_running:
+            self._releases[release.id] = release
+            self._wake.set()
 
     def notify(self, user_id: str, refresh: bool = False) -> None:
         """Look at this user again; `refresh` re-sends the session even if not yet due."""
@@ -81,11 +104,16 @@ class TeamsWriter:
         self._wake.set()
 
     def idle(self) -> bool:
-        return not self._pending and not self._running
+        return (
+            not self._pending
+            and not self._running
+            and not self._releases
+            and not self._releases_running
+        )
 
     def settled(self) -> bool:
         """Idle, and no failed write waits for its retry."""
-        return self.idle() and not self._retry_at
+        return self.idle() and not self._retry_at and not self._release_retry_at
 
     async def run(self) -> None:
         workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
@@ -97,6 +125,10 @@ class TeamsWriter:
 
     async def _worker(self) -> None:
         while True:
+            release = self._next_release()
+            if release is not None:
+                await self._work_off(release)
+                continue
             user_id = self._next()
             if user_id is None:
                 self._wake.clear()
@@ -130,12 +162,62 @@ class TeamsWriter:
             return user_id
         return None
 
+    def _next_release(self) -> TeamsRelease | None:
+        """A release not waiting for its retry, whose user has no write under way (that
+        write's clear is in the release: the hub marked it unsure before sending it)."""
+        now = time.monotonic()
+        for release_id, release in self._releases.items():
+            if release.user_id in self._running or self._release_retry_at.get(release_id, 0) > now:
+                continue
+            del self._releases[release_id]
+            self._release_retry_at.pop(release_id, None)
+            self._releases_running.add(release_id)
+            return release
+        return None
+
+    async def _work_off(self, release: TeamsRelease) -> None:
+        assert release.id is not None
+        try:
+            await self._clear(release)
+            await self.hub.release_done(release)
+            self._release_failures.pop(release.id, None)
+        except Exception as error:  # kept, durably; tried again
+            failures = self._release_failures.get(release.id, 0) + 1
+            self._release_failures[release.id] = failures
+            delay = self.retry_delay(failures)
+            log.warning(
+                "Teams release of %s failed (%s); retry in %.0f s",
+                release.teams_user_id,
+                error,
+                delay,
+            )
+            self._releases[release.id] = release
+            self._release_retry_at[release.id] = time.monotonic() + delay
+            asyncio.get_running_loop().call_later(delay, self._wake.set)
+        finally:
+            self._releases_running.discard(release.id)
+
+    async def _clear(self, release: TeamsRelease) -> None:
+        """The clears through the one write path; a Teams user Graph no longer knows
+        (404) has nothing left to clear."""
+        plan = teams.WritePlan(
+            clear_session=release.clear_session, clear_preferred=release.clear_preferred
+        )
+        for write in planned_writes(plan, self.hub.clock.now()):
+            try:
+                await send(self.api, release.teams_user_id, write)
+            except GraphError as error:
+                if error.status != 404:
+                    raise
+
     async def _sync_user(self, user_id: str) -> None:
+        if not self._synced(user_id):
+            return  # deleted, no Teams id, or another node handles this user now
         view = self.hub.user(user_id)
         state = view.state
         teams_id = state.user.teams_user_id
-        if teams_id is None or not self.hub.owns(user_id):
-            return  # another node handles this user now, its Teams side too
+        if teams_id is None:
+            return
         settings = self.hub.group(state.user.group).settings
         now = self.hub.clock.now()
         want = teams.intent(
@@ -145,8 +227,13 @@ class TeamsWriter:
         self._refresh.discard(user_id)
 
         async def acknowledge(written: Acknowledgement) -> None:
-            # Each acknowledged write becomes part of the user's state.
-            await self.hub.handle(user_id, written, "teams")
+            # Each acknowledged write becomes part of the user's state, as long as the
+            # user still has this Teams id (a release clears what was written before).
+            if (
+                self._synced(user_id)
+                and self.hub.user(user_id).state.user.teams_user_id == teams_id
+            ):
+                await self.hub.handle(user_id, written, "teams")
 
         await execute_plan(self.api, teams_id, plan, now, acknowledge)
 

@@ -44,12 +44,14 @@ FIELD_MESSAGES = {
     "int_parsing": N_("Choose yes or no."),
     "datetime_type": N_("Enter a date and time."),
     "datetime_parsing": N_("Enter a date and time."),
+    "extension": N_("Extensions: digits, * and # only, 1 to 16 characters each."),
 }
 PATTERN_MESSAGES = {
     "id": N_("Letters, digits and . _ @ + - only, starting with a letter or digit."),
     "group": N_("Letters, digits and . _ @ + - only, starting with a letter or digit."),
     "teams_user_id": N_("Letters, digits and . _ @ + - only, starting with a letter or digit."),
     "color": N_("A colour like #1a7f37."),
+    "email": N_("An address like name@example.com."),
 }
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -57,6 +57,7 @@ HISTORY_SOURCE = {
     "meeting": N_("UC meeting"),
     "micsync": N_("Microphone Sync"),
     "agent": N_("Desktop agent"),
+    "admin": N_("Administrator"),
 }
 TEAMS_AVAILABILITY = {
     "Available": N_("Available"),

@@ -72,8 +72,10 @@ class Page:
         return labels.label(kind, value, self._)
 
     def flash(self, message: str, kind: str = "ok") -> None:
-        flashes = security.session(self.request).setdefault("flash", [])
-        flashes.append([kind, message])
+        # Assigned, not appended in place: the session saves only what is assigned, so a
+        # second message while one is pending would otherwise be lost.
+        data = security.session(self.request)
+        data["flash"] = [*data.get("flash", []), [kind, message]]
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         request = self.request

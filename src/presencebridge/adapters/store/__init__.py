@@ -10,7 +10,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from presencebridge.core.model import ProfileTemplate, Status, User, UserState
 from presencebridge.core.settings import GroupSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 def normalise_url(url: str) -> str:
@@ -98,10 +98,42 @@ class HistoryEntry:
     status: str
     telephony: str
     text: str
+    change: str | None = None  # what a lifecycle change did, e.g. "group: a -> b"
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsRelease:
+    """What the hub must still clear in Teams for a Teams id it no longer syncs."""
+
+    teams_user_id: str
+    user_id: str  # who had it: the node that handles this user works it off
+    clear_session: bool
+    clear_preferred: bool
+    id: int | None = None  # given by the store
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTokenInfo:
+    id: str
+    created_at: datetime
+
+
+EXTENSION = "extension"
+NUMBER = "number"
 
 
 class UnknownTokenError(LookupError):
     pass
+
+
+class Duplicate(sa.exc.IntegrityError):
+    """A unique or foreign key of the database refused the write (an extension, number or
+    Teams id another user has, a group with users); nothing was written."""
+
+    def __init__(self, error: sa.exc.IntegrityError) -> None:
+        orig: BaseException = error if error.orig is None else error.orig
+        super().__init__(error.statement, error.params, orig)
+        self.reason = _reason(error)
 
 
 class Unstorable(ValueError):
@@ -142,6 +174,10 @@ class Store:
                 yield connection
         except (sa.exc.DataError, UnicodeError) as error:  # rolled back: nothing written
             raise Unstorable(_reason(error)) from error
+        except sa.exc.IntegrityError as error:
+            if isinstance(error, Duplicate):
+                raise
+            raise Duplicate(error) from error
 
     # -- reading everything at start ---------------------------------------------------------
 
@@ -176,12 +212,40 @@ class Store:
 
     def load_users(self) -> list[UserState]:
         with self._tx() as c:
+            addresses: dict[tuple[str, str], list[str]] = {}
+            for a in c.execute(
+                sa.select(t.user_addresses).order_by(
+                    t.user_addresses.c.user_id, t.user_addresses.c.position
+                )
+            ):
+                addresses.setdefault((a.user_id, a.kind), []).append(a.value)
             return [
                 codec.decode(
-                    User(row.id, row.display_name, row.group_id, row.teams_user_id), row.state
+                    User(
+                        row.id,
+                        row.display_name,
+                        row.group_id,
+                        row.teams_user_id,
+                        row.email,
+                        tuple(addresses.get((row.id, EXTENSION), ())),
+                        tuple(addresses.get((row.id, NUMBER), ())),
+                    ),
+                    row.state,
                 )
                 for row in c.execute(sa.select(t.users).order_by(t.users.c.id))
             ]
+
+    def load_releases(self) -> list[TeamsRelease]:
+        with self._tx() as c:
+            rows = c.execute(sa.select(t.teams_releases).order_by(t.teams_releases.c.id))
+            return [
+                TeamsRelease(r.teams_user_id, r.user_id, r.clear_session, r.clear_preferred, r.id)
+                for r in rows
+            ]
+
+    def delete_release(self, release_id: int) -> None:
+        with self._tx() as c:
+            c.execute(t.teams_releases.delete().where(t.teams_releases.c.id == release_id))
 
     # -- groups ------------------------------------------------------------------------------
 
@@ -224,6 +288,13 @@ class Store:
                     ],
                 )
 
+    def delete_group(self, group_id: str) -> None:
+        with self._tx() as c:
+            c.execute(
+                t.profile_templates.delete().where(t.profile_templates.c.group_id == group_id)
+            )
+            c.execute(t.groups.delete().where(t.groups.c.id == group_id))
+
     # -- users -------------------------------------------------------------------------------
 
     def create_user(self, state: UserState, now: datetime) -> None:
@@ -236,11 +307,57 @@ class Store:
                     display_name=state.user.display_name,
                     group_id=state.user.group,
                     teams_user_id=state.user.teams_user_id,
+                    email=state.user.email,
                     state=codec.encode(state),
                     version=1,
                     updated_at=now,
                 )
             )
+            _insert_addresses(c, state.user)
+
+    def update_user(
+        self,
+        state: UserState,
+        history: HistoryEntry,
+        release: TeamsRelease | None,
+        now: datetime,
+    ) -> TeamsRelease | None:
+        """A lifecycle change: the user's row, addresses, history and what Teams must
+        release, in one transaction. Returns the release with its id."""
+        user = state.user
+        with self._tx() as c:
+            if self.fence is not None:
+                self.fence(c, {user.id})
+            c.execute(
+                t.users.update()
+                .where(t.users.c.id == user.id)
+                .values(
+                    display_name=user.display_name,
+                    group_id=user.group,
+                    teams_user_id=user.teams_user_id,
+                    email=user.email,
+                    state=codec.encode(state),
+                    version=t.users.c.version + 1,
+                    updated_at=now,
+                )
+            )
+            c.execute(t.user_addresses.delete().where(t.user_addresses.c.user_id == user.id))
+            _insert_addresses(c, user)
+            _insert_history(c, [history])
+            return _insert_release(c, release, now)
+
+    def delete_user(
+        self, user_id: str, release: TeamsRelease | None, now: datetime
+    ) -> TeamsRelease | None:
+        """The user and everything of theirs (addresses, tokens, history), one transaction;
+        what Teams must release is written in it."""
+        with self._tx() as c:
+            if self.fence is not None:
+                self.fence(c, {user_id})
+            for table in (t.user_addresses, t.agent_tokens, t.presence_history):
+                c.execute(table.delete().where(table.c.user_id == user_id))
+            c.execute(t.users.delete().where(t.users.c.id == user_id))
+            return _insert_release(c, release, now)
 
     def save_users(
         self, states: Sequence[UserState], history: Sequence[HistoryEntry], now: datetime
@@ -276,21 +393,7 @@ class Store:
                         for s in states
                     ],
                 )
-            if history:
-                c.execute(
-                    t.presence_history.insert(),
-                    [
-                        {
-                            "user_id": h.user_id,
-                            "at": h.at,
-                            "source": h.source,
-                            "status": h.status,
-                            "telephony": h.telephony,
-                            "text": h.text[:200],
-                        }
-                        for h in history
-                    ],
-                )
+            _insert_history(c, history)
 
     def history(self, user_id: str, limit: int = 50) -> list[HistoryEntry]:
         with self._tx() as c:
@@ -301,7 +404,8 @@ class Store:
                 .limit(limit)
             )
             return [
-                HistoryEntry(r.user_id, r.at, r.source, r.status, r.telephony, r.text) for r in rows
+                HistoryEntry(r.user_id, r.at, r.source, r.status, r.telephony, r.text, r.change)
+                for r in rows
             ]
 
     def prune_history(self, before: datetime) -> int:
@@ -321,6 +425,25 @@ class Store:
             )
         return token_id
 
+    def agent_tokens(self, user_id: str) -> list[AgentTokenInfo]:
+        with self._tx() as c:
+            rows = c.execute(
+                sa.select(t.agent_tokens.c.id, t.agent_tokens.c.created_at)
+                .where(t.agent_tokens.c.user_id == user_id)
+                .order_by(t.agent_tokens.c.created_at, t.agent_tokens.c.id)
+            )
+            return [AgentTokenInfo(r.id, r.created_at) for r in rows]
+
+    def revoke_agent_token(self, user_id: str, token_id: str) -> bool:
+        """Whether the user had that token; it is gone either way."""
+        with self._tx() as c:
+            result = c.execute(
+                t.agent_tokens.delete().where(
+                    t.agent_tokens.c.user_id == user_id, t.agent_tokens.c.id == token_id
+                )
+            )
+            return bool(result.rowcount)
+
     def agent_token_user(self, token: str) -> str:
         """The user an agent token belongs to; raises UnknownTokenError."""
         with self._tx() as c:
@@ -332,3 +455,51 @@ class Store:
         if user_id is None:
             raise UnknownTokenError
         return str(user_id)
+
+
+def _insert_addresses(c: Connection, user: User) -> None:
+    rows = [
+        {"kind": kind, "value": value, "user_id": user.id, "position": i}
+        for kind, values in ((EXTENSION, user.extensions), (NUMBER, user.numbers))
+        for i, value in enumerate(values)
+    ]
+    if rows:
+        c.execute(t.user_addresses.insert(), rows)
+
+
+def _insert_history(c: Connection, history: Sequence[HistoryEntry]) -> None:
+    if history:
+        c.execute(
+            t.presence_history.insert(),
+            [
+                {
+                    "user_id": h.user_id,
+                    "at": h.at,
+                    "source": h.source,
+                    "status": h.status,
+                    "telephony": h.telephony,
+                    "text": h.text[:200],
+                    "change": None if h.change is None else h.change[:200],
+                }
+                for h in history
+            ],
+        )
+
+
+def _insert_release(
+    c: Connection, release: TeamsRelease | None, now: datetime
+) -> TeamsRelease | None:
+    if release is None:
+        return None
+    result = c.execute(
+        t.teams_releases.insert().values(
+            teams_user_id=release.teams_user_id,
+            user_id=release.user_id,
+            clear_session=release.clear_session,
+            clear_preferred=release.clear_preferred,
+            created_at=now,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return replace(release, id=int(key[0]))

@@ -80,6 +80,30 @@ users = sa.Table(
     sa.Column("state", Json, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
+    sa.Column("email", sa.String(254), nullable=True),
+)
+
+# A user's PBX extensions and E.164 numbers: (kind, value) is unique across users.
+user_addresses = sa.Table(
+    "user_addresses",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),  # "extension" or "number"
+    sa.Column("value", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(128), sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+# What the hub must still clear in Teams for a Teams id it no longer syncs
+# (docs/rules.md, "The user lifecycle"); deleted once Graph acknowledged it.
+teams_releases = sa.Table(
+    "teams_releases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("teams_user_id", sa.String(128), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),  # who had it (partition owner)
+    sa.Column("clear_session", sa.Boolean, nullable=False),
+    sa.Column("clear_preferred", sa.Boolean, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
 )
 
 agent_tokens = sa.Table(
@@ -102,6 +126,7 @@ presence_history = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("telephony", sa.String(16), nullable=False),
     sa.Column("text", sa.String(200), nullable=False),
+    sa.Column("change", sa.String(200), nullable=True),  # what a lifecycle change did
     sa.Index("ix_presence_history_user_at", "user_id", "at"),
 )
 

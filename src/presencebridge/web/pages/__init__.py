@@ -6,7 +6,8 @@
 * `groups`: the list of groups, creating groups and users;
 * `group`: one group's settings;
 * `templates`: a group's central profile templates;
-* `health`: sync health.
+* `health`: sync health;
+* `lifecycle`: a user's directory data, deleting users, groups and templates, agent tokens.
 
 Each handler starts from `web.forms` (`SignedIn`, `Posted`, `PostedAnonymously`),
 which does the sign-in and CSRF checks and the form parsing once for all.
@@ -16,10 +17,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from presencebridge.web.pages import board, group, groups, health, login, templates, users
+from presencebridge.web.pages import (
+    board,
+    group,
+    groups,
+    health,
+    lifecycle,
+    login,
+    templates,
+    users,
+)
 
 router = APIRouter(include_in_schema=False)
-for _module in (login, board, users, groups, group, templates, health):
+for _module in (login, board, users, lifecycle, groups, group, templates, health):
     router.include_router(_module.router)
 
 __all__ = ["router"]

@@ -87,6 +87,23 @@ async def _user_context(page: Page, view: UserView) -> dict[str, Any]:
         "appointments": appointments,
         "history": await hub.history(user_id, HISTORY_SHOWN),
         "settings": views.user_settings(state, group),
+        "directory": directory_values(view),
+        "groups": sorted(hub.groups(), key=lambda g: g.name.lower()),
+        "tokens": await hub.agent_tokens(user_id),
+        "default_country": hub.default_country,
+    }
+
+
+def directory_values(view: UserView) -> dict[str, str]:
+    """The directory form's values: the user's data as the form shows it (issue 12)."""
+    user = view.state.user
+    return {
+        "display_name": user.display_name,
+        "group": user.group,
+        "teams_user_id": user.teams_user_id or "",
+        "email": user.email or "",
+        "extensions": ", ".join(user.extensions),
+        "numbers": ", ".join(user.numbers),
     }
 
 
