@@ -70,6 +70,8 @@ async def provision_emulator_users(runtime: Runtime) -> None:
                 emulator.create_user(teams_id, None, False)
         while True:
             change = await listener.next()
+            if change.presence is None:
+                continue  # deleted: nothing to provision
             teams_id = hub.user(change.user_id).state.user.teams_user_id
             if teams_id is not None and emulator.find_user(teams_id) is None:
                 emulator.create_user(teams_id, None, False)

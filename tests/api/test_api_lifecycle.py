@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.support.server import ServerProcess, make_user
+from tests.support.server import ServerProcess, make_user, receive
 
 USERS = "/api/v1/users"
 EVENTS = "/api/v1/telephony/events"
@@ -218,3 +218,16 @@ def test_a_revoked_token_stops_working_at_once(server: ServerProcess, api: httpx
     with server.client(kept) as agent_api:
         assert agent_api.get(f"{USERS}/alice/presence").status_code == 200
     assert api.delete(f"{USERS}/alice/agent-tokens/{revoked}").status_code == 404
+
+
+def test_a_deleted_user_is_removed_from_the_stream_and_its_next_snapshot(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    make_user(api, "alice")
+    make_user(api, "bob")
+    with server.stream() as ws:
+        assert {p["user"] for p in receive(ws)["presences"]} == {"alice", "bob"}
+        assert api.delete(f"{USERS}/alice").status_code == 204
+        assert receive(ws) == {"type": "removed", "user": "alice"}
+    with server.stream() as ws:
+        assert [p["user"] for p in receive(ws)["presences"]] == ["bob"]

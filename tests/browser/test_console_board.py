@@ -82,6 +82,28 @@ def test_filter_by_status_and_group_and_search_by_name(
     context.close()
 
 
+def test_a_deleted_user_leaves_the_open_board_without_a_reload(
+    browser: Browser, server: ServerProcess, api: httpx.Client, directory: Directory
+) -> None:
+    group = directory.group("Weg")
+    stays, _ = directory.user("Bleibt Hier", group, teams=False)
+    goes, _ = directory.user("Geht Weg", group, teams=False)
+    context = new_context(browser)
+    page = sign_in(context, server)
+    page.locator("#f-group").select_option(group)
+    rows = page.locator("#rows .board-row:visible")
+    expect(rows).to_have_count(2)
+    page.evaluate("() => { window.__sameDocument = true; }")
+
+    assert api.delete(f"/api/v1/users/{goes}").status_code == 204
+
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-user", stays)
+    expect(page.locator(f'#rows [data-user="{goes}"]')).to_have_count(0)
+    assert page.evaluate("() => window.__sameDocument === true"), "the page was reloaded"
+    context.close()
+
+
 def test_a_thousand_users_are_patched_in_place_and_batched_per_frame(
     browser: Browser, plain_server: ServerProcess
 ) -> None:

@@ -80,7 +80,7 @@ async def _outgoing(
                 queued_task = asyncio.create_task(connection.queue.get())
             if change_task in done:
                 change = change_task.result()
-                if change.user_id == user_id:
+                if change.user_id == user_id and change.presence is not None:
                     message = {"type": "presence", "user": user_id}
                     message.update(views.presence(change.presence, language))
                     await websocket.send_text(json.dumps(message))

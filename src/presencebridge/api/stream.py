@@ -1,6 +1,7 @@
 """The presence stream: a snapshot of every user the caller may see, then each change.
 
-`presence_stream(websocket, who)` runs one stream for an already known caller (a
+Messages: `snapshot`, then `presence` for each change and `removed` (with `user`) when
+a user was deleted. `presence_stream(websocket, who)` runs one stream for an already known caller (a
 `Principal`: the administrator, or an agent acting for one user). Two endpoints use it:
 
 * the API's `/api/v1/presence/stream` (`router` here), which identifies the caller
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import suppress
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -24,7 +26,7 @@ from presencebridge import metrics
 from presencebridge.api import views
 from presencebridge.api.auth import Principal, websocket_principal
 from presencebridge.core.texts import pick_language
-from presencebridge.service.bus import Listener
+from presencebridge.service.bus import Listener, PresenceChange
 from presencebridge.service.hub import Hub
 
 __all__ = ["SNAPSHOT_SLICE", "presence_stream", "router"]
@@ -93,12 +95,18 @@ async def _follow(
             break
         change = change_task.result()
         if who.may_act_for(change.user_id):
-            message = {"type": "presence", "user": change.user_id}
-            last_sync = hub.teams_last_sync(change.user_id)
-            message.update(views.presence(change.presence, language, last_sync))
-            await websocket.send_text(json.dumps(message))
+            await websocket.send_text(json.dumps(_message(hub, change, language)))
     receiver.cancel()
     overflow.cancel()
+
+
+def _message(hub: Hub, change: PresenceChange, language: str) -> dict[str, Any]:
+    if change.presence is None:
+        return {"type": "removed", "user": change.user_id}
+    message: dict[str, Any] = {"type": "presence", "user": change.user_id}
+    last_sync = hub.teams_last_sync(change.user_id)
+    message.update(views.presence(change.presence, language, last_sync))
+    return message
 
 
 async def snapshot(hub: Hub, who: Principal, language: str) -> str:

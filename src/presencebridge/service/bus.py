@@ -14,7 +14,7 @@ LISTENER_BACKLOG = 10_000
 @dataclass(frozen=True, slots=True)
 class PresenceChange:
     user_id: str
-    presence: EffectivePresence
+    presence: EffectivePresence | None  # None: the user was deleted
 
 
 class Listener:

@@ -464,6 +464,7 @@ class Hub:
             self._teams_last_sync.pop(user_id, None)
             metrics.USERS.set(len(self._users))
         self._release_added(saved)
+        self.bus.publish(PresenceChange(user_id, None))  # boards drop the user's row
         for listener in self._token_listeners:
             listener(user_id)  # an agent of the user connected now is let go
 

@@ -124,6 +124,14 @@
     tbody.insertBefore(entry.tr, lo + 1 < order.length ? order[lo + 1].tr : null);
   }
 
+  // A deleted user's row goes (a `removed` message, or missing from a new snapshot).
+  function remove(entry) {
+    rows.delete(entry.id);
+    const at = order.indexOf(entry);
+    if (at >= 0) order.splice(at, 1);
+    entry.tr.remove();
+  }
+
   function resortAll() {
     order.sort(compare);
     const fragment = document.createDocumentFragment();
@@ -203,6 +211,10 @@
     const fresh = [];
     for (const message of batch) {
       let entry = rows.get(message.user);
+      if (message.type === "removed") {
+        if (entry) remove(entry);
+        continue;
+      }
       if (!entry) {
         if (!(message.user in directory)) missing = true;
         entry = createEntry(message.user);
@@ -275,8 +287,10 @@
       if (message.type === "snapshot") {
         attempt = 0;
         setLive("live");
+        const present = new Set(message.presences.map((presence) => presence.user));
+        for (const id of rows.keys()) if (!present.has(id)) queue({ type: "removed", user: id });
         for (const presence of message.presences) queue(presence);
-      } else if (message.type === "presence") {
+      } else if (message.type === "presence" || message.type === "removed") {
         queue(message);
       }
     };
