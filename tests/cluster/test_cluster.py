@@ -194,6 +194,30 @@ def test_a_batch_spanning_all_nodes_is_applied_by_each_owner(cluster: Nodes) -> 
         assert all(listed[u]["presence"]["telephony"] == "idle" for u in USERS), listed
 
 
+def test_every_node_finds_a_user_by_extension_and_forgets_a_deleted_one(cluster: Nodes) -> None:
+    body = {"id": "ext-user", "display_name": "Ext", "group": "hq", "extensions": ["4711"]}
+    with cluster.nodes[0].client() as api:
+        created = eventually(
+            lambda: api.post("/api/v1/users", json=body), lambda r: r.status_code != 503, 10
+        )
+        assert created.status_code == 201, created.text
+    try:
+        for index, node in enumerate(cluster.nodes):
+            with node.client() as api:
+                event = {"extension": "4711", "call_id": f"c-ext-{index}", "state": "connected"}
+                answer = api.post("/api/v1/telephony/events", json=event)
+                assert answer.status_code == 200, (node.url, answer.text)
+                assert answer.json()["telephony"] == "on_the_phone"
+    finally:
+        with cluster.nodes[1].client() as api:
+            assert api.delete("/api/v1/users/ext-user").status_code == 204
+    for node in cluster.nodes:
+        with node.client() as api:
+            assert "ext-user" not in {u["id"] for u in api.get("/api/v1/users").json()}
+            event = {"extension": "4711", "call_id": "c-ext-late", "state": "connected"}
+            assert api.post("/api/v1/telephony/events", json=event).status_code == 404
+
+
 def test_killing_a_node_loses_no_acknowledged_event_and_its_users_keep_syncing(
     cluster: Nodes,
 ) -> None:

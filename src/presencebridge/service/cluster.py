@@ -120,7 +120,7 @@ class Cluster:
         node's share of the Graph budget."""
         self.agents = agents
         self.on_share = on_share
-        self.hub.join(Membership(self.owns, self._replicate, self._group_changed))
+        self.hub.join(Membership(self.owns, self._replicate, self._group_changed, self._removed))
 
     async def start(self) -> None:
         """Take a first share before serving, and start renewing and fanning out."""
@@ -199,8 +199,19 @@ class Cluster:
 
     def _replicate(self, state: UserState) -> None:
         user = state.user
-        directory = [user.id, user.display_name, user.group, user.teams_user_id]
+        directory = [
+            user.id,
+            user.display_name,
+            user.group,
+            user.teams_user_id,
+            user.email,
+            list(user.extensions),
+            list(user.numbers),
+        ]
         self.fanout.publish({"kind": "user", "user": directory, "state": codec.encode(state)})
+
+    def _removed(self, user_id: str) -> None:
+        self.fanout.publish({"kind": "removed", "user": user_id})
 
     def _group_changed(self, group_id: str) -> None:
         self.fanout.publish({"kind": "group", "group": group_id})
@@ -231,15 +242,28 @@ class Cluster:
             else:
                 log.debug("agent message for %s: not ours", message["user"])
         elif message.get("kind") == "user":
-            await self.hub.apply_remote(codec.decode(User(*message["user"]), message["state"]))
+            await self.hub.apply_remote(codec.decode(_user(message["user"]), message["state"]))
+        elif message.get("kind") == "removed":
+            self.hub.forget_remote(message["user"])
         elif message.get("kind") == "group":
             await self.hub.reload_group(message["group"])
 
     async def _resync(self) -> None:
         """After (re)connecting to Redis: what we may have missed comes from the database."""
         await self.hub.reload_groups()
-        for state in await self.hub.load_stored_users():
+        stored = await self.hub.load_stored_users()
+        for state in stored:
             await self.hub.apply_remote(state)
+        for user_id in set(self.hub.user_ids()) - {s.user.id for s in stored}:
+            self.hub.forget_remote(user_id)  # deleted on another node meanwhile
 
     async def _io(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+
+def _user(directory: list[Any]) -> User:
+    """A user's directory data as `_replicate` sends it (a node of the version before
+    extensions and numbers sends only the first four)."""
+    user_id, name, group, teams_user_id, *rest = directory
+    email, extensions, numbers = [*rest, None, [], []][:3]
+    return User(user_id, name, group, teams_user_id, email, tuple(extensions), tuple(numbers))

@@ -465,6 +465,7 @@ class Hub:
             metrics.USERS.set(len(self._users))
         self._release_added(saved)
         self.bus.publish(PresenceChange(user_id, None))  # boards drop the user's row
+        self._membership.removed(user_id)
         for listener in self._token_listeners:
             listener(user_id)  # an agent of the user connected now is let go
 
@@ -584,6 +585,18 @@ class Hub:
             self.bus.publish(PresenceChange(user_id, presence))
         for listener in self._change_listeners:
             listener(user_id)  # an agent connected here learns of its user's change
+
+    def forget_remote(self, user_id: str) -> None:
+        """Another node deleted a user it handled: drop our copy (and its board row)."""
+        state = self._users.get(user_id)
+        if state is None or self.owns(user_id):
+            return
+        del self._users[user_id]
+        self._presence.pop(user_id, None)
+        self._unindex(state)
+        self._teams_last_sync.pop(user_id, None)
+        metrics.USERS.set(len(self._users))
+        self.bus.publish(PresenceChange(user_id, None))
 
     async def load_stored_users(self) -> list[UserState]:
         return await self._io(self.store.load_users)

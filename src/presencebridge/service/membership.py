@@ -30,6 +30,8 @@ class Membership:
     replicate: Callable[[UserState], None] = _nobody_else
     # A group changed here; the other nodes read it again.
     group_changed: Callable[[str], None] = _nobody_else
+    # A user was deleted here; the other nodes drop their copy.
+    removed: Callable[[str], None] = _nobody_else
 
     @property
     def single(self) -> bool:
