@@ -44,3 +44,62 @@ class TeamsPresenceApi(TeamsPresenceWrites, Protocol):
     max_ids_per_read: int
 
     async def read(self, teams_user_ids: Sequence[str]) -> Sequence[Reading]: ...
+
+
+# -- the directory (issue 12): where users come from --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryPerson:
+    """One person as a directory lists them, before any rule is applied.
+
+    `key` is the directory's own stable id (Entra object id, AD `objectGUID`, an LDAP
+    server's `entryUUID`); it survives renames and moves. Numbers are as the directory
+    spells them (the hub parses them). `groups` are the names or DNs of the groups the
+    person is a direct member of; `ou` is the LDAP entry's parent DN (None for Entra);
+    `attributes` holds the further attributes the configuration's rules name.
+    """
+
+    key: str
+    display_name: str
+    upn: str | None = None
+    mail: str | None = None
+    enabled: bool = True
+    extensions: tuple[str, ...] = ()
+    numbers: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    ou: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+    teams_user_id: str | None = None  # Entra: the object id; LDAP: looked up in Graph
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryRead:
+    """What one read of a directory returned.
+
+    A full read lists everyone in scope (`removed` empty); a delta read (Entra's
+    `/users/delta`) lists only changed people and the keys of removed ones. `cursor`
+    is what the next read starts from (Entra's deltaLink), None when the source has
+    none. A read that failed part-way raises `DirectoryUnavailable`, never returns.
+    """
+
+    people: tuple[DirectoryPerson, ...]
+    full: bool = True
+    removed: tuple[str, ...] = ()
+    cursor: str | None = None
+
+
+class DirectoryUnavailable(Exception):
+    """The directory could not be read completely; the sync changes nothing."""
+
+
+class DirectorySource(Protocol):
+    """A directory the hub's users come from (Entra ID through Graph, LDAP / AD)."""
+
+    name: str
+
+    async def read(self, cursor: str | None) -> DirectoryRead:
+        """Everyone (cursor None), or what changed since `cursor` where the source can."""
+        ...
+
+    async def aclose(self) -> None: ...
