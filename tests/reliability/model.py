@@ -141,7 +141,8 @@ def divergence(model: UserModel, hub: dict[str, Any], emulator: dict[str, Any], 
         hidden_by = [s for s in model.selections if status_of(s) == "dnd"]
         if not hidden_by:
             problems.append("a Teams call is kept with no DnD of the hub to hide its end")
-        selection = hidden_by[0] if hidden_by else selection
+        # Judge the rest against a real choice, as below.
+        selection = hidden_by[0] if hidden_by else next(iter(model.selections))
     elif not model.keeper and selection not in model.selections:
         problems.append(f"profile {selection!r} was never chosen ({model.selections})")
         selection = next(iter(model.selections))  # judge the rest against a real choice
