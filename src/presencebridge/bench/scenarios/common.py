@@ -266,40 +266,73 @@ async def measure_hub(
     driver.pool.close()
     matched = match(driver.changes, arrivals_from(listener.observations), ended)
     traffic = graph_traffic(entries, started, ended)
-    seconds = ended - started
+    figures = _hub_figures(
+        size,
+        rate,
+        driver,
+        listener,
+        (before, after),
+        (internals_before, internals_after),
+        (emulator_before, emulator_after),
+        latency_figures(matched),
+        traffic,
+        ended - started,
+    )
+    figures["cpu_cores_busy"] = cpu
+    figures["server_rss_bytes"] = server.rss()
+    samples = {
+        "at": [a - started for a in matched.at],
+        "latency": matched.latencies,
+        "started": started,  # time.monotonic() at the first change, for later analysis
+    }
+    return figures, samples
+
+
+def _hub_figures(
+    size: int,
+    rate: float,
+    driver: TeamsDriver,
+    listener: StreamListener,
+    sync: tuple[dict[str, Any], dict[str, Any]],
+    internals: tuple[dict[str, Any], dict[str, Any]],
+    emulator_stats: tuple[dict[str, Any], dict[str, Any]],
+    latency: dict[str, Any],
+    traffic: dict[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
+    """What `measure_hub` saw, from the hub's, the emulator's and the stream's counts
+    before and after the run."""
+    before, after = sync
+    emulator_before, emulator_after = emulator_stats
     delivered = {
         k: emulator_after["notifications"][k] - emulator_before["notifications"].get(k, 0)
         for k in ("sent", "failed", "posts")
     }
-    rounds = after["poll"]["rounds"] - before["poll"]["rounds"]
     figures: dict[str, Any] = {
         "users": size,
         "rate_per_second": rate,
         "changes_sent": len(driver.changes),
         "control_errors": driver.errors,
-        "latency_seconds": latency_figures(matched),
+        "latency_seconds": latency,
         "graph": traffic,
         "graph_requests_per_user_hour": round(
             traffic["presence_requests"] / seconds * 3600 / size, 3
         ),
         "poll": {
             "interval_seconds": after["poll"]["interval_seconds"],
-            "rounds": rounds,
+            "rounds": after["poll"]["rounds"] - before["poll"]["rounds"],
             "round_seconds_last": after["poll"]["last_round_seconds"],
         },
         "notifications": delivered,
         "hub_internals": {
-            key: histogram_delta(internals_before[key], internals_after[key])
-            for key in HUB_HISTOGRAMS
+            key: histogram_delta(internals[0][key], internals[1][key]) for key in HUB_HISTOGRAMS
         },
         "hub_budget": after["budget"],
-        "cpu_cores_busy": cpu,
         "stream_closed": listener.closed,
         "stream_snapshot": {
             "users": listener.snapshot_users,
             "seconds": round(listener.snapshot_seconds, 3),
         },
-        "server_rss_bytes": server.rss(),
     }
     if "subscriptions" in after:
         figures["subscriptions"] = {
@@ -307,12 +340,7 @@ async def measure_hub(
             "users_covered": sum(s["users"] for s in after["subscriptions"]),
             "errors": after.get("errors", []),
         }
-    samples = {
-        "at": [a - started for a in matched.at],
-        "latency": matched.latencies,
-        "started": started,  # time.monotonic() at the first change, for later analysis
-    }
-    return figures, samples
+    return figures
 
 
 async def sign_in_service_accounts(stack: Stack, count: int) -> dict[str, Any]:
