@@ -286,12 +286,11 @@ class _Builder:
         fields = {
             n: getattr(want, n) for n in CHANGEABLE if getattr(want, n) != getattr(known.user, n)
         }
-        sync_off = want.teams_user_id is None
         enable = known.disabled_since is not None
-        if not fields and sync_off == known.sync_off and not enable:
+        flag = _sync_flag(known, want, enable)
+        if not fields and flag is None and not enable:
             self.unchanged += 1
             return
-        flag = None if sync_off == known.sync_off and not enable else sync_off
         self.updates.append(Update(known.user.id, fields, flag, enable, notes))
 
     def create(self, person: DirectoryPerson, group: str) -> None:
@@ -314,6 +313,17 @@ class _Builder:
             self.deletes.append(Delete(known.user.id, since))
         else:
             self.unchanged += 1
+
+
+def _sync_flag(known: Known, want: User, enable: bool) -> bool | None:
+    """Own mode `off` set (True) or lifted (False) by the directory: set for someone
+    without a Teams account; lifted when they got one (or are enabled again) and the
+    directory had set it. A user's own choice of `off` otherwise stays."""
+    if want.teams_user_id is None:
+        return None if known.sync_off else True
+    if known.sync_off and (enable or known.user.teams_user_id is None):
+        return False
+    return None
 
 
 def plan(

@@ -175,6 +175,10 @@ class DirectoryApi:
         directory = self.emulator.directory
         if "$skiptoken" in query:
             return decode_token(query["$skiptoken"])
+        if query.get("$deltatoken") == "latest":
+            # "Sync from now" (delta-query-overview): no resources, only a deltaLink.
+            select = ",".join(directory.select(query.get("$select")))
+            return {"s": select, "f": directory.change, "t": 100, "a": "~", "u": directory.change}
         if "$deltatoken" in query:
             previous = decode_token(query["$deltatoken"])
             return {**previous, "a": "", "u": directory.change}

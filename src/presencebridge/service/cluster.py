@@ -267,6 +267,4 @@ def _user(directory: list[Any]) -> User:
     extensions and numbers sends only the first four)."""
     user_id, name, group, teams_user_id, *rest = directory
     email, extensions, numbers, key = [*rest, None, [], [], None][:4]
-    return User(
-        user_id, name, group, teams_user_id, email, tuple(extensions), tuple(numbers), key
-    )
+    return User(user_id, name, group, teams_user_id, email, tuple(extensions), tuple(numbers), key)
