@@ -20,12 +20,15 @@ from presencebridge.emulator.directory import (
 )
 
 if TYPE_CHECKING:
-    from presencebridge.emulator.graph import GraphRequest, GraphResponse
     from presencebridge.emulator.state import Emulator
+
+# graph.py's request and response types (graph.py imports this module: no cycle back).
+GraphRequest = Any
+GraphResponse = Any
 
 SERVICE_ROOT = "https://graph.microsoft.com/v1.0"
 FILTER = re.compile(r"^\s*(userPrincipalName|mail)\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
-Handler = Callable[["GraphRequest", dict[str, str]], Awaitable["GraphResponse"]]
+Handler = Callable[[Any, dict[str, str]], Awaitable[Any]]
 
 
 class DirectoryApi:
