@@ -19,6 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Protocol
 from urllib.parse import quote
 
@@ -26,14 +27,18 @@ from presencebridge.adapters.fanout import Fanout
 from presencebridge.adapters.graph.auth import AppTokenProvider, authority_url
 from presencebridge.adapters.graph.budget import RequestBudget
 from presencebridge.adapters.graph.client import GraphClient
+from presencebridge.adapters.graph.directory import EntraDirectory, GraphTeamsLookup
 from presencebridge.adapters.graph.notifications import NotificationKeys, ValidationTokenVerifier
 from presencebridge.adapters.graph.subscriptions import ServiceAccounts, SubscriptionManager
 from presencebridge.adapters.graph.webhook import NotifyContext
 from presencebridge.adapters.store import Store, create_engine, migrate
 from presencebridge.adapters.store.leases import LeaseFence, LeaseStore
-from presencebridge.config import Settings
+from presencebridge.config import DirectoryConfig, Settings
+from presencebridge.core import directory as directory_rules
+from presencebridge.core.ports import DirectorySource
 from presencebridge.service.agents import AgentRelay, ClientSideTeams
 from presencebridge.service.cluster import Cluster
+from presencebridge.service.directory import DirectorySync
 from presencebridge.service.hub import Hub
 from presencebridge.service.teams_sync import TeamsPoller, TeamsWriter
 
@@ -178,6 +183,74 @@ def _notify_mode(
     return accounts, NotifyContext(manager, keys, verifier)
 
 
+# -- directory sources (issue 12) -------------------------------------------------------------
+
+
+def _directory_graph(settings: Settings, config: DirectoryConfig) -> GraphClient:
+    """A Graph client for directory reads: the app registration's token, the directory's
+    own throttling (not the presence budget), few attempts (a failed run is retried at the
+    next one; it changed nothing)."""
+    secret = config.client_secret() or settings.client_secret
+    if not (settings.tenant_id and settings.client_id and secret):
+        raise ValueError(
+            f"directory {config.source_name}: Entra ID needs PRESENCEBRIDGE_TENANT_ID, "
+            "_CLIENT_ID and a client secret (PRESENCEBRIDGE_CLIENT_SECRET, or "
+            "client_secret_env / client_secret_file in the [[directory]] table)"
+        )
+    tokens = AppTokenProvider(
+        settings.authority,
+        settings.tenant_id,
+        settings.client_id,
+        secret.get_secret_value(),
+        settings.ca_bundle,
+    )
+    return GraphClient(
+        settings.graph_url, tokens, None, settings.client_id, settings.ca_bundle,
+        timeout=30.0, max_attempts=4,
+    )  # fmt: skip
+
+
+def directory_policy(settings: Settings, config: DirectoryConfig) -> directory_rules.Policy:
+    rules = tuple(
+        directory_rules.Rule(
+            r.group if r.in_scope else None, r.member_of, r.ou, r.attribute, r.equals
+        )
+        for r in config.rules
+    )
+    return directory_rules.Policy(
+        config.source_name,
+        directory_rules.Rules(rules, config.default_group),
+        config.max_removal_share,
+        timedelta(days=config.disabled_grace_days),
+        settings.default_country,
+    )
+
+
+def _directory_source(settings: Settings, config: DirectoryConfig) -> DirectorySource:
+    if config.kind == "entra":
+        attributes = sorted({r.attribute for r in config.rules if r.attribute})
+        groups = sorted({r.member_of for r in config.rules if r.member_of})
+        return EntraDirectory(
+            _directory_graph(settings, config), config.source_name,
+            config.extension_attribute, attributes, groups,
+        )  # fmt: skip
+    # The LDAP / AD source (issue 12 part 4) plugs in here.
+    raise ValueError(f"directory {config.source_name}: kind 'ldap' is not built in this version")
+
+
+def connect_directories(settings: Settings, hub: Hub) -> dict[str, DirectorySync]:
+    syncs = {}
+    for config in settings.directory:
+        source = _directory_source(settings, config)
+        lookup = None
+        if config.kind != "entra" and settings.tenant_id and settings.client_id:
+            lookup = GraphTeamsLookup(_directory_graph(settings, config))
+        syncs[config.source_name] = DirectorySync(
+            hub, source, directory_policy(settings, config), lookup, config.schedule_minutes
+        )
+    return syncs
+
+
 # -- the application -------------------------------------------------------------------------
 
 
@@ -191,6 +264,7 @@ class Application:
     teams_sync: RunningTeamsSync | None = None
     cluster: Cluster | None = None
     components: list[Component] = field(default_factory=list)
+    directories: dict[str, DirectorySync] = field(default_factory=dict)
 
     @property
     def notify(self) -> NotifyContext | None:
@@ -252,6 +326,8 @@ def build(settings: Settings, hub: Hub) -> Application:
     application = Application(settings, hub, agents, sync, cluster)
     if sync is not None:
         application.components.append(sync)
+    application.directories = connect_directories(settings, hub)
+    application.components.extend(application.directories.values())
     # New adapters (directory, PBX, sign-in) go here: made from the settings and the
     # hub (or the Graph client), appended as components, e.g.
     #     pbx = connect_pbx(settings, hub)  # None when not configured

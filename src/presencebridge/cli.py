@@ -31,6 +31,10 @@ groups_app = typer.Typer(
 users_app = typer.Typer(help="Users (talks to a running server).", no_args_is_help=True)
 app.add_typer(groups_app, name="groups")
 app.add_typer(users_app, name="users")
+directory_app = typer.Typer(
+    help="The directory sync (talks to a running server).", no_args_is_help=True
+)
+app.add_typer(directory_app, name="directory")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -136,7 +140,14 @@ TokenOpt = Annotated[
 ]
 
 
-def _call(server: str, token: str | None, method: str, path: str, body: Any = None) -> Any:
+def _call(
+    server: str,
+    token: str | None,
+    method: str,
+    path: str,
+    body: Any = None,
+    timeout: float = 30,
+) -> Any:
     if not token:
         fail("no admin token: pass --token or set PRESENCEBRIDGE_ADMIN_TOKEN")
     try:
@@ -145,7 +156,7 @@ def _call(server: str, token: str | None, method: str, path: str, body: Any = No
             server.rstrip("/") + path,
             json=body,
             headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
+            timeout=timeout,
         )
     except httpx.HTTPError as error:
         fail(f"cannot reach the server at {server}: {error}")
@@ -504,3 +515,26 @@ def main() -> None:
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+
+
+@directory_app.command("sync")
+def directory_sync(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="only say what would change (per user)")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="pass the safety stop (max_removal_share)")
+    ] = False,
+    source: Annotated[
+        str | None, typer.Option("--source", help="one [[directory]] by name; default all")
+    ] = None,
+    server: ServerOpt = "http://127.0.0.1:8080",
+    token: TokenOpt = None,
+) -> None:
+    """Sync users from the configured directories now: "create 12, update 3, …"."""
+    body = {"dry_run": dry_run, "force": force, "source": source}
+    answer = _call(server, token, "POST", "/api/v1/admin/directory/sync", body, timeout=3600)
+    for run in answer["runs"]:
+        typer.echo(run["text"])
+    if not answer["ok"]:
+        raise typer.Exit(1)

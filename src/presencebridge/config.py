@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +24,78 @@ from presencebridge.core import addresses
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "presencebridge"
+
+
+class DirectoryRuleConfig(BaseModel):
+    """One rule of `[[directory]]` `rules` (docs/directory.md): conditions (all given must
+    hold) and the configuration group they lead to, or `in_scope = false`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+    in_scope: bool = True
+    member_of: str | None = Field(None, min_length=1, max_length=512)
+    ou: str | None = Field(None, min_length=1, max_length=1024)
+    attribute: str | None = Field(None, min_length=1, max_length=128)
+    equals: str | None = Field(None, max_length=512)
+
+    @model_validator(mode="after")
+    def _complete(self) -> DirectoryRuleConfig:
+        if self.in_scope and self.group is None:
+            raise ValueError('a rule needs group = "<configuration group>" or in_scope = false')
+        if not self.in_scope and self.group is not None:
+            raise ValueError("a rule with in_scope = false takes no group")
+        if self.member_of is None and self.ou is None and self.attribute is None:
+            raise ValueError("a rule needs a condition: member_of, ou or attribute")
+        if self.equals is not None and self.attribute is None:
+            raise ValueError("equals needs attribute (the attribute it compares)")
+        return self
+
+
+class DirectoryConfig(BaseModel):
+    """A `[[directory]]` table of the configuration file: where users come from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", pattern=r"^$|^[a-z][a-z0-9_-]{0,31}$")  # default: the kind
+    kind: Literal["entra", "ldap"]
+    rules: list[DirectoryRuleConfig] = Field(default_factory=list)
+    default_group: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+    schedule_minutes: float = Field(60.0, ge=0, le=7 * 24 * 60)  # 0: only on demand
+    max_removal_share: float = Field(0.10, ge=0, le=1)
+    disabled_grace_days: float = Field(30.0, ge=0, le=3650)
+    # Entra ID: the attribute extensions come from, e.g. "employeeId" or
+    # "onPremisesExtensionAttributes/extensionAttribute1"; the app registration is the
+    # server's (tenant_id, client_id, client_secret) unless a secret is named here.
+    extension_attribute: str | None = Field(
+        None, pattern=r"^[A-Za-z][A-Za-z0-9]*(/extensionAttribute(1[0-5]|[1-9]))?$"
+    )
+    client_secret_file: Path | None = None  # a file holding the secret (never logged)
+    client_secret_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    # LDAP / AD: the LDAP source's settings (issue 12 part 4), read by its adapter.
+    ldap: dict[str, Any] | None = None
+
+    @property
+    def source_name(self) -> str:
+        return self.name or self.kind
+
+    def client_secret(self) -> SecretStr | None:
+        """The secret named here (environment variable or file), else None."""
+        if self.client_secret_env:
+            value = os.environ.get(self.client_secret_env)
+            if not value:
+                raise ValueError(f"directory {self.source_name}: client_secret_env "
+                                 f"{self.client_secret_env} is not set")  # fmt: skip
+            return SecretStr(value)
+        if self.client_secret_file is not None:
+            try:
+                return SecretStr(self.client_secret_file.read_text().strip())
+            except OSError as error:
+                raise ValueError(
+                    f"directory {self.source_name}: client_secret_file cannot be read: "
+                    f"{error.strerror}"
+                ) from None
+        return None
 
 
 class Settings(BaseSettings):
@@ -61,6 +133,17 @@ class Settings(BaseSettings):
     node_url: str | None = None
     partitions: int = Field(64, ge=1, le=4096)
     lease_seconds: float = Field(9.0, ge=1, le=300)
+    # Directory sources (issue 12, docs/directory.md): `[[directory]]` tables of the file.
+    directory: list[DirectoryConfig] = Field(default_factory=list)
+
+    @field_validator("directory")
+    @classmethod
+    def _unique_sources(cls, value: list[DirectoryConfig]) -> list[DirectoryConfig]:
+        names = [d.source_name for d in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two [[directory]] tables are named {name!r}; give each a name")
+        return value
 
     @field_validator("default_country")
     @classmethod

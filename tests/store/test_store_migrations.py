@@ -31,6 +31,9 @@ SCHEMA_TABLES = {
     "partition_leases",
     "user_addresses",
     "teams_releases",
+    "directory_sources",
+    "directory_people",
+    "directory_disabled",
 }
 VERSION_TABLE = "alembic_version"
 NOW = datetime(2024, 3, 4, 8, 30, tzinfo=UTC)

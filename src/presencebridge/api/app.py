@@ -131,6 +131,7 @@ def _lifespan(
                 app.state.hub = running.hub
                 app.state.cluster = running.cluster
                 app.state.teams_sync = running.teams_sync
+                app.state.directories = running.directories
                 app.state.notify = running.notify
                 app.state.agents = running.agents
                 yield
@@ -195,6 +196,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(webhook_router)
     app.include_router(agent_router)
     app.state.notify = None
+    app.state.directories = {}
     app.state.cluster = None
     app.state.forward_client = httpx.AsyncClient(timeout=30)
     install_cluster(app)

@@ -622,3 +622,60 @@ async def add_service_account(
     except RuntimeError as error:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(error)) from None
     return started
+
+
+# -- the directory sync (issue 12) -------------------------------------------------------
+
+
+class DirectorySyncIn(schemas.Body):
+    dry_run: bool = False
+    force: bool = False
+    source: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] | None = None
+
+
+def _directories(request: Request, source: str | None) -> list[Any]:
+    syncs: dict[str, Any] = request.app.state.directories
+    if not syncs:
+        raise Rejected(
+            Reason.NOT_FOUND,
+            "no directory is configured: add a [[directory]] table to the configuration file",
+        )
+    if source is None:
+        return list(syncs.values())
+    if source not in syncs:
+        raise Rejected(
+            Reason.NOT_FOUND, f"unknown directory {source!r}; configured: {', '.join(syncs)}"
+        )
+    return [syncs[source]]
+
+
+@router.post("/admin/directory/sync")
+async def directory_sync(
+    who: Caller, request: Request, body: Annotated[DirectorySyncIn | None, Body()] = None
+) -> dict[str, Any]:
+    """Run the directory sync now (every configured source, or `source`): `dry_run` only
+    says what it would do; `force` passes the safety stop. Answers each run's report."""
+    require_admin(who)
+    body = body or DirectorySyncIn()
+    reports = []
+    for sync in _directories(request, body.source):
+        report = await sync.run(dry_run=body.dry_run, force=body.force)
+        reports.append(report.to_json() | {"text": report.text()})
+    return {"runs": reports, "ok": all(r["ok"] for r in reports)}
+
+
+@router.get("/admin/directory")
+async def directory_status(who: Caller, request: Request) -> dict[str, Any]:
+    """Each configured directory source and its last run."""
+    require_admin(who)
+    syncs: dict[str, Any] = request.app.state.directories
+    return {
+        "sources": [
+            {
+                "name": name,
+                "schedule_minutes": sync.schedule_minutes,
+                "last_run": None if sync.last is None else sync.last.to_json(),
+            }
+            for name, sync in syncs.items()
+        ]
+    }

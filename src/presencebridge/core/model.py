@@ -290,6 +290,8 @@ class User:
     email: str | None = None  # UPN or e-mail address
     extensions: tuple[str, ...] = ()  # PBX extensions, e.g. "2101"; unique across users
     numbers: tuple[str, ...] = ()  # phone numbers in E.164, e.g. "+49301234567"; unique
+    # Users a directory made: "<source>:<the directory's key>" (issue 12); None: by hand.
+    directory_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

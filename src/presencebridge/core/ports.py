@@ -6,7 +6,7 @@ tests depend on them and never on an adapter. No I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -87,6 +87,11 @@ class DirectoryRead:
     full: bool = True
     removed: tuple[str, ...] = ()
     cursor: str | None = None
+    # Optional (Entra): the complete membership of the groups the rules name, person key
+    # -> group names, read anew on every run. A delta read does not list a person whose
+    # only change is a group membership, so this is applied to everyone the hub knows.
+    # None: `DirectoryPerson.groups` of the people read is all there is.
+    memberships: Mapping[str, tuple[str, ...]] | None = None
 
 
 class DirectoryUnavailable(Exception):
@@ -103,3 +108,20 @@ class DirectorySource(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsAccount:
+    """What Graph knows of one person looked up by UPN or mail."""
+
+    looked_up: str  # the UPN or mail asked for
+    teams_user_id: str | None  # None: no such account in Entra ID
+
+
+class TeamsIdLookup(Protocol):
+    """Finds the Entra object id (the Teams user id) of people a directory such as LDAP
+    lists without one, by UPN or mail, in batches."""
+
+    async def lookup(self, names: Sequence[str]) -> Sequence[TeamsAccount]:
+        """One answer per name; raises `DirectoryUnavailable` when Graph cannot say."""
+        ...

@@ -10,6 +10,7 @@
                              stats, reset
     routes_users.py          /_emulator/users: users, their Teams client, preferred presence
     routes_subscriptions.py  /_emulator/subscriptions: list, lifecycle events, drop
+    routes_directory.py      /_emulator/directory: Entra ID users' attributes, groups, faults
 
 The identity routes come before Graph's catch-all, as they always have: a path such as
 /v1.0/discovery/v2.0/keys is therefore the identity provider's.
@@ -29,6 +30,7 @@ from fastapi.responses import JSONResponse
 from presencebridge import __version__
 from presencebridge.emulator import (
     routes_control,
+    routes_directory,
     routes_graph,
     routes_identity,
     routes_subscriptions,
@@ -51,6 +53,7 @@ ROUTERS = (
     routes_control.router,
     routes_users.router,
     routes_subscriptions.router,
+    routes_directory.router,
 )
 
 

@@ -14,11 +14,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography import x509
 
-from presencebridge.emulator import model, subscriptions
+from presencebridge.emulator import graph_directory, model, subscriptions
 from presencebridge.emulator.identity import Principal
 from presencebridge.emulator.model import Invalid, NoSuchSession, StatusMessage
 from presencebridge.emulator.state import EmulatedUser, Emulator
@@ -126,6 +127,7 @@ class GraphApi:
             ("POST", r"/subscriptions/(?P<sid>[^/]+)/reauthorize",
              "/subscriptions/{id}/reauthorize", self.reauthorize_subscription, False),
         ]  # fmt: skip
+        table.extend(graph_directory.DirectoryApi(emulator, _Errors).routes())
         for action in model_actions():
             handler = self._action_handler(action)
             table.append(
@@ -575,7 +577,7 @@ class GraphApi:
         url: str = entry["url"]
         if "://" in url:
             return refused(400, "BadRequest", "$batch urls are relative: /users/{id}/presence")
-        path, _, _ = url.partition("?")
+        path, _, query = url.partition("?")
         headers = {str(k).lower(): str(v) for k, v in (entry.get("headers") or {}).items()}
         body = entry.get("body")
         if body is not None and "content-type" not in headers:
@@ -586,11 +588,19 @@ class GraphApi:
             body=body,
             headers=headers,
             principal=outer.principal,
+            params=dict(parse_qsl(query)),
         )
         return await self.handle(inner, inner=True)
 
 
 ModelChange = Callable[[model.UserPresence, datetime], None]
+
+
+class _Errors:
+    """What graph_directory needs of this module (it cannot import it: a cycle)."""
+
+    GraphError = GraphError
+    GraphResponse = GraphResponse
 
 
 @dataclass(frozen=True)

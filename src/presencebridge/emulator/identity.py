@@ -34,7 +34,7 @@ REFRESH_TOKEN_LIFETIME = timedelta(days=90)
 DEVICE_CODE_LIFETIME = timedelta(minutes=15)
 # Entra asks for 5 s; 1 s keeps emulated sign-ins quick and clients must honour any value.
 DEVICE_POLL_INTERVAL = 1
-APP_ROLES = ("Presence.ReadWrite.All",)
+APP_ROLES = ("Presence.ReadWrite.All", "User.Read.All", "GroupMember.Read.All")
 # What a delegated `.default` request is granted: the app's configured permissions.
 DEFAULT_DELEGATED_SCOPES = ("Presence.Read.All", "Presence.ReadWrite", "User.Read")
 OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})

@@ -20,6 +20,7 @@ from typing import Any
 
 from presencebridge.emulator.budget import Budget, Faults
 from presencebridge.emulator.clock import EmulatorClock
+from presencebridge.emulator.directory import Directory
 from presencebridge.emulator.identity import IdentityProvider, TokenSigner
 from presencebridge.emulator.model import Sequencer, UserPresence, graph_time, presence_json
 from presencebridge.emulator.subscriptions import Delivery, Subscription
@@ -27,6 +28,7 @@ from presencebridge.emulator.subscriptions import Delivery, Subscription
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+DIRECTORY_UNITS = 3500
 DEFAULT_DOMAIN = "presencebridge.test"
 # Entra object ids are GUIDs; tests and demos like readable ids, so any such token.
 USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -82,6 +84,9 @@ class Emulator:
         self.sequencer = sequencer or Sequencer()
         self.identity = IdentityProvider(signer, strict=strict)
         self.budget = Budget()
+        self.directory = Directory()
+        # Identity and access: resource units per app and tenant in 10 s (a small tenant).
+        self.directory_budget = Budget(DIRECTORY_UNITS, 10.0)
         self.faults = Faults()
         self.stats = Stats()
         self.users: dict[str, EmulatedUser] = {}
@@ -131,6 +136,8 @@ class Emulator:
         self._scheduled.clear()
         self.identity.reset()
         self.budget.reset()
+        self.directory = Directory()
+        self.directory_budget.reset()
         self.faults = Faults()
         self.stats = Stats()
         self.delivery.counts = type(self.delivery.counts)()

@@ -207,6 +207,7 @@ class Cluster:
             user.email,
             list(user.extensions),
             list(user.numbers),
+            user.directory_key,
         ]
         self.fanout.publish({"kind": "user", "user": directory, "state": codec.encode(state)})
 
@@ -265,5 +266,5 @@ def _user(directory: list[Any]) -> User:
     """A user's directory data as `_replicate` sends it (a node of the version before
     extensions and numbers sends only the first four)."""
     user_id, name, group, teams_user_id, *rest = directory
-    email, extensions, numbers = [*rest, None, [], []][:3]
-    return User(user_id, name, group, teams_user_id, email, tuple(extensions), tuple(numbers))
+    email, extensions, numbers, key = [*rest, None, [], [], None][:4]
+    return User(user_id, name, group, teams_user_id, email, tuple(extensions), tuple(numbers), key)

@@ -174,6 +174,11 @@ class Hub:
     async def _io(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def store_io(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a store call on the hub's store thread (services beside the hub, such as
+        the directory sync, keep their own rows in the same database)."""
+        return await self._io(fn, *args)
+
     # -- reading (from memory) -------------------------------------------------------------
 
     def groups(self) -> list[GroupRecord]:
@@ -306,7 +311,9 @@ class Hub:
 
     # -- users -----------------------------------------------------------------------------
 
-    async def create_user(self, user: User) -> UserView:
+    async def create_user(self, user: User, own_mode: TeamsSyncMode | None = None) -> UserView:
+        """`own_mode`: the user's own Teams sync mode from the start (the directory makes
+        people without a Teams account with `off`)."""
         if not self.owns(user.id):
             raise NotOwner(user.id)
         if user.group not in self._groups:
@@ -316,7 +323,7 @@ class Hub:
             if user.id in self._users:
                 raise Rejected(Reason.CONFLICT, f"user {user.id!r} exists already")
             self._check_directory(user)
-            state = UserState(user=user)
+            state = UserState(user=user, own_mode=own_mode)
             now = self.clock.now()
             await self._stored(self.store.create_user, state, now)
             self._users[user.id] = state
@@ -815,7 +822,8 @@ def _release(state: UserState, now: datetime) -> TeamsRelease | None:
 def _describe_change(old: User, new: User) -> str:
     """What a lifecycle change did, for the history: "group: a -> b; extensions"."""
     parts = []
-    for name in ("display_name", "group", "teams_user_id", "email", "extensions", "numbers"):
+    names = ("display_name", "group", "teams_user_id", "email", "extensions", "numbers")
+    for name in (*names, "directory_key"):
         before, after = getattr(old, name), getattr(new, name)
         if before == after:
             continue

@@ -102,14 +102,23 @@ class GraphClient:
         self.tokens.close()
 
     async def _request(
-        self, op: str, method: str, path: str, body: Any, read: bool, user: str | None = None
+        self,
+        op: str,
+        method: str,
+        path: str,
+        body: Any,
+        read: bool,
+        user: str | None = None,
+        headers: dict[str, str] | None = None,
+        presence: bool = True,
     ) -> httpx.Response:
-        """`user`: the Teams user a write is for (see `_fences`)."""
+        """`user`: the Teams user a write is for (see `_fences`); `presence` False: a
+        request outside the presence budget (the directory's, throttled on its own)."""
         last = "no attempt"
         for attempt in range(self.max_attempts):
             if user is not None:
                 await self._wait_for_fence(user)
-            if self.budget is not None:
+            if self.budget is not None and presence:
                 await self.budget.spend(read)
             started = time.perf_counter()
             try:
@@ -118,7 +127,7 @@ class GraphClient:
                     method,
                     self.graph_url + path,
                     json=body,
-                    headers={"Authorization": f"Bearer {token}"},
+                    headers={"Authorization": f"Bearer {token}", **(headers or {})},
                 )
             except (httpx.TransportError, httpx.TimeoutException) as error:
                 metrics.GRAPH_REQUESTS.labels(op, "error").inc()
@@ -148,6 +157,29 @@ class GraphClient:
             await asyncio.sleep(wait)
         if self._fences.get(user) == until:
             del self._fences[user]
+
+    async def get_json(self, op: str, path_or_link: str) -> dict[str, Any]:
+        """A directory GET (a path below the Graph URL, or an `@odata.nextLink` /
+        `deltaLink`, which Graph gives absolute), with the retry policy; GraphError when
+        Graph refuses or gives up."""
+        path = path_or_link
+        if "://" in path:
+            path = path.split("/v1.0", 1)[1] if "/v1.0" in path else path
+        response = await self._request(op, "GET", path, None, True, presence=False)
+        self._check(response)
+        data = response.json()
+        if not isinstance(data, dict):
+            raise GraphError(502, f"{op}: the answer is not a JSON object")
+        return data
+
+    async def post_json(self, op: str, path: str, body: Any) -> dict[str, Any]:
+        """A directory POST (`$batch`), outside the presence budget, with the retry policy."""
+        response = await self._request(op, "POST", path, body, True, presence=False)
+        self._check(response)
+        data = response.json()
+        if not isinstance(data, dict):
+            raise GraphError(502, f"{op}: the answer is not a JSON object")
+        return data
 
     def presence_path(self, teams_user_id: str) -> str:
         return f"/users/{teams_user_id}/presence"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -27,7 +27,7 @@ from presencebridge.core.model import ProfileTemplate, Status, User, UserState
 from presencebridge.core.settings import GroupSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 def normalise_url(url: str) -> str:
@@ -110,6 +110,16 @@ class TeamsRelease:
     clear_session: bool
     clear_preferred: bool
     id: int | None = None  # given by the store
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryRecord:
+    """What the last runs of one directory source left in the store."""
+
+    cursor: str | None
+    last_run: dict[str, Any] | None
+    people: dict[str, dict[str, Any]]  # key -> the person as JSON
+    disabled: dict[str, datetime]  # user id -> disabled since
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +239,7 @@ class Store:
                         row.email,
                         tuple(addresses.get((row.id, EXTENSION), ())),
                         tuple(addresses.get((row.id, NUMBER), ())),
+                        row.directory_key,
                     ),
                     row.state,
                 )
@@ -308,6 +319,7 @@ class Store:
                     group_id=state.user.group,
                     teams_user_id=state.user.teams_user_id,
                     email=state.user.email,
+                    directory_key=state.user.directory_key,
                     state=codec.encode(state),
                     version=1,
                     updated_at=now,
@@ -336,6 +348,7 @@ class Store:
                     group_id=user.group,
                     teams_user_id=user.teams_user_id,
                     email=user.email,
+                    directory_key=user.directory_key,
                     state=codec.encode(state),
                     version=t.users.c.version + 1,
                     updated_at=now,
@@ -354,7 +367,8 @@ class Store:
         with self._tx() as c:
             if self.fence is not None:
                 self.fence(c, {user_id})
-            for table in (t.user_addresses, t.agent_tokens, t.presence_history):
+            tables = (t.user_addresses, t.agent_tokens, t.presence_history, t.directory_disabled)
+            for table in tables:
                 c.execute(table.delete().where(table.c.user_id == user_id))
             c.execute(t.users.delete().where(t.users.c.id == user_id))
             return _insert_release(c, release, now)
@@ -394,6 +408,66 @@ class Store:
                     ],
                 )
             _insert_history(c, history)
+
+    # -- the directory sync ------------------------------------------------------------------
+
+    def load_directory(self, source: str) -> DirectoryRecord:
+        """What the last runs of a directory source left: cursor, last run, people, and
+        since when each disabled directory user is disabled."""
+        with self._tx() as c:
+            row = c.execute(
+                sa.select(t.directory_sources).where(t.directory_sources.c.source == source)
+            ).first()
+            people = {
+                r.key: r.person
+                for r in c.execute(
+                    sa.select(t.directory_people).where(t.directory_people.c.source == source)
+                )
+            }
+            disabled = {r.user_id: r.since for r in c.execute(sa.select(t.directory_disabled))}
+        return DirectoryRecord(
+            None if row is None else row.cursor,
+            None if row is None else row.last_run,
+            people,
+            disabled,
+        )
+
+    def save_directory(
+        self,
+        source: str,
+        cursor: str | None,
+        last_run: dict[str, Any],
+        people: Mapping[str, dict[str, Any] | None],
+        disabled: Mapping[str, datetime | None],
+        now: datetime,
+    ) -> None:
+        """One transaction: the changed people (None: gone), the disabled marks (None:
+        lifted), the cursor and the last run."""
+        dp, dd, ds = t.directory_people, t.directory_disabled, t.directory_sources
+        with self._tx() as c:
+            for chunk in _chunks(list(people), 500):
+                c.execute(dp.delete().where(dp.c.source == source, dp.c.key.in_(chunk)))
+            rows = [{"source": source, "key": k, "person": v} for k, v in people.items() if v]
+            if rows:
+                c.execute(dp.insert(), rows)
+            for user_id, since in disabled.items():
+                c.execute(dd.delete().where(dd.c.user_id == user_id))
+                if since is not None:
+                    c.execute(dd.insert().values(user_id=user_id, since=since))
+            c.execute(ds.delete().where(ds.c.source == source))
+            c.execute(
+                ds.insert().values(source=source, cursor=cursor, last_run=last_run, updated_at=now)
+            )
+
+    def save_last_run(self, source: str, last_run: dict[str, Any], now: datetime) -> None:
+        """A run that changed nothing (a dry run, a stop, a failed read): only its report."""
+        ds = t.directory_sources
+        with self._tx() as c:
+            updated = c.execute(
+                ds.update().where(ds.c.source == source).values(last_run=last_run, updated_at=now)
+            )
+            if updated.rowcount == 0:
+                c.execute(ds.insert().values(source=source, last_run=last_run, updated_at=now))
 
     def history(self, user_id: str, limit: int = 50) -> list[HistoryEntry]:
         with self._tx() as c:
@@ -455,6 +529,11 @@ class Store:
         if user_id is None:
             raise UnknownTokenError
         return str(user_id)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _insert_addresses(c: Connection, user: User) -> None:

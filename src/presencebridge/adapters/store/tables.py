@@ -81,6 +81,35 @@ users = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
     sa.Column("email", sa.String(254), nullable=True),
+    # "<source>:<key>" of a user a directory made (migration 0004); NULL: made by hand.
+    sa.Column("directory_key", sa.String(300), nullable=True, unique=True),
+)
+
+# The directory sync (issue 12, migration 0004): per source the delta cursor and the
+# last run; the people it listed (what a delta is merged into); since when a directory
+# user is disabled (deleted after the grace period).
+directory_sources = sa.Table(
+    "directory_sources",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("cursor", sa.Text, nullable=True),
+    sa.Column("last_run", Json, nullable=True),
+    sa.Column("updated_at", Time, nullable=False),
+)
+
+directory_people = sa.Table(
+    "directory_people",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(256), primary_key=True),
+    sa.Column("person", Json, nullable=False),
+)
+
+directory_disabled = sa.Table(
+    "directory_disabled",
+    metadata,
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Column("since", Time, nullable=False),
 )
 
 # A user's PBX extensions and E.164 numbers: (kind, value) is unique across users.

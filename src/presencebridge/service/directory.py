@@ -1,0 +1,304 @@
+"""The directory sync job (issue 12): a directory's people become the hub's users.
+
+One run: load what the last runs left (cursor, the people listed, disabled marks), read
+the directory (a failed or partial read changes nothing), merge a delta into the people,
+look up Teams ids for people listed without one, plan (`core/directory.plan`, with the
+safety stop), and — unless it is a dry run or stopped — apply the plan through the hub
+(`create_user`, `update_user`, `delete_user`, own mode `off`), every change with source
+`directory`; then store the new cursor and people in one transaction. Runs never
+overlap; a run is idempotent (a second one finds nothing to do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from presencebridge.core import directory as plans
+from presencebridge.core import rules
+from presencebridge.core.errors import Rejected
+from presencebridge.core.model import TeamsSyncMode
+from presencebridge.core.ports import (
+    DirectoryPerson,
+    DirectorySource,
+    DirectoryUnavailable,
+    TeamsIdLookup,
+)
+from presencebridge.service.hub import Hub
+
+log = logging.getLogger(__name__)
+SOURCE = "directory"  # the history's source of every change the sync makes
+MAX_LINES = 2000  # per-user lines kept in a report
+
+
+@dataclass
+class Report:
+    """What a run did (or, dry or stopped, would do)."""
+
+    source: str
+    started_at: datetime
+    dry_run: bool
+    forced: bool
+    finished_at: datetime | None = None
+    summary: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    stopped: str | None = None  # the safety stop's or a configuration problem's message
+    error: str | None = None  # the read failed: nothing was changed
+    failures: list[str] = field(default_factory=list)  # single changes the hub refused
+    full_read: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.stopped is None and self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = None if self.finished_at is None else self.finished_at.isoformat()
+        data["ok"] = self.ok
+        return data
+
+    def text(self) -> str:
+        """The summary as the CLI prints it: what happens, then per-user lines."""
+        head = ("would " if self.dry_run else "") + self.summary
+        if self.error:
+            return f"directory {self.source}: {self.error}"
+        if self.stopped:
+            return f"directory {self.source}: {self.stopped}\n{head}"
+        return "\n".join([f"directory {self.source}: {head}", *self.lines, *self.failures])
+
+
+def person_json(person: DirectoryPerson) -> dict[str, Any]:
+    return asdict(person)
+
+
+def person_from(data: Mapping[str, Any]) -> DirectoryPerson:
+    tuples = ("extensions", "numbers", "groups")
+    values: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items()}
+    values["attributes"] = tuple(tuple(pair) for pair in data.get("attributes", ()))
+    return DirectoryPerson(**values)
+
+
+class DirectorySync:
+    """One directory source's sync: on demand (`run`) and every `schedule_minutes`."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        source: DirectorySource,
+        policy: plans.Policy,
+        lookup: TeamsIdLookup | None = None,
+        schedule_minutes: float = 0,
+    ) -> None:
+        self.hub = hub
+        self.source = source
+        self.policy = policy
+        self.lookup = lookup
+        self.schedule_minutes = schedule_minutes
+        self.last: Report | None = None
+        self._running = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.policy.source
+
+    # -- the component ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        record = await self.hub.store_io(self.hub.store.load_directory, self.name)
+        if record.last_run is not None:
+            self.last = _report_from(record.last_run)
+        if self.schedule_minutes > 0:
+            self._task = asyncio.create_task(self._schedule(), name=f"directory-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.source.aclose()
+
+    async def _schedule(self) -> None:
+        while True:
+            try:
+                report = await self.run()
+                log.info("%s", report.text().splitlines()[0])
+            except Exception:  # the schedule must survive any one bad run
+                log.exception("directory %s: the scheduled run failed", self.name)
+            await asyncio.sleep(self.schedule_minutes * 60)
+
+    # -- a run --------------------------------------------------------------------------------
+
+    async def run(self, dry_run: bool = False, force: bool = False) -> Report:
+        async with self._running:
+            report = Report(self.name, self.hub.clock.now(), dry_run, force)
+            try:
+                await self._run(report)
+            finally:
+                report.finished_at = self.hub.clock.now()
+                self.last = report
+            return report
+
+    async def _run(self, report: Report) -> None:
+        hub = self.hub
+        record = await hub.store_io(hub.store.load_directory, self.name)
+        before = {k: person_from(v) for k, v in record.people.items()}
+        try:
+            read = await self.source.read(record.cursor)
+            people = plans.merge(before, read)
+            people = await self._teams_ids(people)
+        except DirectoryUnavailable as error:
+            report.error = f"{error}; nothing was changed"
+            await self._save_report(report)
+            return
+        report.full_read = read.full
+        problem = self._check_groups()
+        plan = plans.plan(
+            self.policy, people, self._known(record.disabled), hub.user_ids(), hub.clock.now(),
+            report.forced,
+        )  # fmt: skip
+        self._describe(report, plan)
+        report.stopped = problem or plan.stopped
+        if report.stopped or report.dry_run:
+            await self._save_report(report)
+            return
+        disabled = await self._apply(plan, report)
+        changed: dict[str, dict[str, Any] | None] = {
+            k: person_json(p) for k, p in people.items() if before.get(k) != p
+        }
+        changed.update({k: None for k in before if k not in people})
+        await hub.store_io(
+            hub.store.save_directory, self.name, read.cursor, report.to_json(), changed,
+            disabled, hub.clock.now(),
+        )  # fmt: skip
+
+    async def _save_report(self, report: Report) -> None:
+        report.finished_at = self.hub.clock.now()
+        await self.hub.store_io(
+            self.hub.store.save_last_run, self.name, report.to_json(), self.hub.clock.now()
+        )
+
+    def _check_groups(self) -> str | None:
+        """A rule naming a configuration group the hub does not have stops the run."""
+        names = {g.id for g in self.hub.groups()}
+        wanted = [r.group for r in self.policy.rules.rules if r.group is not None]
+        if self.policy.rules.default_group is not None:
+            wanted.append(self.policy.rules.default_group)
+        missing = sorted({g for g in wanted if g not in names})
+        if not missing:
+            return None
+        return (
+            f"stopped: the rules of directory {self.name!r} name configuration groups that "
+            f"do not exist: {', '.join(missing)}; create them first. Nothing was changed."
+        )
+
+    def _known(self, disabled: Mapping[str, datetime]) -> list[plans.Known]:
+        prefix = self.name + ":"
+        found = []
+        for user_id in self.hub.user_ids():
+            state = self.hub.user(user_id).state
+            key = state.user.directory_key
+            if key is not None and key.startswith(prefix):
+                off = state.own_mode is TeamsSyncMode.OFF
+                found.append(plans.Known(state.user, off, disabled.get(user_id)))
+        return found
+
+    async def _teams_ids(self, people: dict[str, DirectoryPerson]) -> dict[str, DirectoryPerson]:
+        """Sources without Teams ids (LDAP): find them in Graph by UPN or mail, in batches.
+        People already matched keep the id the hub has; nobody found keeps None."""
+        if self.lookup is None:
+            return people
+        have = {}
+        for known in self._known({}):
+            if known.user.teams_user_id and known.user.directory_key:
+                have[known.user.directory_key.split(":", 1)[1]] = known.user.teams_user_id
+        missing = {}
+        for key, person in people.items():
+            if person.teams_user_id is None and person.enabled and key not in have:
+                name = person.upn or person.mail
+                if name:
+                    missing[name] = key
+        answers = await self.lookup.lookup(sorted(missing)) if missing else []
+        found = {missing[a.looked_up]: a.teams_user_id for a in answers}
+        result = dict(people)
+        for key, person in people.items():
+            teams_id = person.teams_user_id or have.get(key) or found.get(key)
+            if teams_id != person.teams_user_id:
+                result[key] = _with_teams_id(person, teams_id)
+        return result
+
+    def _describe(self, report: Report, plan: plans.Plan) -> None:
+        report.summary = plan.summary()
+        report.counts = {
+            "create": len(plan.creates),
+            "update": len(plan.updates),
+            "disable": len(plan.disables),
+            "delete": len(plan.deletes),
+            "unchanged": plan.unchanged,
+            "skipped": len(plan.skipped),
+        }
+        lines = plan.lines()
+        report.lines = lines[:MAX_LINES]
+        if len(lines) > MAX_LINES:
+            report.lines.append(f"… and {len(lines) - MAX_LINES:,} more")
+
+    async def _apply(self, plan: plans.Plan, report: Report) -> dict[str, datetime | None]:
+        """Every change of the plan through the hub; one the hub refuses (an extension
+        another user has, say) is reported and the rest goes on. Returns the disabled
+        marks to store (None: lifted)."""
+        disabled: dict[str, datetime | None] = {}
+        for action in plan.actions():
+            try:
+                await self._one(action, disabled)
+            except Rejected as error:
+                report.failures.append(f"failed: {action.line()}: {error.message}")
+        return disabled
+
+    async def _one(self, action: plans.Action, disabled: dict[str, datetime | None]) -> None:
+        hub = self.hub
+        if isinstance(action, plans.Create):
+            own = TeamsSyncMode.OFF if action.sync_off else None
+            await hub.create_user(action.user, own)
+        elif isinstance(action, plans.Update):
+            if action.fields:
+                await hub.update_user(action.user_id, dict(action.fields), SOURCE)
+            if action.sync_off is not None:
+                mode = TeamsSyncMode.OFF if action.sync_off else None
+                await hub.handle(action.user_id, rules.SetOwnMode(mode), SOURCE)
+            if action.enable:
+                disabled[action.user_id] = None
+        elif isinstance(action, plans.Disable):
+            await self._disable(action.user_id)
+            disabled[action.user_id] = hub.clock.now()
+        else:
+            if hub.has_user(action.user_id):
+                await hub.delete_user(action.user_id)
+            disabled[action.user_id] = None
+
+    async def _disable(self, user_id: str) -> None:
+        """Out of the sync: own mode `off` (the Teams writer then clears what the hub set);
+        where the group ignores users' own modes, the Teams id is taken away instead (a
+        durable Teams release clears it)."""
+        hub = self.hub
+        await hub.handle(user_id, rules.SetOwnMode(TeamsSyncMode.OFF), SOURCE)
+        if hub.mode_of(user_id) is not TeamsSyncMode.OFF:
+            await hub.update_user(user_id, {"teams_user_id": None}, SOURCE)
+
+
+def _with_teams_id(person: DirectoryPerson, teams_id: str | None) -> DirectoryPerson:
+    data = person_json(person)
+    data["teams_user_id"] = teams_id
+    return person_from(data)
+
+
+def _report_from(data: Mapping[str, Any]) -> Report:
+    fields = {k: v for k, v in data.items() if k in Report.__dataclass_fields__}
+    fields["started_at"] = datetime.fromisoformat(str(data["started_at"]))
+    finished = data.get("finished_at")
+    fields["finished_at"] = None if finished is None else datetime.fromisoformat(str(finished))
+    return Report(**fields)

@@ -1,0 +1,108 @@
+"""Conformance of the emulator's directory paths with Microsoft's documentation.
+
+user-list: default page 100, `$top` 1..999, `@odata.nextLink`; user-delta /
+delta-query-overview: pages then `@odata.deltaLink`, later only changes, `@removed`
+with reason "changed" | "deleted", `$deltatoken=latest`; user-get by id or UPN;
+json-batching: at most 20; group-list-members; throttling: 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.emulator.support import app_token
+
+
+def add(control: httpx.Client, count: int, **fields: Any) -> None:
+    users = [{"id": f"u{n:04d}", "displayName": f"User {n}",
+              "userPrincipalName": f"u{n}@contoso.com", **fields}
+             for n in range(count)]  # fmt: skip
+    assert control.post("/_emulator/directory/users/bulk", json={"users": users}).is_success
+
+
+def get(control: httpx.Client, token: str, link: str) -> dict[str, Any]:
+    path = link.split("/v1.0", 1)[1] if "://" in link else link
+    response = control.get("/v1.0" + path, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def test_list_pages_by_100_and_top_is_1_to_999(control: httpx.Client) -> None:
+    add(control, 250)
+    token = app_token(control)
+    first = get(control, token, "/users")
+    assert len(first["value"]) == 100 and "@odata.nextLink" in first
+    assert set(first["value"][0]) >= {"id", "displayName", "userPrincipalName", "mail"}
+    assert "accountEnabled" not in first["value"][0]
+    seen = [u["id"] for u in first["value"]]
+    link = first["@odata.nextLink"]
+    while link:
+        page = get(control, token, link)
+        seen += [u["id"] for u in page["value"]]
+        link = page.get("@odata.nextLink")
+    assert len(seen) == len(set(seen)) == 250
+    headers = {"Authorization": f"Bearer {token}"}
+    for bad in ("0", "1000"):
+        refused = control.get(f"/v1.0/users?$top={bad}", headers=headers)
+        assert refused.status_code == 400 and "between 1 and 999" in refused.text
+    assert len(get(control, token, "/users?$top=999")["value"]) == 250
+    chosen = get(control, token, "/users?$select=id,accountEnabled&$top=1")["value"][0]
+    assert set(chosen) == {"id", "accountEnabled"}
+
+
+def test_delta_pages_then_returns_only_changes_and_removals(control: httpx.Client) -> None:
+    add(control, 150)
+    token = app_token(control)
+    page = get(control, token, "/users/delta?$select=id,displayName")
+    count = len(page["value"])
+    while "@odata.nextLink" in page:
+        assert "@odata.deltaLink" not in page  # never both on one page
+        page = get(control, token, page["@odata.nextLink"])
+        count += len(page["value"])
+    assert count == 150
+    delta = page["@odata.deltaLink"]
+    assert get(control, token, delta)["value"] == []
+    control.patch("/_emulator/directory/users/u0001", json={"displayName": "Renamed"})
+    control.delete("/_emulator/directory/users/u0002")
+    control.delete("/_emulator/directory/users/u0003?permanent=true")
+    changes = get(control, token, delta)
+    assert {"id": "u0001", "displayName": "Renamed"} in changes["value"]
+    assert {"id": "u0002", "@removed": {"reason": "changed"}} in changes["value"]
+    assert {"id": "u0003", "@removed": {"reason": "deleted"}} in changes["value"]
+    latest = get(control, token, "/users/delta?$deltatoken=latest")
+    assert latest["value"] == [] and "@odata.deltaLink" in latest
+
+
+def test_get_by_upn_group_members_and_batch(control: httpx.Client) -> None:
+    add(control, 3)
+    control.post("/_emulator/directory/groups", json={"id": "g1", "displayName": "Sales"})
+    control.patch("/_emulator/directory/users/u0001", json={"groups": ["g1"]})
+    token = app_token(control)
+    assert get(control, token, "/users/u1@contoso.com")["id"] == "u0001"
+    members = get(control, token, "/groups/g1/members?$select=id")["value"]
+    assert [m["id"] for m in members] == ["u0001"]
+    requests = [{"id": str(i), "method": "GET", "url": f"/users/u{i}@contoso.com"}
+                for i in range(21)]  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}"}
+    too_many = control.post("/v1.0/$batch", json={"requests": requests}, headers=headers)
+    assert too_many.status_code == 400
+    answer = control.post("/v1.0/$batch", json={"requests": requests[:4]}, headers=headers)
+    statuses = {r["id"]: r["status"] for r in answer.json()["responses"]}
+    assert statuses == {"0": 200, "1": 200, "2": 200, "3": 404}
+
+
+def test_directory_requests_are_throttled_with_retry_after(control: httpx.Client) -> None:
+    add(control, 1)
+    token = app_token(control)
+    headers = {"Authorization": f"Bearer {token}"}
+    statuses = []
+    for _ in range(3600):
+        response = control.get("/v1.0/users/u0000?$select=id", headers=headers)
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            assert float(response.headers["Retry-After"]) > 0
+            break
+    assert statuses[-1] == 429 and len(statuses) == 3501
