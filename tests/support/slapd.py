@@ -18,7 +18,9 @@ hundred entries load in well under a second):
 
 Each database has a reader account that is not the rootdn, so the size limit
 (`SIZE_LIMIT` entries, paged searches unlimited in total) applies to it: a search
-without paging fails, which is what forces paging. What the source should read for
+without paging fails, which is what forces paging. A second AD account, `AD_LIMITED`,
+may read only `LIMITED_TOTAL` entries even when paging, as AD's MaxResultSetSize or a
+stricter OpenLDAP `limits` line would do. What the source should read for
 every seeded person is computed here alongside the LDIF (`Seed`), so tests compare
 against it. Everything lives in one temporary folder removed afterwards.
 """
@@ -49,6 +51,8 @@ SLAPADD = "/usr/sbin/slapadd"
 AD_SUFFIX = "dc=ad,dc=test"
 OL_SUFFIX = "dc=example,dc=org"
 AD_READER = f"cn=reader,ou=Service,{AD_SUFFIX}"
+AD_LIMITED = f"cn=limited,ou=Service,{AD_SUFFIX}"  # paged searches stop at LIMITED_TOTAL
+LIMITED_TOTAL = 120
 OL_READER = f"cn=reader,{OL_SUFFIX}"
 SIZE_LIMIT = 50
 
@@ -94,6 +98,7 @@ maxsize 67108864
 suffix "{ad}"
 rootdn "cn=admin,{ad}"
 directory {folder}/ad
+limits dn.exact="{limited}" size.soft={limit} size.hard={limit} size.prtotal={total}
 sizelimit size.soft={limit} size.hard={limit} size.prtotal=unlimited
 access to attrs=userPassword by anonymous auth by * none
 access to * by users read by * none
@@ -239,15 +244,16 @@ def ad_ldif(users: int, rng: random.Random, seed: Seed, reader_password: str) ->
         parts.append(
             _entry(f"{ou},{AD_SUFFIX}", ("objectClass", "organizationalUnit"), ("ou", ou[3:]))
         )
-    parts.append(
-        _entry(
-            AD_READER,
-            ("objectClass", "organizationalRole"),
-            ("objectClass", "simpleSecurityObject"),
-            ("cn", "reader"),
-            ("userPassword", reader_password),
+    for reader in (AD_READER, AD_LIMITED):
+        parts.append(
+            _entry(
+                reader,
+                ("objectClass", "organizationalRole"),
+                ("objectClass", "simpleSecurityObject"),
+                ("cn", reader[3:].split(",")[0]),
+                ("userPassword", reader_password),
+            )
         )
-    )
     members: dict[str, list[str]] = {f"cn={n},ou=Groups,{AD_SUFFIX}": [] for n in AD_GROUPS}
     for i in range(users):
         dn, text, groups = _ad_user(rng, i, seed)
@@ -422,6 +428,8 @@ def _configure(
         ad=AD_SUFFIX,
         ol=OL_SUFFIX,
         limit=SIZE_LIMIT,
+        limited=AD_LIMITED,
+        total=LIMITED_TOTAL,
     )
     (folder / "slapd.conf").write_text(conf)
     for name in ("ad", "ol"):

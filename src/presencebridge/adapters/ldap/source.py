@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 PAGED_RESULTS = "1.2.840.113556.1.4.319"  # RFC 2696 simple paged results control
 _HINTS = {
     "invalidCredentials": "wrong bind DN or password",
-    "sizeLimitExceeded": "the server's size limit was hit; is paging refused?",
+    "sizeLimitExceeded": "the server's size limit for this account was hit, even with paging",
+    "timeLimitExceeded": "the server's time limit for this account was hit",
+    "referral": "base_dn is not held by this server",
     "unavailableCriticalExtension": "the server does not support paged results",
     "confidentialityRequired": "the server requires TLS",
 }
@@ -179,8 +181,11 @@ class LdapDirectorySource:
                     paged_cookie=cookie,
                 )
                 result: dict[str, Any] = connection.result
-                if result.get("result") != 0:  # raise_exceptions covers this; belt and braces
-                    raise DirectoryUnavailable(self._message("search", str(result)))
+                if result.get("result") != 0:
+                    # ldap3 does not raise for sizeLimitExceeded, timeLimitExceeded or a
+                    # referral; their entries are only part of the answer.
+                    reason = _reason(result.get("description"), result.get("message"))
+                    raise DirectoryUnavailable(self._message(f"search of {base}", reason))
             pages += 1
             entries += [
                 Entry.of(item["dn"], item["raw_attributes"])
@@ -237,11 +242,7 @@ class LdapDirectorySource:
         except DirectoryUnavailable:
             raise
         except LDAPOperationResult as error:
-            reason = str(error.description)
-            if error.message:
-                reason += f" ({error.message})"
-            hint = _HINTS.get(str(error.description))
-            reason += f"; {hint}" if hint else ""
+            reason = _reason(error.description, error.message)
             raise DirectoryUnavailable(self._message(step, reason)) from None
         except (LDAPException, OSError) as error:
             raise DirectoryUnavailable(self._message(step, self._reason(error))) from None
@@ -255,6 +256,15 @@ class LdapDirectorySource:
                 f"or does not name {self._host}: {text}"
             )
         return text
+
+
+def _reason(description: object, message: object) -> str:
+    """An LDAP result as words: its name, the server's message, a hint where there is one."""
+    reason = str(description)
+    if message:
+        reason += f" ({message})"
+    hint = _HINTS.get(reason.split(" ", 1)[0])
+    return f"{reason}; {hint}" if hint else reason
 
 
 def _cookie(result: dict[str, Any]) -> bytes | None:
