@@ -34,7 +34,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +43,7 @@ from pathlib import Path
 from presencebridge.core.ports import DirectoryPerson
 from tests.support.ports import free_port
 from tests.support.tls import Certificate, make_certificate
+from tests.support.waiting import eventually
 
 INSTALL_HINT = "slapd was not found: install Debian's `slapd` and `ldap-utils` packages"
 SLAPD = "/usr/sbin/slapd"
@@ -460,11 +460,15 @@ def throwaway_slapd(users: int = 300) -> Iterator[Slapd]:
             )
             server = Slapd(process, ldap_port, ldaps_port, certificate, password, seed, folder)
             try:
-                deadline = time.monotonic() + 20
-                while not (_listening(ldap_port) and _listening(ldaps_port)):
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("slapd did not start:\n" + server.log())
-                    time.sleep(0.05)
+                up = eventually(
+                    lambda: (
+                        process.poll() is None and _listening(ldap_port) and _listening(ldaps_port)
+                    ),
+                    lambda ready: ready or process.poll() is not None,
+                    timeout=20,
+                )
+                if not up:
+                    raise RuntimeError("slapd did not start:\n" + server.log())
                 yield server
             finally:
                 if process.poll() is None:
