@@ -319,3 +319,9 @@ def test_the_server_dying_between_pages_fails_the_whole_read(dialect: str, kill_
         assert f"(page {1 if dialect == 'openldap' else kill_after + 1}) failed" in message
         assert f"search of {AD_SUFFIX if dialect == 'active_directory' else OL_SUFFIX}" in message
         assert server.reader_password not in message
+
+
+def test_a_base_dn_that_does_not_exist_fails_the_read(slapd: Slapd) -> None:
+    message = failure(ad(slapd, base_dn=f"ou=Nowhere,{AD_SUFFIX}"))
+    assert f"search of ou=Nowhere,{AD_SUFFIX} (page 1) failed: noSuchObject" in message
+    assert "base_dn does not exist" in message

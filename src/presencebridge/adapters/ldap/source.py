@@ -47,6 +47,7 @@ _HINTS = {
     "sizeLimitExceeded": "the server's size limit for this account was hit, even with paging",
     "timeLimitExceeded": "the server's time limit for this account was hit",
     "referral": "base_dn is not held by this server",
+    "noSuchObject": "base_dn does not exist, or the account may not see it",
     "unavailableCriticalExtension": "the server does not support paged results",
     "confidentialityRequired": "the server requires TLS",
 }
@@ -248,7 +249,7 @@ class LdapDirectorySource:
             raise DirectoryUnavailable(self._message(step, self._reason(error))) from None
 
     def _reason(self, error: BaseException) -> str:
-        text = str(error) or type(error).__name__
+        text = _text(error) or type(error).__name__
         if "CERTIFICATE_VERIFY_FAILED" in text or "doesn't match" in text:
             trusted = self.settings.ca_file or "the system's CA certificates"
             text = (
@@ -256,6 +257,18 @@ class LdapDirectorySource:
                 f"or does not name {self._host}: {text}"
             )
         return text
+
+
+def _text(value: object) -> str:
+    """An exception's words: ldap3 wraps messages in tuples, sometimes twice."""
+    if isinstance(value, BaseException):
+        return _text(value.args) if value.args else ""
+    if isinstance(value, tuple | list):
+        return "; ".join(t for t in (_text(v) for v in value) if t)
+    text = str(value)
+    if text.startswith("(") and text.endswith(",)"):  # a tuple already made a string
+        return text[1:-2].strip("'\"")
+    return text
 
 
 def _reason(description: object, message: object) -> str:
