@@ -221,6 +221,23 @@ def _ad_user(rng: random.Random, i: int, seed: Seed) -> tuple[str, str, tuple[st
     return dn, _entry(dn, *pairs), groups
 
 
+def _ad_computer(rng: random.Random, number: int, seed: Seed) -> str:
+    """A computer: a `user` in AD's schema too, which the default filter must leave out."""
+    seed.ad_computers += 1
+    return _entry(
+        f"cn=PC{number:02},ou=Computers,{AD_SUFFIX}",
+        ("objectClass", "top"),
+        ("objectClass", "person"),
+        ("objectClass", "organizationalPerson"),
+        ("objectClass", "user"),
+        ("objectClass", "computer"),
+        ("cn", f"PC{number:02}"),
+        ("sn", f"PC{number:02}"),
+        ("objectGUID", rng.randbytes(16)),
+        ("userAccountControl", "4096"),
+    )
+
+
 def ad_ldif(users: int, rng: random.Random, seed: Seed, reader_password: str) -> str:
     """The AD-like tree: OUs, a reader, `users` users, computers, groups."""
     parts = [
@@ -260,22 +277,7 @@ def ad_ldif(users: int, rng: random.Random, seed: Seed, reader_password: str) ->
         parts.append(text)
         for group in groups:
             members[group].append(dn)
-    for c in range(5):
-        parts.append(
-            _entry(
-                f"cn=PC{c:02},ou=Computers,{AD_SUFFIX}",
-                ("objectClass", "top"),
-                ("objectClass", "person"),
-                ("objectClass", "organizationalPerson"),
-                ("objectClass", "user"),
-                ("objectClass", "computer"),
-                ("cn", f"PC{c:02}"),
-                ("sn", f"PC{c:02}"),
-                ("objectGUID", rng.randbytes(16)),
-                ("userAccountControl", "4096"),
-            )
-        )
-        seed.ad_computers += 1
+    parts += [_ad_computer(rng, c, seed) for c in range(5)]
     for group, dns in members.items():
         name = group[3:].split(",")[0]
         pairs = [("objectClass", "group"), ("cn", name), *(("member", dn) for dn in dns)]
