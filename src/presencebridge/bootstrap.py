@@ -31,6 +31,8 @@ from presencebridge.adapters.graph.directory import EntraDirectory, GraphTeamsLo
 from presencebridge.adapters.graph.notifications import NotificationKeys, ValidationTokenVerifier
 from presencebridge.adapters.graph.subscriptions import ServiceAccounts, SubscriptionManager
 from presencebridge.adapters.graph.webhook import NotifyContext
+from presencebridge.adapters.ldap.settings import LdapSettings
+from presencebridge.adapters.ldap.source import LdapDirectorySource
 from presencebridge.adapters.store import Store, create_engine, migrate
 from presencebridge.adapters.store.leases import LeaseFence, LeaseStore
 from presencebridge.config import DirectoryConfig, Settings
@@ -234,8 +236,7 @@ def _directory_source(settings: Settings, config: DirectoryConfig) -> DirectoryS
             _directory_graph(settings, config), config.source_name,
             config.extension_attribute, attributes, groups,
         )  # fmt: skip
-    # The LDAP / AD source (issue 12 part 4) plugs in here.
-    raise ValueError(f"directory {config.source_name}: kind 'ldap' is not built in this version")
+    return LdapDirectorySource(LdapSettings.from_mapping(config.ldap_table()))
 
 
 def connect_directories(settings: Settings, hub: Hub) -> dict[str, DirectorySync]:

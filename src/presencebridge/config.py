@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from presencebridge.adapters.ldap.settings import LdapSettings
 from presencebridge.core import addresses
 
 
@@ -72,8 +73,38 @@ class DirectoryConfig(BaseModel):
     )
     client_secret_file: Path | None = None  # a file holding the secret (never logged)
     client_secret_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$")
-    # LDAP / AD: the LDAP source's settings (issue 12 part 4), read by its adapter.
+    # LDAP / AD: the LDAP source's settings (docs/directory.md), checked by its adapter;
+    # the bind password comes from the environment or a file, never from this file.
     ldap: dict[str, Any] | None = None
+    bind_password_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    bind_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _ldap_table(self) -> DirectoryConfig:
+        if self.kind != "ldap":
+            return self
+        if not self.ldap:
+            raise ValueError(f"directory {self.source_name}: kind 'ldap' needs an [ldap] table")
+        if "bind_password" in self.ldap:
+            raise ValueError(
+                f"directory {self.source_name}: ldap.bind_password must not be in the "
+                "configuration file: use bind_password_env or bind_password_file"
+            )
+        if self.bind_password_env is None and self.bind_password_file is None:
+            raise ValueError(
+                f"directory {self.source_name}: name bind_password_env or bind_password_file"
+            )
+        # Every other LDAP setting is checked now, when the file is read, not at start.
+        LdapSettings.from_mapping({"name": self.source_name, **self.ldap, "bind_password": "-"})
+        return self
+
+    def ldap_table(self) -> dict[str, Any]:
+        """The LDAP source's settings with the bind password read in (at start)."""
+        password = self._secret("bind_password", self.bind_password_env, self.bind_password_file)
+        table = {"name": self.source_name, **(self.ldap or {})}
+        if password is not None:
+            table["bind_password"] = password.get_secret_value()
+        return table
 
     @property
     def source_name(self) -> str:
@@ -81,19 +112,20 @@ class DirectoryConfig(BaseModel):
 
     def client_secret(self) -> SecretStr | None:
         """The secret named here (environment variable or file), else None."""
-        if self.client_secret_env:
-            value = os.environ.get(self.client_secret_env)
+        return self._secret("client_secret", self.client_secret_env, self.client_secret_file)
+
+    def _secret(self, what: str, env: str | None, file: Path | None) -> SecretStr | None:
+        if env:
+            value = os.environ.get(env)
             if not value:
-                raise ValueError(f"directory {self.source_name}: client_secret_env "
-                                 f"{self.client_secret_env} is not set")  # fmt: skip
+                raise ValueError(f"directory {self.source_name}: {what}_env {env} is not set")
             return SecretStr(value)
-        if self.client_secret_file is not None:
+        if file is not None:
             try:
-                return SecretStr(self.client_secret_file.read_text().strip())
+                return SecretStr(file.read_text().strip())
             except OSError as error:
                 raise ValueError(
-                    f"directory {self.source_name}: client_secret_file cannot be read: "
-                    f"{error.strerror}"
+                    f"directory {self.source_name}: {what}_file cannot be read: {error.strerror}"
                 ) from None
         return None
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography import x509
@@ -584,7 +584,8 @@ class GraphApi:
             return refused(400, "BadRequest", "a $batch request with a body needs Content-Type")
         inner = GraphRequest(
             method=str(entry["method"]).upper(),
-            path="/" + path.lstrip("/"),
+            # As for any request: the path arrives percent-encoded (`u%40contoso.com`).
+            path="/" + unquote(path).lstrip("/"),
             body=body,
             headers=headers,
             principal=outer.principal,
