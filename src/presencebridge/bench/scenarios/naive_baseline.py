@@ -99,53 +99,86 @@ async def naive_phase(
 
 async def run_size(options: Options, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
     rate = options.rate or auto_rate(size)
-    folder = options.work / f"n{size}"
+    stack: Stack = await bring_up(options.work / f"n{size}", size, options.server("poll"))
+    with running(stack.emulator, stack.server):
+        phases, samples = await _ours_phases(options, stack, rate)
+        naive_phases, naive_samples = await _naive_phases(options, stack, rate)
+    phases |= naive_phases
+    samples |= naive_samples
+    _add_upkeep(phases, size)
+    ratios = {
+        "poll": _ratios(phases["naive-poll"], phases["ours-poll"]),
+        "subscriptions": _ratios(phases["naive-subscriptions"], phases["ours-notify"]),
+    }
+    return {"phases": phases, "ratios_naive_to_ours": ratios, "creation": stack.creation}, samples
+
+
+async def _ours_phases(
+    options: Options, stack: Stack, rate: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The hub polling, then the same server and users reading by notification.
+
+    The server is stopped at the end so that its reads do not count in the Graph
+    traffic of the naive phases, which share the emulator.
+    """
+    server = stack.server
     phases: dict[str, Any] = {}
     samples: dict[str, Any] = {}
-    stack: Stack = await bring_up(folder, size, options.server("poll"))
-    emulator, server, population = stack.emulator, stack.server, stack.population
-    with running(emulator, server):
-        await wait_for_rounds(server, options.warm_rounds, within=600)
-        interval = server.teams_sync()["poll"]["interval_seconds"]
-        phases["ours-poll"], samples["ours-poll"] = await measure_hub(
-            stack, rate, options.duration, settle=options.settle(interval)
-        )
-        # the same users, the same server, now reading by notification
-        server.options.read_mode = "notify"
-        await asyncio.to_thread(server.restart)
-        accounts = await sign_in_service_accounts(stack, -(-size // SHARD))
-        await wait_for_rounds(server, 1, within=600)
-        phases["ours-notify"], samples["ours-notify"] = await measure_hub(
-            stack, rate, options.duration, settle=options.settle(0.5)
-        )
-        phases["ours-notify"]["service_accounts"] = accounts
-        await asyncio.to_thread(server.stop)
+    await wait_for_rounds(server, options.warm_rounds, within=600)
+    interval = server.teams_sync()["poll"]["interval_seconds"]
+    phases["ours-poll"], samples["ours-poll"] = await measure_hub(
+        stack, rate, options.duration, settle=options.settle(interval)
+    )
+    # the same users, the same server, now reading by notification
+    server.options.read_mode = "notify"
+    await asyncio.to_thread(server.restart)
+    accounts = await sign_in_service_accounts(stack, -(-stack.population.size // SHARD))
+    await wait_for_rounds(server, 1, within=600)
+    phases["ours-notify"], samples["ours-notify"] = await measure_hub(
+        stack, rate, options.duration, settle=options.settle(0.5)
+    )
+    phases["ours-notify"]["service_accounts"] = accounts
+    await asyncio.to_thread(server.stop)
+    return phases, samples
 
-        # the naive poller needs at least two full rounds to show its latency
-        round_seconds = size / (READ_ALLOWANCE / 30)
-        naive_duration = max(options.duration + 1.1 * round_seconds, 2.2 * round_seconds)
-        poller = NaivePoller(emulator, population.teams_ids(), READ_ALLOWANCE)
-        phases["naive-poll"], samples["naive-poll"] = await naive_phase(
-            emulator, population, rate, naive_duration, poller, 0.0
+
+async def _naive_phases(
+    options: Options, stack: Stack, rate: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A naive poller, then a subscription per user, against the hub's emulator and users."""
+    emulator, population = stack.emulator, stack.population
+    phases: dict[str, Any] = {}
+    samples: dict[str, Any] = {}
+    # the naive poller needs at least two full rounds to show its latency
+    round_seconds = population.size / (READ_ALLOWANCE / 30)
+    naive_duration = max(options.duration + 1.1 * round_seconds, 2.2 * round_seconds)
+    poller = NaivePoller(emulator, population.teams_ids(), READ_ALLOWANCE)
+    phases["naive-poll"], samples["naive-poll"] = await naive_phase(
+        emulator, population, rate, naive_duration, poller, 0.0
+    )
+    phases["naive-poll"] |= {
+        "round_seconds": round(round_seconds, 2),
+        "requests_per_30s_allowed": READ_ALLOWANCE,
+        "throttled": poller.throttled,
+        "errors": poller.errors,
+    }
+
+    subscriber = NaiveSubscriber(emulator, population.teams_ids())
+    setup = await subscriber.start()
+    try:
+        phases["naive-subscriptions"], samples["naive-subscriptions"] = await naive_phase(
+            emulator, population, rate, options.duration, subscriber, options.settle(0.5)
         )
-        phases["naive-poll"] |= {
-            "round_seconds": round(round_seconds, 2),
-            "requests_per_30s_allowed": READ_ALLOWANCE,
-            "throttled": poller.throttled,
-            "errors": poller.errors,
-        }
+    finally:
+        await subscriber.stop()
+    phases["naive-subscriptions"]["setup"] = setup
+    phases["naive-subscriptions"]["counts"] = dict(subscriber.counts)
+    return phases, samples
 
-        subscriber = NaiveSubscriber(emulator, population.teams_ids())
-        setup = await subscriber.start()
-        try:
-            phases["naive-subscriptions"], samples["naive-subscriptions"] = await naive_phase(
-                emulator, population, rate, options.duration, subscriber, options.settle(0.5)
-            )
-        finally:
-            await subscriber.stop()
-        phases["naive-subscriptions"]["setup"] = setup
-        phases["naive-subscriptions"]["counts"] = dict(subscriber.counts)
 
+def _add_upkeep(phases: dict[str, Any], size: int) -> None:
+    """Add the subscriptions' renewals (and the notify mode's slow poll), which a short
+    phase does not see, so that the totals compare what each way costs in a real hour."""
     subscriptions = -(-size // SHARD)
     upkeep = {
         "ours-poll": 0.0,
@@ -159,11 +192,6 @@ async def run_size(options: Options, size: int) -> tuple[dict[str, Any], dict[st
         phase["total_requests_per_user_hour"] = round(
             phase["graph_requests_per_user_hour"] + upkeep[name], 3
         )
-    ratios = {
-        "poll": _ratios(phases["naive-poll"], phases["ours-poll"]),
-        "subscriptions": _ratios(phases["naive-subscriptions"], phases["ours-notify"]),
-    }
-    return {"phases": phases, "ratios_naive_to_ours": ratios, "creation": stack.creation}, samples
 
 
 def _ratios(naive: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:

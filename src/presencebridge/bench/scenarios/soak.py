@@ -357,48 +357,73 @@ class Probe:
         self, window: Window, teams: TeamsDriver, stream: StreamListener
     ) -> dict[str, Any]:
         now = await asyncio.to_thread(self.read)
-        before = self.previous or now
-        seconds = max(1e-9, now["monotonic"] - before["monotonic"])
-        cpu = {
-            name: round((now["cpu"][name] - before["cpu"][name]) / seconds, 3) for name in self.pids
-        }
-        delta = {
-            key: int(value - before["counters"].get(key, 0.0))
-            for key, value in now["counters"].items()
-        }
-        budget = now["sync"].get("budget", {})
-        emulator_budget = now["emulator"]["budget"]
-        teams_errors = teams.errors - before.get("teams_errors", 0)
-        teams_sent = len(teams.changes) - before.get("teams_changes", 0)
+        change = Change(self.previous or now, now)
+        first = not self.previous
+        teams_errors = teams.errors - change.before.get("teams_errors", 0)
+        teams_sent = len(teams.changes) - change.before.get("teams_changes", 0)
         now["teams_errors"], now["teams_changes"] = teams.errors, len(teams.changes)
         messages = len(stream.observations)
         stream.observations.clear()  # counted per window; a long run keeps none of them
         late = sorted(window.late)
         sample = {
             "t": round(now["monotonic"] - self.started, 3),
-            "window_seconds": round(seconds, 3) if self.previous else 0.0,
+            "window_seconds": 0.0 if first else round(change.seconds, 3),
             "rss_bytes": now["vm"]["VmRSS"],
             "hwm_bytes": now["vm"]["VmHWM"],
             "rss_anon_bytes": now["vm"].get("RssAnon"),
             "emulator_rss_bytes": now["emulator_rss_bytes"],
             "load_generator_rss_bytes": now["load_generator_rss_bytes"],
-            "cpu_cores_busy": cpu,
-            "events": {
-                "sent": window.sent,
-                "ok": window.ok,
-                "errors": window.errors,
-                "non_2xx": dict(window.statuses),
-                "connection_errors": window.connection_errors,
-                "timeouts": window.timeouts,
-                "per_second": round(window.ok / seconds, 1) if self.previous else 0.0,
-            },
+            "cpu_cores_busy": change.cpu(self.pids),
+            "events": window_events(window, 0.0 if first else change.seconds),
             "latency_seconds": summary(window.latencies),
             "generator_late_seconds_max": round(late[-1], 4) if late else None,
-            "server_event_seconds": histogram_delta(before["event_seconds"], now["event_seconds"]),
-            "server": delta,
+            "server_event_seconds": histogram_delta(
+                change.before["event_seconds"], now["event_seconds"]
+            ),
+            "server": change.counters(),
             "server_log": now["log"],
             "teams_changes": {"sent": teams_sent, "errors": teams_errors},
             "stream": {"messages": messages, "closed": stream.closed},
+            **change.graph(),
+        }
+        self.previous = now
+        return sample
+
+
+@dataclass(frozen=True)
+class Change:
+    """Two cumulative readings (`Probe.read`), a window apart: most of a sample is what
+    changed between them. The first sample has no earlier reading and compares with
+    itself."""
+
+    before: dict[str, Any]
+    now: dict[str, Any]
+
+    @property
+    def seconds(self) -> float:
+        seconds: float = self.now["monotonic"] - self.before["monotonic"]
+        return max(1e-9, seconds)
+
+    def cpu(self, pids: dict[str, int]) -> dict[str, float]:
+        """Cores busy per process over the window."""
+        before, now = self.before["cpu"], self.now["cpu"]
+        return {name: round((now[name] - before[name]) / self.seconds, 3) for name in pids}
+
+    def counters(self) -> dict[str, int]:
+        """The server's counters in this window (the server reports them since its start)."""
+        before = self.before["counters"]
+        return {
+            key: int(value - before.get(key, 0.0)) for key, value in self.now["counters"].items()
+        }
+
+    def graph(self) -> dict[str, Any]:
+        """Graph's budget as the hub and the emulator each count it, and the poller's
+        rounds: whether the hub keeps within the budget while the load wants more."""
+        before, now = self.before, self.now
+        budget = now["sync"].get("budget", {})
+        poll, poll_before = now["sync"].get("poll", {}), before["sync"].get("poll", {})
+        emulator_budget = now["emulator"]["budget"]
+        return {
             "hub_budget": {
                 "used": budget.get("used"),
                 "limit": budget.get("limit"),
@@ -406,9 +431,8 @@ class Probe:
                 - before["sync"].get("budget", {}).get("spent_total", 0),
             },
             "poll": {
-                "rounds": now["sync"].get("poll", {}).get("rounds", 0)
-                - before["sync"].get("poll", {}).get("rounds", 0),
-                "last_round_seconds": now["sync"].get("poll", {}).get("last_round_seconds"),
+                "rounds": poll.get("rounds", 0) - poll_before.get("rounds", 0),
+                "last_round_seconds": poll.get("last_round_seconds"),
             },
             "emulator": {
                 "budget_used": emulator_budget["used_now"],
@@ -417,8 +441,20 @@ class Probe:
                 "throttled_total": now["emulator"]["throttled"],
             },
         }
-        self.previous = now
-        return sample
+
+
+def window_events(window: Window, seconds: float) -> dict[str, Any]:
+    """How the window's events ended; `seconds` is 0 for the first sample, which has no
+    window before it and so no rate."""
+    return {
+        "sent": window.sent,
+        "ok": window.ok,
+        "errors": window.errors,
+        "non_2xx": dict(window.statuses),
+        "connection_errors": window.connection_errors,
+        "timeouts": window.timeouts,
+        "per_second": round(window.ok / seconds, 1) if seconds else 0.0,
+    }
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -496,58 +532,13 @@ async def soak(options: Options, size: int, interval: float) -> dict[str, Any]:
     server = ServerProcess(folder / "server", emulator, options.server("poll"))
     population = Population(size, new_run_id())
     with running(emulator, server):
-        creation: dict[str, Any] = {}
-        creation["emulator"] = await create_emulator_users(emulator, population.teams_ids())
-        data = server.folder / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{data}/presencebridge.db"
-        creation["hub_seeded"] = await asyncio.to_thread(
-            seed_store, url, population, size, "telephony_and_presence"
-        )
-        creation["server_start_seconds"] = round(await asyncio.to_thread(server.start), 3)
-        creation["first_full_round_seconds"] = round(await first_round_after_start(server), 3)
-
-        stream = StreamListener(server)
-        await stream.start()
-        key_of = {population.teams_id(i): population.hub_id(i) for i in range(size)}
-        teams = TeamsDriver(emulator, population.teams_ids(), key_of, TEAMS_RATE)
-        pool = server_pool(server, 64)
-        load = PbxLoad(
-            pool, population.hub_ids(), rate, QUICK_TIMEOUT if options.quick else REQUEST_TIMEOUT
-        )
-        probe = Probe(emulator, server)
-        samples: list[dict[str, Any]] = []
-        tasks: list[asyncio.Task[None]] = []
-        aborted = None
+        creation = await seed_and_start(emulator, server, population)
+        timeout = QUICK_TIMEOUT if options.quick else REQUEST_TIMEOUT
+        rig = await Rig.start(emulator, server, population, rate, timeout)
         try:
-            probe.started = started = time.monotonic()
-            samples.append(await probe.sample(load.take_window(), teams, stream))
-            tasks += [
-                asyncio.create_task(load.run(duration)),
-                asyncio.create_task(teams.run(duration)),
-            ]
-            k = 1
-            while started + k * interval < started + duration - interval / 4:
-                await asyncio.sleep(max(0.0, started + k * interval - time.monotonic()))
-                samples.append(await probe.sample(load.take_window(), teams, stream))
-                _progress(samples[-1], duration)
-                k += 1
-            await asyncio.gather(*tasks)
-            samples.append(await probe.sample(load.take_window(), teams, stream))
-            _progress(samples[-1], duration)
-        except Exception as error:  # a dead or hung server is a finding: keep the samples
-            aborted = _aborted(error, server)
-            print(f"  soak aborted: {aborted}", file=sys.stderr, flush=True)
-            if len(samples) < 2:
-                raise
+            samples, aborted = await drive(rig, duration, interval)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await stream.stop()
-            pool.close()
-            teams.pool.close()
-        warmup = warmup_seconds(duration)
+            await rig.close()
         return {
             "aborted": aborted,
             "users": size,
@@ -557,15 +548,109 @@ async def soak(options: Options, size: int, interval: float) -> dict[str, Any]:
             "creation": creation,
             "events_sent": sum(s["events"]["sent"] for s in samples),
             "events_ok": sum(s["events"]["ok"] for s in samples),
-            "teams_changes_sent": len(teams.changes),
-            "stream_closed": stream.closed,
+            "teams_changes_sent": len(rig.teams.changes),
+            "stream_closed": rig.stream.closed,
             "server_totals": {
                 key: sum(s["server"].get(key, 0) for s in samples) for key in samples[-1]["server"]
             },
-            "server_log_messages": dict(probe.log.messages.most_common(20)),
-            "verdict": verdict(samples, warmup),
+            "server_log_messages": dict(rig.probe.log.messages.most_common(20)),
+            "verdict": verdict(samples, warmup_seconds(duration)),
             "samples": samples,
         }
+
+
+async def seed_and_start(
+    emulator: EmulatorProcess, server: ServerProcess, population: Population
+) -> dict[str, Any]:
+    """The users go straight into the store before the server starts (10,000 through the
+    API would take long), and the soak waits for the first full poll round, so that the
+    load meets a server that has read everyone."""
+    creation: dict[str, Any] = {}
+    creation["emulator"] = await create_emulator_users(emulator, population.teams_ids())
+    data = server.folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{data}/presencebridge.db"
+    creation["hub_seeded"] = await asyncio.to_thread(
+        seed_store, url, population, population.size, "telephony_and_presence"
+    )
+    creation["server_start_seconds"] = round(await asyncio.to_thread(server.start), 3)
+    creation["first_full_round_seconds"] = round(await first_round_after_start(server), 3)
+    return creation
+
+
+@dataclass(frozen=True)
+class Rig:
+    """What runs beside the server during a soak, kept together so that it is closed
+    together however the run ends: the PBX load, the Teams changes, a console's
+    stream, and the probe that samples them."""
+
+    load: PbxLoad
+    pool: Pool
+    teams: TeamsDriver
+    stream: StreamListener
+    probe: Probe
+
+    @classmethod
+    async def start(
+        cls,
+        emulator: EmulatorProcess,
+        server: ServerProcess,
+        population: Population,
+        rate: float,
+        request_timeout: float,
+    ) -> Rig:
+        stream = StreamListener(server)
+        await stream.start()
+        key_of = {population.teams_id(i): population.hub_id(i) for i in range(population.size)}
+        teams = TeamsDriver(emulator, population.teams_ids(), key_of, TEAMS_RATE)
+        pool = server_pool(server, 64)
+        load = PbxLoad(pool, population.hub_ids(), rate, request_timeout)
+        return cls(load, pool, teams, stream, Probe(emulator, server))
+
+    async def close(self) -> None:
+        await self.stream.stop()
+        self.pool.close()
+        self.teams.pool.close()
+
+    async def sample(self) -> dict[str, Any]:
+        return await self.probe.sample(self.load.take_window(), self.teams, self.stream)
+
+
+async def drive(
+    rig: Rig, duration: float, interval: float
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The load for `duration` s, a sample every `interval` s; the samples and why the run
+    stopped early, if it did. A dead or hung server is a finding, so its samples are
+    kept (unless there are too few to say anything)."""
+    samples: list[dict[str, Any]] = []
+    tasks: list[asyncio.Task[None]] = []
+    aborted = None
+    try:
+        rig.probe.started = started = time.monotonic()
+        samples.append(await rig.sample())
+        tasks += [
+            asyncio.create_task(rig.load.run(duration)),
+            asyncio.create_task(rig.teams.run(duration)),
+        ]
+        k = 1
+        while started + k * interval < started + duration - interval / 4:
+            await asyncio.sleep(max(0.0, started + k * interval - time.monotonic()))
+            samples.append(await rig.sample())
+            _progress(samples[-1], duration)
+            k += 1
+        await asyncio.gather(*tasks)
+        samples.append(await rig.sample())
+        _progress(samples[-1], duration)
+    except Exception as error:
+        aborted = _aborted(error, rig.probe.server)
+        print(f"  soak aborted: {aborted}", file=sys.stderr, flush=True)
+        if len(samples) < 2:
+            raise
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return samples, aborted
 
 
 def _aborted(error: Exception, server: ServerProcess) -> str:
@@ -609,56 +694,81 @@ async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
         "database": "sqlite",
         "users_via": "store (bulk insert before start); emulator users via POST /_emulator/users",
     }
-    samples = figures["samples"]
 
     def plot(figure: Any) -> None:
-        (rss, errors), (latency, graph) = figure.subplots(2, 2)
-        minutes = [s["t"] / 60 for s in samples]
-        windows = samples[1:]
-        at = [s["t"] / 60 for s in windows]
-        width = max(0.01, (at[1] - at[0]) * 0.8 if len(at) > 1 else 0.1)
-        v = figures["verdict"]
-        base = v["rss_after_warmup_bytes"] / 2**20
-        rss.plot(minutes, [s["rss_bytes"] / 2**20 for s in samples], marker=".", label="server")
-        rss.axvspan(0, v["warmup_seconds"] / 60, color="grey", alpha=0.15, label="warm-up")
-        rss.axhline(base * (1 + RSS_TARGET_PERCENT / 100), color="red", linestyle=":", label="+5 %")
-        rss.set_title(f"server RSS: {v['rss_growth_percent']:+.1f} % after warm-up")
-        rss.set_xlabel("minutes")
-        rss.set_ylabel("MiB")
-        rss.grid(True, alpha=0.3)
-        rss.legend(fontsize=7)
-        sent_errors = [s["events"]["errors"] for s in windows]
-        server_failures = [failures(s) for s in windows]
-        errors.bar(at, sent_errors, width=width, label="event errors (non-2xx, conn., timeout)")
-        errors.plot(at, server_failures, color="red", marker=".", label="server failures")
-        errors.set_title(f"errors per window ({v['errors_total']} in all)")
-        errors.set_xlabel("minutes")
-        errors.set_ylim(bottom=0, top=max(1, *sent_errors, *server_failures) * 1.2)
-        errors.grid(True, alpha=0.3)
-        errors.legend(fontsize=7)
-        for q, style in (("p50", "-"), ("p99", "--")):
-            values = [(s["latency_seconds"][q] or float("nan")) * 1000 for s in windows]
-            latency.plot(at, values, style, marker=".", label=f"API answer {q}")
-        latency.set_yscale("log")
-        latency.yaxis.set_major_formatter(lambda y, _: f"{y:g}")
-        latency.yaxis.set_minor_formatter(lambda y, _: "")
-        latency.set_title("event latency per window")
-        latency.set_xlabel("minutes")
-        latency.set_ylabel("ms (log)")
-        latency.grid(True, alpha=0.3)
-        latency.legend(fontsize=7)
-        graph.plot(at, [s["hub_budget"]["used"] for s in windows], marker=".", label="hub: used")
-        graph.plot(
-            at, [s["emulator"]["budget_used"] for s in windows], marker=".", label="emulator: used"
-        )
-        graph.plot(at, [s["emulator"]["throttled"] for s in windows], label="throttled (429)")
-        graph.axhline(1500, color="grey", linestyle="--", label="Graph limit")
-        graph.set_title("Graph budget in the last 30 s")
-        graph.set_xlabel("minutes")
-        graph.grid(True, alpha=0.3)
-        graph.legend(fontsize=7)
+        plot_soak(figure, figures)
 
     return parameters, figures, plot
+
+
+def plot_soak(figure: Any, figures: dict[str, Any]) -> None:
+    """Four panels over the run's minutes, one per question: does RSS creep, do errors
+    grow, does latency drift, does the hub keep to Graph's budget?"""
+    (rss, errors), (latency, graph) = figure.subplots(2, 2)
+    samples = figures["samples"]
+    windows = samples[1:]
+    at = [s["t"] / 60 for s in windows]
+    _plot_rss(rss, samples, figures["verdict"])
+    _plot_errors(errors, windows, at, figures["verdict"])
+    _plot_latency(latency, windows, at)
+    _plot_graph(graph, windows, at)
+
+
+def _plot_rss(ax: Any, samples: list[dict[str, Any]], v: dict[str, Any]) -> None:
+    """The warm-up is shaded and the target drawn from its end: growth before it is expected."""
+    minutes = [s["t"] / 60 for s in samples]
+    base = v["rss_after_warmup_bytes"] / 2**20
+    ax.plot(minutes, [s["rss_bytes"] / 2**20 for s in samples], marker=".", label="server")
+    ax.axvspan(0, v["warmup_seconds"] / 60, color="grey", alpha=0.15, label="warm-up")
+    ax.axhline(base * (1 + RSS_TARGET_PERCENT / 100), color="red", linestyle=":", label="+5 %")
+    ax.set_title(f"server RSS: {v['rss_growth_percent']:+.1f} % after warm-up")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("MiB")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _plot_errors(
+    ax: Any, windows: list[dict[str, Any]], at: list[float], v: dict[str, Any]
+) -> None:
+    """What the load saw beside what the server counted: either can fail without the other."""
+    width = max(0.01, (at[1] - at[0]) * 0.8 if len(at) > 1 else 0.1)
+    sent_errors = [s["events"]["errors"] for s in windows]
+    server_failures = [failures(s) for s in windows]
+    ax.bar(at, sent_errors, width=width, label="event errors (non-2xx, conn., timeout)")
+    ax.plot(at, server_failures, color="red", marker=".", label="server failures")
+    ax.set_title(f"errors per window ({v['errors_total']} in all)")
+    ax.set_xlabel("minutes")
+    ax.set_ylim(bottom=0, top=max(1, *sent_errors, *server_failures) * 1.2)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _plot_latency(ax: Any, windows: list[dict[str, Any]], at: list[float]) -> None:
+    """p50 and p99 per window on a log scale: a queue that grows shows as a rising p99."""
+    for q, style in (("p50", "-"), ("p99", "--")):
+        values = [(s["latency_seconds"][q] or float("nan")) * 1000 for s in windows]
+        ax.plot(at, values, style, marker=".", label=f"API answer {q}")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(lambda y, _: f"{y:g}")
+    ax.yaxis.set_minor_formatter(lambda y, _: "")
+    ax.set_title("event latency per window")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("ms (log)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _plot_graph(ax: Any, windows: list[dict[str, Any]], at: list[float]) -> None:
+    """The hub's own count beside the emulator's: they should agree, and stay under the limit."""
+    ax.plot(at, [s["hub_budget"]["used"] for s in windows], marker=".", label="hub: used")
+    ax.plot(at, [s["emulator"]["budget_used"] for s in windows], marker=".", label="emulator: used")
+    ax.plot(at, [s["emulator"]["throttled"] for s in windows], label="throttled (429)")
+    ax.axhline(1500, color="grey", linestyle="--", label="Graph limit")
+    ax.set_title("Graph budget in the last 30 s")
+    ax.set_xlabel("minutes")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def _interval(options: Options) -> float:

@@ -26,11 +26,18 @@ import bisect
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from presencebridge.bench.procs import CpuMeter, EmulatorProcess, running
 from presencebridge.bench.report import summary
-from presencebridge.bench.scenarios.common import LogEntry, Options, bring_up, graph_traffic
+from presencebridge.bench.scenarios.common import (
+    LogEntry,
+    Options,
+    Stack,
+    bring_up,
+    graph_traffic,
+)
 from presencebridge.bench.workload import PbxDriver, PbxEvent, create_group, create_hub_users
 
 NAME = "uc-to-teams"
@@ -143,48 +150,74 @@ async def phase(
     return figures, {"at": [a - started for a in at], "latency": latencies, "name": name}
 
 
+@dataclass(frozen=True)
+class Users:
+    """Who the PBX events go to: only the synced users have a Teams id to write to."""
+
+    teams_of: dict[str, str]  # hub id -> Teams id, synced users only
+    synced: list[tuple[str, bool]]
+    mixed: list[tuple[str, bool]]  # one synced user, then UNSYNCED_PER_SYNCED without sync
+
+
+async def add_unsynced(stack: Stack) -> Users:
+    """Give every synced user UNSYNCED_PER_SYNCED PBX extensions without Teams sync, so
+    that the hub-share phase is not bound by Graph's budget."""
+    server, population = stack.server, stack.population
+    size = population.size
+    create_group(server, "off", "bench-off")
+    extra = range(size, size * (1 + UNSYNCED_PER_SYNCED))
+    stack.creation["hub_unsynced"] = await create_hub_users(
+        server, population, extra, group="bench-off", teams=False
+    )
+    teams_of = {population.hub_id(i): population.teams_id(i) for i in range(size)}
+    synced = [(population.hub_id(i), True) for i in range(size)]
+    unsynced = [(population.hub_id(i), False) for i in extra]
+    # Interleaved, so that one event in five goes to a synced user.
+    mixed = []
+    for i, user in enumerate(synced):
+        mixed.append(user)
+        mixed += unsynced[i * UNSYNCED_PER_SYNCED : (i + 1) * UNSYNCED_PER_SYNCED]
+    return Users(teams_of, synced, mixed)
+
+
+async def run_size(
+    options: Options, size: int, rate: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The three phases against one server; the samples are keyed for the plot's legend."""
+    stack = await bring_up(options.work / f"n{size}", size, options.server("poll"))
+    emulator, server = stack.emulator, stack.server
+    samples: dict[str, Any] = {}
+    with running(emulator, server):
+        users = await add_unsynced(stack)
+        figures: dict[str, Any] = {"creation": stack.creation, "phases": {}}
+        # Graph's budget is a 30 s window: over-budget must run longer to meet it
+        long = options.duration if options.quick else max(options.duration, OVER_SECONDS)
+        plan = [
+            ("hub-share", users.mixed, rate, options.duration),
+            ("near-budget", users.synced, rate / 4, options.duration),
+            ("over-budget", users.synced, rate, long),
+        ]
+        for name, targets, phase_rate, seconds in plan:
+            driver = PbxDriver(server, targets, phase_rate)
+            try:
+                result, sample = await phase(
+                    name, emulator, driver, seconds, users.teams_of, server.pid, options.pause
+                )
+            finally:
+                driver.close()
+            figures["phases"][name] = result
+            samples[f"{size:,} users, {name} ({phase_rate:g}/s)"] = sample
+        figures["server_rss_bytes"] = server.rss()
+    return figures, samples
+
+
 async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
     rate = options.rate or (20.0 if options.quick else DEFAULT_RATE)
     sizes: dict[str, Any] = {}
     samples: dict[str, Any] = {}
     for size in options.users:
-        folder = options.work / f"n{size}"
-        stack = await bring_up(folder, size, options.server("poll"))
-        emulator, server, population = stack.emulator, stack.server, stack.population
-        with running(emulator, server):
-            create_group(server, "off", "bench-off")
-            extra = range(size, size * (1 + UNSYNCED_PER_SYNCED))
-            stack.creation["hub_unsynced"] = await create_hub_users(
-                server, population, extra, group="bench-off", teams=False
-            )
-            teams_of = {population.hub_id(i): population.teams_id(i) for i in range(size)}
-            synced = [(population.hub_id(i), True) for i in range(size)]
-            unsynced = [(population.hub_id(i), False) for i in extra]
-            # Interleaved, so that one event in five goes to a synced user.
-            mixed = []
-            for i, user in enumerate(synced):
-                mixed.append(user)
-                mixed += unsynced[i * UNSYNCED_PER_SYNCED : (i + 1) * UNSYNCED_PER_SYNCED]
-            figures: dict[str, Any] = {"creation": stack.creation, "phases": {}}
-            # Graph's budget is a 30 s window: over-budget must run longer to meet it
-            long = options.duration if options.quick else max(options.duration, OVER_SECONDS)
-            plan = [
-                ("hub-share", mixed, rate, options.duration),
-                ("near-budget", synced, rate / 4, options.duration),
-                ("over-budget", synced, rate, long),
-            ]
-            for name, users, phase_rate, seconds in plan:
-                driver = PbxDriver(server, users, phase_rate)
-                try:
-                    result, sample = await phase(
-                        name, emulator, driver, seconds, teams_of, server.pid, options.pause
-                    )
-                finally:
-                    driver.close()
-                figures["phases"][name] = result
-                samples[f"{size:,} users, {name} ({phase_rate:g}/s)"] = sample
-            figures["server_rss_bytes"] = server.rss()
-        sizes[str(size)] = figures
+        sizes[str(size)], size_samples = await run_size(options, size, rate)
+        samples |= size_samples
     parameters = {
         "users_synced": options.users,
         "users_unsynced_per_synced": UNSYNCED_PER_SYNCED,
@@ -200,24 +233,29 @@ async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
     }
 
     def plot(figure: Any) -> None:
-        left, right = figure.subplots(1, 2)
-        for label, s in samples.items():
-            values = sorted(s["latency"])
-            if values:
-                fractions = [(i + 1) / len(values) for i in range(len(values))]
-                left.plot(values, fractions, label=label)
-            right.scatter(s["at"], s["latency"], s=3, label=label)
-        left.set_xscale("log")
-        left.set_xlabel("PBX event POST -> Graph write answered (s, log)")
-        left.set_ylabel("fraction of effective changes")
-        left.set_title("UC -> Teams, the hub's share (CDF)")
-        left.grid(True, alpha=0.3)
-        left.legend(fontsize=7)
-        right.set_yscale("log")
-        right.set_xlabel("time into the phase (s)")
-        right.set_ylabel("latency (s, log)")
-        right.set_title("each effective change")
-        right.grid(True, alpha=0.3)
-        right.legend(fontsize=7)
+        plot_latencies(figure, samples)
 
     return parameters, {"sizes": sizes}, plot
+
+
+def plot_latencies(figure: Any, samples: dict[str, Any]) -> None:
+    """The CDF shows the spread; the scatter shows whether latency grows during a phase."""
+    left, right = figure.subplots(1, 2)
+    for label, s in samples.items():
+        values = sorted(s["latency"])
+        if values:
+            fractions = [(i + 1) / len(values) for i in range(len(values))]
+            left.plot(values, fractions, label=label)
+        right.scatter(s["at"], s["latency"], s=3, label=label)
+    left.set_xscale("log")
+    left.set_xlabel("PBX event POST -> Graph write answered (s, log)")
+    left.set_ylabel("fraction of effective changes")
+    left.set_title("UC -> Teams, the hub's share (CDF)")
+    left.grid(True, alpha=0.3)
+    left.legend(fontsize=7)
+    right.set_yscale("log")
+    right.set_xlabel("time into the phase (s)")
+    right.set_ylabel("latency (s, log)")
+    right.set_title("each effective change")
+    right.grid(True, alpha=0.3)
+    right.legend(fontsize=7)
