@@ -76,6 +76,28 @@ def test_delta_pages_then_returns_only_changes_and_removals(control: httpx.Clien
     assert latest["value"] == [] and "@odata.deltaLink" in latest
 
 
+def test_an_updated_user_comes_with_its_changed_properties_a_new_one_whole(
+    control: httpx.Client,
+) -> None:
+    """delta-query-overview: updated instances "with at least the properties that have
+    been updated"; newly created ones in their standard representation."""
+    add(control, 2)
+    token = app_token(control)
+    select = "id,displayName,mail,accountEnabled"
+    page = get(control, token, f"/users/delta?$select={select}")
+    while "@odata.nextLink" in page:
+        page = get(control, token, page["@odata.nextLink"])
+    delta = page["@odata.deltaLink"]
+    control.patch("/_emulator/directory/users/u0000", json={"mail": "new@contoso.com"})
+    control.patch("/_emulator/directory/users/u0001", json={"groups": []})  # not a property
+    new = {"id": "u0009", "displayName": "New", "userPrincipalName": "n@contoso.com"}
+    control.post("/_emulator/directory/users", json=new)
+    changes = {item["id"]: item for item in get(control, token, delta)["value"]}
+    assert changes["u0000"] == {"id": "u0000", "mail": "new@contoso.com"}
+    assert set(changes["u0009"]) == {"id", "displayName", "mail", "accountEnabled"}
+    assert "u0001" not in changes
+
+
 def test_get_by_upn_group_members_and_batch(control: httpx.Client) -> None:
     add(control, 3)
     control.post("/_emulator/directory/groups", json={"id": "g1", "displayName": "Sales"})

@@ -10,7 +10,12 @@ What it follows from Microsoft's documentation (Learn pages, checked for issue 1
   (`@odata.nextLink`) through every user and ends with an `@odata.deltaLink`; a call with
   that link returns only users changed since, a removed user as
   `{"id", "@removed": {"reason": "changed" | "deleted"}}` ("changed": soft-deleted,
-  restorable; "deleted": gone for good), and a new deltaLink.
+  restorable; "deleted": gone for good), and a new deltaLink. An updated user comes as
+  its id "with at least the properties that have been updated" [delta-query-overview]:
+  here exactly those (of the selected ones), so a client must not take a delta item for
+  the whole user; a user created since comes whole. A change of group membership alone
+  is not a change of the user (the users' delta lists it only with `memberOf` selected,
+  which this emulator does not offer).
 * `GET /users/{id | userPrincipalName}` [user-get].
 * `GET /groups/{id}/members` [group-list-members]: application permission
   `GroupMember.Read.All`; default page 100, at most 999.
@@ -26,6 +31,7 @@ from __future__ import annotations
 import base64
 import bisect
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +73,9 @@ class DirectoryUser:
     jobTitle: str | None = None
     extension_attributes: dict[str, str] = field(default_factory=dict)
     changed: int = 0  # the directory's change number when last changed
+    created: int = 0  # ... when it was added
+    # Per Graph property: the change number when it last changed (for partial deltas).
+    property_changes: dict[str, int] = field(default_factory=dict)
 
     def value(self, name: str) -> Any:
         if name == "onPremisesExtensionAttributes":
@@ -77,6 +86,14 @@ class DirectoryUser:
 
     def project(self, select: tuple[str, ...]) -> dict[str, Any]:
         return {name: self.value(name) for name in select}
+
+    def project_changes(self, select: tuple[str, ...], since: int) -> dict[str, Any]:
+        """A delta item: the whole user if created after `since`, else its id and the
+        selected properties changed after `since`."""
+        if self.created > since:
+            return self.project(select)
+        changed = [n for n in select if self.property_changes.get(n, 0) > since]
+        return {"id": self.id, **{name: self.value(name) for name in changed}}
 
 
 @dataclass
@@ -110,16 +127,32 @@ class Directory:
 
     def put_user(self, user: DirectoryUser) -> bool:
         """Add or replace a user; True when it is new."""
-        created = user.id not in self.users
+        old = self.users.get(user.id)
+        created = old is None
         if created:
             self._sorted = None
         user.changed = self._next()
+        if old is None:
+            user.created = user.changed
+        else:
+            user.created = old.created
+            user.property_changes = dict(old.property_changes)
+            for name in SELECTABLE:
+                if old.value(name) != user.value(name):
+                    user.property_changes[name] = user.changed
         self.users[user.id] = user
         self.removals.pop(user.id, None)
         return created
 
-    def touch(self, user_id: str) -> None:
-        self.users[user_id].changed = self._next()
+    def touch(self, user_id: str, properties: Iterable[str]) -> None:
+        """The user's `properties` (Graph names) changed; none: nothing to list."""
+        names = list(properties)
+        if not names:
+            return
+        user = self.users[user_id]
+        user.changed = self._next()
+        for name in names:
+            user.property_changes[name] = user.changed
 
     def remove_user(self, user_id: str, permanent: bool) -> None:
         self.users.pop(user_id)

@@ -164,7 +164,7 @@ class DirectoryApi:
             raise self._bad(DirectoryError(str(error))) from None
         body: dict[str, Any] = {
             "@odata.context": f"{SERVICE_ROOT}/$metadata#users({state['s']})",
-            "value": [_delta_item(e, select) for e in entries],
+            "value": [_delta_item(e, select, since) for e in entries],
         }
         if after is not None:
             token = encode_token({**state, "a": after})
@@ -229,7 +229,9 @@ class DirectoryApi:
         return self._ok(body)
 
 
-def _delta_item(entry: DirectoryUser | Removal, select: tuple[str, ...]) -> dict[str, Any]:
+def _delta_item(
+    entry: DirectoryUser | Removal, select: tuple[str, ...], since: int | None
+) -> dict[str, Any]:
     if isinstance(entry, Removal):
         return {"id": entry.id, "@removed": {"reason": entry.reason}}
-    return entry.project(select)
+    return entry.project(select) if since is None else entry.project_changes(select, since)

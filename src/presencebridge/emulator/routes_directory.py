@@ -125,7 +125,10 @@ async def patch_directory_user(user_id: str, body: DirectoryPatch, state: State)
         user.extension_attributes = dict(body.extensionAttributes)
     if body.groups is not None:
         _set_groups(state, user_id, body.groups)
-    state.directory.touch(user_id)
+    properties = [n for n in changes if n != "id"]
+    if body.extensionAttributes is not None:
+        properties.append("onPremisesExtensionAttributes")
+    state.directory.touch(user_id, properties)
     return {"id": user_id, "changed": sorted(body.model_fields_set)}
 
 

@@ -157,7 +157,7 @@ class EntraDirectory:
         return DirectoryRead(tuple(people), True, (), cursor)
 
     async def _delta(self, cursor: str) -> DirectoryRead:
-        people: list[DirectoryPerson] = []
+        items: list[dict[str, Any]] = []
         removed: list[str] = []
         link = cursor
         while True:
@@ -166,13 +166,40 @@ class EntraDirectory:
                 if "@removed" in item:
                     removed.append(str(item["id"]))
                 else:
-                    people.append(self._person(item))
-            if "@odata.nextLink" in page:
-                link = str(page["@odata.nextLink"])
-                continue
-            return DirectoryRead(
-                tuple(people), False, tuple(removed), str(page["@odata.deltaLink"])
-            )
+                    items.append(item)
+            if "@odata.nextLink" not in page:
+                break
+            link = str(page["@odata.nextLink"])
+        whole, gone = await self._whole(items)
+        people = tuple(self._person(item) for item in whole)
+        return DirectoryRead(people, False, (*removed, *gone), str(page["@odata.deltaLink"]))
+
+    async def _whole(self, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+        """Delta items are updated users "with at least the properties that have been
+        updated" (delta-query-overview), not whole users: those missing a selected
+        property are read again, 20 to a `$batch`. One gone meanwhile counts as removed."""
+        wanted = self.select.split(",")
+        partial = [str(i["id"]) for i in items if any(n not in i for n in wanted)]
+        if not partial:
+            return items, []
+        read: dict[str, dict[str, Any]] = {}
+        gone: list[str] = []
+        for start in range(0, len(partial), MAX_BATCH):
+            requests = [
+                {"id": key, "method": "GET", "url": f"/users/{quote(key)}?$select={self.select}"}
+                for key in partial[start : start + MAX_BATCH]
+            ]
+            answer = await self.client.post_json("$batch", "/$batch", {"requests": requests})
+            for response in answer["responses"]:
+                status, key = int(response["status"]), str(response["id"])
+                if status == 200:
+                    read[key] = response["body"]
+                elif status == 404:
+                    gone.append(key)
+                else:
+                    raise GraphError(status, f"reading changed user {key!r} again failed")
+        whole = [read.get(str(i["id"]), i) for i in items if str(i["id"]) not in gone]
+        return whole, gone
 
     async def _memberships(self) -> dict[str, tuple[str, ...]]:
         """person key -> the rule groups they are a direct member of (by id and by name)."""
