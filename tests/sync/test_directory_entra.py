@@ -102,6 +102,7 @@ def test_dry_run_then_sync_then_a_delta(server: ServerProcess, emulator: Emulato
     again = sync(server)
     assert "create 0, update 0, disable 0, delete 0, unchanged 10" in again.stdout
 
+    before = users(server)
     directory_user(emulator, 11)
     with emulator.control() as client:
         client.patch("/_emulator/directory/users/000000005-aaaa", json={"displayName": "Eve"})
@@ -111,6 +112,11 @@ def test_dry_run_then_sync_then_a_delta(server: ServerProcess, emulator: Emulato
     assert "create 1, update 2, disable 1, delete 0, unchanged 7" in delta.stdout, delta
     found = users(server)
     assert found["u5@contoso.com"]["display_name"] == "Eve"
+    # A delta item holds only what changed: the rest of the user stays as it was.
+    unchanged = ("email", "teams_user_id", "group", "extensions", "numbers")
+    assert {k: found["u5@contoso.com"][k] for k in unchanged} == {
+        k: before["u5@contoso.com"][k] for k in unchanged
+    }
     assert found["u6@contoso.com"]["group"] == "sales"
     with server.client() as client:
         history = client.get("/api/v1/users/u6@contoso.com/history").json()
