@@ -3,16 +3,15 @@ processes over HTTPS, driven through the CLI as an administrator would."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.server import ADMIN_TOKEN, BIN, ServerProcess
-from tests.support.teams import CLIENT_ID, CLIENT_SECRET, TENANT, EmulatorProcess
+from tests.support.server import ServerProcess
+from tests.support.teams import EmulatorProcess
+from tests.sync.directory import directory_server, sync, users
 
 CONFIG = """
 [[directory]]
@@ -26,24 +25,7 @@ rules = [{member_of = "Sales", group = "sales"}]
 
 @pytest.fixture
 def server(tmp_path: Path, emulator: EmulatorProcess) -> Iterator[ServerProcess]:
-    config = tmp_path / "presencebridge.toml"
-    config.write_text(CONFIG)
-    process = ServerProcess(
-        tmp_path / "server",
-        ("--config", str(config)),
-        PRESENCEBRIDGE_GRAPH_URL=f"{emulator.base_url}/v1.0",
-        PRESENCEBRIDGE_AUTHORITY=emulator.base_url,
-        PRESENCEBRIDGE_CA_BUNDLE=str(emulator.ca_file),
-        PRESENCEBRIDGE_TENANT_ID=TENANT,
-        PRESENCEBRIDGE_CLIENT_ID=CLIENT_ID,
-        PRESENCEBRIDGE_CLIENT_SECRET=CLIENT_SECRET,
-    )
-    process.start()
-    with process.client() as client:
-        for group in ("hq", "sales"):
-            body = {"id": group, "name": group.upper(),
-                    "settings": {"teams_sync_mode": "telephony_and_presence"}}  # fmt: skip
-            assert client.post("/api/v1/groups", json=body).status_code == 201
+    process = directory_server(tmp_path, emulator, CONFIG)
     yield process
     process.stop()
 
@@ -65,22 +47,6 @@ def seed(emulator: EmulatorProcess, count: int = 10) -> None:
         if n == 4:
             extra["businessPhones"] = ["030 1234567"]
         directory_user(emulator, n, **extra)
-
-
-def sync(server: ServerProcess, *flags: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN), "directory", "sync", *flags, "--server", server.url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PRESENCEBRIDGE_ADMIN_TOKEN": ADMIN_TOKEN},
-        check=False,
-    )
-
-
-def users(server: ServerProcess) -> dict[str, dict[str, Any]]:
-    with server.client() as client:
-        return {u["id"]: u for u in client.get("/api/v1/users").json()}
 
 
 def test_dry_run_then_sync_then_a_delta(server: ServerProcess, emulator: EmulatorProcess) -> None:

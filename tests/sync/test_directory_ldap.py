@@ -12,8 +12,8 @@ import pytest
 
 from tests.support.server import ServerProcess
 from tests.support.slapd import AD_READER, AD_SUFFIX, Slapd, throwaway_slapd
-from tests.support.teams import CLIENT_ID, CLIENT_SECRET, TENANT, EmulatorProcess
-from tests.sync.test_directory_entra import sync, users
+from tests.support.teams import EmulatorProcess
+from tests.sync.directory import directory_server, sync, users
 
 USERS = 60
 
@@ -28,9 +28,7 @@ def slapd() -> Iterator[Slapd]:
 def server(tmp_path: Path, emulator: EmulatorProcess, slapd: Slapd) -> Iterator[ServerProcess]:
     password = tmp_path / "bind-password"
     password.write_text(slapd.reader_password)
-    config = tmp_path / "presencebridge.toml"
-    config.write_text(
-        f"""
+    config = f"""
 [[directory]]
 name = "corp"
 kind = "ldap"
@@ -47,23 +45,7 @@ bind_dn = "{AD_READER}"
 base_dn = "{AD_SUFFIX}"
 page_size = 20
 """
-    )
-    process = ServerProcess(
-        tmp_path / "server",
-        ("--config", str(config)),
-        PRESENCEBRIDGE_GRAPH_URL=f"{emulator.base_url}/v1.0",
-        PRESENCEBRIDGE_AUTHORITY=emulator.base_url,
-        PRESENCEBRIDGE_CA_BUNDLE=str(emulator.ca_file),
-        PRESENCEBRIDGE_TENANT_ID=TENANT,
-        PRESENCEBRIDGE_CLIENT_ID=CLIENT_ID,
-        PRESENCEBRIDGE_CLIENT_SECRET=CLIENT_SECRET,
-    )
-    process.start()
-    with process.client() as client:
-        for group in ("hq", "sales"):
-            body = {"id": group, "name": group.upper(),
-                    "settings": {"teams_sync_mode": "telephony_and_presence"}}  # fmt: skip
-            assert client.post("/api/v1/groups", json=body).status_code == 201
+    process = directory_server(tmp_path, emulator, config)
     yield process
     process.stop()
 
