@@ -233,9 +233,8 @@ class _Planner:
         user = wanted.user
         if user is not None:
             found += self._identity(wanted.line, user)
-            if not found:
-                user = self._merged(user, wanted.columns)
-                found += self._unique(wanted.line, user)
+            user = self._merged(user, wanted.columns)
+            found += self._unique(wanted.line, user)
         self.problems += [Problem(wanted.line, p) for p in found]
         if not found and user is not None:
             self.steps.append(self._step(wanted.line, user))
