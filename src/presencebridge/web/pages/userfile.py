@@ -53,7 +53,7 @@ async def import_users(form: Posted) -> Response:
     return await groups_page(page, outcome.status, None, {"dry_run": dry_run}, "csv", result)
 
 
-@router.get("/console/users/export")
+@router.get("/console/users.csv")
 async def export_users(page: SignedIn) -> Response:
     text = sheets.write(existing_users(page.hub).values())
     headers = {**SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="users.csv"'}
