@@ -140,23 +140,16 @@ TokenOpt = Annotated[
 ]
 
 
-def _call(
-    server: str,
-    token: str | None,
-    method: str,
-    path: str,
-    body: Any = None,
-    timeout: float = 30,
-) -> Any:
+def _send(
+    server: str, token: str | None, method: str, path: str, timeout: float = 30, **request: Any
+) -> httpx.Response:
+    """The server's answer, or a one-line error (no token, unreachable, a refusal)."""
     if not token:
         fail("no admin token: pass --token or set PRESENCEBRIDGE_ADMIN_TOKEN")
+    headers = {"Authorization": f"Bearer {token}", **request.pop("headers", {})}
     try:
         response = httpx.request(
-            method,
-            server.rstrip("/") + path,
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
+            method, server.rstrip("/") + path, headers=headers, timeout=timeout, **request
         )
     except httpx.HTTPError as error:
         fail(f"cannot reach the server at {server}: {error}")
@@ -166,6 +159,18 @@ def _call(
         except ValueError:
             detail = response.text
         fail(f"server answered {response.status_code}: {detail}")
+    return response
+
+
+def _call(
+    server: str,
+    token: str | None,
+    method: str,
+    path: str,
+    body: Any = None,
+    timeout: float = 30,
+) -> Any:
+    response = _send(server, token, method, path, timeout, json=body)
     return response.json() if response.content else None
 
 
@@ -350,6 +355,56 @@ def user_update(
         f"extensions {', '.join(user['extensions']) or '-'}, "
         f"numbers {', '.join(user['numbers']) or '-'}"
     )
+
+
+@users_app.command("import")
+def user_import(
+    file: Annotated[Path, typer.Argument(help="CSV file: id,display_name,group,...")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="only say what would change (per line)")
+    ] = False,
+    server: ServerOpt = "http://127.0.0.1:8080",
+    token: TokenOpt = None,
+) -> None:
+    """Create and update users from a CSV file; any bad line: nothing is written."""
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        fail(f"cannot read {file}: {error.strerror or error}")
+    params = {"dry_run": "true" if dry_run else "false"}
+    headers = {"Content-Type": "text/csv"}
+    answer = _send(
+        server, token, "POST", "/api/v1/admin/users/import", 300,
+        content=data, params=params, headers=headers,
+    ).json()  # fmt: skip
+    for line in answer["lines"]:
+        typer.echo(("would " if dry_run else "") + line["text"])
+    counts = ", ".join(f"{a} {answer[a]:,}" for a in ("create", "update", "unchanged"))
+    typer.echo(("would " if dry_run else "") + counts)
+
+
+@users_app.command("export")
+def user_export(
+    file: Annotated[
+        Path | None, typer.Argument(help="write here (default: standard output)")
+    ] = None,
+    delimiter: Annotated[str, typer.Option(help="',' or ';' (German Excel)")] = ",",
+    server: ServerOpt = "http://127.0.0.1:8080",
+    token: TokenOpt = None,
+) -> None:
+    """Every user as CSV, in the columns the import reads."""
+    if delimiter not in (",", ";"):
+        fail(f"--delimiter is ',' or ';', not {delimiter!r}")
+    params = {"delimiter": delimiter}
+    text = _send(server, token, "GET", "/api/v1/admin/users/export", params=params).text
+    if file is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        file.write_text(text, encoding="utf-8", newline="")
+    except OSError as error:
+        fail(f"cannot write {file}: {error.strerror or error}")
+    typer.echo(f"{text.count(chr(10)) - 1} user(s) written to {file}", err=True)
 
 
 @users_app.command("delete")

@@ -75,6 +75,7 @@ PAGES = {
     "templates": "/console/groups/{group}/templates",
     "groups": "/console/groups",
     "sync": "/console/sync",
+    "directory": "/console/directory",
 }
 
 

@@ -22,6 +22,7 @@ from presencebridge.api.cluster import install as install_cluster
 from presencebridge.api.routes import router
 from presencebridge.api.schemas import ID_RULE
 from presencebridge.api.stream import router as stream_router
+from presencebridge.api.usercsv import router as csv_router
 from presencebridge.api.webhook import router as webhook_router
 from presencebridge.config import Settings
 from presencebridge.core.errors import Reason, Rejected
@@ -193,6 +194,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.admin_token = settings.admin_token.get_secret_value()
     app.include_router(router)
+    app.include_router(csv_router)
     app.include_router(webhook_router)
     app.include_router(agent_router)
     app.state.notify = None

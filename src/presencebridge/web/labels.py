@@ -58,6 +58,16 @@ HISTORY_SOURCE = {
     "micsync": N_("Microphone Sync"),
     "agent": N_("Desktop agent"),
     "admin": N_("Administrator"),
+    "directory": N_("Directory sync"),
+    "csv": N_("CSV import"),
+}
+DIRECTORY_COUNT = {
+    "create": N_("Create"),
+    "update": N_("Update"),
+    "disable": N_("Disable"),
+    "delete": N_("Delete"),
+    "unchanged": N_("Unchanged"),
+    "skipped": N_("Skipped"),
 }
 TEAMS_AVAILABILITY = {
     "Available": N_("Available"),
@@ -88,6 +98,12 @@ TEAMS_ACTIVITY = {
     "UrgentInterruptionsOnly": N_("Urgent interruptions only"),
 }
 
+CSV_ACTION = {
+    "create": N_("Create"),
+    "update": N_("Update"),
+    "unchanged": N_("Unchanged"),
+}
+
 KINDS: dict[str, dict[str, str]] = {
     "status": STATUS,
     "telephony": TELEPHONY,
@@ -99,6 +115,8 @@ KINDS: dict[str, dict[str, str]] = {
     "history_source": HISTORY_SOURCE,
     "teams_availability": TEAMS_AVAILABILITY,
     "teams_activity": TEAMS_ACTIVITY,
+    "directory_count": DIRECTORY_COUNT,
+    "csv_action": CSV_ACTION,
 }
 
 

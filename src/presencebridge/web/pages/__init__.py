@@ -7,7 +7,9 @@
 * `group`: one group's settings;
 * `templates`: a group's central profile templates;
 * `health`: sync health;
-* `lifecycle`: a user's directory data, deleting users, groups and templates, agent tokens.
+* `lifecycle`: a user's directory data, deleting users, groups and templates, agent tokens;
+* `directory`: the directory sources, their last run, preview and sync;
+* `userfile`: the CSV import and export of users.
 
 Each handler starts from `web.forms` (`SignedIn`, `Posted`, `PostedAnonymously`),
 which does the sign-in and CSRF checks and the form parsing once for all.
@@ -19,17 +21,30 @@ from fastapi import APIRouter
 
 from presencebridge.web.pages import (
     board,
+    directory,
     group,
     groups,
     health,
     lifecycle,
     login,
     templates,
+    userfile,
     users,
 )
 
 router = APIRouter(include_in_schema=False)
-for _module in (login, board, users, lifecycle, groups, group, templates, health):
+for _module in (
+    login,
+    board,
+    users,
+    lifecycle,
+    groups,
+    group,
+    templates,
+    health,
+    directory,
+    userfile,
+):
     router.include_router(_module.router)
 
 __all__ = ["router"]

@@ -26,8 +26,10 @@ async def groups_page(
     errors: dict[str, str] | None = None,
     values: Mapping[str, Any] | None = None,
     form: str | None = None,
+    csv: Mapping[str, Any] | None = None,
 ) -> Response:
-    """The page; `errors`, `values` and `form` show one of its forms again after a problem."""
+    """The page; `errors`, `values` and `form` show one of its forms again after a problem;
+    `csv` is the outcome of a CSV import (`pages/userfile.py`)."""
     hub = page.hub
     members: dict[str, int] = {}
     for user_id in hub.user_ids():
@@ -43,6 +45,7 @@ async def groups_page(
         errors=errors or {},
         values=dict(values or {}),
         form=form,
+        csv=csv,
         nav="groups",
     )
 

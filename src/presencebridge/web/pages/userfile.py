@@ -1,0 +1,60 @@
+"""Users from and to a CSV file in the console (issue 12 part 7): the upload on the
+"Groups and users" page (with a dry run, the default) and the export. The same
+`api.usercsv.import_csv` as `POST /api/v1/admin/users/import`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from starlette.datastructures import UploadFile
+
+from presencebridge.api import usercsv
+from presencebridge.core import usercsv as sheets
+from presencebridge.service.usercsv import existing_users
+from presencebridge.web.forms import Posted, SignedIn
+from presencebridge.web.page import SECURITY_HEADERS
+from presencebridge.web.pages.groups import groups_page
+
+router = APIRouter(include_in_schema=False)
+MAX_FILE_BYTES = 1 << 20  # the request's own limit (PRESENCEBRIDGE_MAX_BODY_BYTES) comes first
+
+
+def _result(outcome: usercsv.Outcome) -> dict[str, Any]:
+    """What the page shows: the plan (or what was written), or every bad line."""
+    plan = outcome.plan
+    steps = [] if plan is None else list(plan.steps)
+    return {
+        "dry_run": outcome.dry_run,
+        "ok": outcome.status == 200,
+        "problems": outcome.problems,
+        "detail": outcome.detail if not outcome.problems else "",
+        "counts": {a: plan.count(a) for a in ("create", "update", "unchanged")} if plan else {},
+        "steps": steps,
+        "written": None if outcome.applied is None else len(outcome.applied.written),
+    }
+
+
+@router.post("/console/users/import")
+async def import_users(form: Posted) -> Response:
+    page = form.page
+    upload = form.data.get("file")
+    dry_run = form.checked("dry_run")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        message = page._("Choose a CSV file to import.")
+        return await groups_page(page, 422, {"file": message}, {"dry_run": dry_run}, "csv")
+    data = await upload.read(MAX_FILE_BYTES + 1)
+    outcome = await usercsv.import_csv(page.hub, data, dry_run)
+    if outcome.status == 200 and not dry_run:
+        page.flash(page._("CSV file imported."))
+    result = _result(outcome)
+    return await groups_page(page, outcome.status, None, {"dry_run": dry_run}, "csv", result)
+
+
+@router.get("/console/users.csv")
+async def export_users(page: SignedIn) -> Response:
+    text = sheets.write(existing_users(page.hub).values())
+    headers = {**SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="users.csv"'}
+    return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
