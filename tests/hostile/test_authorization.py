@@ -117,10 +117,15 @@ class Route:
     body: Make | None = None  # the JSON body, for the target user
     prepare: Make | None = None  # made by the admin first: extra path values
     query: dict[str, str] = field(default_factory=dict)
+    content: Callable[[Cast, str], bytes] | None = None  # a body other than JSON (CSV)
 
 
 def _profile(cast: Cast, user: str) -> dict[str, Any]:
     return {"name": fresh("P"), "status": "away", "text": "Pause", "color": "#112233"}
+
+
+def _csv(cast: Cast, user: str) -> bytes:
+    return f"id,display_name,group\n{user},Renamed,{cast.group}\n".encode()
 
 
 def _template(cast: Cast, user: str) -> dict[str, Any]:
@@ -218,6 +223,11 @@ ROUTES: dict[str, Route] = {
     "POST /api/v1/telephony/events/batch": Route("admin", 200, body=lambda c, u: {"events": [_call_ended(c, u)]}),
     "POST /api/v1/admin/clock": Route("admin", 200, body=lambda c, u: {"advance_seconds": 0}),
     "GET /api/v1/admin/teams-sync": Route("admin", 200),
+    # No directory in this world: the admin is told so (404); everyone else is refused.
+    "POST /api/v1/admin/directory/sync": Route("admin", 404, body=lambda c, u: {"dry_run": True}),
+    "GET /api/v1/admin/directory": Route("admin", 200),
+    "POST /api/v1/admin/users/import": Route("admin", 200, query={"dry_run": "true"}, content=_csv),
+    "GET /api/v1/admin/users/export": Route("admin", 200),
     "GET /api/v1/admin/cluster": Route("admin", 200),
     "GET /api/v1/admin/service-accounts": Route("admin", 200),
     "POST /api/v1/admin/service-accounts": Route("admin", 202, body=lambda c, u: {"name": fresh("svc")}),
@@ -265,6 +275,7 @@ def test_route_answers_each_caller_as_it_may(
             path.format(**values),
             params=route.query,
             json=None if route.body is None else route.body(cast, target),
+            content=None if route.content is None else route.content(cast, target),
             headers=auth(authorization),
         )
         assert response.status_code == want, f"{authorization!r}: {response.text}"
