@@ -4,17 +4,18 @@ One run: load what the last runs left (cursor, the people listed, disabled marks
 the directory (a failed or partial read changes nothing), merge a delta into the people,
 look up Teams ids for people listed without one, plan (`core/directory.plan`, with the
 safety stop), and — unless it is a dry run or stopped — apply the plan through the hub
-(`create_user`, `update_user`, `delete_user`, own mode `off`), every change with source
-`directory`; then store the new cursor and people in one transaction. Runs never
-overlap; a run is idempotent (a second one finds nothing to do).
+(`create_users` and `update_users` in slices, own mode `off` through `handle_many`,
+`delete_user`), every change with source `directory`; then store the new cursor and
+people in one transaction. Runs never overlap; a run is idempotent (a second one finds
+nothing to do).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,11 +29,15 @@ from presencebridge.core.ports import (
     DirectoryUnavailable,
     TeamsIdLookup,
 )
-from presencebridge.service.hub import Hub
+from presencebridge.service.hub import Hub, NewUser
 
 log = logging.getLogger(__name__)
 SOURCE = "directory"  # the history's source of every change the sync makes
 MAX_LINES = 2000  # per-user lines kept in a report
+# New or changed users written per transaction: large enough that a first sync of
+# 100,000 people is a few dozen commits, small enough that the store thread (which the
+# hub's other commits share) is not held for long.
+SLICE = 2000
 
 
 @dataclass
@@ -252,12 +257,83 @@ class DirectorySync:
         another user has, say) is reported and the rest goes on. Returns the disabled
         marks to store (None: lifted)."""
         disabled: dict[str, datetime | None] = {}
-        for action in plan.actions():
-            try:
-                await self._one(action, disabled)
-            except Rejected as error:
-                report.failures.append(f"failed: {action.line()}: {error.message}")
+        for start in range(0, len(plan.creates), SLICE):
+            await self._create(plan.creates[start : start + SLICE], report, disabled)
+        for start in range(0, len(plan.updates), SLICE):
+            await self._update(plan.updates[start : start + SLICE], report, disabled)
+        await self._disable_all(plan.disables, report, disabled)
+        for action in plan.deletes:
+            await self._one_reported(action, report, disabled)
         return disabled
+
+    async def _create(
+        self,
+        creates: Sequence[plans.Create],
+        report: Report,
+        disabled: dict[str, datetime | None],
+    ) -> None:
+        """A slice of the new users in one write (`Hub.create_users`); if the database
+        refuses it, one by one, so the refusal names its user and the rest are made."""
+        batch = [NewUser(c.user, TeamsSyncMode.OFF if c.sync_off else None) for c in creates]
+        try:
+            refused = await self.hub.create_users(batch, SOURCE)
+        except Rejected:
+            for action in creates:
+                await self._one_reported(action, report, disabled)
+            return
+        for index, error in refused:
+            report.failures.append(f"failed: {creates[index].line()}: {error.message}")
+
+    async def _update(
+        self,
+        updates: Sequence[plans.Update],
+        report: Report,
+        disabled: dict[str, datetime | None],
+    ) -> None:
+        """A slice of changed users' data in one write (`Hub.update_users`), then their
+        own-mode flags and enable marks; if the database refuses the write, one by one."""
+        changed = [u for u in updates if u.fields]
+        try:
+            refused = await self.hub.update_users(
+                [(u.user_id, dict(u.fields)) for u in changed], SOURCE
+            )
+        except Rejected:
+            for action in updates:
+                await self._one_reported(action, report, disabled)
+            return
+        failed = {changed[index].user_id for index, _ in refused}
+        for index, error in refused:
+            report.failures.append(f"failed: {changed[index].line()}: {error.message}")
+        for action in updates:
+            if action.user_id not in failed and (action.sync_off is not None or action.enable):
+                await self._one_reported(replace(action, fields={}), report, disabled)
+
+    async def _disable_all(
+        self,
+        disables: Sequence[plans.Disable],
+        report: Report,
+        disabled: dict[str, datetime | None],
+    ) -> None:
+        """Own mode `off` for all of them at once (their commits shared); where the group
+        ignores users' own modes, one by one the Teams id is taken away (`_disable`)."""
+        hub = self.hub
+        events = [(d.user_id, rules.SetOwnMode(TeamsSyncMode.OFF)) for d in disables]
+        refused = dict(await hub.handle_many(events, SOURCE))
+        for index, action in enumerate(disables):
+            if index in refused:
+                report.failures.append(f"failed: {action.line()}: {refused[index].message}")
+            elif hub.mode_of(action.user_id) is TeamsSyncMode.OFF:
+                disabled[action.user_id] = hub.clock.now()
+            else:
+                await self._one_reported(action, report, disabled)
+
+    async def _one_reported(
+        self, action: plans.Action, report: Report, disabled: dict[str, datetime | None]
+    ) -> None:
+        try:
+            await self._one(action, disabled)
+        except Rejected as error:
+            report.failures.append(f"failed: {action.line()}: {error.message}")
 
     async def _one(self, action: plans.Action, disabled: dict[str, datetime | None]) -> None:
         hub = self.hub

@@ -105,7 +105,7 @@ def change_plan(size: int) -> dict[str, list[int]]:
 
 async def apply_changes(pool: Pool, run: str, plan: dict[str, list[int]]) -> float:
     started = time.monotonic()
-    jobs = []
+    jobs: list[tuple[str, str, Any]] = []
     for i in plan["rename"]:
         jobs.append(("PATCH", f"/_emulator/directory/users/{run}-{i:07d}",
                      {"displayName": f"Person {i} (renamed)"}))  # fmt: skip
@@ -210,8 +210,8 @@ async def measure_size(options: Options, size: int) -> dict[str, Any]:
             figures["changes"]["apply_seconds"] = round(await apply_changes(pool, run, plan), 3)
             figures["delta"] = await timed_sync(emulator, server)
             figures["idle"] = await timed_sync(emulator, server)
-            figures["hub_users_after"] = int(await asyncio.to_thread(server.metric,
-                                                                     "presencebridge_users"))  # fmt: skip
+            users = await asyncio.to_thread(server.metric, "presencebridge_users")
+            figures["hub_users_after"] = int(users)
         finally:
             pool.close()
     return figures
