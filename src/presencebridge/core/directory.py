@@ -206,8 +206,12 @@ def merge(
         people[person.key] = person
     if read.memberships is not None:
         members = read.memberships
-        people = {k: replace(p, groups=members.get(k, ())) for k, p in people.items()}
+        people = {k: _with_groups(p, members.get(k, ())) for k, p in people.items()}
     return people
+
+
+def _with_groups(person: DirectoryPerson, groups: tuple[str, ...]) -> DirectoryPerson:
+    return person if person.groups == groups else replace(person, groups=groups)
 
 
 # -- the plan ----------------------------------------------------------------------------

@@ -469,24 +469,24 @@ class Store:
 
     # -- the directory sync ------------------------------------------------------------------
 
-    def load_directory(self, source: str) -> DirectoryRecord:
-        """What the last runs of a directory source left: cursor, last run, people, and
-        since when each disabled directory user is disabled."""
+    def load_directory(self, source: str, people: bool = True) -> DirectoryRecord:
+        """What the last runs of a directory source left: cursor, last run, people (unless
+        `people` is false: a caller that holds them already), and since when each
+        disabled directory user is disabled."""
+        dp = t.directory_people
         with self._tx() as c:
             row = c.execute(
                 sa.select(t.directory_sources).where(t.directory_sources.c.source == source)
             ).first()
-            people = {
-                r.key: r.person
-                for r in c.execute(
-                    sa.select(t.directory_people).where(t.directory_people.c.source == source)
-                )
-            }
+            listed = {}
+            if people:
+                rows = c.execute(sa.select(dp.c.key, dp.c.person).where(dp.c.source == source))
+                listed = {r.key: r.person for r in rows}
             disabled = {r.user_id: r.since for r in c.execute(sa.select(t.directory_disabled))}
         return DirectoryRecord(
             None if row is None else row.cursor,
             None if row is None else row.last_run,
-            people,
+            listed,
             disabled,
         )
 
