@@ -16,7 +16,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -82,7 +82,13 @@ class Report:
 
 
 def person_json(person: DirectoryPerson) -> dict[str, Any]:
-    return asdict(person)
+    """The person as the store keeps it. Its values are strings, booleans, None and
+    tuples of them (immutable): no deep copy as `asdict` makes, which took seconds at
+    100,000 people."""
+    return {name: getattr(person, name) for name in PERSON_FIELDS}
+
+
+PERSON_FIELDS = tuple(f.name for f in fields(DirectoryPerson))
 
 
 def person_from(data: Mapping[str, Any]) -> DirectoryPerson:
