@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from presencebridge.core.directory import Policy, Rules
-from presencebridge.core.model import TeamsSyncMode
+from presencebridge.core.model import TeamsSyncMode, User, UserState
 from presencebridge.core.ports import (
     DirectoryPerson,
     DirectoryRead,
@@ -146,3 +146,39 @@ async def test_a_run_elsewhere_is_seen_although_the_people_are_kept_in_memory(
     source.change(DirectoryPerson("a", "Ada", upn="a@x.com"))
     assert (await second.run()).summary.startswith("create 0, update 1")
     assert hub.user("a@x.com").state.user.display_name == "Ada"
+
+
+async def test_refused_people_are_reported_and_the_rest_is_applied(hubs: Hubs) -> None:
+    hub = await hubs.open()
+    # Another node's user holds a number: only the database knows it, so the first
+    # slice of creates is refused as a whole and made again one by one.
+    other = UserState(User("elsewhere", "Elsewhere", "hq", None, numbers=("+49301234567",)))
+    await hub.store_io(hub.store.create_user, other, hub.clock.now())
+    people = [person(k, f"{k}@x.com") for k in ("a", "b", "c")]  # a has 030 1234567
+    people.append(DirectoryPerson("d", "D", upn="d@x.com", extensions=("2101",)))
+    people.append(DirectoryPerson("e", "E", upn="e@x.com", extensions=("2101",)))
+    source = FakeDirectory(people)
+    report = await DirectorySync(hub, source, POLICY).run()
+    assert sorted(hub.user_ids()) == ["b@x.com", "c@x.com", "d@x.com"]
+    assert len(report.failures) == 2
+    assert (
+        report.failures[0].startswith("failed: create a@x.com")
+        and "database" in (report.failures[0])
+    )
+    assert report.failures[1] == (
+        "failed: create e@x.com (E, group hq, Teams sync off (no Teams account)): "
+        "extension '2101' belongs to user 'd@x.com'"
+    )
+    # updates, in the order of the keys: c takes 2102 first, so d cannot; d keeps 2101
+    source.people = [
+        person("b", "b@x.com"),
+        DirectoryPerson("c", "C", upn="c@x.com", extensions=("2102",)),
+        DirectoryPerson("d", "D", upn="d@x.com", extensions=("2102",)),
+        DirectoryPerson("e", "E", upn="e@x.com"),
+    ]
+    report = await DirectorySync(hub, source, POLICY).run()
+    assert hub.resolve(extension="2102") == "c@x.com"
+    assert hub.user("d@x.com").state.user.extensions == ("2101",)
+    assert report.failures == [
+        "failed: update d@x.com: extensions: 2102: extension '2102' belongs to user 'c@x.com'"
+    ]
