@@ -516,7 +516,7 @@ def bench(
         str,
         typer.Argument(
             help="teams-to-uc, uc-to-teams, throughput, memory, poll-vs-notify, "
-            "naive-baseline, or all"
+            "naive-baseline, directory, or all"
         ),
     ],
     users: Annotated[

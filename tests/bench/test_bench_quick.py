@@ -193,3 +193,29 @@ def test_soak(tmp_path: Path) -> None:
     assert isinstance(verdict["rss_growth_percent"], float)
     assert verdict["rss_after_warmup_at_seconds"] >= verdict["warmup_seconds"]
     assert verdict["windows_after_warmup"] >= 3
+
+
+@pytest.mark.timeout(120)
+def test_directory(tmp_path: Path) -> None:
+    data = run_quick("directory", tmp_path)
+    (size,) = data["figures"]["sizes"].values()
+    users = size["users"]
+    assert users == 300
+    full, delta, idle = size["full"], size["delta"], size["idle"]
+    for run in (full, delta, idle):
+        assert run["ok"] and run["error"] is None and run["stopped"] is None
+        assert run["failures"] == 0
+        assert run["seconds"] > 0
+        assert run["cpu_cores_busy"]["server"] >= 0
+        assert run["peak_rss_bytes"] >= run["rss_bytes_after"] > 10 * 2**20
+        assert run["emulator"]["graph_requests"] >= 2  # a deltaLink, then users or changes
+    assert full["full_read"] and not delta["full_read"]
+    assert full["counts"]["create"] == users
+    changes = size["changes"]
+    assert changes["total"] == 30
+    assert delta["counts"]["create"] == changes["add"]
+    assert delta["counts"]["update"] == changes["rename"] + changes["move"]
+    assert delta["counts"]["disable"] == changes["remove"]
+    assert idle["counts"]["create"] == idle["counts"]["update"] == 0
+    assert idle["counts"]["disable"] == 0
+    assert size["hub_users_after"] == users + changes["add"]

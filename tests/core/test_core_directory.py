@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -97,6 +98,22 @@ def test_numbers_are_parsed_and_bad_values_left_out_with_a_note() -> None:
     assert create.user.numbers == ("+49301234567",)
     assert create.user.extensions == ()
     assert len(create.notes) == 2
+
+
+def test_a_known_number_in_any_international_spelling_is_no_change() -> None:
+    with_number = known("a")
+    user = replace(with_number.user, numbers=("+49301234567",))
+    spellings = ("+49 30 1234567", "+49-30-123.45.67", "+49/30/1234567", "+49301234567")
+    for spelling in spellings:
+        people = {"a": person("a", numbers=(spelling,))}
+        result = plan(POLICY, people, [replace(with_number, user=user)], [user.id], NOW)
+        assert result.actions() == [] and result.unchanged == 1, spelling
+    # a national spelling, another number, a trunk prefix: parsed as always
+    people = {"a": person("a", numbers=("030 1234567", "+49 (0)30 7654321", "bad"))}
+    result = plan(POLICY, people, [replace(with_number, user=user)], [user.id], NOW)
+    (update,) = result.updates
+    assert dict(update.fields) == {"numbers": ("+49301234567", "+49307654321")}
+    assert len(update.notes) == 1
 
 
 def test_without_a_teams_account_created_with_sync_off() -> None:

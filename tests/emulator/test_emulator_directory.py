@@ -98,6 +98,24 @@ def test_an_updated_user_comes_with_its_changed_properties_a_new_one_whole(
     assert "u0001" not in changes
 
 
+def test_a_delta_pages_by_what_each_request_prefers(control: httpx.Client) -> None:
+    add(control, 300)
+    token = app_token(control)
+    latest = get(control, token, "/users/delta?$deltatoken=latest")["@odata.deltaLink"]
+    for n in range(250):
+        control.patch(f"/_emulator/directory/users/u{n:04d}", json={"displayName": f"R{n}"})
+    path = latest.split("/v1.0", 1)[1]
+    default = get(control, token, path)
+    assert len(default["value"]) == 100 and "@odata.nextLink" in default
+    headers = {"Authorization": f"Bearer {token}", "Prefer": "odata.maxpagesize=999"}
+    larger = control.get("/v1.0" + path, headers=headers).json()
+    assert len(larger["value"]) == 250 and "@odata.deltaLink" in larger
+    # a nextLink followed with the preference: the rest in one page
+    next_path = default["@odata.nextLink"].split("/v1.0", 1)[1]
+    rest = control.get("/v1.0" + next_path, headers=headers).json()
+    assert len(rest["value"]) == 150 and "@odata.deltaLink" in rest
+
+
 def test_get_by_upn_group_members_and_batch(control: httpx.Client) -> None:
     add(control, 3)
     control.post("/_emulator/directory/groups", json={"id": "g1", "displayName": "Sales"})

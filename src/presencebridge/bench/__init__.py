@@ -36,6 +36,7 @@ SCENARIOS = {
     "memory": "memory",
     "poll-vs-notify": "poll_vs_notify",
     "naive-baseline": "naive_baseline",
+    "directory": "directory",
 }
 # Long runs, not part of `bench all` (nor of `make bench`): each has its own command,
 # `python -m presencebridge.bench.scenarios.<module>` (`make soak`).
@@ -62,7 +63,9 @@ def run(
     module = importlib.import_module(f"presencebridge.bench.scenarios.{name}")
     if users is None:
         users = (
-            [QUICK_USERS] if quick else list(module.FULL_USERS if full else module.DEFAULT_USERS)
+            [getattr(module, "QUICK_USERS", QUICK_USERS)]
+            if quick
+            else list(module.FULL_USERS if full else module.DEFAULT_USERS)
         )
     if duration is None:
         duration = QUICK_SECONDS if quick else getattr(module, "DEFAULT_SECONDS", DEFAULT_SECONDS)
@@ -207,6 +210,19 @@ def _soak(figures: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _directory(figures: dict[str, Any]) -> list[str]:
+    lines = []
+    for n, f in _sizes(figures):
+        full, delta = f["full"], f["delta"]
+        lines.append(
+            f"{n}: full sync {_s(full['seconds'])} (server CPU {full['server_cpu_seconds']:.1f} s, "
+            f"peak RSS {full['peak_rss_bytes'] / 2**20:.0f} MiB), delta of "
+            f"{f['changes']['total']:,} changes {_s(delta['seconds'])}, "
+            f"idle run {_s(f['idle']['seconds'])}"
+        )
+    return lines
+
+
 def _met(met: bool) -> str:
     return "met" if met else "MISSED"
 
@@ -219,6 +235,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "memory": _memory,
     "poll-vs-notify": _poll_vs_notify,
     "naive-baseline": _naive_baseline,
+    "directory": _directory,
     "soak": _soak,
 }
 

@@ -209,6 +209,7 @@ class ServerOptions:
     database_url: str | None = None
     log_level: str = "info"
     extra_env: dict[str, str] | None = None
+    config_file: Path | None = None  # `serve --config FILE` (e.g. a [[directory]] table)
 
 
 class ServerProcess(Process):
@@ -254,7 +255,10 @@ class ServerProcess(Process):
     def start(self, timeout: float = 600) -> float:
         """Start and wait for /healthz; returns the seconds that took."""
         self.started_at = time.monotonic()
-        self._spawn([str(BIN), "serve", "--port", str(self.port)], self.env())
+        argv = [str(BIN), "serve", "--port", str(self.port)]
+        if self.options.config_file is not None:
+            argv += ["--config", str(self.options.config_file)]
+        self._spawn(argv, self.env())
         return self._wait_until(
             lambda: httpx.get(self.url + "/healthz", timeout=2).status_code == 200, timeout
         )

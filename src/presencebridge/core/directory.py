@@ -15,6 +15,7 @@ Nothing here does I/O or reads a clock.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -206,8 +207,12 @@ def merge(
         people[person.key] = person
     if read.memberships is not None:
         members = read.memberships
-        people = {k: replace(p, groups=members.get(k, ())) for k, p in people.items()}
+        people = {k: _with_groups(p, members.get(k, ())) for k, p in people.items()}
     return people
+
+
+def _with_groups(person: DirectoryPerson, groups: tuple[str, ...]) -> DirectoryPerson:
+    return person if person.groups == groups else replace(person, groups=groups)
 
 
 # -- the plan ----------------------------------------------------------------------------
@@ -225,10 +230,21 @@ def user_id_for(person: DirectoryPerson) -> str | None:
     return None
 
 
+_SEPARATORS = re.compile(r"[\s./-]")  # within a phone number as people write it
+
+
 def desired_user(
-    policy: Policy, person: DirectoryPerson, group: str, user_id: str
+    policy: Policy,
+    person: DirectoryPerson,
+    group: str,
+    user_id: str,
+    known_numbers: tuple[str, ...] = (),
 ) -> tuple[User, tuple[str, ...]]:
-    """The user the directory says this person is, and notes on values left out."""
+    """The user the directory says this person is, and notes on values left out.
+
+    `known_numbers`: the numbers the user has (E.164, checked when they were set); a
+    number the directory spells as one of them in international form with separators
+    is taken as it is, without parsing it again (a run looks at every person)."""
     notes: list[str] = []
     extensions: list[str] = []
     for raw in person.extensions:
@@ -238,6 +254,10 @@ def desired_user(
             notes.append(f"extension left out: {error}")
     numbers: list[str] = []
     for raw in person.numbers:
+        compact = _SEPARATORS.sub("", raw)
+        if compact in known_numbers:
+            numbers.append(compact)
+            continue
         try:
             numbers.append(addresses.number(raw, policy.default_country))
         except addresses.AddressError as error:
@@ -282,7 +302,7 @@ class _Builder:
         if known is None:
             self.create(person, group)
             return
-        want, notes = desired_user(self.policy, person, group, known.user.id)
+        want, notes = desired_user(self.policy, person, group, known.user.id, known.user.numbers)
         fields = {
             n: getattr(want, n) for n in CHANGEABLE if getattr(want, n) != getattr(known.user, n)
         }

@@ -149,7 +149,7 @@ class DirectoryApi:
     async def delta(self, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
         """First round: every user, paged, then a deltaLink; with `$deltatoken`: what
         changed since it was issued. Page size: Graph picks it; here 100 by default, or
-        `Prefer: odata.maxpagesize=N` (at most 999)."""
+        `Prefer: odata.maxpagesize=N` (at most 999) on each request."""
         self._admit(request, "User.Read.All")
         directory = self.emulator.directory
         query = request.params
@@ -176,17 +176,17 @@ class DirectoryApi:
 
     def _delta_state(self, query: dict[str, str], prefer: str) -> dict[str, Any]:
         directory = self.emulator.directory
+        size = re.search(r"odata\.maxpagesize=(\d+)", prefer)
+        top = min(999, max(1, int(size.group(1)))) if size else 100
         if "$skiptoken" in query:
-            return decode_token(query["$skiptoken"])
+            return {**decode_token(query["$skiptoken"]), **({"t": top} if size else {})}
         if query.get("$deltatoken") == "latest":
             # "Sync from now" (delta-query-overview): no resources, only a deltaLink.
             select = ",".join(directory.select(query.get("$select")))
             return {"s": select, "f": directory.change, "t": 100, "a": "~", "u": directory.change}
         if "$deltatoken" in query:
             previous = decode_token(query["$deltatoken"])
-            return {**previous, "a": "", "u": directory.change}
-        size = re.search(r"odata\.maxpagesize=(\d+)", prefer)
-        top = min(999, max(1, int(size.group(1)))) if size else 100
+            return {**previous, "a": "", "u": directory.change, **({"t": top} if size else {})}
         select = ",".join(directory.select(query.get("$select")))
         return {"s": select, "f": None, "t": top, "a": "", "u": directory.change}
 

@@ -13,7 +13,7 @@ import gc
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -67,6 +67,62 @@ TEAMS_TEMPLATE = ProfileTemplate("MS Teams", Status.BUSY, Text.ON_THE_PHONE_TEAM
 class _UserLock:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0  # holding or waiting
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    """A user for `Hub.create_users`, with their own Teams sync mode from the start."""
+
+    user: User
+    own_mode: TeamsSyncMode | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A lifecycle change worked out and not yet written."""
+
+    old: UserView
+    state: UserState
+    presence: EffectivePresence
+    entry: HistoryEntry
+    release: TeamsRelease | None
+
+
+def _unique_values(user: User) -> list[tuple[str, str]]:
+    """(kind, value) of each Teams id, extension and number of the user."""
+    teams_id = [("teams_user_id", user.teams_user_id)] if user.teams_user_id else []
+    extensions = [("extension", v) for v in user.extensions]
+    return teams_id + extensions + [("number", v) for v in user.numbers]
+
+
+class _Claims:
+    """Who holds each Teams id, extension and number while a batch is checked: the hub's
+    indexes with the batch's earlier changes laid over them (the hub itself changes only
+    once the batch is written)."""
+
+    def __init__(self, indexes: dict[str, dict[str, str]]) -> None:
+        self.indexes = indexes
+        self.changed: dict[tuple[str, str], str | None] = {}
+
+    def holder(self, key: tuple[str, str]) -> str | None:
+        if key in self.changed:
+            return self.changed[key]
+        return self.indexes[key[0]].get(key[1])
+
+    def check(self, user: User) -> None:
+        for key in _unique_values(user):
+            other = self.holder(key)
+            if other is not None and other != user.id:
+                what, value = key
+                raise Rejected(Reason.CONFLICT, f"{what} {value!r} belongs to user {other!r}")
+
+    def move(self, old: User | None, new: User) -> None:
+        if old is not None:
+            for key in _unique_values(old):
+                if self.holder(key) == old.id:
+                    self.changed[key] = None
+        for key in _unique_values(new):
+            self.changed[key] = new.id
 
 
 class NotOwner(Exception):
@@ -335,6 +391,69 @@ class Hub:
         self._replicate(state)
         return UserView(state, presence)
 
+    async def create_users(
+        self, users: Sequence[NewUser], source: str
+    ) -> list[tuple[int, Rejected]]:
+        """Create many users at once (the directory sync, an import): every user is
+        checked as `create_user` checks one (group, id, Teams id, extensions and numbers
+        unique against the hub's users and the batch's earlier ones); the ones that pass
+        are written in one transaction, each with a history entry from `source`, then
+        indexed, published and replicated. Returns the refused ones with their index.
+
+        All or nothing for what passed the checks: when the database refuses the write
+        (another node's user holds a unique value), nothing is written, nothing changes
+        in memory, and a `Rejected` (conflict) is raised; `create_user` one by one then
+        finds which user it was. The new ids are unknown to the hub until the end, so
+        no user lock is needed; the directory lock keeps other lifecycle changes out.
+        """
+        for new in users:
+            if not self.owns(new.user.id):
+                raise NotOwner(new.user.id)
+        if any(u.user.group not in self._groups for u in users):
+            await self.reload_groups()  # several nodes: made on another one a moment ago
+        async with self._directory_lock:
+            now = self.clock.now()
+            accepted, refused = self._check_new(users)
+            states = [UserState(user=u.user, own_mode=u.own_mode) for u in accepted]
+            presences = [self._evaluate(state, now) for state in states]
+            history = [
+                replace(self._history(s.user.id, p, source, now), change=f"created: {s.user.group}")
+                for s, p in zip(states, presences, strict=True)
+            ]
+            await self._stored(self.store.create_users, states, history, now)
+            for state, presence in zip(states, presences, strict=True):
+                self._users[state.user.id] = state
+                self._presence[state.user.id] = presence
+                self._index(state)
+            metrics.USERS.set(len(self._users))
+        for state, presence in zip(states, presences, strict=True):
+            self.bus.publish(PresenceChange(state.user.id, presence))
+            self._replicate(state)
+        return refused
+
+    def _check_new(
+        self, users: Sequence[NewUser]
+    ) -> tuple[list[NewUser], list[tuple[int, Rejected]]]:
+        """The new users that may be created, and the refused ones with their index:
+        each is checked against the hub's users and the batch's earlier ones."""
+        accepted: list[NewUser] = []
+        refused: list[tuple[int, Rejected]] = []
+        claims = self._claims()
+        ids: set[str] = set()
+        for index, new in enumerate(users):
+            try:
+                self.group(new.user.group)
+                if new.user.id in self._users or new.user.id in ids:
+                    raise Rejected(Reason.CONFLICT, f"user {new.user.id!r} exists already")
+                claims.check(new.user)
+            except Rejected as refusal:
+                refused.append((index, refusal))
+                continue
+            ids.add(new.user.id)
+            claims.move(None, new.user)
+            accepted.append(new)
+        return accepted, refused
+
     # -- the user lifecycle (issue 12) ----------------------------------------------------
 
     def parse_numbers(self, raw: Sequence[str], field: str = "numbers") -> tuple[str, ...]:
@@ -389,6 +508,15 @@ class Hub:
                     return what, value, other
         return None
 
+    def _claims(self) -> _Claims:
+        return _Claims(
+            {
+                "teams_user_id": self._by_teams_id,
+                "extension": self._by_extension,
+                "number": self._by_number,
+            }
+        )
+
     def _check_directory(self, user: User) -> None:
         """Teams id, extensions and numbers are each one user's: 409 naming the other."""
         conflict = self.directory_conflict(user)
@@ -418,25 +546,99 @@ class Hub:
             raise NotOwner(user_id)
         async with self._directory_lock, self._lock(user_id):
             old = self.user(user_id)
-            user = replace(old.state.user, **fields)
-            if user == old.state.user:
-                return old
-            group = self.group(user.group)
-            self._check_directory(user)
             now = self.clock.now()
-            state, release = self._leave_old_teams_id(old.state, user, now)
-            context = rules.GroupContext(group.templates, group.settings)
-            applied = rules.apply(state, rules.Tick(), context, now)
-            entry = self._history(user_id, applied.presence, source, now)
-            entry = replace(entry, change=_describe_change(old.state.user, user))
-            saved = await self._stored(self.store.update_user, applied.state, entry, release, now)
-            self._users[user_id] = applied.state
-            self._index(applied.state, old.state)
-            self._presence[user_id] = applied.presence
-            self._schedule(applied.state, now)
-        self._published(old, UserView(applied.state, applied.presence))
+            item = self._planned(old, fields, source, now, self._claims())
+            if item is None:
+                return old
+            saved = await self._stored(
+                self.store.update_user, item.state, item.entry, item.release, now
+            )
+            self._take(item, now)
+        new = UserView(item.state, item.presence)
+        self._published(old, new)
         self._release_added(saved)
-        return UserView(applied.state, applied.presence)
+        return new
+
+    async def update_users(
+        self, changes: Sequence[tuple[str, Mapping[str, Any]]], source: str
+    ) -> list[tuple[int, Rejected]]:
+        """`update_user` for many users in one write (the directory sync): each change is
+        checked as `update_user` checks it, against the hub and the batch's earlier
+        changes (so one user may take an extension another gives up before them); the
+        ones that pass are written in one transaction with their history entries and
+        Teams releases. Returns the refused ones with their index. When the database
+        refuses the write, nothing is written or changed and a `Rejected` is raised."""
+        for user_id, _ in changes:
+            if user_id in self._users and not self.owns(user_id):
+                raise NotOwner(user_id)
+        async with self._directory_lock, contextlib.AsyncExitStack() as locks:
+            for user_id in sorted({u for u, _ in changes}):
+                await locks.enter_async_context(self._lock(user_id))
+            now = self.clock.now()
+            planned, refused = self._plan_updates(changes, source, now)
+            saved = await self._stored(
+                self.store.update_users,
+                [p.state for p in planned],
+                [p.entry for p in planned],
+                [p.release for p in planned],
+                now,
+            )
+            for item in planned:
+                self._take(item, now)
+        for item, release in zip(planned, saved, strict=True):
+            self._published(item.old, UserView(item.state, item.presence))
+            self._release_added(release)
+        return refused
+
+    def _plan_updates(
+        self, changes: Sequence[tuple[str, Mapping[str, Any]]], source: str, now: datetime
+    ) -> tuple[list[_Planned], list[tuple[int, Rejected]]]:
+        planned: list[_Planned] = []
+        refused: list[tuple[int, Rejected]] = []
+        claims = self._claims()
+        current: dict[str, UserView] = {}
+        for index, (user_id, fields) in enumerate(changes):
+            try:
+                old = current.get(user_id) or self.user(user_id)
+                item = self._planned(old, fields, source, now, claims)
+            except Rejected as refusal:
+                refused.append((index, refusal))
+                continue
+            if item is not None:
+                claims.move(old.state.user, item.state.user)
+                current[user_id] = UserView(item.state, item.presence)
+                planned.append(item)
+        return planned, refused
+
+    def _planned(
+        self,
+        old: UserView,
+        fields: Mapping[str, Any],
+        source: str,
+        now: datetime,
+        claims: _Claims,
+    ) -> _Planned | None:
+        """A user's directory data changed (None: it is no change), checked: the group
+        exists, Teams id, extensions and numbers are nobody else's."""
+        user = replace(old.state.user, **fields)
+        if user == old.state.user:
+            return None
+        group = self.group(user.group)
+        claims.check(user)
+        state, release = self._leave_old_teams_id(old.state, user, now)
+        context = rules.GroupContext(group.templates, group.settings)
+        applied = rules.apply(state, rules.Tick(), context, now)
+        entry = self._history(user.id, applied.presence, source, now)
+        entry = replace(entry, change=_describe_change(old.state.user, user))
+        return _Planned(old, applied.state, applied.presence, entry, release)
+
+    def _take(self, item: _Planned, now: datetime) -> None:
+        """A written change into memory: state, indexes, presence, deadline."""
+        user_id = item.state.user.id
+        self._users[user_id] = item.state
+        self._index(item.state, item.old.state)
+        self._presence[user_id] = item.presence
+        self._schedule(item.state, now)
 
     @staticmethod
     def _leave_old_teams_id(

@@ -158,14 +158,16 @@ class GraphClient:
         if self._fences.get(user) == until:
             del self._fences[user]
 
-    async def get_json(self, op: str, path_or_link: str) -> dict[str, Any]:
+    async def get_json(
+        self, op: str, path_or_link: str, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         """A directory GET (a path below the Graph URL, or an `@odata.nextLink` /
         `deltaLink`, which Graph gives absolute), with the retry policy; GraphError when
         Graph refuses or gives up."""
         path = path_or_link
         if "://" in path:
             path = path.split("/v1.0", 1)[1] if "/v1.0" in path else path
-        response = await self._request(op, "GET", path, None, True, presence=False)
+        response = await self._request(op, "GET", path, None, True, None, headers, False)
         self._check(response)
         data = response.json()
         if not isinstance(data, dict):

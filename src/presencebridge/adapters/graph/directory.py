@@ -10,8 +10,10 @@ see `emulator/directory.py`):
   first means a change made during the read shows up again in the next delta: harmless,
   the sync is idempotent; the other order could miss it.
 * Later runs: the stored `@odata.deltaLink`, through every nextLink up to the new
-  deltaLink (user-delta); an item with `@removed` is a removed user. A deltaLink Graph
-  no longer takes (400, `syncStateNotFound` after 7 days) starts a full read again.
+  deltaLink (user-delta), each page asked for with `Prefer: odata.maxpagesize=999`
+  (delta-query-overview; else Graph pages by 100); an item with `@removed` is a
+  removed user. A deltaLink Graph no longer takes (400, `syncStateNotFound` after 7
+  days) starts a full read again.
 * Group membership: `GET /groups/{id}/members?$select=id&$top=999` for the groups the
   rules name (group-list-members: application permission `GroupMember.Read.All`).
   `/users/{id}/memberOf` would need `Directory.Read.All` for an app (user-list-memberof)
@@ -49,6 +51,9 @@ BASE_SELECT = (
     "mobilePhone",
 )
 PAGE = 999
+# Graph picks a delta's page size (100 for users) unless asked for more (delta-query-
+# overview: `Prefer: odata.maxpagesize`); 1,000 changes are then 2 requests, not 10.
+PREFER_PAGE = {"Prefer": f"odata.maxpagesize={PAGE}"}
 MAX_BATCH = 20  # json-batching: at most 20 requests in one $batch
 FAILURES = (GraphError, httpx.HTTPError, TokenError, ValueError, KeyError, TypeError)
 
@@ -161,7 +166,7 @@ class EntraDirectory:
         removed: list[str] = []
         link = cursor
         while True:
-            page = await self.client.get_json("users/delta", link)
+            page = await self.client.get_json("users/delta", link, PREFER_PAGE)
             for item in page["value"]:
                 if "@removed" in item:
                     removed.append(str(item["id"]))

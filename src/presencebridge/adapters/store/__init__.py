@@ -327,6 +327,38 @@ class Store:
             )
             _insert_addresses(c, state.user)
 
+    def create_users(
+        self, states: Sequence[UserState], history: Sequence[HistoryEntry], now: datetime
+    ) -> None:
+        """Many new users, their addresses and history in one transaction (executemany):
+        all of them or, when the database refuses one (a unique key), none."""
+        if not states:
+            return
+        with self._tx() as c:
+            if self.fence is not None:
+                self.fence(c, {s.user.id for s in states})
+            c.execute(
+                t.users.insert(),
+                [
+                    {
+                        "id": s.user.id,
+                        "display_name": s.user.display_name,
+                        "group_id": s.user.group,
+                        "teams_user_id": s.user.teams_user_id,
+                        "email": s.user.email,
+                        "directory_key": s.user.directory_key,
+                        "state": codec.encode(s),
+                        "version": 1,
+                        "updated_at": now,
+                    }
+                    for s in states
+                ],
+            )
+            rows = [row for s in states for row in _address_rows(s.user)]
+            if rows:
+                c.execute(t.user_addresses.insert(), rows)
+            _insert_history(c, history)
+
     def update_user(
         self,
         state: UserState,
@@ -358,6 +390,32 @@ class Store:
             _insert_addresses(c, user)
             _insert_history(c, [history])
             return _insert_release(c, release, now)
+
+    def update_users(
+        self,
+        states: Sequence[UserState],
+        history: Sequence[HistoryEntry],
+        releases: Sequence[TeamsRelease | None],
+        now: datetime,
+    ) -> list[TeamsRelease | None]:
+        """Many lifecycle changes in one transaction, in their order (a user may give up
+        an extension another takes after them): rows, addresses, history, releases.
+        Returns the releases with their ids."""
+        if not states:
+            return []
+        ua = t.user_addresses
+        with self._tx() as c:
+            if self.fence is not None:
+                self.fence(c, {s.user.id for s in states})
+            c.execute(_LIFECYCLE_UPDATE.values(updated_at=now), [_lifecycle_row(s) for s in states])
+            final = {s.user.id: s.user for s in states}  # a user changed twice: the last
+            for chunk in _chunks(list(final), 500):
+                c.execute(ua.delete().where(ua.c.user_id.in_(chunk)))
+            rows = [row for user in final.values() for row in _address_rows(user)]
+            if rows:
+                c.execute(ua.insert(), rows)
+            _insert_history(c, history)
+            return [_insert_release(c, release, now) for release in releases]
 
     def delete_user(
         self, user_id: str, release: TeamsRelease | None, now: datetime
@@ -411,24 +469,24 @@ class Store:
 
     # -- the directory sync ------------------------------------------------------------------
 
-    def load_directory(self, source: str) -> DirectoryRecord:
-        """What the last runs of a directory source left: cursor, last run, people, and
-        since when each disabled directory user is disabled."""
+    def load_directory(self, source: str, people: bool = True) -> DirectoryRecord:
+        """What the last runs of a directory source left: cursor, last run, people (unless
+        `people` is false: a caller that holds them already), and since when each
+        disabled directory user is disabled."""
+        dp = t.directory_people
         with self._tx() as c:
             row = c.execute(
                 sa.select(t.directory_sources).where(t.directory_sources.c.source == source)
             ).first()
-            people = {
-                r.key: r.person
-                for r in c.execute(
-                    sa.select(t.directory_people).where(t.directory_people.c.source == source)
-                )
-            }
+            listed = {}
+            if people:
+                rows = c.execute(sa.select(dp.c.key, dp.c.person).where(dp.c.source == source))
+                listed = {r.key: r.person for r in rows}
             disabled = {r.user_id: r.since for r in c.execute(sa.select(t.directory_disabled))}
         return DirectoryRecord(
             None if row is None else row.cursor,
             None if row is None else row.last_run,
-            people,
+            listed,
             disabled,
         )
 
@@ -531,17 +589,49 @@ class Store:
         return str(user_id)
 
 
+_LIFECYCLE_UPDATE = (
+    t.users.update()
+    .where(t.users.c.id == sa.bindparam("b_id"))
+    .values(
+        display_name=sa.bindparam("b_display_name"),
+        group_id=sa.bindparam("b_group_id"),
+        teams_user_id=sa.bindparam("b_teams_user_id"),
+        email=sa.bindparam("b_email"),
+        directory_key=sa.bindparam("b_directory_key"),
+        state=sa.bindparam("b_state"),
+        version=t.users.c.version + 1,
+    )
+)
+
+
+def _lifecycle_row(state: UserState) -> dict[str, Any]:
+    user = state.user
+    return {
+        "b_id": user.id,
+        "b_display_name": user.display_name,
+        "b_group_id": user.group,
+        "b_teams_user_id": user.teams_user_id,
+        "b_email": user.email,
+        "b_directory_key": user.directory_key,
+        "b_state": codec.encode(state),
+    }
+
+
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def _insert_addresses(c: Connection, user: User) -> None:
-    rows = [
+def _address_rows(user: User) -> list[dict[str, Any]]:
+    return [
         {"kind": kind, "value": value, "user_id": user.id, "position": i}
         for kind, values in ((EXTENSION, user.extensions), (NUMBER, user.numbers))
         for i, value in enumerate(values)
     ]
+
+
+def _insert_addresses(c: Connection, user: User) -> None:
+    rows = _address_rows(user)
     if rows:
         c.execute(t.user_addresses.insert(), rows)
 
