@@ -80,6 +80,19 @@ def test_dry_run_then_sync_from_ldap_finds_teams_accounts_by_upn(
         mode = client.get(f"/api/v1/users/{without['id']}/settings").json()
         assert mode["teams_sync_mode"] == "off", "no Teams account: created with sync off"
 
+    # The rule: members of the AD group Sales (by DN) go to `sales`, everyone else to hq.
+    sales_dn = f"cn=Sales,ou=Groups,{AD_SUFFIX}".casefold()
+    by_id = {u["id"]: u for u in created.values()}
+    checked = 0
+    for person in enabled:
+        listed = by_id.get((person.upn or "").lower())
+        if listed is None:
+            continue
+        in_sales = sales_dn in {g.casefold() for g in person.groups}
+        assert listed["group"] == ("sales" if in_sales else "hq"), person
+        checked += in_sales
+    assert checked > 0, "no member of Sales was checked"
+
     again = sync(server)
     assert again.returncode == 0, again
     assert f"unchanged {len(enabled)}" in again.stdout, again.stdout
