@@ -1,9 +1,9 @@
 """The one place that wires the application together (cosmicpython's bootstrap).
 
 settings -> store -> hub -> Graph connector (writer, poller, subscriptions) ->
-agent relay -> cluster, every dependency passed in when an object is made. What
-runs is a list of components, started in that order and stopped the other way
-round; the API and console (`api/app.py`) only read what is built here.
+directories -> PBX connectors and presence outlets -> agent relay -> cluster, every
+dependency passed in when an object is made. What runs is a list of components,
+started in that order and stopped the other way round; the API and console (`api/app.py`) only read what is built here.
 
 A new outside system plugs in as one more component: build it from the settings
 and the hub in `build`, append it to `components`, done (see `Component`).
@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Protocol
 from urllib.parse import quote
 
+from presencebridge.adapters.connectors import OUTLET_KINDS, PBX_KINDS
 from presencebridge.adapters.fanout import Fanout
 from presencebridge.adapters.graph.auth import AppTokenProvider, authority_url
 from presencebridge.adapters.graph.budget import RequestBudget
@@ -40,6 +41,7 @@ from presencebridge.core import directory as directory_rules
 from presencebridge.core.ports import DirectorySource
 from presencebridge.service.agents import AgentRelay, ClientSideTeams
 from presencebridge.service.cluster import Cluster
+from presencebridge.service.connectors import Connectors, PresenceFeed, TelephonyFeed
 from presencebridge.service.directory import DirectorySync
 from presencebridge.service.hub import Hub
 from presencebridge.service.teams_sync import TeamsPoller, TeamsWriter
@@ -252,6 +254,25 @@ def connect_directories(settings: Settings, hub: Hub) -> dict[str, DirectorySync
     return syncs
 
 
+# -- PBX connectors and presence outlets (issue 13) ------------------------------------------
+
+
+def connect_connectors(settings: Settings, hub: Hub) -> Connectors | None:
+    """The `[[pbx]]` connectors and the `[[publish]]` outlets, when any is configured."""
+    if not settings.pbx and not settings.publish:
+        return None
+    pbx = []
+    for config in settings.pbx:
+        kind = PBX_KINDS[config.kind]
+        lines = TelephonyFeed(hub, config.connector_name)
+        pbx.append(kind.make(kind.parse(config.table()), lines))
+    outlets = []
+    for config in settings.publish:
+        outlet_kind = OUTLET_KINDS[config.kind]
+        outlets.append(outlet_kind.make(outlet_kind.parse(config.table())))
+    return Connectors(pbx, PresenceFeed(hub, outlets) if outlets else None)
+
+
 # -- the application -------------------------------------------------------------------------
 
 
@@ -266,6 +287,7 @@ class Application:
     cluster: Cluster | None = None
     components: list[Component] = field(default_factory=list)
     directories: dict[str, DirectorySync] = field(default_factory=dict)
+    connectors: Connectors | None = None
 
     @property
     def notify(self) -> NotifyContext | None:
@@ -329,11 +351,11 @@ def build(settings: Settings, hub: Hub) -> Application:
         application.components.append(sync)
     application.directories = connect_directories(settings, hub)
     application.components.extend(application.directories.values())
-    # New adapters (directory, PBX, sign-in) go here: made from the settings and the
-    # hub (or the Graph client), appended as components, e.g.
-    #     pbx = connect_pbx(settings, hub)  # None when not configured
-    #     if pbx is not None:
-    #         application.components.append(pbx)
+    application.connectors = connect_connectors(settings, hub)
+    if application.connectors is not None:
+        application.components.append(application.connectors)
+    # New adapters (sign-in, …) go here: made from the settings and the hub (or the
+    # Graph client), appended as components.
     if cluster is not None:
         cluster.attach(agents, None if sync is None else sync.set_share)
         application.components.append(cluster)  # last: it starts handing users over

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from presencebridge.adapters.connectors import OUTLET_KINDS, PBX_KINDS, SECRET
 from presencebridge.adapters.ldap.settings import LdapSettings
 from presencebridge.core import addresses
 
@@ -130,6 +132,73 @@ class DirectoryConfig(BaseModel):
         return None
 
 
+class ConnectorConfig(BaseModel):
+    """A `[[pbx]]` or `[[publish]]` table (issue 13, docs/pbx.md): `kind` picks the
+    connector, the table's other keys are its settings, checked by the connector's own
+    parser when the file is read. Its secret (SIP or AMI password, XMPP component
+    secret) comes from `secret_env` or `secret_file`, never from the file."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str = Field(min_length=1, max_length=64)
+    name: str = Field("", pattern=r"^$|^[a-z][a-z0-9_-]{0,31}$")  # default: the kind
+    secret_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    secret_file: Path | None = None
+
+    @property
+    def connector_name(self) -> str:
+        return self.name or self.kind
+
+    def options(self) -> dict[str, Any]:
+        """The table's connector settings (everything but kind and the secret's source)."""
+        return {"name": self.connector_name, **(self.model_extra or {})}
+
+    def check(self, role: str, kinds: Mapping[str, Any]) -> None:
+        if self.kind not in kinds:
+            known = ", ".join(sorted(kinds)) or "none"
+            raise ValueError(
+                f"[[{role}]] {self.connector_name}: unknown kind {self.kind!r} (known: {known})"
+            )
+        for key in self.model_extra or {}:
+            if key == SECRET or key.endswith(("password", "_secret")):
+                raise ValueError(
+                    f"[[{role}]] {self.connector_name}: {key} must not be in the "
+                    "configuration file: use secret_env or secret_file"
+                )
+        # Every other setting is checked now, when the file is read, not at start.
+        kinds[self.kind].parse({**self.options(), SECRET: "-"})
+
+    def table(self) -> dict[str, Any]:
+        """The settings with the secret read in (at start)."""
+        table = self.options()
+        if self.secret_env:
+            value = os.environ.get(self.secret_env)
+            if not value:
+                raise ValueError(f"{self.connector_name}: secret_env {self.secret_env} is not set")
+            table[SECRET] = value
+        elif self.secret_file is not None:
+            try:
+                table[SECRET] = self.secret_file.read_text().strip()
+            except OSError as error:
+                raise ValueError(
+                    f"{self.connector_name}: secret_file cannot be read: {error.strerror}"
+                ) from None
+        return table
+
+
+def _checked_connectors(
+    role: str, tables: list[ConnectorConfig], kinds: Mapping[str, Any]
+) -> list[ConnectorConfig]:
+    names = [t.connector_name for t in tables]
+    for table in tables:
+        if names.count(table.connector_name) > 1:
+            raise ValueError(
+                f"two [[{role}]] tables are named {table.connector_name!r}; give each a name"
+            )
+        table.check(role, kinds)
+    return tables
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PRESENCEBRIDGE_", extra="forbid")
 
@@ -167,6 +236,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(9.0, ge=1, le=300)
     # Directory sources (issue 12, docs/directory.md): `[[directory]]` tables of the file.
     directory: list[DirectoryConfig] = Field(default_factory=list)
+    # PBX connectors and presence outlets (issue 13, docs/pbx.md).
+    pbx: list[ConnectorConfig] = Field(default_factory=list)
+    publish: list[ConnectorConfig] = Field(default_factory=list)
 
     @field_validator("directory")
     @classmethod
@@ -176,6 +248,16 @@ class Settings(BaseSettings):
             if names.count(name) > 1:
                 raise ValueError(f"two [[directory]] tables are named {name!r}; give each a name")
         return value
+
+    @field_validator("pbx")
+    @classmethod
+    def _known_pbx(cls, value: list[ConnectorConfig]) -> list[ConnectorConfig]:
+        return _checked_connectors("pbx", value, PBX_KINDS)
+
+    @field_validator("publish")
+    @classmethod
+    def _known_outlets(cls, value: list[ConnectorConfig]) -> list[ConnectorConfig]:
+        return _checked_connectors("publish", value, OUTLET_KINDS)
 
     @field_validator("default_country")
     @classmethod

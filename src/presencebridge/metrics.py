@@ -62,3 +62,28 @@ SYNC_LAG = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
     registry=REGISTRY,
 )
+# PBX and presence connectors (issue 13): `up` is set when /metrics or /healthz is read.
+CONNECTOR_UP = Gauge(
+    "presencebridge_connector_up",
+    "1 when a PBX or presence connector is connected and doing its work",
+    ["name", "kind"],
+    registry=REGISTRY,
+)
+CONNECTOR_MESSAGES = Counter(
+    "presencebridge_connector_messages_total",
+    "Messages a connector received from its system, by result (applied, ignored, malformed)",
+    ["name", "result"],
+    registry=REGISTRY,
+)
+OUTLET_PUBLICATIONS = Counter(
+    "presencebridge_outlet_publications_total",
+    "Presence publications to an outlet, by result",
+    ["name", "result"],
+    registry=REGISTRY,
+)
+OUTLET_PENDING = Gauge(
+    "presencebridge_outlet_pending",
+    "Users whose newest presence an outlet has still to publish",
+    ["name"],
+    registry=REGISTRY,
+)

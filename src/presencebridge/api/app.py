@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import asdict
 from typing import Any
 
 import httpx
@@ -26,6 +27,8 @@ from presencebridge.api.usercsv import router as csv_router
 from presencebridge.api.webhook import router as webhook_router
 from presencebridge.config import Settings
 from presencebridge.core.errors import Reason, Rejected
+from presencebridge.core.ports import ConnectorHealth
+from presencebridge.service.connectors import Connectors
 from presencebridge.service.hub import Hub
 from presencebridge.web import mount_console
 
@@ -133,6 +136,7 @@ def _lifespan(
                 app.state.cluster = running.cluster
                 app.state.teams_sync = running.teams_sync
                 app.state.directories = running.directories
+                app.state.connectors = running.connectors
                 app.state.notify = running.notify
                 app.state.agents = running.agents
                 yield
@@ -179,6 +183,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
+def _connector_health(request: Request) -> list[ConnectorHealth]:
+    connectors: Connectors | None = request.app.state.connectors
+    return [] if connectors is None else connectors.health()
+
+
 def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     """The server app; `bootstrap` wires (and runs) the rest from `settings`, around the
     given hub or one of its own."""
@@ -199,6 +208,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(agent_router)
     app.state.notify = None
     app.state.directories = {}
+    app.state.connectors = None
     app.state.cluster = None
     app.state.forward_client = httpx.AsyncClient(timeout=30)
     install_cluster(app)
@@ -211,10 +221,17 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=True)
     async def healthz(request: Request) -> dict[str, Any]:
         hub_: Hub = request.app.state.hub
-        return {"status": "ok", "users": len(hub_.user_ids()), "version": __version__}
+        connectors = _connector_health(request)
+        return {
+            "status": "ok",
+            "users": len(hub_.user_ids()),
+            "version": __version__,
+            "connectors": [asdict(c) for c in connectors],
+        }
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
+        _connector_health(request)  # sets the connectors' `up` gauges
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     mount_console(app, settings)

@@ -6,10 +6,13 @@ tests depend on them and never on an adapter. No I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
+
+from presencebridge.core.model import CallState
+from presencebridge.core.publication import Publication
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +128,102 @@ class TeamsIdLookup(Protocol):
     async def lookup(self, names: Sequence[str]) -> Sequence[TeamsAccount]:
         """One answer per name; raises `DirectoryUnavailable` when Graph cannot say."""
         ...
+
+
+# -- PBX and presence connectors (issue 13) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorHealth:
+    """What a connector says of itself on /healthz, /metrics and the console.
+
+    `up`: connected and doing its work (every subscription, login or stream in place);
+    `detail`: one line for an administrator, never a secret; `counts`: running totals
+    such as notifications received or malformed bodies ignored.
+    """
+
+    name: str
+    kind: str
+    up: bool
+    detail: str
+    counts: Mapping[str, int]
+
+
+class TelephonyLines(Protocol):
+    """What a PBX connector (`[[pbx]]`) reports into: call states per extension.
+
+    Call ids are the connector's own (a SIP dialog id, an Asterisk channel); the hub
+    keeps them apart per connector and extension. Every method is safe to call for an
+    extension no user has (it is ignored and counted).
+    """
+
+    def lines(self) -> Sequence[str]:
+        """The extensions to watch now: every extension of every user this node
+        handles, sorted."""
+        ...
+
+    def add_lines_listener(self, listener: Callable[[], None]) -> None:
+        """Called (without arguments) when the set of `lines()` may have changed."""
+        ...
+
+    async def report(self, extension: str, call_id: str, state: CallState) -> None:
+        """One call on an extension rings, is connected, or ended."""
+        ...
+
+    async def settle(self, extension: str, active: Collection[str]) -> None:
+        """The PBX says these are all the calls on the extension now (a full-state
+        notification, a new subscription, a reconnect): every call this connector
+        reported earlier and not listed has ended."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutwardUser:
+    """One user as a presence outlet (`[[publish]]`) sees them: addresses and what to
+    show. `publication` None: the user was deleted or left the hub; withdraw them."""
+
+    user_id: str
+    display_name: str
+    email: str | None
+    extensions: tuple[str, ...]
+    publication: Publication | None
+
+
+class PresenceOutlet(Protocol):
+    """A system presence goes out to (a SIP presence server, XMPP, Asterisk).
+
+    `publish` is called with the newest state of one user at a time (bursts already
+    coalesced); it raises `OutletUnavailable` when the system cannot take it now, and
+    the caller tries again later with whatever is newest then.
+    """
+
+    name: str
+    kind: str
+    language: str
+
+    async def start(self) -> None: ...
+
+    async def publish(self, user: OutwardUser) -> None: ...
+
+    async def stop(self) -> None:
+        """Withdraw what was published where the system keeps it (SIP `Expires: 0`)."""
+        ...
+
+    def health(self) -> ConnectorHealth: ...
+
+
+class OutletUnavailable(Exception):
+    """The outlet's system did not take a publication; the hub retries."""
+
+
+class PbxConnector(Protocol):
+    """A connector that reads telephony state from a PBX into `TelephonyLines`."""
+
+    name: str
+    kind: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def health(self) -> ConnectorHealth: ...

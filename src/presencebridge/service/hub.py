@@ -170,6 +170,7 @@ class Hub:
         self._warned_no_dnd_profile: set[str] = set()
         self._change_listeners: list[Callable[[str], None]] = []
         self._takeover_listeners: list[Callable[[Sequence[str]], None]] = []
+        self._lines_listeners: list[Callable[[], None]] = []
         self._commit = GroupCommit(self._save)
         self._membership = SINGLE_NODE
         self._started = False
@@ -842,6 +843,7 @@ class Hub:
         self._releases = {r.id: r for r in await self._io(self.store.load_releases) if r.id}
         for takeover_listener in self._takeover_listeners:
             takeover_listener(taken)
+        self._lines_changed()
 
     async def reload_groups(self) -> None:
         groups = await self._io(self.store.load_groups)
@@ -856,6 +858,22 @@ class Hub:
     def add_takeover_listener(self, listener: Callable[[Sequence[str]], None]) -> None:
         """Called with the users this node has just taken over from another."""
         self._takeover_listeners.append(listener)
+
+    # -- PBX lines (issue 13) ----------------------------------------------------------------
+
+    def lines(self) -> list[str]:
+        """Every extension of every user this node handles, sorted (what PBX connectors
+        watch)."""
+        return sorted(e for e, user_id in self._by_extension.items() if self.owns(user_id))
+
+    def add_lines_listener(self, listener: Callable[[], None]) -> None:
+        """Called when `lines()` may have changed: an extension added, moved or removed,
+        a user deleted, users taken over from another node."""
+        self._lines_listeners.append(listener)
+
+    def _lines_changed(self) -> None:
+        for listener in self._lines_listeners:
+            listener()
 
     def _after_change(self, old: UserState, new: UserState) -> None:
         for listener in self._change_listeners:
@@ -981,6 +999,8 @@ class Hub:
         if old is not None:
             self._unindex(old)
         user = state.user
+        if user.extensions != (() if old is None else old.user.extensions):
+            self._lines_changed()
         if user.teams_user_id is not None:
             self._by_teams_id[user.teams_user_id] = user.id
         for value in user.extensions:
@@ -990,6 +1010,8 @@ class Hub:
 
     def _unindex(self, state: UserState) -> None:
         user = state.user
+        if user.extensions and user.id not in self._users:
+            self._lines_changed()  # deleted
         indexes = (
             (self._by_teams_id, () if user.teams_user_id is None else (user.teams_user_id,)),
             (self._by_extension, user.extensions),

@@ -1,0 +1,34 @@
+"""The kinds a `[[pbx]]` or `[[publish]]` table of the configuration file may name
+(issue 13). Each adapter folder adds its kind here: how its table is read (a settings
+object; `ValueError` naming the field, never echoing a secret) and how the connector
+is made from it. `config.py` checks tables against this when the file is read;
+`bootstrap.py` makes the connectors from it at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from presencebridge.core.ports import PbxConnector, PresenceOutlet, TelephonyLines
+
+# The key a connector's secret arrives under (read from `secret_env` / `secret_file`);
+# the configuration file itself never holds it.
+SECRET = "secret"  # noqa: S105 - the name of a key, not a secret
+
+
+@dataclass(frozen=True)
+class PbxKind:
+    parse: Callable[[Mapping[str, Any]], Any]
+    make: Callable[[Any, TelephonyLines], PbxConnector]
+
+
+@dataclass(frozen=True)
+class OutletKind:
+    parse: Callable[[Mapping[str, Any]], Any]
+    make: Callable[[Any], PresenceOutlet]
+
+
+PBX_KINDS: dict[str, PbxKind] = {}
+OUTLET_KINDS: dict[str, OutletKind] = {}
