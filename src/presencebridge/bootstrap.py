@@ -3,7 +3,8 @@
 settings -> store -> hub -> Graph connector (writer, poller, subscriptions) ->
 directories -> PBX connectors and presence outlets -> agent relay -> cluster, every
 dependency passed in when an object is made. What runs is a list of components,
-started in that order and stopped the other way round; the API and console (`api/app.py`) only read what is built here.
+started in that order and stopped the other way round; the API and console
+(`api/app.py`) only read what is built here.
 
 A new outside system plugs in as one more component: build it from the settings
 and the hub in `build`, append it to `components`, done (see `Component`).
