@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from presencebridge.config import load_settings
 from presencebridge.core.model import CallState, Telephony, User
 from presencebridge.core.ports import ConnectorHealth, OutletUnavailable, OutwardUser
 from presencebridge.core.publication import DialogState, Situation
@@ -221,3 +224,13 @@ async def test_a_deleted_user_is_withdrawn_under_the_addresses_they_had(hub: Hub
         assert outlet.of("alice")[-1].extensions == ("2101",)
     finally:
         await feed.stop()
+
+
+def test_a_connector_table_of_an_unknown_kind_is_refused_when_the_file_is_read(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "presencebridge.toml"
+    config.write_text('[[pbx]]\nkind = "sip-dailog"\nname = "office"\n')
+    with pytest.raises(ValidationError) as refused:
+        load_settings(config)
+    assert "[[pbx]] office: unknown kind 'sip-dailog'" in str(refused.value)

@@ -30,6 +30,10 @@ WATCHED_LOGGERS = (
     "presencebridge.adapters.graph",
     "presencebridge.bootstrap",
     "presencebridge.api.webhook",
+    "presencebridge.service.connectors",
+    "presencebridge.adapters.sip",
+    "presencebridge.adapters.asterisk",
+    "presencebridge.adapters.xmpp",
 )
 
 

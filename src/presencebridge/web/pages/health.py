@@ -28,6 +28,8 @@ def sync_context(page: Page) -> dict[str, Any]:
     groups = sorted(page.hub.groups(), key=lambda g: g.name.lower())
     context: dict[str, Any] = {"enabled": sync is not None, "groups": groups}
     context["histograms"] = _histograms(page)
+    connectors = getattr(state, "connectors", None)
+    context["connectors"] = [] if connectors is None else connectors.health()
     context["requests"] = health.graph_requests()
     monitor: health.HealthMonitor = state.console_health
     errors: list[dict[str, Any]] = [
