@@ -14,11 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 
 from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS
 from tests.support.server import ServerProcess
 from tests.support.teams import EmulatorProcess, new_teams_id, sync_server
+
+# `expect` waits up to 5 s by default: on two cores shared with a busy test run, a board
+# filled over its stream can take longer. A bound only: each wait ends when it holds.
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="package")
