@@ -11,9 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.helpers import PHONE, layout_problems, new_context, screenshot, sign_in
+from tests.browser.helpers import (
+    DESKTOP,
+    PHONE,
+    layout_problems,
+    new_context,
+    screenshot,
+    sign_in,
+    tab_walk,
+)
 from tests.support.server import ServerProcess
 from tests.support.teams import EmulatorProcess
 from tests.sync.directory import directory_server, users
@@ -51,20 +59,8 @@ def rules_source(server: ServerProcess) -> str:
         return str(entra["rules_source"])
 
 
-def test_a_rule_edited_in_german_is_checked_previewed_and_saved(
-    browser: Browser, rules_server: tuple[ServerProcess, EmulatorProcess]
-) -> None:
-    server, _emulator = rules_server
-    context = new_context(browser, "de")
-    page = sign_in(context, server)
-    page.goto(server.url + "/console/directory")
-    card = page.locator("#dir-entra")
-    expect(card).to_contain_text("Regeln: aus der Konfigurationsdatei.")
-    card.get_by_role("link", name="Regeln bearbeiten").click()
-    expect(page.locator("h1")).to_have_text("Regeln von entra")
-    expect(page.locator("#default_group")).to_have_value("hq")
-
-    # A group but no condition: refused, the rule marked, the choice kept.
+def refused_without_a_condition(page: Page) -> None:
+    """A group but no condition: refused, the rule marked, the choice kept."""
     page.locator("#rule-0-outcome").select_option("sales")
     page.get_by_role("button", name="Vorschau").click()
     expect(page.locator("#form-error")).to_have_text(
@@ -77,6 +73,9 @@ def test_a_rule_edited_in_german_is_checked_previewed_and_saved(
     expect(page.locator("#rule-0-outcome")).to_have_value("sales")
     expect(page.locator("#preview")).to_have_count(0)
 
+
+def previewed(page: Page, server: ServerProcess) -> None:
+    """The rule completed and previewed: what a run would do, nothing saved or made."""
     page.locator("#rule-0-member_of").fill("Vertrieb")
     page.get_by_role("button", name="Vorschau").click()
     preview = page.locator("#preview")
@@ -89,6 +88,22 @@ def test_a_rule_edited_in_german_is_checked_previewed_and_saved(
     expect(page.locator("#rule-0-member_of")).to_have_value("Vertrieb")  # still as entered
     assert users(server) == {} and rules_source(server) == "config"
     screenshot(page, "directory-rules-preview-de-1280x800")
+
+
+def test_a_rule_edited_in_german_is_checked_previewed_and_saved(
+    browser: Browser, rules_server: tuple[ServerProcess, EmulatorProcess]
+) -> None:
+    server, _emulator = rules_server
+    context = new_context(browser, "de")
+    page = sign_in(context, server)
+    page.goto(server.url + "/console/directory")
+    card = page.locator("#dir-entra")
+    expect(card).to_contain_text("Regeln: aus der Konfigurationsdatei.")
+    card.get_by_role("link", name="Regeln bearbeiten").click()
+    expect(page.locator("h1")).to_have_text("Regeln von entra")
+    expect(page.locator("#default_group")).to_have_value("hq")
+    refused_without_a_condition(page)
+    previewed(page, server)
 
     page.get_by_role("button", name="Speichern").click()
     expect(page.locator(".flash-ok")).to_contain_text(
@@ -120,7 +135,7 @@ def test_a_rule_edited_in_german_is_checked_previewed_and_saved(
     context.close()
 
 
-def test_the_rules_page_fits_a_phone(
+def test_the_rules_page_fits_a_phone_and_the_keyboard_reaches_every_control(
     browser: Browser, rules_server: tuple[ServerProcess, EmulatorProcess]
 ) -> None:
     server, _emulator = rules_server
@@ -137,4 +152,6 @@ def test_the_rules_page_fits_a_phone(
     )
     screenshot(page, "directory-rules-de-390x844")
     assert layout_problems(page) == []
+    page.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
+    tab_walk(page)
     context.close()
