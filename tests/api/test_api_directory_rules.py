@@ -5,6 +5,8 @@ and the Graph emulator as separate processes, the directory in the emulator."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.server import ServerProcess
+from tests.support.server import ADMIN_TOKEN, BIN, ServerProcess
 from tests.support.teams import EmulatorProcess
 from tests.sync.directory import directory_server, users
 
@@ -79,6 +81,19 @@ def run(api: httpx.Client) -> dict[str, Any]:
     return dict(answer["runs"][0])
 
 
+def show(server: ServerProcess) -> str:
+    """`presencebridge directory show`, as an administrator runs it."""
+    done = subprocess.run(
+        [str(BIN), "directory", "show", "--server", server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PRESENCEBRIDGE_ADMIN_TOKEN": ADMIN_TOKEN},
+        check=True,
+    )
+    return done.stdout
+
+
 def groups(server: ServerProcess) -> dict[str, str]:
     return {user_id: u["group"] for user_id, u in users(server).items()}
 
@@ -117,6 +132,11 @@ def test_saved_rules_replace_the_files_until_reset(
         "attribute": "department",
         "equals": "Temps",
     }
+    shown = show(server)
+    assert shown.startswith("entra: rules saved through the API at "), shown
+    assert "  1. member_of = 'Sales' -> group sales\n" in shown
+    assert "  2. attribute = 'department', equals = 'Temps' -> not in scope\n" in shown
+    assert "  default group: hq\n" in shown
     # The next run uses them. Department was not read before (no rule named it): the run
     # reads everyone again rather than a delta without it.
     after = run(api)
@@ -129,6 +149,7 @@ def test_saved_rules_replace_the_files_until_reset(
     reset = api.delete(RULES)
     assert reset.status_code == 200 and reset.json()["rules_source"] == "config"
     assert (source(api)["rules_source"], source(api)["rules"]) == ("config", [])
+    assert show(server).startswith("entra: rules from the configuration file\n")
     back = run(api)
     assert back["counts"]["update"] == 2, back  # u2 to hq, u3 enabled again
     assert set(groups(server).values()) == {"hq"}
