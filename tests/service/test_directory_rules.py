@@ -222,3 +222,21 @@ async def test_rules_naming_a_group_the_hub_lacks_are_refused_and_not_stored(
         await job.preview(wrong.to_rules())
     assert await hub.store_io(hub.store.load_directory_rules, "entra") is None
     assert job.rules.origin == "config"
+
+
+async def test_a_preview_leaves_the_source_reading_what_it_read_before(hubs: Hubs) -> None:
+    # This node learns of rules saved on another node (its page shows them) before its
+    # next run: a preview in between must not make that run take the stored cursor,
+    # made for the rules before, as good for the new ones.
+    hub = await with_sales(hubs)
+    source = Directory([person("ann", department="Sales"), person("bob", department="HR")])
+    here, there = DirectorySync(hub, source, FILE), DirectorySync(hub, source, FILE)
+    await here.run()
+    rules = {"rules": [{"attribute": "department", "equals": "sales", "group": "sales"}],
+             "default_group": "hq"}  # fmt: skip
+    await there.save_rules(DirectoryRulesConfig.model_validate(rules), "console")
+    await here.current_rules()
+    await here.preview(Rules((), "hq"))
+    report = await here.run()
+    assert source.reads[-1] is None and report.full_read
+    assert group_of(hub, "ann") == "sales"

@@ -86,14 +86,6 @@ class Rules:
         """The directory attributes the rules look at (Entra reads only these)."""
         return {r.attribute for r in self.rules if r.attribute is not None}
 
-    def configuration_groups(self) -> list[str]:
-        """The hub's configuration groups the rules lead to (the default group too), in
-        the order they are first named."""
-        named = [r.group for r in self.rules if r.group is not None]
-        if self.default_group is not None:
-            named.append(self.default_group)
-        return list(dict.fromkeys(named))
-
 
 @dataclass(frozen=True, slots=True)
 class Policy:

@@ -164,8 +164,10 @@ class DirectorySync:
         # at 100,000 people would otherwise spend seconds reading them back.
         self._people: tuple[str, dict[str, DirectoryPerson]] | None = None
         self._task: asyncio.Task[None] | None = None
-        # The source reads what new rules look at: its stored cursor is no use until a
-        # full read has been stored.
+        # What a source that reads only what rules look at was last told to read (it was
+        # made for the file's rules), and whether that is more than the stored cursor and
+        # people hold: then every read is a full one until a run has stored one.
+        self._reads_for = _looked_at(policy.rules)
         self._full_read_due = False
 
     @property
@@ -332,18 +334,15 @@ class DirectorySync:
         source = self.source
         if not isinstance(source, RuleDrivenSource):
             return await source.read(cursor)
-        gained = source.follow_rules(sorted(rules.attributes_named()), sorted(rules.groups_named()))
-        full = gained or self._full_read_due
+        before, wanted = self._reads_for, _looked_at(rules)
+        full = source.follow_rules(*wanted) or self._full_read_due
         if not preview:
-            self._full_read_due = full
+            self._reads_for, self._full_read_due = wanted, full
         try:
             return await source.read(None if full else cursor)
         finally:
             if preview:
-                current = self.policy.rules
-                source.follow_rules(
-                    sorted(current.attributes_named()), sorted(current.groups_named())
-                )
+                source.follow_rules(*before)
 
     async def _people_before(self, record: DirectoryRecord) -> dict[str, DirectoryPerson]:
         """The people the last run left: kept in memory from this job's last run, unless
@@ -535,6 +534,11 @@ class DirectorySync:
         await hub.handle(user_id, rules.SetOwnMode(TeamsSyncMode.OFF), SOURCE)
         if hub.mode_of(user_id) is not TeamsSyncMode.OFF:
             await hub.update_user(user_id, {"teams_user_id": None}, SOURCE)
+
+
+def _looked_at(rules: plans.Rules) -> tuple[list[str], list[str]]:
+    """The attributes and directory groups the rules look at, for `follow_rules`."""
+    return sorted(rules.attributes_named()), sorted(rules.groups_named())
 
 
 def _with_teams_id(person: DirectoryPerson, teams_id: str | None) -> DirectoryPerson:
