@@ -216,15 +216,9 @@ def _directory_graph(settings: Settings, config: DirectoryConfig) -> GraphClient
 
 
 def directory_policy(settings: Settings, config: DirectoryConfig) -> directory_rules.Policy:
-    rules = tuple(
-        directory_rules.Rule(
-            r.group if r.in_scope else None, r.member_of, r.ou, r.attribute, r.equals
-        )
-        for r in config.rules
-    )
     return directory_rules.Policy(
         config.source_name,
-        directory_rules.Rules(rules, config.default_group),
+        config.rules_config().to_rules(),
         config.max_removal_share,
         timedelta(days=config.disabled_grace_days),
         settings.default_country,
@@ -233,11 +227,11 @@ def directory_policy(settings: Settings, config: DirectoryConfig) -> directory_r
 
 def _directory_source(settings: Settings, config: DirectoryConfig) -> DirectorySource:
     if config.kind == "entra":
-        attributes = sorted({r.attribute for r in config.rules if r.attribute})
-        groups = sorted({r.member_of for r in config.rules if r.member_of})
+        rules = config.rules_config().to_rules()
         return EntraDirectory(
             _directory_graph(settings, config), config.source_name,
-            config.extension_attribute, attributes, groups,
+            config.extension_attribute, sorted(rules.attributes_named()),
+            sorted(rules.groups_named()),
         )  # fmt: skip
     return LdapDirectorySource(LdapSettings.from_mapping(config.ldap_table()))
 

@@ -593,3 +593,46 @@ def directory_sync(
         typer.echo(run["text"])
     if not answer["ok"]:
         raise typer.Exit(1)
+
+
+@directory_app.command("show")
+def directory_show(
+    server: ServerOpt = "http://127.0.0.1:8080",
+    token: TokenOpt = None,
+) -> None:
+    """Each directory source: its rules in effect, where they come from, its last run."""
+    answer = _call(server, token, "GET", "/api/v1/admin/directory")
+    if not answer["sources"]:
+        typer.echo("no directory is configured ([[directory]] in the configuration file)")
+    for source in answer["sources"]:
+        typer.echo("\n".join(_directory_lines(source)))
+
+
+def _directory_lines(source: dict[str, Any]) -> list[str]:
+    name = source["name"]
+    if source["rules_source"] == "console":
+        how = {"api": "through the API"}.get(source["rules_changed_by"], "in the console")
+        origin = (
+            f"rules saved {how} at {source['rules_changed_at']}, in place of the "
+            f"configuration file's (reset: the console, or DELETE /api/v1/admin/directory/"
+            f"{name}/rules)"
+        )
+    else:
+        origin = "rules from the configuration file"
+    lines = [f"{name}: {origin}"]
+    if source.get("rules_problem"):
+        lines.append(f"  {source['rules_problem']}")
+    for number, rule in enumerate(source["rules"], 1):
+        conditions = [
+            f"{key} = {rule[key]!r}" for key in ("member_of", "ou", "attribute", "equals")
+            if rule[key] is not None
+        ]  # fmt: skip
+        then = f"group {rule['group']}" if rule["in_scope"] else "not in scope"
+        lines.append(f"  {number}. {', '.join(conditions)} -> {then}")
+    lines.append(f"  default group: {source['default_group'] or '- (not in scope)'}")
+    last = source["last_run"]
+    if last is not None:
+        what = last["error"] or last["stopped"] or last["summary"]
+        kind = "last dry run" if last["dry_run"] else "last run"
+        lines.append(f"  {kind} {last['started_at']}: {what}")
+    return lines

@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import os
 import socket
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,7 +30,7 @@ from pydantic_settings import (
 
 from presencebridge.adapters.connectors import OUTLET_KINDS, PBX_KINDS, SECRET
 from presencebridge.adapters.ldap.settings import LdapSettings
-from presencebridge.core import addresses
+from presencebridge.core import addresses, directory
 
 
 def default_data_dir() -> Path:
@@ -29,30 +38,92 @@ def default_data_dir() -> Path:
     return Path(base) / "presencebridge"
 
 
+GROUP_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$"  # a configuration group's id
+
+
+def _printable(value: str | None) -> str | None:
+    """No control characters or lone surrogates (no database stores NUL in JSON)."""
+    for position, char in enumerate(value or "", 1):
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise ValueError(
+                f"must not contain a control character (U+{ord(char):04X} at character {position})"
+            )
+    return value
+
+
+Text = Annotated[str | None, AfterValidator(_printable)]
+# A rule's problems as the file, the API and the console report them (the console
+# translates them: web/pages/directory_rules.py).
+RULE_NEEDS_GROUP = 'a rule needs group = "<configuration group>" or in_scope = false'
+RULE_OUT_OF_SCOPE_TAKES_NO_GROUP = "a rule with in_scope = false takes no group"
+RULE_NEEDS_CONDITION = "a rule needs a condition: member_of, ou or attribute"
+RULE_EQUALS_NEEDS_ATTRIBUTE = "equals needs attribute (the attribute it compares)"
+
+
 class DirectoryRuleConfig(BaseModel):
     """One rule of `[[directory]]` `rules` (docs/directory.md): conditions (all given must
-    hold) and the configuration group they lead to, or `in_scope = false`."""
+    hold) and the configuration group they lead to, or `in_scope = false`. The console
+    and the API check rules with this model too."""
 
     model_config = ConfigDict(extra="forbid")
 
-    group: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
-    in_scope: bool = True
-    member_of: str | None = Field(None, min_length=1, max_length=512)
-    ou: str | None = Field(None, min_length=1, max_length=1024)
-    attribute: str | None = Field(None, min_length=1, max_length=128)
-    equals: str | None = Field(None, max_length=512)
+    group: str | None = Field(None, pattern=GROUP_NAME)
+    in_scope: bool = Field(True, strict=True)
+    member_of: Text = Field(None, min_length=1, max_length=512)
+    ou: Text = Field(None, min_length=1, max_length=1024)
+    attribute: Text = Field(None, min_length=1, max_length=128)
+    equals: Text = Field(None, max_length=512)
 
     @model_validator(mode="after")
     def _complete(self) -> DirectoryRuleConfig:
         if self.in_scope and self.group is None:
-            raise ValueError('a rule needs group = "<configuration group>" or in_scope = false')
+            raise ValueError(RULE_NEEDS_GROUP)
         if not self.in_scope and self.group is not None:
-            raise ValueError("a rule with in_scope = false takes no group")
+            raise ValueError(RULE_OUT_OF_SCOPE_TAKES_NO_GROUP)
         if self.member_of is None and self.ou is None and self.attribute is None:
-            raise ValueError("a rule needs a condition: member_of, ou or attribute")
+            raise ValueError(RULE_NEEDS_CONDITION)
         if self.equals is not None and self.attribute is None:
-            raise ValueError("equals needs attribute (the attribute it compares)")
+            raise ValueError(RULE_EQUALS_NEEDS_ATTRIBUTE)
         return self
+
+    def to_rule(self) -> directory.Rule:
+        group = self.group if self.in_scope else None
+        return directory.Rule(group, self.member_of, self.ou, self.attribute, self.equals)
+
+    @classmethod
+    def of_rule(cls, rule: directory.Rule) -> DirectoryRuleConfig:
+        return cls(
+            group=rule.group, in_scope=rule.group is not None, member_of=rule.member_of,
+            ou=rule.ou, attribute=rule.attribute, equals=rule.equals,
+        )  # fmt: skip
+
+
+class DirectoryRulesConfig(BaseModel):
+    """The rules of one directory source as the console and the API edit them
+    (`PUT /api/v1/admin/directory/{source}/rules`): the `rules` and `default_group` of
+    its `[[directory]]` table, checked by the same models."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[DirectoryRuleConfig] = Field(default_factory=list)
+    default_group: str | None = Field(None, pattern=GROUP_NAME)
+
+    def to_rules(self) -> directory.Rules:
+        return directory.Rules(tuple(r.to_rule() for r in self.rules), self.default_group)
+
+    @classmethod
+    def of_rules(cls, rules: directory.Rules) -> DirectoryRulesConfig:
+        return cls(
+            rules=[DirectoryRuleConfig.of_rule(r) for r in rules.rules],
+            default_group=rules.default_group,
+        )
+
+    def stored(self) -> dict[str, Any]:
+        """As JSON, without the fields left at their defaults (as a file spells them)."""
+        return {
+            "rules": [r.model_dump(exclude_defaults=True) for r in self.rules],
+            "default_group": self.default_group,
+        }
 
 
 class DirectoryConfig(BaseModel):
@@ -63,7 +134,7 @@ class DirectoryConfig(BaseModel):
     name: str = Field("", pattern=r"^$|^[a-z][a-z0-9_-]{0,31}$")  # default: the kind
     kind: Literal["entra", "ldap"]
     rules: list[DirectoryRuleConfig] = Field(default_factory=list)
-    default_group: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+    default_group: str | None = Field(None, pattern=GROUP_NAME)
     schedule_minutes: float = Field(60.0, ge=0, le=7 * 24 * 60)  # 0: only on demand
     max_removal_share: float = Field(0.10, ge=0, le=1)
     disabled_grace_days: float = Field(30.0, ge=0, le=3650)
@@ -111,6 +182,10 @@ class DirectoryConfig(BaseModel):
     @property
     def source_name(self) -> str:
         return self.name or self.kind
+
+    def rules_config(self) -> DirectoryRulesConfig:
+        """This table's `rules` and `default_group`, as the console edits them."""
+        return DirectoryRulesConfig(rules=self.rules, default_group=self.default_group)
 
     def client_secret(self) -> SecretStr | None:
         """The secret named here (environment variable or file), else None."""

@@ -166,13 +166,13 @@ def test_sessions_survive_a_restart_and_end_with_a_new_admin_token(tmp_path: Pat
     again = ServerProcess(tmp_path / "data")
     again.start()
     try:
-        assert httpx.get(again.url + "/", headers=cookie).status_code == 200
+        assert httpx.get(again.url + "/", headers=cookie, timeout=60).status_code == 200
     finally:
         again.stop()
     rotated = ServerProcess(tmp_path / "data", PRESENCEBRIDGE_ADMIN_TOKEN="another-admin-token-42")
     rotated.start()
     try:
-        assert httpx.get(rotated.url + "/", headers=cookie).status_code == 303
+        assert httpx.get(rotated.url + "/", headers=cookie, timeout=60).status_code == 303
     finally:
         rotated.stop()
 

@@ -187,6 +187,14 @@ def _new_token(cast: Cast, user: str) -> dict[str, str]:
     return {"token_id": made}
 
 
+def _source(cast: Cast, user: str) -> dict[str, str]:
+    return {"source": "entra"}
+
+
+def _rules(cast: Cast, user: str) -> dict[str, Any]:
+    return {"rules": [{"member_of": "Sales", "group": cast.group}], "default_group": cast.group}
+
+
 # fmt: off
 ROUTES: dict[str, Route] = {
     "POST /api/v1/groups": Route("admin", 201, body=lambda c, u: {"id": fresh("g"), "name": "G"}),
@@ -226,6 +234,9 @@ ROUTES: dict[str, Route] = {
     # No directory in this world: the admin is told so (404); everyone else is refused.
     "POST /api/v1/admin/directory/sync": Route("admin", 404, body=lambda c, u: {"dry_run": True}),
     "GET /api/v1/admin/directory": Route("admin", 200),
+    "PUT /api/v1/admin/directory/{source}/rules": Route("admin", 404, body=_rules, prepare=_source),
+    "DELETE /api/v1/admin/directory/{source}/rules": Route("admin", 404, prepare=_source),
+    "POST /api/v1/admin/directory/{source}/rules/preview": Route("admin", 404, body=_rules, prepare=_source),
     "POST /api/v1/admin/users/import": Route("admin", 200, query={"dry_run": "true"}, content=_csv),
     "GET /api/v1/admin/users/export": Route("admin", 200),
     "GET /api/v1/admin/cluster": Route("admin", 200),

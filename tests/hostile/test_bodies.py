@@ -117,7 +117,7 @@ def test_hostile_body_is_refused_on_every_route_and_writes_nothing(
     world: NotifyWorld, send: Send, expected: set[int]
 ) -> None:
     group = world.admin.get(f"/api/v1/users/{world.anna.id}").json()["group"]
-    values = {"group": group, "user_id": world.anna.id}
+    values = {"group": group, "user_id": world.anna.id, "source": "entra"}
     before = world.snapshot()
     answers: dict[str, int] = {}
     with counting_client(world.server.url, KIND, token=ADMIN_TOKEN) as client:

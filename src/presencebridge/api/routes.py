@@ -31,11 +31,13 @@ from presencebridge.api.schemas import (
     UserPatchIn,
     UserSettingsIn,
 )
+from presencebridge.config import DirectoryRulesConfig
 from presencebridge.core import addresses, rules
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import ID_PATTERN, Profile, ProfileTemplate, User
 from presencebridge.core.settings import GroupSettings
 from presencebridge.core.texts import pick_language
+from presencebridge.service.directory import DirectorySync, RulesInEffect, StoredRulesUnreadable
 from presencebridge.service.hub import Hub
 
 router = APIRouter(prefix="/api/v1", responses=responses.API_ERRORS)
@@ -666,16 +668,83 @@ async def directory_sync(
 
 @router.get("/admin/directory")
 async def directory_status(who: Caller, request: Request) -> dict[str, Any]:
-    """Each configured directory source and its last run."""
+    """Each configured directory source: its last run, and its rules in effect with
+    where they come from (`rules_source`: `config`, the file's; `console`, saved in the
+    console or with `PUT …/rules`, which replace the file's until deleted)."""
     require_admin(who)
-    syncs: dict[str, Any] = request.app.state.directories
+    syncs: dict[str, DirectorySync] = request.app.state.directories
+    sources = []
+    for name, sync in syncs.items():
+        source = {
+            "name": name,
+            "schedule_minutes": sync.schedule_minutes,
+            "last_run": None if sync.last is None else sync.last.to_json(),
+        }
+        sources.append(source | await _rules_in_effect(sync))
+    return {"sources": sources}
+
+
+SourceName = Annotated[
+    str,
+    Path(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="the name of a [[directory]] table"),
+]
+
+
+def _directory(request: Request, source: str) -> DirectorySync:
+    sync: DirectorySync = _directories(request, source)[0]
+    return sync
+
+
+def rules_view(rules: RulesInEffect) -> dict[str, Any]:
+    """Rules as the API shows them: the fields of the file's rule tables."""
+    config = DirectoryRulesConfig.of_rules(rules.rules)
     return {
-        "sources": [
-            {
-                "name": name,
-                "schedule_minutes": sync.schedule_minutes,
-                "last_run": None if sync.last is None else sync.last.to_json(),
-            }
-            for name, sync in syncs.items()
-        ]
+        "rules": [r.model_dump() for r in config.rules],
+        "default_group": config.default_group,
+        "rules_source": rules.origin,
+        "rules_changed_by": rules.changed_by,
+        "rules_changed_at": None if rules.changed_at is None else rules.changed_at.isoformat(),
+        "rules_problem": None,
     }
+
+
+async def _rules_in_effect(sync: DirectorySync) -> dict[str, Any]:
+    """The rules in effect, read from the store (another node may have saved them)."""
+    try:
+        return rules_view(await sync.current_rules())
+    except StoredRulesUnreadable as error:
+        return rules_view(sync.rules) | {"rules_source": "console", "rules_problem": str(error)}
+
+
+@router.put("/admin/directory/{source}/rules")
+async def directory_rules_save(
+    source: SourceName, body: DirectoryRulesConfig, who: Caller, request: Request
+) -> dict[str, Any]:
+    """Replace the configuration file's rules of a source (same fields as its rule
+    tables; every configuration group named must exist, else 422 naming it). Every
+    node's next run uses them; nothing is stored when anything is wrong."""
+    require_admin(who)
+    sync = _directory(request, source)
+    return {"name": sync.name} | rules_view(await sync.save_rules(body, "api"))
+
+
+@router.delete("/admin/directory/{source}/rules")
+async def directory_rules_reset(
+    source: SourceName, who: Caller, request: Request
+) -> dict[str, Any]:
+    """Forget the rules saved for a source: its configuration file's apply again."""
+    require_admin(who)
+    sync = _directory(request, source)
+    return {"name": sync.name} | rules_view(await sync.reset_rules())
+
+
+@router.post("/admin/directory/{source}/rules/preview")
+async def directory_rules_preview(
+    source: SourceName, body: DirectoryRulesConfig, who: Caller, request: Request
+) -> dict[str, Any]:
+    """A dry run of the source with these rules (not saved): what a run would do with
+    them, as a run's report. Nothing is stored, not even the report."""
+    require_admin(who)
+    sync = _directory(request, source)
+    report = await sync.preview(body.to_rules())
+    return report.to_json() | {"text": report.text()}

@@ -82,6 +82,10 @@ class Rules:
         """The directory groups the rules look at (Entra reads only their members)."""
         return {r.member_of for r in self.rules if r.member_of is not None}
 
+    def attributes_named(self) -> set[str]:
+        """The directory attributes the rules look at (Entra reads only these)."""
+        return {r.attribute for r in self.rules if r.attribute is not None}
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:

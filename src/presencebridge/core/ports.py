@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from presencebridge.core.model import CallState
 from presencebridge.core.publication import Publication
@@ -111,6 +111,18 @@ class DirectorySource(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class RuleDrivenSource(Protocol):
+    """A directory source that reads only what the rules look at (Entra ID: the
+    attributes named, and the members of the groups named). The sync tells it the
+    rules in effect before each read, as they may have changed since the last."""
+
+    def follow_rules(self, attributes: Sequence[str], groups: Sequence[str]) -> bool:
+        """Read these from now on. True when the source now reads an attribute it did
+        not: a delta would lack its values, so the next read must be a full one."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,11 @@ safety stop), and — unless it is a dry run or stopped — apply the plan throu
 `delete_user`), every change with source `directory`; then store the new cursor and
 people in one transaction. Runs never overlap; a run is idempotent (a second one finds
 nothing to do).
+
+The rules: those saved in the console or the API (`directory_rules`) replace the
+configuration file's until reset. Each run reads them from the store first, so a change
+made on another node counts at this node's next run; a preview runs with rules not
+saved at all (`preview`).
 """
 
 from __future__ import annotations
@@ -18,17 +23,22 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from presencebridge.adapters.store import DirectoryRecord
+from pydantic import ValidationError
+
+from presencebridge.adapters.store import DirectoryRecord, StoredRules
+from presencebridge.config import DirectoryRulesConfig
 from presencebridge.core import directory as plans
 from presencebridge.core import rules
-from presencebridge.core.errors import Rejected
+from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import TeamsSyncMode
 from presencebridge.core.ports import (
     DirectoryPerson,
+    DirectoryRead,
     DirectorySource,
     DirectoryUnavailable,
+    RuleDrivenSource,
     TeamsIdLookup,
 )
 from presencebridge.service.hub import Hub, NewUser
@@ -59,6 +69,7 @@ class Report:
     failures: list[str] = field(default_factory=list)  # single changes the hub refused
     full_read: bool = False
     run: str = field(default_factory=lambda: secrets.token_hex(8))  # this run's id
+    preview: bool = False  # a dry run with rules not saved: this report is not stored
 
     @property
     def ok(self) -> bool:
@@ -98,6 +109,37 @@ def person_from(data: Mapping[str, Any]) -> DirectoryPerson:
     return DirectoryPerson(**values)
 
 
+RulesOrigin = Literal["config", "console"]  # the file's, or saved in the console / API
+
+
+@dataclass(frozen=True, slots=True)
+class RulesInEffect:
+    """A source's rules and where they come from (`changed_*`: when saved, not from the
+    file)."""
+
+    rules: plans.Rules
+    origin: RulesOrigin = "config"
+    changed_by: str | None = None
+    changed_at: datetime | None = None
+
+
+class StoredRulesUnreadable(ValueError):
+    """The rules saved for a source are no longer valid (a database edited by hand, a
+    later version's stricter check): the run stops rather than guess."""
+
+
+def rules_from_store(stored: StoredRules) -> RulesInEffect:
+    try:
+        config = DirectoryRulesConfig.model_validate(stored.rules)
+    except ValidationError as error:
+        raise StoredRulesUnreadable(
+            f"the rules saved for this directory are not valid ({error.error_count()} "
+            "problems); save them again in the console or reset them to the configuration "
+            "file. Nothing was changed."
+        ) from None
+    return RulesInEffect(config.to_rules(), "console", stored.changed_by, stored.changed_at)
+
+
 class DirectorySync:
     """One directory source's sync: on demand (`run`) and every `schedule_minutes`."""
 
@@ -111,7 +153,9 @@ class DirectorySync:
     ) -> None:
         self.hub = hub
         self.source = source
-        self.policy = policy
+        self.policy = policy  # its rules: those in effect (`use_rules`)
+        self.file_rules = policy.rules  # the configuration file's
+        self.rules = RulesInEffect(policy.rules)
         self.lookup = lookup
         self.schedule_minutes = schedule_minutes
         self.last: Report | None = None
@@ -120,6 +164,11 @@ class DirectorySync:
         # at 100,000 people would otherwise spend seconds reading them back.
         self._people: tuple[str, dict[str, DirectoryPerson]] | None = None
         self._task: asyncio.Task[None] | None = None
+        # What a source that reads only what rules look at was last told to read (it was
+        # made for the file's rules), and whether that is more than the stored cursor and
+        # people hold: then every read is a full one until a run has stored one.
+        self._reads_for = _looked_at(policy.rules)
+        self._full_read_due = False
 
     @property
     def name(self) -> str:
@@ -131,6 +180,10 @@ class DirectorySync:
         record = await self.hub.store_io(self.hub.store.load_directory, self.name)
         if record.last_run is not None:
             self.last = _report_from(record.last_run)
+        try:
+            await self.current_rules()
+        except StoredRulesUnreadable as error:
+            log.error("directory %s: %s", self.name, error)
         if self.schedule_minutes > 0:
             self._task = asyncio.create_task(self._schedule(), name=f"directory-{self.name}")
 
@@ -149,6 +202,67 @@ class DirectorySync:
                 log.exception("directory %s: the scheduled run failed", self.name)
             await asyncio.sleep(self.schedule_minutes * 60)
 
+    # -- the rules ----------------------------------------------------------------------------
+
+    def use_rules(self, rules: RulesInEffect) -> None:
+        """Apply these rules from the next run on (a run under way keeps its own)."""
+        self.rules = rules
+        self.policy = replace(self.policy, rules=rules.rules)
+
+    async def current_rules(self) -> RulesInEffect:
+        """The rules in effect, read from the store (they may have been saved on another
+        node): the saved ones, else the configuration file's. They become this job's."""
+        stored = await self.hub.store_io(self.hub.store.load_directory_rules, self.name)
+        rules = RulesInEffect(self.file_rules) if stored is None else rules_from_store(stored)
+        self.use_rules(rules)
+        return rules
+
+    def unknown_groups(self, rules: plans.Rules) -> list[tuple[int | None, str]]:
+        """(the rule's index, or None for the default group; the group) for each
+        configuration group the rules name that the hub does not have."""
+        names = {g.id for g in self.hub.groups()}
+        found: list[tuple[int | None, str]] = [
+            (index, rule.group)
+            for index, rule in enumerate(rules.rules)
+            if rule.group is not None and rule.group not in names
+        ]
+        if rules.default_group is not None and rules.default_group not in names:
+            found.append((None, rules.default_group))
+        return found
+
+    def check_groups(self, rules: plans.Rules) -> None:
+        """Raise `Rejected` naming every configuration group the rules name that the hub
+        does not have, where the rules name it (`rules.<index>.group`, `default_group`)."""
+        problems = [
+            f"{'default_group' if index is None else f'rules.{index}.group'}: no "
+            f"configuration group {group!r}; create it first"
+            for index, group in self.unknown_groups(rules)
+        ]
+        if problems:
+            raise Rejected(Reason.INVALID, "; ".join(problems))
+
+    async def save_rules(self, rules: DirectoryRulesConfig, changed_by: str) -> RulesInEffect:
+        """Store these rules in place of the file's (checked first: `Rejected`, nothing
+        stored); every node's next run uses them."""
+        core = rules.to_rules()
+        self.check_groups(core)
+        now = self.hub.clock.now()
+        await self.hub.store_io(
+            self.hub.store.save_directory_rules, self.name, rules.stored(), changed_by, now
+        )
+        saved = RulesInEffect(core, "console", changed_by, now)
+        self.use_rules(saved)
+        log.info("directory %s: rules saved by %s", self.name, changed_by)
+        return saved
+
+    async def reset_rules(self) -> RulesInEffect:
+        """Forget the saved rules: the configuration file's apply from the next run on."""
+        await self.hub.store_io(self.hub.store.delete_directory_rules, self.name)
+        rules = RulesInEffect(self.file_rules)
+        self.use_rules(rules)
+        log.info("directory %s: rules reset to the configuration file", self.name)
+        return rules
+
     # -- a run --------------------------------------------------------------------------------
 
     async def run(self, dry_run: bool = False, force: bool = False) -> Report:
@@ -161,12 +275,29 @@ class DirectorySync:
                 self.last = report
             return report
 
-    async def _run(self, report: Report) -> None:
+    async def preview(self, rules: plans.Rules) -> Report:
+        """A dry run with these rules in place of those in effect: what a run would do
+        if they were saved. Nothing is stored, not even the report (the last run stays)."""
+        self.check_groups(rules)
+        async with self._running:
+            report = Report(self.name, self.hub.clock.now(), True, False, preview=True)
+            await self._run(report, rules)
+            report.finished_at = self.hub.clock.now()
+            return report
+
+    async def _run(self, report: Report, candidate: plans.Rules | None = None) -> None:
         hub = self.hub
+        try:
+            rules = candidate if candidate is not None else (await self.current_rules()).rules
+        except StoredRulesUnreadable as error:
+            report.stopped = f"stopped: {error}"
+            await self._save_report(report)
+            return
+        policy = replace(self.policy, rules=rules)
         record = await hub.store_io(hub.store.load_directory, self.name, False)
         before = await self._people_before(record)
         try:
-            read = await self.source.read(record.cursor)
+            read = await self._read(rules, record.cursor, report.preview)
             people = plans.merge(before, read)
             people = await self._teams_ids(people)
         except DirectoryUnavailable as error:
@@ -174,9 +305,9 @@ class DirectorySync:
             await self._save_report(report)
             return
         report.full_read = read.full
-        problem = self._check_groups()
+        problem = self._check_groups(rules)
         plan = plans.plan(
-            self.policy, people, self._known(record.disabled), hub.user_ids(), hub.clock.now(),
+            policy, people, self._known(record.disabled), hub.user_ids(), hub.clock.now(),
             report.forced,
         )  # fmt: skip
         self._describe(report, plan)
@@ -194,6 +325,24 @@ class DirectorySync:
             disabled, hub.clock.now(),
         )  # fmt: skip
         self._people = (report.run, people)
+        self._full_read_due = self._full_read_due and not read.full
+
+    async def _read(self, rules: plans.Rules, cursor: str | None, preview: bool) -> DirectoryRead:
+        """Read the source for these rules: a source that reads only what rules look at
+        is told them first; when it reads more than before, the stored cursor and people
+        lack that, so everyone is read. A preview puts the source back afterwards."""
+        source = self.source
+        if not isinstance(source, RuleDrivenSource):
+            return await source.read(cursor)
+        before, wanted = self._reads_for, _looked_at(rules)
+        full = source.follow_rules(*wanted) or self._full_read_due
+        if not preview:
+            self._reads_for, self._full_read_due = wanted, full
+        try:
+            return await source.read(None if full else cursor)
+        finally:
+            if preview:
+                source.follow_rules(*before)
 
     async def _people_before(self, record: DirectoryRecord) -> dict[str, DirectoryPerson]:
         """The people the last run left: kept in memory from this job's last run, unless
@@ -207,17 +356,15 @@ class DirectorySync:
 
     async def _save_report(self, report: Report) -> None:
         report.finished_at = self.hub.clock.now()
+        if report.preview:
+            return
         await self.hub.store_io(
             self.hub.store.save_last_run, self.name, report.to_json(), self.hub.clock.now()
         )
 
-    def _check_groups(self) -> str | None:
+    def _check_groups(self, rules: plans.Rules) -> str | None:
         """A rule naming a configuration group the hub does not have stops the run."""
-        names = {g.id for g in self.hub.groups()}
-        wanted = [r.group for r in self.policy.rules.rules if r.group is not None]
-        if self.policy.rules.default_group is not None:
-            wanted.append(self.policy.rules.default_group)
-        missing = sorted({g for g in wanted if g not in names})
+        missing = sorted({group for _, group in self.unknown_groups(rules)})
         if not missing:
             return None
         return (
@@ -387,6 +534,11 @@ class DirectorySync:
         await hub.handle(user_id, rules.SetOwnMode(TeamsSyncMode.OFF), SOURCE)
         if hub.mode_of(user_id) is not TeamsSyncMode.OFF:
             await hub.update_user(user_id, {"teams_user_id": None}, SOURCE)
+
+
+def _looked_at(rules: plans.Rules) -> tuple[list[str], list[str]]:
+    """The attributes and directory groups the rules look at, for `follow_rules`."""
+    return sorted(rules.attributes_named()), sorted(rules.groups_named())
 
 
 def _with_teams_id(person: DirectoryPerson, teams_id: str | None) -> DirectoryPerson:

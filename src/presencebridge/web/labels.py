@@ -104,6 +104,12 @@ CSV_ACTION = {
     "unchanged": N_("Unchanged"),
 }
 
+# Who saved a directory source's rules (`DirectorySync.save_rules`), in a sentence.
+RULES_SAVED_BY = {
+    "console": N_("in the console"),
+    "api": N_("through the API"),
+}
+
 KINDS: dict[str, dict[str, str]] = {
     "status": STATUS,
     "telephony": TELEPHONY,
@@ -117,6 +123,7 @@ KINDS: dict[str, dict[str, str]] = {
     "teams_activity": TEAMS_ACTIVITY,
     "directory_count": DIRECTORY_COUNT,
     "csv_action": CSV_ACTION,
+    "rules_saved_by": RULES_SAVED_BY,
 }
 
 

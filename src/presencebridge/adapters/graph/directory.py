@@ -127,6 +127,16 @@ class EntraDirectory:
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    def follow_rules(self, attributes: Sequence[str], groups: Sequence[str]) -> bool:
+        """The rules changed (console, API): read their attributes and groups from now
+        on. True when `$select` gained a property: the stored deltaLink was made with
+        the old one, and the people read before lack the new values; read all again."""
+        before = set(self.select.split(","))
+        self.attributes = tuple(sorted(attributes))
+        self.groups = tuple(sorted(groups))
+        self.select = ",".join(select_of(self.extension_attribute, self.attributes))
+        return not set(self.select.split(",")) <= before
+
     async def read(self, cursor: str | None) -> DirectoryRead:
         try:
             if cursor is not None:

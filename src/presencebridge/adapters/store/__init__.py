@@ -27,7 +27,7 @@ from presencebridge.core.model import ProfileTemplate, Status, User, UserState
 from presencebridge.core.settings import GroupSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 def normalise_url(url: str) -> str:
@@ -120,6 +120,16 @@ class DirectoryRecord:
     last_run: dict[str, Any] | None
     people: dict[str, dict[str, Any]]  # key -> the person as JSON
     disabled: dict[str, datetime]  # user id -> disabled since
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRules:
+    """Directory rules edited in the console or the API: the configuration file's
+    fields (`{"rules": [...], "default_group": ...}`), who saved them and when."""
+
+    rules: dict[str, Any]
+    changed_by: str
+    changed_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,6 +536,32 @@ class Store:
             )
             if updated.rowcount == 0:
                 c.execute(ds.insert().values(source=source, last_run=last_run, updated_at=now))
+
+    def load_directory_rules(self, source: str) -> StoredRules | None:
+        """The rules saved for a directory source, or None (the file's rules apply)."""
+        dr = t.directory_rules
+        with self._tx() as c:
+            row = c.execute(sa.select(dr).where(dr.c.source == source)).first()
+        return None if row is None else StoredRules(row.rules, row.changed_by, row.changed_at)
+
+    def save_directory_rules(
+        self, source: str, rules: dict[str, Any], changed_by: str, now: datetime
+    ) -> None:
+        """Replace the saved rules of a source, in one transaction."""
+        dr = t.directory_rules
+        with self._tx() as c:
+            c.execute(dr.delete().where(dr.c.source == source))
+            c.execute(
+                dr.insert().values(
+                    source=source, rules=rules, changed_by=changed_by, changed_at=now
+                )
+            )
+
+    def delete_directory_rules(self, source: str) -> bool:
+        """Forget the saved rules of a source (its file's apply again); False: there were none."""
+        dr = t.directory_rules
+        with self._tx() as c:
+            return c.execute(dr.delete().where(dr.c.source == source)).rowcount > 0
 
     def history(self, user_id: str, limit: int = 50) -> list[HistoryEntry]:
         with self._tx() as c:

@@ -112,6 +112,17 @@ directory_disabled = sa.Table(
     sa.Column("since", Time, nullable=False),
 )
 
+# Rules edited in the console or the API (migration 0005): they replace the config file's
+# rules of that source until reset. `rules` is {"rules": [...], "default_group": ...}.
+directory_rules = sa.Table(
+    "directory_rules",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("rules", Json, nullable=False),
+    sa.Column("changed_by", sa.String(200), nullable=False),
+    sa.Column("changed_at", Time, nullable=False),
+)
+
 # A user's PBX extensions and E.164 numbers: (kind, value) is unique across users.
 user_addresses = sa.Table(
     "user_addresses",

@@ -9,6 +9,7 @@
 * `health`: sync health;
 * `lifecycle`: a user's directory data, deleting users, groups and templates, agent tokens;
 * `directory`: the directory sources, their last run, preview and sync;
+* `directory_rules`: a directory source's rules: edit, preview, save, reset;
 * `userfile`: the CSV import and export of users.
 
 Each handler starts from `web.forms` (`SignedIn`, `Posted`, `PostedAnonymously`),
@@ -22,6 +23,7 @@ from fastapi import APIRouter
 from presencebridge.web.pages import (
     board,
     directory,
+    directory_rules,
     group,
     groups,
     health,
@@ -43,6 +45,7 @@ for _module in (
     templates,
     health,
     directory,
+    directory_rules,
     userfile,
 ):
     router.include_router(_module.router)
