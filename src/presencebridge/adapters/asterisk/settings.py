@@ -88,9 +88,14 @@ class AmiConnection(BaseModel):
 
 
 class AmiSourceSettings(AmiConnection):
-    """`[[pbx]]`: the hints of `context` are read for every watched extension."""
+    """`[[pbx]]`: the hints of `context` are read for every watched extension; the
+    devices they name that match one of `ignore_devices` (shell patterns, case
+    ignored) do not count as calls: by default every `Custom:` device, among them the
+    ones an `asterisk-ami` outlet sets for Teams calls, which would otherwise come
+    back as PBX calls."""
 
     context: str = "default"
+    ignore_devices: tuple[str, ...] = ("Custom:*",)
 
     @field_validator("context")
     @classmethod
