@@ -192,7 +192,7 @@ class AmiClient:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # raises what ended it
-            raise AmiError("connection closed by Asterisk")
+            raise AmiError("the connection was closed")
         finally:
             self._logged_in.clear()
             self._writer = None
