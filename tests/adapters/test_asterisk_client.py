@@ -310,3 +310,26 @@ def test_the_outlet_writes_device_states_again_after_a_reconnect_and_clears_them
         assert fake.setvars[-1] == ("DEVICE_STATE(Custom:2101-teams)", "NOT_INUSE")
 
     run(scenario)
+
+
+def test_new_watched_extensions_are_read_at_once() -> None:
+    async def scenario(fake: FakeAmi) -> None:
+        lines = Lines(["2101"])
+        source = AmiPbxSource(parse_source(settings(fake.port)), lines)
+        await source.start()
+        try:
+            await until(lambda: source.health().up)
+            fake.hints["2103"] = "PJSIP/2103"
+            fake.devices["PJSIP/2103"] = "RINGING"
+            lines.extensions.append("2103")
+            for listener in lines.listeners:
+                listener()
+            await until(lambda: source.health().counts["reads"] == 2)
+            [(ext, call_id, state)] = lines.reports
+            assert (ext, state) == ("2103", CallState.RINGING)
+            assert ("2103", [call_id]) in lines.settled
+            assert source.health().counts["watched"] == 2
+        finally:
+            await source.stop()
+
+    run(scenario)
