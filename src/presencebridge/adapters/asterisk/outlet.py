@@ -8,10 +8,16 @@ PBX cannot see, BUSY for do-not-disturb, NOT_INUSE otherwise), written with AMI
 `Setvar DEVICE_STATE(Custom:…)` on a connection that takes no events. A withdrawn
 user gets NOT_INUSE.
 
-Asterisk keeps custom device states in its database across restarts; after a
-reconnect the outlet writes again every state that is not NOT_INUSE, in case the
-database was lost or changed while the link was down. On stop it sets those back to
-NOT_INUSE (the hub no longer keeps them up to date).
+A write that fails (no link, refused) raises `OutletUnavailable`, and the hub's feed
+sends the user's newest state again later, so nothing written while the link was
+down is lost. Asterisk keeps custom device states in its database (astdb) across its
+own restarts, and the hub writes every user's state at its start. What the outlet
+does *not* do is write again from memory after a reconnect or clear on stop: with
+several hub nodes a user's state may have moved to another node meanwhile, and the
+one value per device in Asterisk would be overwritten with an outdated one (the last
+writer wins; SIP PUBLISH has one document per publisher, this has not).
+`clear_on_stop = true` sets the devices this outlet raised back to NOT_INUSE when
+the hub stops; for a single node only.
 """
 
 from __future__ import annotations
@@ -28,9 +34,6 @@ from presencebridge.core.publication import DeviceState
 
 log = logging.getLogger(__name__)
 
-# At most this many Setvar actions in flight when writing states again after a login.
-REWRITE_CONCURRENCY = 16
-
 
 class AmiDeviceStateOutlet:
     """`core.ports.PresenceOutlet` writing Asterisk custom device states."""
@@ -44,7 +47,6 @@ class AmiDeviceStateOutlet:
         self.client = AmiClient(
             settings,
             events="off",
-            on_login=self._rewrite,
             on_malformed=lambda: self._count("malformed"),
         )
         self._written: dict[str, DeviceState] = {}  # device name -> state Asterisk has
@@ -57,7 +59,7 @@ class AmiDeviceStateOutlet:
         await self.client.wait_logged_in(self.settings.connect_timeout_seconds)
 
     async def stop(self) -> None:
-        if self.client.logged_in:
+        if self.settings.clear_on_stop and self.client.logged_in:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._withdraw_all(), self.settings.action_timeout_seconds)
         await self.client.stop()
@@ -99,18 +101,6 @@ class AmiDeviceStateOutlet:
             raise OutletUnavailable(f"Setvar {device} refused: {answer.get('Message')}")
         self._written[device] = state
         self._count("written")
-
-    async def _rewrite(self) -> None:
-        """After a login: the states that are not NOT_INUSE, once more."""
-        gate = asyncio.Semaphore(REWRITE_CONCURRENCY)
-
-        async def one(device: str, state: DeviceState) -> None:
-            async with gate:
-                with contextlib.suppress(OutletUnavailable):
-                    await self._write(device, state)
-
-        held = [(d, s) for d, s in self._written.items() if s is not DeviceState.NOT_INUSE]
-        await asyncio.gather(*(one(d, s) for d, s in held))
 
     async def _withdraw_all(self) -> None:
         held = [d for d, s in self._written.items() if s is not DeviceState.NOT_INUSE]

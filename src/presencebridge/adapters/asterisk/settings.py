@@ -107,9 +107,12 @@ class AmiSourceSettings(AmiConnection):
 
 class AmiOutletSettings(AmiConnection):
     """`[[publish]]`: each user's state goes to the `Custom:` device `device` names;
-    `{extension}` is the user's first extension, `{user}` the user's id."""
+    `{extension}` is the user's first extension, `{user}` the user's id.
+    `clear_on_stop`: set the devices raised back to NOT_INUSE when the hub stops (a
+    single node only: with several, another node may have taken the user over)."""
 
     device: str = "Custom:{extension}-teams"
+    clear_on_stop: bool = False
 
     @field_validator("device")
     @classmethod
