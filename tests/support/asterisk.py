@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.ports import free_port
+from tests.support.tls import make_certificate
 
 ROOT = Path(os.environ.get("PRESENCEBRIDGE_ASTERISK_ROOT", "/tmp/interop-sid-asterisk"))
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
@@ -98,6 +99,7 @@ class AsteriskProcess:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.ami_port = free_port()
+        self.ami_tls_port = free_port()  # the same manager over TLS
         self.sip_port = free_udp_port()
         self.phone_ports = {ext: free_udp_port() for ext in PHONES}
         self.secrets = {user: secrets.token_hex(12) for user in ("reader", "writer", "admin")}
@@ -115,9 +117,18 @@ class AsteriskProcess:
         for sub in ("etc", "cache", "lib", "spool", "run", "log"):
             (self.scratch / sub).mkdir(parents=True, exist_ok=True)
         etc = self.scratch / "etc"
+        self.certificate = make_certificate(self.scratch / "tls")
         for name, text in self._files().items():
             (etc / name).write_text(text)
         shutil.copy(ROOT / "etc/asterisk/indications.conf", etc / "indications.conf")
+
+    @property
+    def ca_file(self) -> Path:
+        """What an AMI client over TLS trusts (the CA of the server certificate)."""
+        return self.certificate.ca_file
+
+    def _inside(self, path: Path) -> str:
+        return "/" + str(path.relative_to(ROOT))
 
     def _files(self) -> dict[str, str]:
         a = self.inside
@@ -154,6 +165,10 @@ class AsteriskProcess:
 enabled = yes
 bindaddr = 127.0.0.1
 port = {self.ami_port}
+tlsenable = yes
+tlsbindaddr = 127.0.0.1:{self.ami_tls_port}
+tlscertfile = {self._inside(self.certificate.chain_file)}
+tlsprivatekey = {self._inside(self.certificate.key_file)}
 
 ; the PBX connector: hint states in (docs/pbx-asterisk.md)
 [reader]
