@@ -4,9 +4,10 @@ configuration.
 
 * A SIPp call to extension 2101 shows ringing -> on the phone -> idle in the hub for
   the user with that extension (read from the presence stream).
-* A Teams call of the user with extension 2102 lights the hint `2101,hint,
+* A Teams call of the user with extension 2102 lights the hint `2102,hint,
   PJSIP/2102&Custom:2102-teams` (`core show hint` gives InUse), and it goes back to
-  Idle when the call ends; the hub never takes its own Custom: state for a PBX call.
+  Idle when the call ends; do-not-disturb shows as Busy; the hub never takes its own
+  Custom: state for a PBX call.
 """
 
 from __future__ import annotations
@@ -99,5 +100,15 @@ def test_a_teams_call_lights_the_blf_hint_and_never_comes_back_as_a_pbx_call(
     emulator.client_presence(teams_id, "Available", "Available")
     eventually(lambda: asterisk.hint("2102"), lambda s: s == "Idle", WAIT)
     eventually(lambda: telephony(hub, "ben"), lambda t: t == "idle", WAIT)
+
+    # Do-not-disturb shows as Busy on the key, and goes again.
+    with hub.client() as api:
+        profile = {"name": "Fokus", "status": "dnd", "text": "Fokus", "color": "#aa0000"}
+        assert api.post("/api/v1/users/ben/profiles", json=profile).status_code == 201
+        assert api.put("/api/v1/users/ben/profile", json={"name": "Fokus"}).is_success
+        eventually(lambda: asterisk.hint("2102"), lambda s: s == "Busy", WAIT)
+        assert api.put("/api/v1/users/ben/profile", json={"name": None}).is_success
+        eventually(lambda: asterisk.hint("2102"), lambda s: s == "Idle", WAIT)
     outlet = connector(hub, "asterisk-blf")
-    assert outlet["up"] and outlet["counts"]["written"] >= 2, outlet
+    assert outlet["up"] and outlet["counts"]["written"] >= 4, outlet
+    assert connector(hub, "asterisk")["counts"]["on_the_phone"] == 0

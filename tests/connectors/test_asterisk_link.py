@@ -1,7 +1,12 @@
-"""`asterisk-ami` over TLS against the real Asterisk (`tlsenable` in manager.conf):
-the server certificate is checked against `ca_file`, and one it cannot check keeps
-the connector down with a detail that says why. In-process, with the hub's lines
-played by a recorder: the link is what is under test."""
+"""The AMI link against the real Asterisk, in-process (the hub's lines played by a
+recorder):
+
+* over TLS (`tlsenable` in manager.conf) the server certificate is checked against
+  `ca_file`, and one it cannot check keeps the connector down, saying why;
+* the manager.conf classes docs/pbx-asterisk.md gives are enough: the reader
+  (`read = call`, `write = reporting`) may list but not `Setvar`; the writer
+  (`write = call`) may `Setvar` (and list: an action needs any one of its classes).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from presencebridge.adapters.asterisk.client import AmiClient
 from presencebridge.adapters.asterisk.settings import parse_source
 from presencebridge.adapters.asterisk.source import AmiPbxSource
 from presencebridge.core.model import CallState
@@ -78,3 +84,36 @@ def test_a_certificate_that_cannot_be_checked_keeps_the_connector_down(
 ) -> None:
     detail = connect(asterisk, lambda s: s.client.counts.connection_failures > 0)
     assert "CERTIFICATE_VERIFY_FAILED" in detail, detail
+
+
+def test_the_documented_manager_classes_allow_each_user_its_actions_only(
+    asterisk: AsteriskProcess,
+) -> None:
+    setvar = {"Variable": "DEVICE_STATE(Custom:2101-teams)", "Value": "NOT_INUSE"}
+
+    async def answers(user: str) -> dict[str, str | None]:
+        table = {"host": "127.0.0.1", "port": asterisk.ami_port, "username": user,
+                 "secret": asterisk.secrets[user]}  # fmt: skip
+        client = AmiClient(parse_source(table), events="off")
+        client.start()
+        try:
+            assert await client.wait_logged_in(BOUND), client.last_error
+            found: dict[str, str | None] = {}
+            for action, fields in (("ExtensionStateList", {}), ("DeviceStateList", {}),
+                                   ("Setvar", setvar)):  # fmt: skip
+                answer = await client.action(action, fields)
+                found[action] = answer.response if answer.succeeded else answer.get("Message")
+            return found
+        finally:
+            await client.stop()
+
+    assert asyncio.run(answers("reader")) == {
+        "ExtensionStateList": "Success",
+        "DeviceStateList": "Success",
+        "Setvar": "Permission denied",
+    }
+    assert asyncio.run(answers("writer")) == {
+        "ExtensionStateList": "Success",
+        "DeviceStateList": "Success",
+        "Setvar": "Success",
+    }
