@@ -108,7 +108,7 @@ class AmiClient:
     async def stop(self) -> None:
         if self._task is not None:
             if self.logged_in:
-                with contextlib.suppress(AmiError, ConnectionError):
+                with contextlib.suppress(AmiError, ConnectionError, TimeoutError):
                     await asyncio.wait_for(self.action("Logoff"), 1.0)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -154,8 +154,13 @@ class AmiClient:
                 await self._session()
             except LoginRefused as error:
                 self._failed(f"login refused at {self.settings.address}: {error}")
-            except (OSError, AmiError, TimeoutError, ssl.SSLError, EOFError) as error:
+            except (OSError, AmiError, TimeoutError, EOFError) as error:
                 self._failed(f"{self.settings.address}: {_describe(error)}")
+            except Exception as error:
+                # A fault of ours (or of the hub behind an event handler): log it with its
+                # trace, and carry on as after a lost link, which reads everything again.
+                log.exception("asterisk-ami %s: session failed", self.settings.name)
+                self._failed(f"{self.settings.address}: unexpected {type(error).__name__}")
             failures = 0 if self._was_up else failures + 1
             self._was_up = False
             await asyncio.sleep(self._backoff(failures))
