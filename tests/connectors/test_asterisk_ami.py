@@ -90,6 +90,7 @@ def test_a_teams_call_lights_the_blf_hint_and_never_comes_back_as_a_pbx_call(
 
     emulator.client_presence(teams_id, "Busy", "InACall")
     eventually(lambda: asterisk.hint("2102"), lambda s: s == "InUse", WAIT)
+    assert asterisk.extension_state("2102") == "InUse"
     with hub.client() as api:
         shown = api.get("/api/v1/users/ben/presence").json()
     assert (shown["telephony"], shown["telephony_source"]) == ("on_the_phone", "teams")
@@ -99,6 +100,7 @@ def test_a_teams_call_lights_the_blf_hint_and_never_comes_back_as_a_pbx_call(
 
     emulator.client_presence(teams_id, "Available", "Available")
     eventually(lambda: asterisk.hint("2102"), lambda s: s == "Idle", WAIT)
+    assert asterisk.extension_state("2102") == "Idle"
     eventually(lambda: telephony(hub, "ben"), lambda t: t == "idle", WAIT)
 
     # Do-not-disturb shows as Busy on the key, and goes again.

@@ -274,6 +274,26 @@ type = aor
                 return line.split("State:", 1)[1].split()[0]
         return "(no hint)"
 
+    def extension_state(self, extension: str) -> str:
+        """The hint's state as AMI `ExtensionState` gives it (`StatusText`), asked as
+        the `admin` manager user over a plain socket (independent of the hub's client)."""
+        login = f"Action: Login\r\nUsername: admin\r\nSecret: {self.secrets['admin']}\r\n"
+        ask = f"Action: ExtensionState\r\nActionID: es\r\nExten: {extension}\r\n"
+        ask += f"Context: {CONTEXT}\r\n"
+        with socket.create_connection(("127.0.0.1", self.ami_port), timeout=10) as link:
+            link.sendall(f"{login}Events: off\r\n\r\n{ask}\r\n".encode())
+            data = b""
+            while b"ActionID: es" not in data or not data.endswith(b"\r\n\r\n"):
+                chunk = link.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        answer = data.decode().split("ActionID: es", 1)[-1]
+        for line in answer.splitlines():
+            if line.startswith("StatusText:"):
+                return line.split(":", 1)[1].strip()
+        return f"(no answer: {answer!r})"
+
     def hang_up_all(self) -> None:
         self.cli("channel request hangup all")
 
