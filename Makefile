@@ -56,6 +56,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the tests need; installed only when missing and only as root.
+# As root also mmdebstrap, which builds the Asterisk 22 chroot (Debian unstable) once, and
+# sip-tester (SIPp); without root the Asterisk tests skip, so they are not needed then.
 sysdeps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
@@ -67,6 +69,10 @@ sysdeps:
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	[ -x /usr/sbin/slapd ] || missing="$$missing slapd"; \
 	command -v ldapsearch >/dev/null 2>&1 || missing="$$missing ldap-utils"; \
+	if [ "$$(id -u)" = 0 ]; then \
+		command -v mmdebstrap >/dev/null 2>&1 || missing="$$missing mmdebstrap"; \
+		command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
+	fi; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		echo "installing Debian packages:$$missing"; \

@@ -32,3 +32,15 @@ class OutletKind:
 
 PBX_KINDS: dict[str, PbxKind] = {}
 OUTLET_KINDS: dict[str, OutletKind] = {}
+
+
+def _register() -> None:
+    # Imported here, not at the top: each adapter package is loaded only through this
+    # registry, and none of them imports it back.
+    from presencebridge.adapters import asterisk
+
+    PBX_KINDS[asterisk.KIND] = PbxKind(asterisk.parse_source, asterisk.make_source)
+    OUTLET_KINDS[asterisk.KIND] = OutletKind(asterisk.parse_outlet, asterisk.make_outlet)
+
+
+_register()
