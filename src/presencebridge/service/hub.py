@@ -720,9 +720,8 @@ class Hub:
             metrics.USERS.set(len(self._users))
         self._release_added(saved)
         self.bus.publish(PresenceChange(user_id, None))  # boards drop the user's row
-        self._membership.removed(user_id)
-        for listener in self._token_listeners:
-            listener(user_id)  # an agent of the user connected now is let go
+        self._membership.removed(user_id)  # other nodes let go of agents connected there
+        self.recheck_tokens(user_id)  # an agent of the user connected here is let go
 
     # -- what the hub must still clear in Teams ---------------------------------------------
 
@@ -842,16 +841,17 @@ class Hub:
             listener(user_id)  # an agent connected here learns of its user's change
 
     def forget_remote(self, user_id: str) -> None:
-        """Another node deleted a user it handled: drop our copy (and its board row)."""
+        """Another node deleted a user it handled: drop our copy (and its board row), and
+        let go of the user's agent connected here (its token went with the user)."""
         state = self._users.get(user_id)
-        if state is None or self.owns(user_id):
-            return
-        del self._users[user_id]
-        self._presence.pop(user_id, None)
-        self._unindex(state)
-        self._teams_last_sync.pop(user_id, None)
-        metrics.USERS.set(len(self._users))
-        self.bus.publish(PresenceChange(user_id, None))
+        if state is not None and not self.owns(user_id):
+            del self._users[user_id]
+            self._presence.pop(user_id, None)
+            self._unindex(state)
+            self._teams_last_sync.pop(user_id, None)
+            metrics.USERS.set(len(self._users))
+            self.bus.publish(PresenceChange(user_id, None))
+        self.recheck_tokens(user_id)
 
     async def load_stored_users(self) -> list[UserState]:
         return await self._io(self.store.load_users)
@@ -970,12 +970,18 @@ class Hub:
         self.user(user_id)
         if not await self._io(self.store.revoke_agent_token, user_id, token_id):
             raise Rejected(Reason.NOT_FOUND, f"user {user_id!r} has no agent token {token_id!r}")
+        self.recheck_tokens(user_id)
+        self._membership.tokens_changed(user_id)  # agents connected to other nodes
+
+    def recheck_tokens(self, user_id: str) -> None:
+        """The user's agent tokens changed (here, or on another node: the store has it
+        already): connected agents check theirs again."""
         for listener in self._token_listeners:
             listener(user_id)
 
     def add_token_listener(self, listener: Callable[[str], None]) -> None:
         """Called with a user id when one of their agent tokens was revoked or the user
-        was deleted: connected agents check their token again."""
+        was deleted, on this node or another: connected agents check their token again."""
         self._token_listeners.append(listener)
 
     async def agent_token_user(self, token: str) -> str | None:
