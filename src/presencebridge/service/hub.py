@@ -150,6 +150,11 @@ class Hub:
         self._by_teams_id: dict[str, str] = {}
         self._by_extension: dict[str, str] = {}
         self._by_number: dict[str, str] = {}
+        self._holders = {  # by kind (core/claims.py)
+            "teams_user_id": self._by_teams_id,
+            "extension": self._by_extension,
+            "number": self._by_number,
+        }
         # Extensions, numbers and Teams ids are unique across users: changes to them
         # are checked and written one at a time.
         self._directory_lock = asyncio.Lock()
@@ -592,30 +597,15 @@ class Hub:
     def directory_conflict(self, user: User) -> tuple[str, str, str] | None:
         """(what, value, other user) of the first Teams id, extension or number of `user`
         that another user has, else None."""
-        taken = [
-            (
-                "teams_user_id",
-                self._by_teams_id,
-                (user.teams_user_id,) if user.teams_user_id else (),
-            ),
-            ("extension", self._by_extension, user.extensions),
-            ("number", self._by_number, user.numbers),
-        ]
-        for what, index, values in taken:
-            for value in values:
-                other = index.get(value)
-                if other is not None and other != user.id:
-                    return what, value, other
+        for key in claims.keys(user):
+            other = self._holder(key)
+            if other is not None and other != user.id:
+                return key[0], key[1], other
         return None
 
     def _holder(self, key: claims.Key) -> str | None:
         """Who holds a Teams id, extension or number now."""
-        index = {
-            "teams_user_id": self._by_teams_id,
-            "extension": self._by_extension,
-            "number": self._by_number,
-        }[key[0]]
-        return index.get(key[1])
+        return self._holders[key[0]].get(key[1])
 
     def _check_directory(self, user: User) -> None:
         """Teams id, extensions and numbers are each one user's: 409 naming the other."""
