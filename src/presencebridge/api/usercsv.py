@@ -57,12 +57,12 @@ def _problem(line: int, item: ErrorDetails) -> usercsv.Problem:
     if kind == "string_pattern_mismatch":
         return usercsv.Problem(line, "not_email" if field == "email" else "not_id", params)
     code = _FIELD_CODES.get(kind)
-    if code is None:
-        return usercsv.Problem(line, "invalid", {**params, "reason": str(item["msg"])})
     if "max_length" in ctx:
         params["max"] = int(ctx["max_length"])
-    if code == "bad_character":
+    if code == "bad_character" and "code" in ctx:
         params |= {"character": f"U+{ctx['code']}", "position": int(ctx["position"])}
+    elif code is None or code == "bad_character":
+        return usercsv.Problem(line, "invalid", {**params, "reason": str(item["msg"])})
     return usercsv.Problem(line, code, params)
 
 
