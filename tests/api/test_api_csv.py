@@ -121,6 +121,12 @@ def test_bad_lines_are_all_named_and_nothing_is_written(api: httpx.Client) -> No
     assert "extension '2101' is also on line 2" in problems[5]
     assert "extension '2201' belongs to user 'bob'" in problems[6]
     assert "21a1" in problems[7]
+    # For machines (and the console, which says them in its language): code and values.
+    coded = {p["line"]: (p["code"], p["params"]) for p in answer.json()["problems"]}
+    assert coded[3] == ("unknown_group", {"group": "nowhere"})
+    assert coded[5] == ("extension_twice", {"value": "2101", "other": "anna", "other_line": 2})
+    assert coded[6] == ("extension_taken", {"value": "2201", "other": "bob"})
+    assert coded[4][0] == "not_number" and coded[4][1]["value"] == "12ab"
     detail = answer.json()["detail"]
     assert "nothing was written" in detail and "line 3:" in detail and "line 7:" in detail
     assert user_ids(api) == ["bob"]
@@ -135,7 +141,7 @@ def test_unreadable_files_are_refused_with_the_reason(api: httpx.Client) -> None
     cases = [
         (b"", "empty"),
         (b"id,display_name\nanna,Anna\n", "required column(s) missing: group"),
-        (b"id,display_name,group,colour\n", "unknown column(s) 'colour'"),
+        (b"id,display_name,group,colour\n", "unknown column(s): colour"),
         (b"id,display_name,group\n\xff\xfe,x,y\n", "line 2: not UTF-8"),
         (b"id,display_name,group\nanna,Anna\n", "line 2: 2 fields, but the header has 3"),
     ]
@@ -170,3 +176,58 @@ def test_an_update_is_in_the_history_with_source_csv(api: httpx.Client) -> None:
     history = api.get("/api/v1/users/anna/history").json()
     assert history[0]["source"] == "csv"
     assert "group: hq -> sales" in history[0]["change"]
+
+
+def test_an_extension_and_a_number_move_between_users_within_one_file(
+    api: httpx.Client,
+) -> None:
+    make_user(api, "alice", group="hq")
+    make_user(api, "bob", group="hq")
+    body = {"extensions": ["2101"], "numbers": ["030 1234567"], "teams_user_id": "t-alice"}
+    assert api.patch("/api/v1/users/alice", json=body).status_code == 200
+    # bob's line comes first and takes 2101 and alice's Teams id; a new user takes her
+    # number; alice's line, last, no longer lists any of them.
+    text = (
+        "id,display_name,group,teams_user_id,extensions,numbers\n"
+        "bob,Bob,hq,t-alice,2101,\n"
+        "carl,Carl,hq,,,+49 30 1234567\n"
+        "alice,Alice,hq,,2102,\n"
+    )
+    dry = post(api, text, dry_run=True)
+    assert dry.status_code == 200, dry.text
+
+    answer = post(api, text)
+
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["create"], answer.json()["update"]) == (1, 2)
+    bob = api.get("/api/v1/users/bob").json()
+    assert (bob["extensions"], bob["teams_user_id"]) == (["2101"], "t-alice")
+    assert api.get("/api/v1/users/carl").json()["numbers"] == ["+49301234567"]
+    alice = api.get("/api/v1/users/alice").json()
+    assert (alice["extensions"], alice["numbers"], alice["teams_user_id"]) == (["2102"], [], None)
+    event = {"extension": "2101", "call_id": "c-moved", "state": "connected"}
+    assert api.post("/api/v1/telephony/events", json=event).status_code == 200
+    assert api.get("/api/v1/users/bob/presence").json()["telephony"] == "on_the_phone"
+
+
+def test_two_lines_taking_one_value_or_a_value_kept_outside_write_nothing(
+    api: httpx.Client,
+) -> None:
+    make_user(api, "alice", group="hq")
+    make_user(api, "zoe", group="hq")
+    assert api.patch("/api/v1/users/zoe", json={"extensions": ["2999"]}).status_code == 200
+    text = (
+        "id,display_name,group,extensions\n"
+        "alice,Alice Renamed,hq,2101\n"
+        "bob,Bob,hq,2101\n"  # alice's new extension too
+        "carl,Carl,hq,2999\n"  # zoe, who is not in the file, keeps it
+    )
+    answer = post(api, text)
+    assert answer.status_code == 422, answer.text
+    problems = {p["line"]: p["problem"] for p in answer.json()["problems"]}
+    assert problems == {
+        3: "extension '2101' is also on line 2 (user 'alice')",
+        4: "extension '2999' belongs to user 'zoe'",
+    }
+    assert user_ids(api) == ["alice", "zoe"]
+    assert api.get("/api/v1/users/alice").json()["display_name"] == "Alice"

@@ -22,7 +22,8 @@ from prometheus_client import CollectorRegistry, Histogram
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from presencebridge.web import health, i18n
+from presencebridge.core import usercsv
+from presencebridge.web import health, i18n, labels
 from tests.support.server import ADMIN_TOKEN, ServerProcess, make_user, receive
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -256,6 +257,20 @@ def test_the_catalogues_hold_no_stale_messages() -> None:
         stale = [m.id for m in catalogue if m.id and m.id not in messages]
         assert not stale, f"{language}: no longer used: {stale}"
         assert not [m.id for m in catalogue if m.id and m.fuzzy], f"{language}: fuzzy entries"
+
+
+def test_every_csv_import_problem_is_said_in_german_and_english() -> None:
+    """The API answers each problem with a code, its values and an English text; the
+    console says the same code in the reader's language."""
+    assert set(labels.CSV_PROBLEMS) == set(usercsv.TEXTS)
+    german, english = i18n.gettext("de"), i18n.gettext("en")
+    for code, text in usercsv.TEXTS.items():
+        params = {name: f"<{name}>" for name in PLACEHOLDER.findall(text)}
+        api = usercsv.Problem(2, code, params).message
+        assert labels.csv_problem(code, params, english) == api, code
+        assert labels.csv_problem(code, params, german) != api, f"{code}: not translated"
+    shown = labels.csv_problem("extension_taken", {"value": "2101", "other": "alice"}, german)
+    assert shown == "Nebenstelle „2101“ gehört Benutzer „alice“"
 
 
 def test_sync_health_shows_subscriptions_expiry_and_errors_in_notify_mode() -> None:

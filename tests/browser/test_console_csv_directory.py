@@ -59,15 +59,27 @@ def test_csv_upload_dry_run_import_and_bad_lines(
     page.locator("#csv-dry").uncheck()
     page.locator("#csv button[type=submit]").click()
     problems = page.locator("#csv-result .problems li")
-    expect(problems).to_have_count(2)
-    expect(problems.nth(0)).to_contain_text("Zeile 2: group 'nowhere' does not exist")
-    expect(problems.nth(1)).to_contain_text("Zeile 3: extension '4101' belongs to user 'csv-anna'")
+    expect(problems).to_have_count(2)  # in the reader's language, values as in the file
+    expect(problems.nth(0)).to_have_text(
+        "Zeile 2: Gruppe „nowhere“ gibt es nicht; legen Sie sie zuerst an"
+    )
+    expect(problems.nth(1)).to_have_text("Zeile 3: Nebenstelle „4101“ gehört Benutzer „csv-anna“")
     assert api.get("/api/v1/users/csv-carl").status_code == 404
 
     href = page.get_by_role("link", name="CSV exportieren").get_attribute("href")
     exported = page.request.get(server.url + str(href))  # the session's cookie, as a click
     assert exported.headers["content-type"].startswith("text/csv")
     assert "csv-anna,Anna CSV,csvhq,,,4101," in exported.text()
+    context.close()
+
+    context = new_context(browser, "en")  # the same file in the English console
+    page = sign_in(context, server)
+    page.goto(server.url + "/console/groups#csv")
+    page.locator("#csv-file").set_input_files(str(bad))
+    page.locator("#csv button[type=submit]").click()
+    problems = page.locator("#csv-result .problems li")
+    expect(problems.nth(0)).to_have_text("Line 2: group 'nowhere' does not exist; create it first")
+    expect(problems.nth(1)).to_have_text("Line 3: extension '4101' belongs to user 'csv-anna'")
     context.close()
 
 

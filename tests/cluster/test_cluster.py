@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from presencebridge.core.partition import partition_of
@@ -392,3 +393,107 @@ def test_graph_notifications_reach_the_node_that_subscribed(cluster: Nodes) -> N
         # The handshake is answered by whichever node gets it.
         echoed = anyone.post("/graph/notifications?node=node3&validationToken=abc%20def")
         assert echoed.text == "abc def"
+
+
+def agent_stream(node: ServerProcess, token: str) -> ClientConnection:
+    url = f"ws://127.0.0.1:{node.port}/api/v1/agent/stream"
+    return connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=5)
+
+
+def close_code(ws: ClientConnection) -> int | None:
+    """Read until the server closes the stream; its close code. A stream left open
+    fails the test (no message within 10 s)."""
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            ws.recv(timeout=10)
+    return None if closed.value.rcvd is None else closed.value.rcvd.code
+
+
+def create(node: ServerProcess, body: dict[str, Any]) -> None:
+    with node.client() as api:
+        created = eventually(
+            lambda: api.post("/api/v1/users", json=body), lambda r: r.status_code != 503, 10
+        )
+        assert created.status_code == 201, created.text
+
+
+def test_agents_are_let_go_on_every_node_when_their_token_or_user_goes(cluster: Nodes) -> None:
+    user = "agent-user"
+    create(cluster.nodes[0], {"id": user, "display_name": "Agent", "group": "hq"})
+    owner = cluster.owner_of(user)
+    # The agent is connected to a node that does not handle its user; the token is
+    # revoked through the third node.
+    agent_node, revoking = (cluster.nodes[i] for i in range(3) if i != owner)
+    try:
+        with cluster.nodes[owner].client() as api:
+            token = api.post(f"/api/v1/users/{user}/agent-tokens").json()["token"]
+            kept = api.post(f"/api/v1/users/{user}/agent-tokens").json()["token"]
+            token_id = api.get(f"/api/v1/users/{user}/agent-tokens").json()[0]["id"]
+        with agent_stream(agent_node, token) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "settings"  # connected
+            with revoking.client() as api:
+                revoked = api.delete(f"/api/v1/users/{user}/agent-tokens/{token_id}")
+                assert revoked.status_code == 204
+            assert close_code(ws) == 1008
+        for node in cluster.nodes:  # the revoked token opens no stream anywhere
+            with pytest.raises(InvalidStatus) as refused:
+                agent_stream(node, token)
+            assert refused.value.response.status_code == 403
+
+        # The user deleted through another node: its agent is let go as well.
+        with agent_stream(agent_node, kept) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "settings"
+            with revoking.client() as api:
+                assert api.delete(f"/api/v1/users/{user}").status_code == 204
+            assert close_code(ws) == 1008
+    finally:
+        with cluster.nodes[owner].client() as api:
+            api.delete(f"/api/v1/users/{user}")
+
+
+def test_a_csv_file_with_users_of_other_nodes_is_refused_before_any_write(cluster: Nodes) -> None:
+    entry = cluster.nodes[0]
+    owned = cluster.status(0)["owned"]
+    assert isinstance(owned, list)
+    names = [f"csv-{n:02d}" for n in range(64)]
+    here = [u for u in names if partition_of(u, PARTITIONS) in owned][:2]
+    elsewhere = [u for u in names if partition_of(u, PARTITIONS) not in owned][:2]
+    header = "id,display_name,group\n"
+    # This node's users first: written one by one, they would be in before the refusal.
+    text = header + "".join(f"{u},{u.upper()},hq\n" for u in here + elsewhere)
+
+    def listed(node: ServerProcess) -> set[str]:
+        with node.client() as api:
+            return {u["id"] for u in api.get("/api/v1/users").json()}
+
+    try:
+        with entry.client() as api:
+            for dry_run in ("true", "false"):
+                answer = api.post(
+                    "/api/v1/admin/users/import",
+                    params={"dry_run": dry_run},
+                    content=text.encode(),
+                    headers={"Content-Type": "text/csv"},
+                )
+                assert answer.status_code == 409, answer.text
+                [problem] = answer.json()["problems"]
+                assert problem["code"] == "other_nodes"
+                assert problem["params"]["users"] == ", ".join(elsewhere)
+        for node in cluster.nodes:  # nothing was written, on any node
+            assert not listed(node) & set(names), node.url
+
+        # A file of only this node's users is imported, and every node has them.
+        with entry.client() as api:
+            only_here = header + "".join(f"{u},{u.upper()},hq\n" for u in here)
+            answer = api.post(
+                "/api/v1/admin/users/import",
+                content=only_here.encode(),
+                headers={"Content-Type": "text/csv"},
+            )
+            assert answer.status_code == 200, answer.text
+        for node in cluster.nodes:
+            assert set(here) <= listed(node), node.url
+    finally:
+        with entry.client() as api:
+            for user in here + elsewhere:
+                api.delete(f"/api/v1/users/{user}")

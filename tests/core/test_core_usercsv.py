@@ -51,11 +51,51 @@ def test_a_user_of_a_directory_is_refused_and_columns_not_in_the_file_are_kept()
     assert step.user.extensions == ("7",) and step.user.teams_user_id == "t-h"
 
 
-def test_an_address_another_user_has_is_refused_even_when_the_file_frees_it() -> None:
-    existing = {"a": User("a", "A", "hq", extensions=("1",))}
-    rows = [wanted(2, User("b", "B", "hq", extensions=("1",))), wanted(3, User("a", "A", "hq"))]
+def test_a_value_may_move_between_lines_in_any_order() -> None:
+    existing = {
+        "a": User("a", "A", "hq", "t-a", extensions=("1",)),
+        "c": User("c", "C", "hq", numbers=("+49301111111",)),
+        "d": User("d", "D", "hq", numbers=("+49302222222",)),
+    }
+    rows = [
+        wanted(2, User("b", "B", "hq", "t-a", extensions=("1",))),  # takes a's, a is later
+        wanted(3, User("a", "A", "hq")),  # a's row no longer lists them
+        wanted(4, User("c", "C", "hq", numbers=("+49302222222",))),  # c and d swap
+        wanted(5, User("d", "D", "hq", numbers=("+49301111111",))),
+    ]
     plan = usercsv.plan([], rows, existing, ["hq"])
-    assert [p.text() for p in plan.problems] == ["line 2: extension '1' belongs to user 'a'"]
+    assert plan.problems == ()
+    assert [(s.user_id, s.action) for s in plan.steps] == [
+        ("b", "create"),
+        ("a", "update"),
+        ("c", "update"),
+        ("d", "update"),
+    ]
+
+
+def test_real_conflicts_name_both_users() -> None:
+    existing = {
+        "a": User("a", "A", "hq", extensions=("1",)),
+        "x": User("x", "X", "hq", numbers=("+49301111111",)),
+    }
+    rows = [
+        wanted(2, User("a", "A", "hq", extensions=("1",))),  # a keeps 1
+        wanted(3, User("b", "B", "hq", extensions=("1", "5"))),
+        wanted(4, User("c", "C", "hq", "t-c", extensions=("5",))),  # b's new 5 too
+        wanted(5, User("d", "D", "hq", "t-c", numbers=("+49301111111",))),  # x is not in it
+    ]
+    plan = usercsv.plan([], rows, existing, ["hq"])
+    assert [p.text() for p in plan.problems] == [
+        "line 3: extension '1' belongs to user 'a'",
+        "line 4: extension '5' is also on line 3 (user 'b')",
+        "line 5: Teams id 't-c' is also on line 4 (user 'c')",
+        "line 5: number '+49301111111' belongs to user 'x'",
+    ]
+    assert (plan.problems[1].code, dict(plan.problems[1].params)) == (
+        "extension_twice",
+        {"value": "5", "other": "b", "other_line": 3},
+    )
+    assert [s.user_id for s in plan.steps] == ["a"]
 
 
 def test_the_same_id_twice_names_the_first_line() -> None:

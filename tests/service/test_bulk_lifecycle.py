@@ -1,7 +1,9 @@
-"""`Hub.create_users`: many users in one write (the directory sync's first run, an import),
-with the same guarantees as `create_user` one at a time: unique ids, Teams ids, extensions
-and numbers (against the hub and within the batch), all or nothing when the database
-refuses, the history entry, the stream and the replication to other nodes."""
+"""`Hub.change_users` (`create_users`, `update_users`): many users in one write (the
+directory sync, the CSV import), with the same guarantees as `create_user` and
+`update_user` one at a time: unique ids, Teams ids, extensions and numbers (against the
+hub and within the batch, checked as a whole so values may change hands in any order),
+all or nothing when the database refuses, the history entry, the stream and the
+replication to other nodes."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import sqlalchemy as sa
 
 from presencebridge.adapters.store import Store
 from presencebridge.adapters.store import tables as t
+from presencebridge.core import usercsv
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import TeamsSyncMode, User, UserState
+from presencebridge.service import usercsv as imports
 from presencebridge.service.hub import Hub, NewUser, NotOwner
 from presencebridge.service.membership import Membership
 from tests.service.conftest import FakeTeams, Hubs, Sync
@@ -208,3 +212,95 @@ async def test_an_update_batch_the_database_refuses_changes_nothing(hub: Hub, st
     assert [h.change for h in await hub.history("u1")] == ["created: hq"]
     loaded = {s.user.id: s for s in await hub.load_stored_users()}
     assert loaded["u1"].user.display_name == "User 1"
+
+
+async def test_values_change_hands_within_a_batch_whatever_the_order(
+    hub: Hub, store: Store
+) -> None:
+    await hub.create_users([person(n) for n in range(1, 10)], "directory")
+    await hub.create_user(User("outside", "Outside", "hq", extensions=("2888",)))
+    changes: list[tuple[str, dict[str, object]]] = [
+        ("u2", {"extensions": ("2101",)}),  # takes u1's extension before u1 gives it up
+        ("u1", {"extensions": ("2999",)}),
+        ("u3", {"teams_user_id": "t-4", "numbers": ("+49305550004",)}),  # u3 and u4 swap
+        ("u4", {"teams_user_id": "t-3", "numbers": ("+49305550003",)}),
+        ("u5", {"extensions": ("2777",)}),  # two changes take 2777: the first has it
+        ("u6", {"extensions": ("2777",)}),
+        ("u7", {"extensions": ("2888",)}),  # a user outside the batch keeps 2888
+        ("u8", {"extensions": ("2109",)}),  # would take u9's extension ...
+        ("u9", {"extensions": (), "group": "nowhere"}),  # ... which u9 cannot give up
+    ]
+
+    refused = await hub.update_users(changes, "directory")
+
+    assert [(i, e.message) for i, e in refused] == [
+        (5, "extension '2777' belongs to user 'u5'"),
+        (6, "extension '2888' belongs to user 'outside'"),
+        (7, "extension '2109' belongs to user 'u9'"),
+        (8, "unknown group 'nowhere'"),
+    ]
+    assert hub.resolve(extension="2101") == "u2"
+    assert hub.resolve(extension="2999") == "u1"
+    assert hub.user_for_teams_id("t-4") == "u3" and hub.user_for_teams_id("t-3") == "u4"
+    assert hub.resolve(number="+49305550003") == "u4"
+    assert hub.resolve(extension="2777") == "u5"
+    assert [hub.resolve(extension=e) for e in ("2106", "2107", "2108", "2109")] == [
+        "u6", "u7", "u8", "u9"
+    ]  # fmt: skip
+    loaded = {s.user.id: s.user for s in await hub.load_stored_users()}
+    assert loaded["u2"].extensions == ("2101",)
+    assert (loaded["u3"].teams_user_id, loaded["u4"].teams_user_id) == ("t-4", "t-3")
+
+
+async def test_a_new_user_takes_what_a_change_later_in_the_batch_gives_up(hub: Hub) -> None:
+    await hub.create_users([person(1)], "directory")
+
+    refusals = await hub.change_users(
+        [person(2, extensions=("2101",), teams_user_id="t-1")],
+        [("u1", {"extensions": (), "teams_user_id": None})],
+        "directory",
+    )
+
+    assert not refusals
+    assert hub.resolve(extension="2101") == "u2"
+    assert hub.user_for_teams_id("t-1") == "u2"
+    assert hub.user("u1").state.user.extensions == ()
+
+
+async def test_a_whole_batch_with_one_refusal_writes_nothing(hub: Hub, store: Store) -> None:
+    await hub.create_users([person(1)], "csv")
+    queue = hub.bus.listen()
+
+    refusals = await hub.change_users(
+        [person(2), person(3, group="nowhere")],
+        [("u1", {"display_name": "Renamed"})],
+        "csv",
+        whole=True,
+    )
+
+    assert [i for i, _ in refusals.creates] == [1] and refusals.updates == []
+    assert hub.user_ids() == ["u1"]
+    assert hub.user("u1").state.user.display_name == "User 1"
+    assert stored_ids(store) == {"u1"}
+    assert queue.queue.empty()
+
+
+async def test_an_import_meeting_a_change_made_meanwhile_writes_nothing(hub: Hub) -> None:
+    await hub.create_users([person(1)], "directory")
+    rows = [
+        usercsv.Wanted(2, User("u1", "Renamed", "hq", "t-1", None, ("2101",)), usercsv.COLUMNS),
+        usercsv.Wanted(3, User("new", "New", "hq", extensions=("2777",)), usercsv.COLUMNS),
+    ]
+    plan = usercsv.plan([], rows, imports.existing_users(hub), ["hq"])
+    assert plan.ok
+    # Between the check and the write another request gives 2777 to someone else.
+    await hub.create_user(User("late", "Late", "hq", extensions=("2777",)))
+
+    applied = await imports.apply(hub, plan.writes())
+
+    assert [p.text() for p in applied.problems] == [
+        "line 3: extension '2777' belongs to user 'late'"
+    ]
+    assert applied.written == []
+    assert hub.user("u1").state.user.display_name == "User 1"  # line 2 was not written
+    assert not hub.has_user("new")

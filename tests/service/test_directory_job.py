@@ -182,3 +182,25 @@ async def test_refused_people_are_reported_and_the_rest_is_applied(hubs: Hubs) -
     assert report.failures == [
         "failed: update d@x.com: extensions: 2102: extension '2102' belongs to user 'c@x.com'"
     ]
+
+
+async def test_extensions_move_between_people_in_one_delta(hubs: Hubs) -> None:
+    hub = await hubs.open()
+    a = DirectoryPerson("a", "A", upn="a@x.com")
+    b = DirectoryPerson("b", "B", upn="b@x.com", extensions=("2101", "2102"))
+    source = FakeDelta([a, b])
+    assert (await DirectorySync(hub, source, POLICY).run()).failures == []
+    # One delta: a (planned before b) takes 2101 from b, and a new person c takes 2102.
+    source.change(
+        DirectoryPerson("a", "A", upn="a@x.com", extensions=("2101",)),
+        DirectoryPerson("b", "B", upn="b@x.com"),
+        DirectoryPerson("c", "C", upn="c@x.com", extensions=("2102",)),
+    )
+
+    report = await DirectorySync(hub, source, POLICY).run()
+
+    assert report.failures == []
+    assert report.summary == "create 1, update 2, disable 0, delete 0, unchanged 0"
+    assert hub.resolve(extension="2101") == "a@x.com"
+    assert hub.resolve(extension="2102") == "c@x.com"
+    assert hub.user("b@x.com").state.user.extensions == ()

@@ -1,8 +1,10 @@
-"""`Store.create_users`: many users, their addresses and history in one transaction; when
-the database refuses one of them (a unique key), nothing of the batch is written."""
+"""`Store.create_users` and `Store.change_users`: many users, their addresses and history
+in one transaction; when the database refuses one of them (a unique key), nothing of the
+batch is written; a unique value may move between the batch's users in any order."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -91,3 +93,41 @@ def test_a_clash_inside_the_batch_writes_nothing(store: Store, group: GroupRecor
 def test_an_empty_batch_writes_nothing(store: Store, group: GroupRecord) -> None:
     store.create_users([], [], NOW)
     assert store.load_users() == []
+
+
+def test_values_move_between_users_of_one_transaction_even_in_a_swap(
+    store: Store, group: GroupRecord
+) -> None:
+    store.create_users([state(1), state(2), state(3)], [], NOW)
+    u1, u2, u3 = (s.user for s in store.load_users())
+    # u1 and u2 swap Teams ids and extensions, listed so that each takes before the
+    # other gives up; u3 gives a number to a new user made in the same transaction.
+    one = replace(u1, teams_user_id="t-2", extensions=("2102",))
+    two = replace(u2, teams_user_id="t-1", extensions=("2101",))
+    three = replace(u3, numbers=(u3.numbers[1],))
+    new = User("u4", "User 4", "sales", numbers=(u3.numbers[0],))
+
+    store.update_users([UserState(one), UserState(two)], [], [None, None], NOW)
+    store.change_users([UserState(new)], [UserState(three)], [], [], NOW)
+
+    loaded = {s.user.id: s.user for s in store.load_users()}
+    assert (loaded["u1"].teams_user_id, loaded["u1"].extensions) == ("t-2", ("2102",))
+    assert (loaded["u2"].teams_user_id, loaded["u2"].extensions) == ("t-1", ("2101",))
+    assert loaded["u3"].numbers == ("+4917055" + "0003",)
+    assert loaded["u4"].numbers == ("+4930555" + "0003",)
+
+
+def test_a_value_two_users_keep_after_the_batch_writes_nothing(
+    store: Store, group: GroupRecord
+) -> None:
+    store.create_users([state(1), state(2)], [], NOW)
+    u1, u2 = (s.user for s in store.load_users())
+    renamed = replace(u1, display_name="Renamed")
+    clashing = replace(u2, extensions=u1.extensions)  # u1 keeps 2101
+
+    with pytest.raises(Duplicate):
+        store.change_users([state(3)], [UserState(renamed), UserState(clashing)], [], [], NOW)
+
+    loaded = {s.user.id: s.user for s in store.load_users()}
+    assert sorted(loaded) == ["u1", "u2"]
+    assert loaded["u1"] == u1 and loaded["u2"] == u2

@@ -21,12 +21,12 @@ from presencebridge.api.agent import router as agent_router
 from presencebridge.api.cluster import BODY, ForwardToOwner
 from presencebridge.api.cluster import install as install_cluster
 from presencebridge.api.routes import router
-from presencebridge.api.schemas import ID_RULE
 from presencebridge.api.stream import router as stream_router
 from presencebridge.api.usercsv import router as csv_router
 from presencebridge.api.webhook import router as webhook_router
 from presencebridge.config import Settings
 from presencebridge.core.errors import Reason, Rejected
+from presencebridge.core.model import ID_RULE
 from presencebridge.core.ports import ConnectorHealth
 from presencebridge.service.connectors import Connectors
 from presencebridge.service.hub import Hub

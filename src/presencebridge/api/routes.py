@@ -34,7 +34,7 @@ from presencebridge.api.schemas import (
 from presencebridge.config import DirectoryRulesConfig
 from presencebridge.core import addresses, rules
 from presencebridge.core.errors import Reason, Rejected
-from presencebridge.core.model import ID_PATTERN, Profile, ProfileTemplate, User
+from presencebridge.core.model import ID_PATTERN, ID_RULE, Profile, ProfileTemplate, User
 from presencebridge.core.settings import GroupSettings
 from presencebridge.core.texts import pick_language
 from presencebridge.service.directory import DirectorySync, RulesInEffect, StoredRulesUnreadable
@@ -45,10 +45,8 @@ Caller = Annotated[Principal, Depends(principal)]
 Lang = Annotated[str | None, Query(pattern="^(en|de)$", description="language of texts")]
 # Ids in the path use the charset they were created with (docs/rules.md): anything else
 # is a 422 naming the parameter, not a lookup.
-UserId = Annotated[str, Path(pattern=ID_PATTERN.pattern, description=f"user id: {schemas.ID_RULE}")]
-GroupId = Annotated[
-    str, Path(pattern=ID_PATTERN.pattern, description=f"group id: {schemas.ID_RULE}")
-]
+UserId = Annotated[str, Path(pattern=ID_PATTERN.pattern, description=f"user id: {ID_RULE}")]
+GroupId = Annotated[str, Path(pattern=ID_PATTERN.pattern, description=f"group id: {ID_RULE}")]
 
 
 def _path_problem(parameter: str, value: str, problem: str) -> RequestValidationError:

@@ -40,8 +40,6 @@ from presencebridge.core.model import (
 from presencebridge.core.settings import GroupSettings
 
 NAME_MAX = 64
-# ID_PATTERN in words, for refusals and the OpenAPI document.
-ID_RULE = "letters A-Z a-z, digits and . _ @ + - (not first), at most 128 characters"
 # Never allowed in any string: control characters, and surrogates (only reachable
 # through a lone JSON escape such as "\ud800", which no UTF-8 store can keep).
 _REFUSED_EVERYWHERE = {"Cc": "a control character", "Cs": "an unpaired surrogate"}
@@ -54,14 +52,24 @@ _REFUSED_IN_NAMES = {
 }
 
 
-def character_problem(value: str, *, name: bool = False) -> str | None:
-    """Why `value` may not be stored, or None; names the first refused character."""
+CHARACTER_PROBLEM = "must not contain {kind} (U+{code} at character {position})"
+
+
+def refused_character(value: str, *, name: bool = False) -> dict[str, str | int] | None:
+    """The first character of `value` that may not be stored, or None: its kind, code
+    point (hex) and position, for `CHARACTER_PROBLEM`."""
     refused = _REFUSED_IN_NAMES if name else _REFUSED_EVERYWHERE
     for position, char in enumerate(value, 1):
         kind = refused.get(unicodedata.category(char))
         if kind is not None:
-            return f"must not contain {kind} (U+{ord(char):04X} at character {position})"
+            return {"kind": kind, "code": f"{ord(char):04X}", "position": position}
     return None
+
+
+def character_problem(value: str, *, name: bool = False) -> str | None:
+    """Why `value` may not be stored, or None; names the first refused character."""
+    found = refused_character(value, name=name)
+    return None if found is None else CHARACTER_PROBLEM.format(**found)
 
 
 def normalise_name(value: str) -> str:
@@ -81,9 +89,9 @@ def name_problem(value: str) -> str | None:
 
 
 def _check_text(value: str) -> str:
-    problem = character_problem(value)
-    if problem is not None:
-        raise PydanticCustomError("refused_character", problem)
+    found = refused_character(value)
+    if found is not None:  # the character in the error's context too (the CSV import)
+        raise PydanticCustomError("refused_character", CHARACTER_PROBLEM, found)
     return value
 
 

@@ -2,10 +2,13 @@
 
 `POST /api/v1/admin/users/import?dry_run=` takes the file itself (`text/csv`) and
 answers `{"create", "update", "unchanged", "lines": [...]}`; any bad line refuses the
-whole file with 422 naming every bad line (`problems`). `GET /api/v1/admin/users/export`
-answers every user as CSV. Each row is checked by the API's own `UserIn` schema and the
-hub's `parse_numbers` (the default country), then `core.usercsv.plan` checks the file as
-a whole against the users there are. `import_csv` is also the console's upload.
+whole file with 422 naming every bad line (`problems`: line, code, params and the
+English text; the console shows the codes in its language). The file is written in one
+transaction: a conflict found while writing (409) writes nothing either. `GET
+/api/v1/admin/users/export` answers every user as CSV. Each row is checked by the API's
+own `UserIn` schema and numbers as `Hub.parse_numbers` reads them (the default
+country), then `core.usercsv.plan` checks the file as a whole against the users there
+are. `import_csv` is also the console's upload.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from presencebridge import metrics
 from presencebridge.api import responses, schemas
 from presencebridge.api.auth import Principal, principal, require_admin
 from presencebridge.core import addresses, usercsv
-from presencebridge.core.errors import Rejected
 from presencebridge.core.model import User
 from presencebridge.service import usercsv as writes
 from presencebridge.service.hub import Hub
@@ -31,18 +34,54 @@ Caller = Annotated[Principal, Depends(principal)]
 Delimiter = Annotated[str, Query(pattern="^[,;]$", description="`,` or `;` (German Excel)")]
 
 
-def _problems(error: ValidationError) -> tuple[str, ...]:
-    found = []
-    for item in error.errors():
-        where = str(item["loc"][0]) if item["loc"] else "row"
-        message = str(item["msg"])
-        if item["type"] == "string_pattern_mismatch":
-            message = f"not allowed ({schemas.ID_RULE})" if where != "email" else "not an address"
-        value = item.get("input")
-        if isinstance(value, str) and repr(value) not in message:
-            message += f": {value!r}"
-        found.append(f"{where}: {message}")
-    return tuple(found)
+# Pydantic's error types of `UserIn`'s fields, as problem codes (core/usercsv.TEXTS).
+_FIELD_CODES = {
+    "string_too_short": "empty",
+    "missing": "empty",
+    "string_too_long": "too_long",
+    "too_long": "too_many_values",
+    "refused_character": "bad_character",
+    "extension": "not_extension",
+}
+
+
+def _problem(line: int, item: ErrorDetails) -> usercsv.Problem:
+    """One field's problem: a code and what was found (the field, the value)."""
+    field = str(item["loc"][0]) if item["loc"] else "row"
+    value = item.get("input")
+    ctx = item.get("ctx") or {}
+    params: dict[str, str | int] = {"field": field}
+    if isinstance(value, str):
+        params["value"] = value
+    kind = item["type"]
+    if kind == "string_pattern_mismatch":
+        return usercsv.Problem(line, "not_email" if field == "email" else "not_id", params)
+    code = _FIELD_CODES.get(kind)
+    if "max_length" in ctx:
+        params["max"] = int(ctx["max_length"])
+    if code == "bad_character" and "code" in ctx:
+        params |= {"character": f"U+{ctx['code']}", "position": int(ctx["position"])}
+    elif code is None or code == "bad_character":
+        return usercsv.Problem(line, "invalid", {**params, "reason": str(item["msg"])})
+    return usercsv.Problem(line, code, params)
+
+
+def _numbers(line: int, raw: list[str], country: str) -> tuple[str, ...]:
+    """The row's numbers in E.164, as `Hub.parse_numbers` reads them; raises `BadRow`."""
+    parsed = []
+    for index, value in enumerate(raw):
+        try:
+            parsed.append(addresses.number(value, country))
+        except addresses.AddressError:
+            params = {"field": f"numbers[{index}]", "value": value, "country": country}
+            raise BadRow(usercsv.Problem(line, "not_number", params)) from None
+    return addresses.unique(parsed)
+
+
+class BadRow(ValueError):
+    def __init__(self, problem: usercsv.Problem) -> None:
+        super().__init__(problem.text())
+        self.problem = problem
 
 
 def wanted(hub: Hub, columns: tuple[str, ...], row: usercsv.Row) -> usercsv.Wanted:
@@ -59,11 +98,12 @@ def wanted(hub: Hub, columns: tuple[str, ...], row: usercsv.Row) -> usercsv.Want
     }
     try:
         body = schemas.UserIn.model_validate(data)
-        numbers = hub.parse_numbers(body.numbers)
+        numbers = _numbers(row.line, body.numbers, hub.default_country)
     except ValidationError as error:
-        return usercsv.Wanted(row.line, None, columns, _problems(error))
-    except Rejected as error:
-        return usercsv.Wanted(row.line, None, columns, (error.message,))
+        problems = tuple(_problem(row.line, item) for item in error.errors())
+        return usercsv.Wanted(row.line, None, columns, problems)
+    except BadRow as error:
+        return usercsv.Wanted(row.line, None, columns, (error.problem,))
     user = User(
         body.id,
         body.display_name,
@@ -90,6 +130,16 @@ def step_json(step: usercsv.Step) -> dict[str, Any]:
     }
 
 
+def problem_json(problem: usercsv.Problem) -> dict[str, Any]:
+    """A problem for machines (`code`, `params`) and people (`problem`, English)."""
+    return {
+        "line": problem.line,
+        "code": problem.code,
+        "params": dict(problem.params),
+        "problem": problem.message,
+    }
+
+
 @dataclass
 class Outcome:
     """What an import did (or, dry, would do), or why it did nothing."""
@@ -108,7 +158,7 @@ class Outcome:
             data |= {a: plan.count(a) for a in ("create", "update", "unchanged")}
             data["lines"] = [step_json(s) for s in plan.steps]
         if self.problems:
-            data["problems"] = [{"line": p.line, "problem": p.message} for p in self.problems]
+            data["problems"] = [problem_json(p) for p in self.problems]
         if self.applied is not None:
             data["written"] = [step_json(s) for s in self.applied.written]
         if self.status != 200:
@@ -116,36 +166,37 @@ class Outcome:
         return data
 
 
-def _refused(dry_run: bool, problems: list[usercsv.Problem]) -> Outcome:
+def _refused(
+    dry_run: bool, status: int, problems: list[usercsv.Problem], plan: usercsv.Plan | None = None
+) -> Outcome:
     lines = "; ".join(p.text() for p in problems)
     detail = f"{len(problems)} problem(s), nothing was written: {lines}"
-    return Outcome(dry_run, 422, detail, problems)
+    return Outcome(dry_run, status, detail, problems, plan)
 
 
 async def import_csv(hub: Hub, data: bytes, dry_run: bool) -> Outcome:
-    """Check the whole file, then (unless `dry_run`) write it user by user."""
+    """Check the whole file, then (unless `dry_run`) write it in one transaction: every
+    line or, when any is refused, none."""
     try:
         sheet = usercsv.read(usercsv.decode(data))
     except usercsv.UnreadableFile as error:
-        return Outcome(dry_run, 422, f"{error}; nothing was written")
+        return _refused(dry_run, 422, [error.problem])
     rows = [wanted(hub, sheet.columns, row) for row in sheet.rows] if not sheet.problems else []
     groups = [g.id for g in hub.groups()]
     plan = usercsv.plan(sheet.problems, rows, writes.existing_users(hub), groups)
     if not plan.ok:
-        return _refused(dry_run, list(plan.problems))
+        return _refused(dry_run, 422, list(plan.problems))
+    elsewhere = writes.elsewhere(hub, list(plan.steps))
+    if elsewhere is not None:  # a cluster: refused before anything is written
+        return _refused(dry_run, 409, [elsewhere], plan)
     if dry_run:
         return Outcome(dry_run, plan=plan)
     applied = await writes.apply(hub, plan.writes())
-    outcome = Outcome(dry_run, plan=plan, applied=applied)
-    if applied.failed is not None:
-        step = applied.failed
-        done = ", ".join(f"line {s.line} ({s.user_id})" for s in applied.written) or "nothing"
-        outcome.status = 409
-        outcome.detail = (
-            f"line {step.line} ({step.user_id}) was refused: {applied.problem}; written before "
-            f"it: {done}; nothing after it was written"
-        )
-    return outcome
+    if applied.problems:
+        outcome = _refused(dry_run, 409, applied.problems, plan)
+        outcome.applied = applied
+        return outcome
+    return Outcome(dry_run, plan=plan, applied=applied)
 
 
 @router.post("/admin/users/import")

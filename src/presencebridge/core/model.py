@@ -73,6 +73,8 @@ class AppointmentOrigin(StrEnum):
 
 # Identifiers that travel in URLs; strict so that a typo is a clear 4xx, not a new row.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+# ID_PATTERN in words, for refusals and the OpenAPI document.
+ID_RULE = "letters A-Z a-z, digits and . _ @ + - (not first), at most 128 characters"
 COLOR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 # Built-in profile that always exists (SPEC §2); used by appointments without a profile.

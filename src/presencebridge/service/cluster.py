@@ -120,7 +120,9 @@ class Cluster:
         node's share of the Graph budget."""
         self.agents = agents
         self.on_share = on_share
-        self.hub.join(Membership(self.owns, self._replicate, self._group_changed, self._removed))
+        self.hub.join(
+            Membership(self.owns, self._replicate, self._group_changed, self._removed, self._tokens)
+        )
 
     async def start(self) -> None:
         """Take a first share before serving, and start renewing and fanning out."""
@@ -214,6 +216,11 @@ class Cluster:
     def _removed(self, user_id: str) -> None:
         self.fanout.publish({"kind": "removed", "user": user_id})
 
+    def _tokens(self, user_id: str) -> None:
+        """An agent token of the user was revoked here: every node lets go of the user's
+        agents whose token no longer works (an agent may be connected to any node)."""
+        self.fanout.publish({"kind": "tokens", "user": user_id})
+
     def _group_changed(self, group_id: str) -> None:
         self.fanout.publish({"kind": "group", "group": group_id})
 
@@ -246,6 +253,8 @@ class Cluster:
             await self.hub.apply_remote(codec.decode(_user(message["user"]), message["state"]))
         elif message.get("kind") == "removed":
             self.hub.forget_remote(message["user"])
+        elif message.get("kind") == "tokens":
+            self.hub.recheck_tokens(message["user"])
         elif message.get("kind") == "group":
             await self.hub.reload_group(message["group"])
 

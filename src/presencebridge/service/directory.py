@@ -4,10 +4,10 @@ One run: load what the last runs left (cursor, the people listed, disabled marks
 the directory (a failed or partial read changes nothing), merge a delta into the people,
 look up Teams ids for people listed without one, plan (`core/directory.plan`, with the
 safety stop), and — unless it is a dry run or stopped — apply the plan through the hub
-(`create_users` and `update_users` in slices, own mode `off` through `handle_many`,
-`delete_user`), every change with source `directory`; then store the new cursor and
-people in one transaction. Runs never overlap; a run is idempotent (a second one finds
-nothing to do).
+(new and changed users together through `change_users` in slices, own mode `off`
+through `handle_many`, `delete_user`), every change with source `directory`; then store
+the new cursor and people in one transaction. Runs never overlap; a run is idempotent
+(a second one finds nothing to do).
 
 The rules: those saved in the console or the API (`directory_rules`) replace the
 configuration file's until reset. Each run reads them from the store first, so a change
@@ -427,53 +427,41 @@ class DirectorySync:
         another user has, say) is reported and the rest goes on. Returns the disabled
         marks to store (None: lifted)."""
         disabled: dict[str, datetime | None] = {}
-        for start in range(0, len(plan.creates), SLICE):
-            await self._create(plan.creates[start : start + SLICE], report, disabled)
-        for start in range(0, len(plan.updates), SLICE):
-            await self._update(plan.updates[start : start + SLICE], report, disabled)
+        for start in range(0, max(len(plan.creates), len(plan.updates)), SLICE):
+            part = slice(start, start + SLICE)
+            await self._write(plan.creates[part], plan.updates[part], report, disabled)
         await self._disable_all(plan.disables, report, disabled)
         for action in plan.deletes:
             await self._one_reported(action, report, disabled)
         return disabled
 
-    async def _create(
+    async def _write(
         self,
         creates: Sequence[plans.Create],
-        report: Report,
-        disabled: dict[str, datetime | None],
-    ) -> None:
-        """A slice of the new users in one write (`Hub.create_users`); if the database
-        refuses it, one by one, so the refusal names its user and the rest are made."""
-        batch = [NewUser(c.user, TeamsSyncMode.OFF if c.sync_off else None) for c in creates]
-        try:
-            refused = await self.hub.create_users(batch, SOURCE)
-        except Rejected:
-            for action in creates:
-                await self._one_reported(action, report, disabled)
-            return
-        for index, error in refused:
-            report.failures.append(f"failed: {creates[index].line()}: {error.message}")
-
-    async def _update(
-        self,
         updates: Sequence[plans.Update],
         report: Report,
         disabled: dict[str, datetime | None],
     ) -> None:
-        """A slice of changed users' data in one write (`Hub.update_users`), then their
-        own-mode flags and enable marks; if the database refuses the write, one by one."""
+        """A slice of new users and of changed users' data in one write
+        (`Hub.change_users`: checked as a whole, so an extension may move from one person
+        to another in any order), then own-mode flags and enable marks; if the database
+        refuses the write, one by one, so the refusal names its user and the rest go on."""
+        batch = [NewUser(c.user, TeamsSyncMode.OFF if c.sync_off else None) for c in creates]
         changed = [u for u in updates if u.fields]
         try:
-            refused = await self.hub.update_users(
-                [(u.user_id, dict(u.fields)) for u in changed], SOURCE
+            refusals = await self.hub.change_users(
+                batch, [(u.user_id, dict(u.fields)) for u in changed], SOURCE
             )
         except Rejected:
-            for action in updates:
+            actions: list[plans.Action] = [*updates, *creates]  # who gives up goes first
+            for action in actions:
                 await self._one_reported(action, report, disabled)
             return
-        failed = {changed[index].user_id for index, _ in refused}
-        for index, error in refused:
+        for index, error in refusals.creates:
+            report.failures.append(f"failed: {creates[index].line()}: {error.message}")
+        for index, error in refusals.updates:
             report.failures.append(f"failed: {changed[index].line()}: {error.message}")
+        failed = {changed[index].user_id for index, _ in refusals.updates}
         for action in updates:
             if action.user_id not in failed and (action.sync_off is not None or action.enable):
                 await self._one_reported(replace(action, fields={}), report, disabled)

@@ -29,7 +29,7 @@ from presencebridge.adapters.store import (
     TeamsRelease,
     UnknownTokenError,
 )
-from presencebridge.core import addresses, rules, teams
+from presencebridge.core import addresses, claims, rules, teams
 from presencebridge.core.effective import (
     EffectivePresence,
     effective_presence,
@@ -88,41 +88,34 @@ class _Planned:
     release: TeamsRelease | None
 
 
-def _unique_values(user: User) -> list[tuple[str, str]]:
-    """(kind, value) of each Teams id, extension and number of the user."""
-    teams_id = [("teams_user_id", user.teams_user_id)] if user.teams_user_id else []
-    extensions = [("extension", v) for v in user.extensions]
-    return teams_id + extensions + [("number", v) for v in user.numbers]
+@dataclass(frozen=True, slots=True)
+class Refusals:
+    """The changes of a batch (`Hub.change_users`) that were refused: (index, why) of its
+    new users and of its updates."""
+
+    creates: list[tuple[int, Rejected]] = field(default_factory=list)
+    updates: list[tuple[int, Rejected]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.creates or self.updates)
 
 
-class _Claims:
-    """Who holds each Teams id, extension and number while a batch is checked: the hub's
-    indexes with the batch's earlier changes laid over them (the hub itself changes only
-    once the batch is written)."""
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """New users and lifecycle changes worked out and checked, not yet written."""
 
-    def __init__(self, indexes: dict[str, dict[str, str]]) -> None:
-        self.indexes = indexes
-        self.changed: dict[tuple[str, str], str | None] = {}
+    created: list[NewUser]
+    updated: list[_Planned]  # a user changed twice: both, in order
+    refusals: Refusals
 
-    def holder(self, key: tuple[str, str]) -> str | None:
-        if key in self.changed:
-            return self.changed[key]
-        return self.indexes[key[0]].get(key[1])
 
-    def check(self, user: User) -> None:
-        for key in _unique_values(user):
-            other = self.holder(key)
-            if other is not None and other != user.id:
-                what, value = key
-                raise Rejected(Reason.CONFLICT, f"{what} {value!r} belongs to user {other!r}")
+class StoreRefused(Rejected):
+    """A unique or foreign key of the database refused a lifecycle write (another node's
+    user holds the value); nothing was changed. `said`: the database's words."""
 
-    def move(self, old: User | None, new: User) -> None:
-        if old is not None:
-            for key in _unique_values(old):
-                if self.holder(key) == old.id:
-                    self.changed[key] = None
-        for key in _unique_values(new):
-            self.changed[key] = new.id
+    def __init__(self, reason: str) -> None:
+        super().__init__(Reason.CONFLICT, f"the database refused it: {reason}; nothing was changed")
+        self.said = reason
 
 
 class NotOwner(Exception):
@@ -157,6 +150,11 @@ class Hub:
         self._by_teams_id: dict[str, str] = {}
         self._by_extension: dict[str, str] = {}
         self._by_number: dict[str, str] = {}
+        self._holders = {  # by kind (core/claims.py)
+            "teams_user_id": self._by_teams_id,
+            "extension": self._by_extension,
+            "number": self._by_number,
+        }
         # Extensions, numbers and Teams ids are unique across users: changes to them
         # are checked and written one at a time.
         self._directory_lock = asyncio.Lock()
@@ -395,65 +393,172 @@ class Hub:
     async def create_users(
         self, users: Sequence[NewUser], source: str
     ) -> list[tuple[int, Rejected]]:
-        """Create many users at once (the directory sync, an import): every user is
-        checked as `create_user` checks one (group, id, Teams id, extensions and numbers
-        unique against the hub's users and the batch's earlier ones); the ones that pass
-        are written in one transaction, each with a history entry from `source`, then
-        indexed, published and replicated. Returns the refused ones with their index.
+        """Create many users at once (`change_users` without updates); returns the
+        refused ones with their index."""
+        return (await self.change_users(users, [], source)).creates
 
-        All or nothing for what passed the checks: when the database refuses the write
-        (another node's user holds a unique value), nothing is written, nothing changes
-        in memory, and a `Rejected` (conflict) is raised; `create_user` one by one then
-        finds which user it was. The new ids are unknown to the hub until the end, so
-        no user lock is needed; the directory lock keeps other lifecycle changes out.
-        """
-        for new in users:
+    async def update_users(
+        self, changes: Sequence[tuple[str, Mapping[str, Any]]], source: str
+    ) -> list[tuple[int, Rejected]]:
+        """`update_user` for many users in one write (`change_users` without new users);
+        returns the refused ones with their index."""
+        return (await self.change_users([], changes, source)).updates
+
+    async def change_users(
+        self,
+        creates: Sequence[NewUser],
+        updates: Sequence[tuple[str, Mapping[str, Any]]],
+        source: str,
+        whole: bool = False,
+    ) -> Refusals:
+        """Create and change many users in one write (the directory sync, the CSV import).
+
+        Each new user is checked as `create_user` checks one (group, id), each change as
+        `update_user` does; Teams ids, extensions and numbers are checked for the batch
+        as a whole (`core/claims.py`): what counts is who holds each value once every
+        change is made, so a value one change gives up may be taken by any other, in any
+        order. What passes is written in one transaction with history entries from
+        `source` and Teams releases, then indexed, published and replicated. Returns
+        what was refused; with `whole`, any refusal means nothing is written (an import:
+        all or nothing).
+
+        When the database refuses the write (another node's user holds a unique value),
+        nothing is written, nothing changes in memory, and a `Rejected` (conflict) is
+        raised. The directory lock keeps other lifecycle changes out; the changed users'
+        locks keep their events out (new ids are unknown to the hub until the end)."""
+        self._check_batch_owner(creates, updates)
+        groups = {n.user.group for n in creates} | {f["group"] for _, f in updates if "group" in f}
+        if groups - set(self._groups):
+            await self.reload_groups()  # several nodes: made on another one a moment ago
+        async with self._directory_lock, contextlib.AsyncExitStack() as locks:
+            for user_id in sorted({u for u, _ in updates}):
+                await locks.enter_async_context(self._lock(user_id))
+            now = self.clock.now()
+            batch = self._plan_batch(creates, updates, source, now)
+            if whole and batch.refusals:
+                return batch.refusals
+            created, saved = await self._write_batch(batch, source, now)
+        for view in created:
+            self.bus.publish(PresenceChange(view.state.user.id, view.presence))
+            self._replicate(view.state)
+        for item, release in zip(batch.updated, saved, strict=True):
+            self._published(item.old, UserView(item.state, item.presence))
+            self._release_added(release)
+        return batch.refusals
+
+    def _check_batch_owner(
+        self, creates: Sequence[NewUser], updates: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
+        for new in creates:
             if not self.owns(new.user.id):
                 raise NotOwner(new.user.id)
-        if any(u.user.group not in self._groups for u in users):
-            await self.reload_groups()  # several nodes: made on another one a moment ago
-        async with self._directory_lock:
-            now = self.clock.now()
-            accepted, refused = self._check_new(users)
-            states = [UserState(user=u.user, own_mode=u.own_mode) for u in accepted]
-            presences = [self._evaluate(state, now) for state in states]
-            history = [
-                replace(self._history(s.user.id, p, source, now), change=f"created: {s.user.group}")
-                for s, p in zip(states, presences, strict=True)
-            ]
-            await self._stored(self.store.create_users, states, history, now)
-            for state, presence in zip(states, presences, strict=True):
-                self._users[state.user.id] = state
-                self._presence[state.user.id] = presence
-                self._index(state)
-            metrics.USERS.set(len(self._users))
-        for state, presence in zip(states, presences, strict=True):
-            self.bus.publish(PresenceChange(state.user.id, presence))
-            self._replicate(state)
-        return refused
+        for user_id, _ in updates:
+            if user_id in self._users and not self.owns(user_id):
+                raise NotOwner(user_id)
+
+    def _plan_batch(
+        self,
+        creates: Sequence[NewUser],
+        updates: Sequence[tuple[str, Mapping[str, Any]]],
+        source: str,
+        now: datetime,
+    ) -> _Batch:
+        """Each change checked on its own, then the Teams ids, extensions and numbers of
+        all of them as a whole; a refused change is left out of the batch."""
+        refusals = Refusals()
+        created = self._check_new(creates, refusals.creates)
+        updated = self._plan_updates(updates, source, now, refusals.updates)
+        changes: dict[str, claims.Change] = {
+            new.user.id: claims.Change(None, new.user) for _, new in created
+        }
+        for _, item in updated:
+            user_id = item.state.user.id
+            first = changes[user_id].old if user_id in changes else item.old.state.user
+            changes[user_id] = claims.Change(first, item.state.user)
+        clashes = claims.refused(self._holder, changes)
+        for index, new in created:
+            if new.user.id in clashes:
+                refusals.creates.append((index, claims.Taken(clashes[new.user.id])))
+        for index, item in updated:
+            if item.state.user.id in clashes:
+                refusals.updates.append((index, claims.Taken(clashes[item.state.user.id])))
+        refusals.creates.sort(key=lambda item: item[0])
+        refusals.updates.sort(key=lambda item: item[0])
+        return _Batch(
+            [n for _, n in created if n.user.id not in clashes],
+            [p for _, p in updated if p.state.user.id not in clashes],
+            refusals,
+        )
 
     def _check_new(
-        self, users: Sequence[NewUser]
-    ) -> tuple[list[NewUser], list[tuple[int, Rejected]]]:
-        """The new users that may be created, and the refused ones with their index:
-        each is checked against the hub's users and the batch's earlier ones."""
-        accepted: list[NewUser] = []
-        refused: list[tuple[int, Rejected]] = []
-        claims = self._claims()
+        self, users: Sequence[NewUser], refused: list[tuple[int, Rejected]]
+    ) -> list[tuple[int, NewUser]]:
+        """The new users whose group exists and whose id is new (to the hub and to the
+        batch), with their index; the others go to `refused`."""
+        accepted: list[tuple[int, NewUser]] = []
         ids: set[str] = set()
         for index, new in enumerate(users):
             try:
                 self.group(new.user.group)
                 if new.user.id in self._users or new.user.id in ids:
                     raise Rejected(Reason.CONFLICT, f"user {new.user.id!r} exists already")
-                claims.check(new.user)
             except Rejected as refusal:
                 refused.append((index, refusal))
                 continue
             ids.add(new.user.id)
-            claims.move(None, new.user)
-            accepted.append(new)
-        return accepted, refused
+            accepted.append((index, new))
+        return accepted
+
+    def _plan_updates(
+        self,
+        changes: Sequence[tuple[str, Mapping[str, Any]]],
+        source: str,
+        now: datetime,
+        refused: list[tuple[int, Rejected]],
+    ) -> list[tuple[int, _Planned]]:
+        """Each change worked out on the user as the batch's earlier changes left them
+        (no change at all is left out); refused ones go to `refused`."""
+        planned: list[tuple[int, _Planned]] = []
+        current: dict[str, UserView] = {}
+        for index, (user_id, fields) in enumerate(changes):
+            try:
+                old = current.get(user_id) or self.user(user_id)
+                item = self._planned(old, fields, source, now)
+            except Rejected as refusal:
+                refused.append((index, refusal))
+                continue
+            if item is not None:
+                current[user_id] = UserView(item.state, item.presence)
+                planned.append((index, item))
+        return planned
+
+    async def _write_batch(
+        self, batch: _Batch, source: str, now: datetime
+    ) -> tuple[list[UserView], list[TeamsRelease | None]]:
+        """The batch into the store (one transaction), then into memory; the new users'
+        views and the releases with their ids."""
+        states = [UserState(user=n.user, own_mode=n.own_mode) for n in batch.created]
+        created = [UserView(s, self._evaluate(s, now)) for s in states]
+        history = []
+        for view in created:
+            entry = self._history(view.state.user.id, view.presence, source, now)
+            history.append(replace(entry, change=f"created: {view.state.user.group}"))
+        saved = await self._stored(
+            self.store.change_users,
+            states,
+            [p.state for p in batch.updated],
+            [*history, *(p.entry for p in batch.updated)],
+            [p.release for p in batch.updated],
+            now,
+        )
+        for view in created:
+            self._users[view.state.user.id] = view.state
+            self._presence[view.state.user.id] = view.presence
+            self._index(view.state)
+        for item in batch.updated:
+            self._take(item, now)
+        metrics.USERS.set(len(self._users))
+        return created, saved
 
     # -- the user lifecycle (issue 12) ----------------------------------------------------
 
@@ -493,37 +598,21 @@ class Hub:
     def directory_conflict(self, user: User) -> tuple[str, str, str] | None:
         """(what, value, other user) of the first Teams id, extension or number of `user`
         that another user has, else None."""
-        taken = [
-            (
-                "teams_user_id",
-                self._by_teams_id,
-                (user.teams_user_id,) if user.teams_user_id else (),
-            ),
-            ("extension", self._by_extension, user.extensions),
-            ("number", self._by_number, user.numbers),
-        ]
-        for what, index, values in taken:
-            for value in values:
-                other = index.get(value)
-                if other is not None and other != user.id:
-                    return what, value, other
+        for key in claims.keys(user):
+            other = self._holder(key)
+            if other is not None and other != user.id:
+                return key[0], key[1], other
         return None
 
-    def _claims(self) -> _Claims:
-        return _Claims(
-            {
-                "teams_user_id": self._by_teams_id,
-                "extension": self._by_extension,
-                "number": self._by_number,
-            }
-        )
+    def _holder(self, key: claims.Key) -> str | None:
+        """Who holds a Teams id, extension or number now."""
+        return self._holders[key[0]].get(key[1])
 
     def _check_directory(self, user: User) -> None:
         """Teams id, extensions and numbers are each one user's: 409 naming the other."""
         conflict = self.directory_conflict(user)
         if conflict is not None:
-            what, value, other = conflict
-            raise Rejected(Reason.CONFLICT, f"{what} {value!r} belongs to user {other!r}")
+            raise claims.Taken((claims.Clash(*conflict),))
 
     async def _stored(self, fn: Callable[..., T], *args: object) -> T:
         """A lifecycle write; a unique key the database holds (another node's user) is a
@@ -531,9 +620,7 @@ class Hub:
         try:
             return await self._io(fn, *args)
         except Duplicate as error:
-            raise Rejected(
-                Reason.CONFLICT, f"the database refused it: {error.reason}; nothing was changed"
-            ) from None
+            raise StoreRefused(error.reason) from None
 
     async def update_user(self, user_id: str, fields: dict[str, Any], source: str) -> UserView:
         """Change a user's directory data (only the fields given), with its history entry.
@@ -548,9 +635,10 @@ class Hub:
         async with self._directory_lock, self._lock(user_id):
             old = self.user(user_id)
             now = self.clock.now()
-            item = self._planned(old, fields, source, now, self._claims())
+            item = self._planned(old, fields, source, now)
             if item is None:
                 return old
+            self._check_directory(item.state.user)
             saved = await self._stored(
                 self.store.update_user, item.state, item.entry, item.release, now
             )
@@ -560,72 +648,20 @@ class Hub:
         self._release_added(saved)
         return new
 
-    async def update_users(
-        self, changes: Sequence[tuple[str, Mapping[str, Any]]], source: str
-    ) -> list[tuple[int, Rejected]]:
-        """`update_user` for many users in one write (the directory sync): each change is
-        checked as `update_user` checks it, against the hub and the batch's earlier
-        changes (so one user may take an extension another gives up before them); the
-        ones that pass are written in one transaction with their history entries and
-        Teams releases. Returns the refused ones with their index. When the database
-        refuses the write, nothing is written or changed and a `Rejected` is raised."""
-        for user_id, _ in changes:
-            if user_id in self._users and not self.owns(user_id):
-                raise NotOwner(user_id)
-        async with self._directory_lock, contextlib.AsyncExitStack() as locks:
-            for user_id in sorted({u for u, _ in changes}):
-                await locks.enter_async_context(self._lock(user_id))
-            now = self.clock.now()
-            planned, refused = self._plan_updates(changes, source, now)
-            saved = await self._stored(
-                self.store.update_users,
-                [p.state for p in planned],
-                [p.entry for p in planned],
-                [p.release for p in planned],
-                now,
-            )
-            for item in planned:
-                self._take(item, now)
-        for item, release in zip(planned, saved, strict=True):
-            self._published(item.old, UserView(item.state, item.presence))
-            self._release_added(release)
-        return refused
-
-    def _plan_updates(
-        self, changes: Sequence[tuple[str, Mapping[str, Any]]], source: str, now: datetime
-    ) -> tuple[list[_Planned], list[tuple[int, Rejected]]]:
-        planned: list[_Planned] = []
-        refused: list[tuple[int, Rejected]] = []
-        claims = self._claims()
-        current: dict[str, UserView] = {}
-        for index, (user_id, fields) in enumerate(changes):
-            try:
-                old = current.get(user_id) or self.user(user_id)
-                item = self._planned(old, fields, source, now, claims)
-            except Rejected as refusal:
-                refused.append((index, refusal))
-                continue
-            if item is not None:
-                claims.move(old.state.user, item.state.user)
-                current[user_id] = UserView(item.state, item.presence)
-                planned.append(item)
-        return planned, refused
-
     def _planned(
         self,
         old: UserView,
         fields: Mapping[str, Any],
         source: str,
         now: datetime,
-        claims: _Claims,
     ) -> _Planned | None:
         """A user's directory data changed (None: it is no change), checked: the group
-        exists, Teams id, extensions and numbers are nobody else's."""
+        exists. Whether its Teams id, extensions and numbers are nobody else's is for
+        the caller to check (one user, or a batch as a whole)."""
         user = replace(old.state.user, **fields)
         if user == old.state.user:
             return None
         group = self.group(user.group)
-        claims.check(user)
         state, release = self._leave_old_teams_id(old.state, user, now)
         context = rules.GroupContext(group.templates, group.settings)
         applied = rules.apply(state, rules.Tick(), context, now)
@@ -675,9 +711,8 @@ class Hub:
             metrics.USERS.set(len(self._users))
         self._release_added(saved)
         self.bus.publish(PresenceChange(user_id, None))  # boards drop the user's row
-        self._membership.removed(user_id)
-        for listener in self._token_listeners:
-            listener(user_id)  # an agent of the user connected now is let go
+        self._membership.removed(user_id)  # other nodes let go of agents connected there
+        self.recheck_tokens(user_id)  # an agent of the user connected here is let go
 
     # -- what the hub must still clear in Teams ---------------------------------------------
 
@@ -797,16 +832,17 @@ class Hub:
             listener(user_id)  # an agent connected here learns of its user's change
 
     def forget_remote(self, user_id: str) -> None:
-        """Another node deleted a user it handled: drop our copy (and its board row)."""
+        """Another node deleted a user it handled: drop our copy (and its board row), and
+        let go of the user's agent connected here (its token went with the user)."""
         state = self._users.get(user_id)
-        if state is None or self.owns(user_id):
-            return
-        del self._users[user_id]
-        self._presence.pop(user_id, None)
-        self._unindex(state)
-        self._teams_last_sync.pop(user_id, None)
-        metrics.USERS.set(len(self._users))
-        self.bus.publish(PresenceChange(user_id, None))
+        if state is not None and not self.owns(user_id):
+            del self._users[user_id]
+            self._presence.pop(user_id, None)
+            self._unindex(state)
+            self._teams_last_sync.pop(user_id, None)
+            metrics.USERS.set(len(self._users))
+            self.bus.publish(PresenceChange(user_id, None))
+        self.recheck_tokens(user_id)
 
     async def load_stored_users(self) -> list[UserState]:
         return await self._io(self.store.load_users)
@@ -942,12 +978,18 @@ class Hub:
         self.user(user_id)
         if not await self._io(self.store.revoke_agent_token, user_id, token_id):
             raise Rejected(Reason.NOT_FOUND, f"user {user_id!r} has no agent token {token_id!r}")
+        self.recheck_tokens(user_id)
+        self._membership.tokens_changed(user_id)  # agents connected to other nodes
+
+    def recheck_tokens(self, user_id: str) -> None:
+        """The user's agent tokens changed (here, or on another node: the store has it
+        already): connected agents check theirs again."""
         for listener in self._token_listeners:
             listener(user_id)
 
     def add_token_listener(self, listener: Callable[[str], None]) -> None:
         """Called with a user id when one of their agent tokens was revoked or the user
-        was deleted: connected agents check their token again."""
+        was deleted, on this node or another: connected agents check their token again."""
         self._token_listeners.append(listener)
 
     async def agent_token_user(self, token: str) -> str | None:

@@ -32,6 +32,9 @@ class Membership:
     group_changed: Callable[[str], None] = _nobody_else
     # A user was deleted here; the other nodes drop their copy.
     removed: Callable[[str], None] = _nobody_else
+    # One of a user's agent tokens was revoked here; the other nodes check the tokens of
+    # that user's agents connected to them again.
+    tokens_changed: Callable[[str], None] = _nobody_else
 
     @property
     def single(self) -> bool:

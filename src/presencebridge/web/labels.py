@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 
 def N_(message: str) -> str:
     """Marks a message for extraction; it is translated where it is shown."""
@@ -110,6 +112,63 @@ RULES_SAVED_BY = {
     "api": N_("through the API"),
 }
 
+# The CSV import's problems by code (core/usercsv.py TEXTS, the same English texts),
+# shown in the reader's language with their parameters.
+CSV_PROBLEMS = {
+    "not_utf8": N_("not UTF-8 text; save the file as UTF-8"),
+    "empty_file": N_("the file is empty: the first row must name the columns"),
+    "too_many_lines": N_("more than %(max)s users in one file; split it"),
+    "nul_character": N_("a NUL character; save the file as CSV text"),
+    "field_too_large": N_("a field longer than %(max)s characters"),
+    "not_csv": N_("not readable as CSV: %(reason)s"),
+    "unknown_columns": N_("unknown column(s): %(columns)s; the columns are %(known)s"),
+    "columns_twice": N_("column(s) named twice: %(columns)s"),
+    "columns_missing": N_("required column(s) missing: %(columns)s"),
+    "field_count": N_("%(found)s fields, but the header has %(wanted)s"),
+    "empty": N_("%(field)s: must not be empty"),
+    "too_long": N_("%(field)s: at most %(max)s characters: '%(value)s'"),
+    "not_id": N_(
+        "%(field)s: not allowed (letters A-Z a-z, digits and . _ @ + - (not first), "
+        "at most 128 characters): '%(value)s'"
+    ),
+    "not_email": N_("%(field)s: not an address: '%(value)s'"),
+    "bad_character": N_(
+        "%(field)s: must not contain a control character (%(character)s at character %(position)s)"
+    ),
+    "too_many_values": N_("%(field)s: at most %(max)s values"),
+    "not_extension": N_(
+        "%(field)s: '%(value)s' is not a valid extension (digits, * and # only, 1 to 16 characters)"
+    ),
+    "not_number": N_(
+        "%(field)s: '%(value)s' is not a valid phone number "
+        "(national numbers are read as %(country)s)"
+    ),
+    "invalid": N_("%(field)s: %(reason)s"),
+    "id_twice": N_("user '%(user)s' is on line %(other_line)s already"),
+    "directory_user": N_(
+        "user '%(user)s' comes from directory '%(source)s', which owns it: "
+        "change it there, or leave it out of the file"
+    ),
+    "unknown_group": N_("group '%(group)s' does not exist; create it first"),
+    "teams_id_taken": N_("Teams id '%(value)s' belongs to user '%(other)s'"),
+    "extension_taken": N_("extension '%(value)s' belongs to user '%(other)s'"),
+    "number_taken": N_("number '%(value)s' belongs to user '%(other)s'"),
+    "teams_id_twice": N_("Teams id '%(value)s' is also on line %(other_line)s (user '%(other)s')"),
+    "extension_twice": N_(
+        "extension '%(value)s' is also on line %(other_line)s (user '%(other)s')"
+    ),
+    "number_twice": N_("number '%(value)s' is also on line %(other_line)s (user '%(other)s')"),
+    "created_meanwhile": N_("user '%(user)s' was created meanwhile"),
+    "deleted_meanwhile": N_("user '%(user)s' was deleted meanwhile"),
+    "database": N_("the database refused the file: %(reason)s"),
+    "other_nodes": N_(
+        "%(count)s user(s) of the file are handled by other nodes of the cluster "
+        "(%(users)s): an import is written in one transaction by the node that receives it, "
+        "so on a cluster it takes only users that node handles"
+    ),
+    "failed": N_("the import failed: %(reason)s"),
+}
+
 KINDS: dict[str, dict[str, str]] = {
     "status": STATUS,
     "telephony": TELEPHONY,
@@ -125,6 +184,11 @@ KINDS: dict[str, dict[str, str]] = {
     "csv_action": CSV_ACTION,
     "rules_saved_by": RULES_SAVED_BY,
 }
+
+
+def csv_problem(code: str, params: Mapping[str, object], gettext: Callable[[str], str]) -> str:
+    """A problem of the CSV import in the reader's language, with what was found."""
+    return gettext(CSV_PROBLEMS[code]) % params
 
 
 def label(kind: str, value: str | None, gettext: object) -> str:

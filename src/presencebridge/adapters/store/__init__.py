@@ -322,19 +322,7 @@ class Store:
         with self._tx() as c:
             if self.fence is not None:
                 self.fence(c, {state.user.id})
-            c.execute(
-                t.users.insert().values(
-                    id=state.user.id,
-                    display_name=state.user.display_name,
-                    group_id=state.user.group,
-                    teams_user_id=state.user.teams_user_id,
-                    email=state.user.email,
-                    directory_key=state.user.directory_key,
-                    state=codec.encode(state),
-                    version=1,
-                    updated_at=now,
-                )
-            )
+            c.execute(t.users.insert(), _new_user_row(state, now))
             _insert_addresses(c, state.user)
 
     def create_users(
@@ -342,32 +330,48 @@ class Store:
     ) -> None:
         """Many new users, their addresses and history in one transaction (executemany):
         all of them or, when the database refuses one (a unique key), none."""
-        if not states:
-            return
+        self.change_users(states, [], history, [], now)
+
+    def change_users(
+        self,
+        created: Sequence[UserState],
+        updated: Sequence[UserState],
+        history: Sequence[HistoryEntry],
+        releases: Sequence[TeamsRelease | None],
+        now: datetime,
+    ) -> list[TeamsRelease | None]:
+        """New users and lifecycle changes in one transaction: all of them or, when the
+        database refuses one (a unique key), none. A Teams id, extension or number may
+        move between the batch's users in any order (even a swap): the changed users' Teams
+        ids and addresses are cleared first, then every user's new ones are written. A
+        user changed twice is written as the last change left them. Returns the releases
+        with their ids."""
+        if not created and not updated:
+            return [None for _ in releases]
+        ua = t.user_addresses
+        final = {s.user.id: s for s in updated}
         with self._tx() as c:
             if self.fence is not None:
-                self.fence(c, {s.user.id for s in states})
-            c.execute(
-                t.users.insert(),
-                [
-                    {
-                        "id": s.user.id,
-                        "display_name": s.user.display_name,
-                        "group_id": s.user.group,
-                        "teams_user_id": s.user.teams_user_id,
-                        "email": s.user.email,
-                        "directory_key": s.user.directory_key,
-                        "state": codec.encode(s),
-                        "version": 1,
-                        "updated_at": now,
-                    }
-                    for s in states
-                ],
-            )
-            rows = [row for s in states for row in _address_rows(s.user)]
+                self.fence(c, {*final, *(s.user.id for s in created)})
+            for chunk in _chunks(list(final), 500):
+                c.execute(
+                    t.users.update()
+                    .where(t.users.c.id.in_(chunk), t.users.c.teams_user_id.is_not(None))
+                    .values(teams_user_id=None)
+                )
+                c.execute(ua.delete().where(ua.c.user_id.in_(chunk)))
+            if final:
+                c.execute(
+                    _USER_UPDATE.values(updated_at=now), [_user_row(s) for s in final.values()]
+                )
+            if created:
+                c.execute(t.users.insert(), [_new_user_row(s, now) for s in created])
+            users = [s.user for s in (*final.values(), *created)]
+            rows = [row for user in users for row in _address_rows(user)]
             if rows:
-                c.execute(t.user_addresses.insert(), rows)
+                c.execute(ua.insert(), rows)
             _insert_history(c, history)
+            return [_insert_release(c, release, now) for release in releases]
 
     def update_user(
         self,
@@ -382,20 +386,7 @@ class Store:
         with self._tx() as c:
             if self.fence is not None:
                 self.fence(c, {user.id})
-            c.execute(
-                t.users.update()
-                .where(t.users.c.id == user.id)
-                .values(
-                    display_name=user.display_name,
-                    group_id=user.group,
-                    teams_user_id=user.teams_user_id,
-                    email=user.email,
-                    directory_key=user.directory_key,
-                    state=codec.encode(state),
-                    version=t.users.c.version + 1,
-                    updated_at=now,
-                )
-            )
+            c.execute(_USER_UPDATE.values(updated_at=now), _user_row(state))
             c.execute(t.user_addresses.delete().where(t.user_addresses.c.user_id == user.id))
             _insert_addresses(c, user)
             _insert_history(c, [history])
@@ -408,24 +399,9 @@ class Store:
         releases: Sequence[TeamsRelease | None],
         now: datetime,
     ) -> list[TeamsRelease | None]:
-        """Many lifecycle changes in one transaction, in their order (a user may give up
-        an extension another takes after them): rows, addresses, history, releases.
-        Returns the releases with their ids."""
-        if not states:
-            return []
-        ua = t.user_addresses
-        with self._tx() as c:
-            if self.fence is not None:
-                self.fence(c, {s.user.id for s in states})
-            c.execute(_LIFECYCLE_UPDATE.values(updated_at=now), [_lifecycle_row(s) for s in states])
-            final = {s.user.id: s.user for s in states}  # a user changed twice: the last
-            for chunk in _chunks(list(final), 500):
-                c.execute(ua.delete().where(ua.c.user_id.in_(chunk)))
-            rows = [row for user in final.values() for row in _address_rows(user)]
-            if rows:
-                c.execute(ua.insert(), rows)
-            _insert_history(c, history)
-            return [_insert_release(c, release, now) for release in releases]
+        """Many lifecycle changes in one transaction (`change_users` without new users):
+        rows, addresses, history, releases. Returns the releases with their ids."""
+        return self.change_users([], states, history, releases, now)
 
     def delete_user(
         self, user_id: str, release: TeamsRelease | None, now: datetime
@@ -445,36 +421,12 @@ class Store:
         self, states: Sequence[UserState], history: Sequence[HistoryEntry], now: datetime
     ) -> None:
         """Write several users' new states and their history in one transaction."""
-        # One executemany: SQLAlchemy builds the statement once, not once per user.
-        update = (
-            t.users.update()
-            .where(t.users.c.id == sa.bindparam("b_id"))
-            .values(
-                display_name=sa.bindparam("b_display_name"),
-                group_id=sa.bindparam("b_group_id"),
-                teams_user_id=sa.bindparam("b_teams_user_id"),
-                state=sa.bindparam("b_state"),
-                version=t.users.c.version + 1,
-                updated_at=now,
-            )
-        )
         with self._tx() as c:
             if self.fence is not None:
                 self.fence(c, {s.user.id for s in states})
             if states:
-                c.execute(
-                    update,
-                    [
-                        {
-                            "b_id": s.user.id,
-                            "b_display_name": s.user.display_name,
-                            "b_group_id": s.user.group,
-                            "b_teams_user_id": s.user.teams_user_id,
-                            "b_state": codec.encode(s),
-                        }
-                        for s in states
-                    ],
-                )
+                # One executemany: SQLAlchemy builds the statement once, not once per user.
+                c.execute(_USER_UPDATE.values(updated_at=now), [_user_row(s) for s in states])
             _insert_history(c, history)
 
     # -- the directory sync ------------------------------------------------------------------
@@ -625,7 +577,9 @@ class Store:
         return str(user_id)
 
 
-_LIFECYCLE_UPDATE = (
+# A user's row as the hub holds it (an event's new state, a lifecycle change): one
+# statement for every update of users, run as one executemany.
+_USER_UPDATE = (
     t.users.update()
     .where(t.users.c.id == sa.bindparam("b_id"))
     .values(
@@ -640,7 +594,7 @@ _LIFECYCLE_UPDATE = (
 )
 
 
-def _lifecycle_row(state: UserState) -> dict[str, Any]:
+def _user_row(state: UserState) -> dict[str, Any]:
     user = state.user
     return {
         "b_id": user.id,
@@ -650,6 +604,21 @@ def _lifecycle_row(state: UserState) -> dict[str, Any]:
         "b_email": user.email,
         "b_directory_key": user.directory_key,
         "b_state": codec.encode(state),
+    }
+
+
+def _new_user_row(state: UserState, now: datetime) -> dict[str, Any]:
+    user = state.user
+    return {
+        "id": user.id,
+        "display_name": user.display_name,
+        "group_id": user.group,
+        "teams_user_id": user.teams_user_id,
+        "email": user.email,
+        "directory_key": user.directory_key,
+        "state": codec.encode(state),
+        "version": 1,
+        "updated_at": now,
     }
 
 

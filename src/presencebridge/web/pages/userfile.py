@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
@@ -14,6 +15,7 @@ from starlette.datastructures import UploadFile
 from presencebridge.api import usercsv
 from presencebridge.core import usercsv as sheets
 from presencebridge.service.usercsv import existing_users
+from presencebridge.web import labels
 from presencebridge.web.forms import Posted, SignedIn
 from presencebridge.web.page import SECURITY_HEADERS
 from presencebridge.web.pages.groups import groups_page
@@ -22,14 +24,20 @@ router = APIRouter(include_in_schema=False)
 MAX_FILE_BYTES = 1 << 20  # the request's own limit (PRESENCEBRIDGE_MAX_BODY_BYTES) comes first
 
 
-def _result(outcome: usercsv.Outcome) -> dict[str, Any]:
-    """What the page shows: the plan (or what was written), or every bad line."""
+def _result(outcome: usercsv.Outcome, gettext: Callable[[str], str]) -> dict[str, Any]:
+    """What the page shows: the plan (or what was written), or every problem, in the
+    reader's language (the API's problems are English)."""
     plan = outcome.plan
-    steps = [] if plan is None else list(plan.steps)
+    steps = [] if plan is None or outcome.status != 200 else list(plan.steps)
+    problems = [
+        {"line": p.line, "text": labels.csv_problem(p.code, p.params, gettext)}
+        for p in outcome.problems
+    ]
     return {
         "dry_run": outcome.dry_run,
         "ok": outcome.status == 200,
-        "problems": outcome.problems,
+        "status": outcome.status,
+        "problems": problems,
         "detail": outcome.detail if not outcome.problems else "",
         "counts": {a: plan.count(a) for a in ("create", "update", "unchanged")} if plan else {},
         "steps": steps,
@@ -49,7 +57,7 @@ async def import_users(form: Posted) -> Response:
     outcome = await usercsv.import_csv(page.hub, data, dry_run)
     if outcome.status == 200 and not dry_run:
         page.flash(page._("CSV file imported."))
-    result = _result(outcome)
+    result = _result(outcome, page._)
     return await groups_page(page, outcome.status, None, {"dry_run": dry_run}, "csv", result)
 
 
