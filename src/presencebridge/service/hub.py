@@ -630,7 +630,8 @@ class Hub:
         side; a group whose mode is `off` makes the writer clear as mode `off` always does.
         """
         if not self.owns(user_id):
-            self.user(user_id)
+            # The owner answers, also for a user it does not have (404): this node's
+            # copy of a user created elsewhere a moment ago may not have arrived yet.
             raise NotOwner(user_id)
         async with self._directory_lock, self._lock(user_id):
             old = self.user(user_id)
@@ -697,7 +698,8 @@ class Hub:
         """The user and everything of theirs, in one transaction that also records what
         the hub must still clear in Teams for them (worked off by the Teams writer)."""
         if not self.owns(user_id):
-            self.user(user_id)
+            # The owner answers, also for a user it does not have (404): this node's
+            # copy of a user created elsewhere a moment ago may not have arrived yet.
             raise NotOwner(user_id)
         async with self._directory_lock, self._lock(user_id):
             state = self.user(user_id).state
@@ -742,7 +744,8 @@ class Hub:
         started = time.perf_counter()
         kind = type(event).__name__
         if not self.owns(user_id):
-            self.user(user_id)  # an unknown user is a 404, wherever it is asked
+            # The owner answers, also for a user it does not have (404): this node's
+            # copy of a user created elsewhere a moment ago may not have arrived yet.
             raise NotOwner(user_id)
         async with self._lock(user_id):
             if not self.owns(user_id):  # given away while we waited
