@@ -67,6 +67,8 @@ sysdeps:
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	[ -x /usr/sbin/slapd ] || missing="$$missing slapd"; \
 	command -v ldapsearch >/dev/null 2>&1 || missing="$$missing ldap-utils"; \
+	command -v prosody >/dev/null 2>&1 || missing="$$missing prosody"; \
+	[ -x /usr/sbin/ejabberdctl ] || missing="$$missing ejabberd"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		echo "installing Debian packages:$$missing"; \

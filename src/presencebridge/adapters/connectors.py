@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from presencebridge.adapters import xmpp
 from presencebridge.core.ports import PbxConnector, PresenceOutlet, TelephonyLines
 
 # The key a connector's secret arrives under (read from `secret_env` / `secret_file`);
@@ -32,3 +33,8 @@ class OutletKind:
 
 PBX_KINDS: dict[str, PbxKind] = {}
 OUTLET_KINDS: dict[str, OutletKind] = {}
+
+# The kinds each adapter folder brings (listed here rather than registered from there,
+# so that no adapter imports this module and the import graph has no cycle).
+OUTLET_KINDS["xmpp-component"] = OutletKind(xmpp.component_settings, xmpp.make_component)
+OUTLET_KINDS["xmpp-account"] = OutletKind(xmpp.account_settings, xmpp.make_account)

@@ -1,0 +1,206 @@
+"""`kind = "xmpp-account"`: the hub logs in as each user, with a resource of its own.
+
+Each user's presence is then the server's own business: it answers probes, keeps the
+subscriptions, and the user's contacts see the hub's resource beside the user's own
+clients. The price is one client stream per user: one TCP connection and one SASL
+login each (SCRAM makes the server hash the password every time), and the server
+sends each stream the presence of all of that user's contacts. That is fine for a
+few hundred users and wasteful beyond, hence `max_accounts` (500 by default, 5,000
+at most) and a login rate; docs/xmpp.md recommends the component for large sites.
+
+The password: the hub has one secret, used as every account's password. That suits
+servers whose authentication can accept a service secret for any account (ejabberd
+with `auth_method: [internal, external]` and a small external script, Prosody with an
+auth module) and sites where these accounts exist for the hub only. ejabberd's admin
+API was tried instead and does not do (shared/interop/README.md): `send_stanza` is a
+directed presence that no later probe is answered from, and `set_presence` needs a
+session of that user to exist already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+from slixmpp import ClientXMPP
+from slixmpp.basexmpp import BaseXMPP
+
+from presencebridge.adapters.xmpp.addresses import Shown, bare_jid, shown
+from presencebridge.adapters.xmpp.settings import AccountSettings
+from presencebridge.adapters.xmpp.stream import Link
+from presencebridge.core.ports import ConnectorHealth, OutwardUser
+
+log = logging.getLogger(__name__)
+
+
+class LoginGate:
+    """Spaces logins out to `rate` per second over all accounts: after a server
+    restart every stream comes back, and a burst of SASL logins is what servers
+    throttle (ejabberd's shapers) or choke on."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+
+    async def __call__(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+@dataclass
+class _Account:
+    jid: str
+    link: Link
+    current: Shown
+    sent: Shown | None = None  # what the live session last sent
+
+
+class XmppAccountOutlet:
+    """`core.ports.PresenceOutlet` through each user's own account."""
+
+    kind = "xmpp-account"
+
+    def __init__(self, settings: AccountSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.language = settings.language
+        self._accounts: dict[str, _Account] = {}  # user id -> account
+        self._owner: dict[str, str] = {}  # bare JID -> user id
+        self._over_cap: set[str] = set()  # user ids not served: max_accounts reached
+        self._gate = LoginGate(settings.logins_per_second)
+        self.counts: Counter[str] = Counter()
+
+    async def start(self) -> None:
+        """Nothing yet: each account's stream starts with the user's first publication."""
+
+    async def stop(self) -> None:
+        """Every stream closed politely: the server tells the contacts that the hub's
+        resource went offline, and the user's own clients stay as they are."""
+        accounts = list(self._accounts.values())
+        self._accounts.clear()
+        self._owner.clear()
+        await asyncio.gather(*(a.link.close() for a in accounts))
+
+    def health(self) -> ConnectorHealth:
+        online = sum(1 for a in self._accounts.values() if a.link.up)
+        refused = sum(1 for a in self._accounts.values() if a.link.refused)
+        reconnects = sum(a.link.reconnects for a in self._accounts.values())
+        parts = [f"{online} of {len(self._accounts)} accounts online"]
+        if refused:
+            parts.append(f"{refused} refused the login")
+        if self._over_cap:
+            parts.append(f"{len(self._over_cap)} not served: max_accounts is "
+                         f"{self.settings.max_accounts}")  # fmt: skip
+        down = [a for a in self._accounts.values() if not a.link.up]
+        if down:
+            parts.append(f"e.g. {down[0].jid}: {down[0].link.detail}")
+        counts = {
+            **self.counts,
+            "accounts": len(self._accounts),
+            "online": online,
+            "refused": refused,
+            "over_cap": len(self._over_cap),
+            "reconnects": reconnects,
+        }
+        up = not down and not self._over_cap
+        return ConnectorHealth(self.name, self.kind, up, "; ".join(parts), counts)
+
+    async def publish(self, user: OutwardUser) -> None:
+        """Taken as the account's wanted state; its stream sends it now if up, else
+        as soon as it (re)connects. A publication is never refused."""
+        s = self.settings
+        jid = None if user.publication is None else bare_jid(user, s.address, s.domain)
+        account = self._accounts.get(user.user_id)
+        if account is not None and account.jid != jid:
+            await self._drop(user.user_id)
+            account = None
+        if user.publication is None or jid is None:
+            self._over_cap.discard(user.user_id)
+            if user.publication is not None:
+                self.counts["unaddressable"] += 1
+            return
+        found = shown(user.publication)
+        if account is None:
+            account = self._open(user.user_id, jid, found)
+            if account is None:
+                return
+        account.current = found
+        self._send(account)
+
+    def _open(self, user_id: str, jid: str, found: Shown) -> _Account | None:
+        owner = self._owner.setdefault(jid, user_id)
+        if owner != user_id:
+            self.counts["address_taken"] += 1
+            log.warning("%s: %s and %s have the same JID; %s is not shown",
+                        self.name, owner, user_id, user_id)  # fmt: skip
+            return None
+        if len(self._accounts) >= self.settings.max_accounts:
+            del self._owner[jid]
+            if user_id not in self._over_cap:
+                self._over_cap.add(user_id)
+                log.warning("%s: max_accounts (%d) reached; %s is not shown",
+                            self.name, self.settings.max_accounts, user_id)  # fmt: skip
+            return None
+        self._over_cap.discard(user_id)
+        account: _Account
+
+        def on_up(xmpp: BaseXMPP) -> None:
+            account.sent = None
+            self._send(account)
+
+        full = f"{jid}/{self.settings.resource}"
+        link = Link(
+            self.name,
+            full,
+            lambda: self._make(full),
+            on_up,
+            (self.settings.host, self.settings.port),
+            self.settings.reconnect_max_seconds,
+            self._gate,
+        )
+        account = _Account(jid, link, found)
+        self._accounts[user_id] = account
+        link.start()
+        return account
+
+    async def _drop(self, user_id: str) -> None:
+        account = self._accounts.pop(user_id, None)
+        if account is not None:
+            self._owner.pop(account.jid, None)
+            await account.link.close()
+
+    def _make(self, full: str) -> BaseXMPP:
+        s = self.settings
+        xmpp = ClientXMPP(full, s.secret.get_secret_value())
+        xmpp.enable_starttls = s.tls == "starttls"
+        xmpp.enable_direct_tls = s.tls == "direct"
+        xmpp.enable_plaintext = s.tls == "none"
+        if s.tls == "none":
+            # Loopback tests only (the settings say so): SCRAM still keeps the password
+            # off the wire; PLAIN stays refused without TLS.
+            xmpp.plugin["feature_mechanisms"].unencrypted_scram = True
+        if s.ca_file is not None:
+            xmpp.ca_certs = s.ca_file
+        # Subscription requests are the user's to answer, never the hub's.
+        xmpp.auto_authorize = None
+        xmpp.auto_subscribe = False
+        return xmpp
+
+    def _send(self, account: _Account) -> None:
+        xmpp = account.link.xmpp
+        found = account.current
+        if xmpp is None or account.sent == found:
+            return
+        xmpp.send_presence(
+            pshow=found.show,
+            pstatus=found.status or None,
+            ppriority=self.settings.priority,
+            ptype="unavailable" if found.type == "unavailable" else None,
+        )
+        account.sent = found
