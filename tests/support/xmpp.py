@@ -19,10 +19,11 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,9 @@ Component "{COMPONENT}"
         self.stop()
         self.start()
 
+    def close(self) -> None:
+        self.stop()
+
     def log(self) -> str:
         path = self.folder / "prosody.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -165,18 +169,21 @@ class EjabberdServer:
 
     def __init__(self, folder: Path, secret: str) -> None:
         need("ejabberdctl", "ejabberd")
-        self.folder = folder
+        # As root the node runs as the `ejabberd` user, who cannot enter pytest's private
+        # temporary folders: a scratch folder of its own in /tmp, its logs copied to
+        # `folder` by `close`.
+        self.keep = folder
+        self.folder = Path(tempfile.mkdtemp(prefix="ejabberd-test-", dir="/tmp"))
         self.secret = secret
         self.c2s, self.component, self.http, self.dist = (free_port() for _ in range(4))
         self.node = f"ejtest{os.getpid()}x{self.c2s}"
-        folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(0o755)
+        self.folder.chmod(0o755)
         for sub in ("spool", "logs"):
-            (folder / sub).mkdir(exist_ok=True)
+            (self.folder / sub).mkdir(exist_ok=True)
         self._write_config()
         if os.geteuid() == 0 and shutil.which("chown"):
             # ejabberdctl runs the node as the `ejabberd` system user when started as root
-            subprocess.run(["chown", "-R", "ejabberd:", str(folder)], check=False, timeout=30)
+            subprocess.run(["chown", "-R", "ejabberd:", str(self.folder)], check=False, timeout=30)
         self.process: subprocess.Popen[bytes] | None = None
 
     def _write_config(self) -> None:
@@ -281,6 +288,12 @@ modules:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def close(self) -> None:
+        self.stop()
+        self.keep.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(self.folder / "logs", self.keep / "logs", dirs_exist_ok=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def api(self, command: str, args: dict[str, Any]) -> tuple[int, Any]:
         request = urllib.request.Request(
@@ -425,11 +438,3 @@ def showing(show: str, status: str | None = None) -> Callable[[Seen | None], boo
 
 def offline(seen: Seen | None) -> bool:
     return seen is not None and seen.type == "unavailable"
-
-
-def servers_running(*servers: ProsodyServer | EjabberdServer) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for server in servers:
-            server.stop()
