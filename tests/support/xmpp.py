@@ -406,6 +406,14 @@ class Watcher:
         with self._lock:
             self.last[seen.sender] = seen
 
+    def send(self, jid: str, kind: str) -> None:
+        """Sends a presence of `kind` ("subscribe", "unsubscribe") to `jid`."""
+        client = self._client
+        assert client is not None
+        self._loop.call_soon_threadsafe(
+            lambda: client.send_presence(pto=jid, ptype=kind)  # type: ignore[arg-type]
+        )
+
     def of(self, jid: str) -> Seen | None:
         """The last presence from `jid` (a full JID, or a bare one: any of its resources)."""
         with self._lock:
