@@ -79,6 +79,15 @@ def test_a_wrong_component_field_is_named_and_no_value_echoed(
     assert "[[publish]] chat" in str(error.value)
 
 
+def test_roster_provisioning_needs_its_api() -> None:
+    with pytest.raises(SettingsError, match="roster_api: needed"):
+        component_settings(component(roster="ejabberd"))
+    with pytest.raises(SettingsError, match="roster_api"):
+        component_settings(component(roster="ejabberd", roster_api="ftp://x"))
+    s = component_settings(component(roster="ejabberd", roster_api="http://127.0.0.1:5280/api"))
+    assert (s.roster_group, s.roster_max_users, s.roster_host) == ("Telefonie", 300, None)
+
+
 def test_a_missing_secret_or_domain_is_named() -> None:
     with pytest.raises(SettingsError, match="secret"):
         component_settings({"name": "chat", "domain": "presence.example.com"})

@@ -18,6 +18,8 @@ anywhere else teaches the component nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections import Counter
 from typing import Any
@@ -27,6 +29,7 @@ from slixmpp.basexmpp import BaseXMPP
 
 from presencebridge import metrics
 from presencebridge.adapters.xmpp.addresses import OFFLINE, Shown, local_part, shown
+from presencebridge.adapters.xmpp.roster import EjabberdRoster
 from presencebridge.adapters.xmpp.settings import ComponentSettings
 from presencebridge.adapters.xmpp.stream import Link
 from presencebridge.core.ports import ConnectorHealth, OutwardUser
@@ -51,6 +54,7 @@ class XmppComponentOutlet:
         self._owner: dict[str, str] = {}  # local part -> user id
         self._local: dict[str, str] = {}  # user id -> local part
         self._watchers: dict[str, set[str]] = {}  # local part -> bare JIDs
+        self._nick: dict[str, str] = {}  # local part -> display name (roster provisioning)
         self.counts: Counter[str] = Counter()
         self.link = Link(
             self.name,
@@ -60,19 +64,35 @@ class XmppComponentOutlet:
             (settings.host, settings.port),
             settings.reconnect_max_seconds,
         )
+        self.roster: EjabberdRoster | None = None
+        if settings.roster == "ejabberd":
+            self.roster = EjabberdRoster(settings, self._contacts, self._learn)
+        self._roster_task: asyncio.Task[None] | None = None
 
     # -- the outlet ----------------------------------------------------------------
 
     async def start(self) -> None:
         self.link.start()
+        if self.roster is not None:
+            self._roster_task = asyncio.create_task(self.roster.run(), name="xmpp-roster")
+            self.roster.changed()
 
     async def stop(self) -> None:
+        task, self._roster_task = self._roster_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.link.close(before=self._goodbye)
 
     def health(self) -> ConnectorHealth:
         watchers = sum(len(w) for w in self._watchers.values())
         detail = f"{self.link.detail}; {len(self._shown)} users, {watchers} watchers"
         counts = {**self.counts, "watchers": watchers, "reconnects": self.link.reconnects}
+        if self.roster is not None:
+            # The stream is what `up` says; the provisioning's trouble is in the detail.
+            detail += f"; {self.roster.detail}"
+            counts |= self.roster.counts
         return ConnectorHealth(self.name, self.kind, self.link.up, detail, counts)
 
     async def publish(self, user: OutwardUser) -> None:
@@ -96,6 +116,10 @@ class XmppComponentOutlet:
                         self.name, owner, user.user_id, user.user_id)  # fmt: skip
             return
         self._local[user.user_id] = new
+        if self._nick.get(new) != user.display_name:
+            self._nick[new] = user.display_name
+            if self.roster is not None:
+                self.roster.changed()
         found = shown(user.publication)
         if self._shown.get(new) != found:
             self._shown[new] = found
@@ -164,6 +188,9 @@ class XmppComponentOutlet:
                 self._send(xmpp, local, watcher, OFFLINE)
         self._shown.pop(local, None)
         self._watchers.pop(local, None)
+        self._nick.pop(local, None)
+        if self.roster is not None:
+            self.roster.changed()
         self._local.pop(user_id, None)
         if self._owner.get(local) == user_id:
             del self._owner[local]
@@ -174,6 +201,20 @@ class XmppComponentOutlet:
         for local, watchers in self._watchers.items():
             for watcher in watchers:
                 self._send(xmpp, local, watcher, OFFLINE)
+
+    def _contacts(self) -> dict[str, str]:
+        return {local: self._nick.get(local, local) for local in self._owner}
+
+    def _learn(self, local: str, watcher: str) -> None:
+        """A user with the contact in their roster (provisioning read it): a watcher."""
+        if local not in self._owner:
+            return
+        known = self._watchers.setdefault(local, set())
+        if watcher not in known:
+            known.add(watcher)
+            xmpp = self.link.xmpp
+            if xmpp is not None:
+                self._send(xmpp, local, watcher)
 
     # -- what watchers send ----------------------------------------------------------
 

@@ -68,6 +68,21 @@ class ComponentSettings(_Common):
     # the component's parent domain (`presence.example.com` -> `example.com`). Presence
     # is never sent to anyone else, whatever they send the component.
     allowed_domains: tuple[str, ...] = ()
+    # Roster provisioning (optional): "ejabberd" puts every published user's contact
+    # into the rosters of `roster_host`'s users through the admin API at `roster_api`.
+    roster: Literal["none", "ejabberd"] = "none"
+    roster_api: str | None = Field(None, pattern=r"^https?://[^\s]+$", max_length=2000)
+    roster_host: str | None = Field(None, max_length=253, pattern=_DOMAIN)
+    roster_group: str = Field("Telefonie", min_length=1, max_length=100)
+    # n users get n-1 contacts each: n² roster items, kept in check by this cap.
+    roster_max_users: int = Field(300, ge=1, le=2000)
+    roster_interval_minutes: float = Field(10.0, ge=0.1, le=1440)
+
+    @model_validator(mode="after")
+    def _roster_api_when_needed(self) -> ComponentSettings:
+        if self.roster == "ejabberd" and self.roster_api is None:
+            raise ValueError("roster_api: needed with roster = 'ejabberd'")
+        return self
 
     def watcher_domains(self) -> frozenset[str]:
         if self.allowed_domains:
