@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 # slixmpp logs every stanza sent and received at DEBUG, the SASL exchange and the
 # component handshake among them: never let that reach the hub's log, whatever its level.
-logging.getLogger("slixmpp").setLevel(logging.INFO)
+# Its INFO lines (one per login and connection loss) repeat what the links log anyway.
+logging.getLogger("slixmpp").setLevel(logging.WARNING)
 
 # A TCP connect plus stream negotiation (TLS, SASL, bind) takes well under a second on a
 # LAN; this bounds a server that accepts the connection and then says nothing.
@@ -108,7 +109,13 @@ class Link:
         while not self._closing:
             if self.gate is not None:
                 await self.gate()
-            was_up = await self._attempt()
+            try:
+                was_up = await self._attempt()
+            except Exception:
+                # A bug of ours or slixmpp's must not end the link for good: log, back off.
+                log.exception("xmpp %s: the connection attempt failed", self.what)
+                self.detail = "internal error (see the log)"
+                was_up = False
             if self._closing:
                 return
             if was_up:
@@ -187,7 +194,10 @@ class Link:
         if self.sessions > 1:
             metrics.CONNECTOR_RECONNECTS.labels(self.name).inc()
             log.info("xmpp %s: reconnected to %s:%s", self.what, host, port)
-        self.on_up(xmpp)
+        try:
+            self.on_up(xmpp)
+        except Exception:
+            log.exception("xmpp %s: sending the state after the session started", self.what)
         reason = await ended
         self.xmpp = None
         if not self._closing:
