@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,17 @@ def test_each_situation_becomes_its_stanza(situation: Situation) -> None:
     found = shown(Publication(situation, OUTWARD[situation], "Text"))
     assert (found.type, found.show) == EXPECTED[situation]
     assert found.status == "Text"
+
+
+def test_the_tables_in_docs_xmpp_md_are_valid() -> None:
+    """Every `[[publish]]` example of docs/xmpp.md, commented fields switched on."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "xmpp.md").read_text()
+    blocks = [b.split("```")[0] for b in text.split("```toml\n")[1:]]
+    assert len(blocks) == 2
+    for block in blocks:
+        lines = [line.removeprefix("# ") for line in block.splitlines()]
+        table = tomllib.loads("\n".join(lines))["publish"][0]
+        table.pop("secret_file", None)
+        table.pop("ca_file", None)  # a file of the reader's machine
+        found = Settings(admin_token="t" * 20, publish=[table]).publish[0]
+        assert found.kind.startswith("xmpp-")

@@ -345,15 +345,17 @@ class Seen:
     type: str
     show: str
     status: str
+    priority: int = 0
 
 
 class Watcher:
     """A colleague's chat client: slixmpp in a thread of its own, online with an empty
     status, remembering the last presence of every contact resource."""
 
-    def __init__(self, account: Account, port: int) -> None:
+    def __init__(self, account: Account, port: int, resource: str = "desk") -> None:
         self.account = account
         self.port = port
+        self.resource = resource
         self.last: dict[str, Seen] = {}
         self.roster: list[str] = []
         self._lock = threading.Lock()
@@ -387,7 +389,7 @@ class Watcher:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        client = slixmpp.ClientXMPP(f"{self.account.jid}/desk", self.account.password)
+        client = slixmpp.ClientXMPP(f"{self.account.jid}/{self.resource}", self.account.password)
         client.enable_starttls = client.enable_direct_tls = False
         client.enable_plaintext = True
         client.plugin["feature_mechanisms"].unencrypted_scram = True
@@ -405,7 +407,13 @@ class Watcher:
         self._ready.set()
 
     def _presence(self, pres: Any) -> None:
-        seen = Seen(str(pres["from"]), str(pres["type"]), str(pres["show"]), str(pres["status"]))
+        seen = Seen(
+            str(pres["from"]),
+            str(pres["type"]),
+            str(pres["show"]),
+            str(pres["status"]),
+            int(pres["priority"] or 0),
+        )
         with self._lock:
             self.last[seen.sender] = seen
 

@@ -77,9 +77,12 @@ def test_after_an_xmpp_server_restart_the_client_sees_the_current_state(
         xmpp.close()
 
 
-def test_a_wrong_component_secret_is_health_down_and_never_logged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["prosody", "ejabberd"])
+def test_a_wrong_component_secret_is_health_down_and_never_logged(
+    tmp_path: Path, kind: str
+) -> None:
     wrong = "wrong-component-secret-e41b77"
-    xmpp = xmpp_server("prosody", tmp_path / "prosody", secret=COMPONENT_SECRET)
+    xmpp = xmpp_server(kind, tmp_path / kind, secret=COMPONENT_SECRET)
     try:
         config = publish_tables(xmpp, account=False)
         server = hub_server(tmp_path / "hub", config, secret=wrong)
