@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 # Its INFO lines (one per login and connection loss) repeat what the links log anyway.
 logging.getLogger("slixmpp").setLevel(logging.WARNING)
 
+# A session that lasted this long counts as good: the next attempt is at once. A shorter
+# one (a server that accepts and then drops the stream, another connection taking the
+# component's domain) backs off like a failure instead of spinning.
+GOOD_SESSION_SECONDS = 10.0
 # A TCP connect plus stream negotiation (TLS, SASL, bind) takes well under a second on a
 # LAN; this bounds a server that accepts the connection and then says nothing.
 SESSION_TIMEOUT = 30.0
@@ -109,6 +113,7 @@ class Link:
         while not self._closing:
             if self.gate is not None:
                 await self.gate()
+            began = asyncio.get_running_loop().time()
             try:
                 was_up = await self._attempt()
             except Exception:
@@ -118,7 +123,8 @@ class Link:
                 was_up = False
             if self._closing:
                 return
-            if was_up:
+            lasted = asyncio.get_running_loop().time() - began
+            if was_up and lasted >= GOOD_SESSION_SECONDS:
                 delay = 1.0
                 pause = 0.0  # the server went away after a good session: try at once
             else:
