@@ -20,19 +20,15 @@ session of that user to exist already.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections import Counter
 from dataclasses import dataclass
 
 from slixmpp import ClientXMPP
 from slixmpp.basexmpp import BaseXMPP
 
-from presencebridge.adapters.xmpp.addresses import Shown, bare_jid, shown
+from presencebridge.adapters.xmpp.addresses import Shown, Unshown, bare_jid, shown
 from presencebridge.adapters.xmpp.settings import AccountSettings
 from presencebridge.adapters.xmpp.stream import Link
 from presencebridge.core.ports import ConnectorHealth, OutwardUser
-
-log = logging.getLogger(__name__)
 
 
 class LoginGate:
@@ -72,9 +68,8 @@ class XmppAccountOutlet:
         self.language = settings.language
         self._accounts: dict[str, _Account] = {}  # user id -> account
         self._owner: dict[str, str] = {}  # bare JID -> user id
-        self._over_cap: set[str] = set()  # user ids not served: max_accounts reached
+        self.unshown = Unshown(self.name)
         self._gate = LoginGate(settings.logins_per_second)
-        self.counts: Counter[str] = Counter()
 
     async def start(self) -> None:
         """Nothing yet: each account's stream starts with the user's first publication."""
@@ -94,21 +89,22 @@ class XmppAccountOutlet:
         parts = [f"{online} of {len(self._accounts)} accounts online"]
         if refused:
             parts.append(f"{refused} refused the login")
-        if self._over_cap:
-            parts.append(f"{len(self._over_cap)} not served: max_accounts is "
-                         f"{self.settings.max_accounts}")  # fmt: skip
+        unshown = self.unshown.counts()
+        over_cap = unshown.get("over_cap", 0)
+        if over_cap:
+            parts.append(f"{over_cap} not served: max_accounts is {self.settings.max_accounts}")
         down = [a for a in self._accounts.values() if not a.link.up]
         if down:
             parts.append(f"e.g. {down[0].jid}: {down[0].link.detail}")
         counts = {
-            **self.counts,
+            "over_cap": 0,
+            **unshown,
             "accounts": len(self._accounts),
             "online": online,
             "refused": refused,
-            "over_cap": len(self._over_cap),
             "reconnects": reconnects,
         }
-        up = not down and not self._over_cap
+        up = not down and not over_cap
         return ConnectorHealth(self.name, self.kind, up, "; ".join(parts), counts)
 
     async def publish(self, user: OutwardUser) -> None:
@@ -120,10 +116,11 @@ class XmppAccountOutlet:
         if account is not None and account.jid != jid:
             await self._drop(user.user_id)
             account = None
-        if user.publication is None or jid is None:
-            self._over_cap.discard(user.user_id)
-            if user.publication is not None:
-                self.counts["unaddressable"] += 1
+        if user.publication is None:
+            self.unshown.clear(user.user_id)
+            return
+        if jid is None:
+            self.unshown.mark(user.user_id, "unaddressable", "no valid JID (no e-mail?)")
             return
         found = shown(user.publication)
         if account is None:
@@ -136,18 +133,14 @@ class XmppAccountOutlet:
     def _open(self, user_id: str, jid: str, found: Shown) -> _Account | None:
         owner = self._owner.setdefault(jid, user_id)
         if owner != user_id:
-            self.counts["address_taken"] += 1
-            log.warning("%s: %s and %s have the same JID; %s is not shown",
-                        self.name, owner, user_id, user_id)  # fmt: skip
+            self.unshown.mark(user_id, "address_taken", f"{owner} has {jid}")
             return None
         if len(self._accounts) >= self.settings.max_accounts:
             del self._owner[jid]
-            if user_id not in self._over_cap:
-                self._over_cap.add(user_id)
-                log.warning("%s: max_accounts (%d) reached; %s is not shown",
-                            self.name, self.settings.max_accounts, user_id)  # fmt: skip
+            limit = self.settings.max_accounts
+            self.unshown.mark(user_id, "over_cap", f"max_accounts ({limit}) reached")
             return None
-        self._over_cap.discard(user_id)
+        self.unshown.clear(user_id)
         account: _Account
 
         def on_up(xmpp: BaseXMPP) -> None:

@@ -8,11 +8,15 @@ servers compare local parts case-folded (RFC 7622 nodeprep) and a probe for
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
 from presencebridge.core.ports import OutwardUser
 from presencebridge.core.publication import Publication, XmppShow
+
+log = logging.getLogger(__name__)
 
 # XEP-0106 §4.2: the characters a local part cannot hold, and their escapes. The
 # backslash is escaped only where it would be read as an escape (§4.3); escaping it
@@ -82,3 +86,24 @@ def shown(found: Publication) -> Shown:
     if show is XmppShow.UNAVAILABLE:
         return Shown("unavailable", None, found.note)
     return Shown("available", show.value or None, found.note)
+
+
+class Unshown:
+    """The users an outlet cannot show, and why (`unaddressable`: no valid JID,
+    `address_taken`: another user has the JID, `over_cap`: too many accounts). Logged
+    once per user and reason, not at every presence change of theirs."""
+
+    def __init__(self, outlet: str) -> None:
+        self.outlet = outlet
+        self._why: dict[str, str] = {}  # user id -> reason
+
+    def mark(self, user_id: str, reason: str, detail: str) -> None:
+        if self._why.get(user_id) != reason:
+            self._why[user_id] = reason
+            log.warning("%s: %s is not shown: %s", self.outlet, user_id, detail)
+
+    def clear(self, user_id: str) -> None:
+        self._why.pop(user_id, None)
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(self._why.values()))

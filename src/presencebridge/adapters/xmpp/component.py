@@ -28,7 +28,7 @@ from slixmpp import ComponentXMPP, Presence
 from slixmpp.basexmpp import BaseXMPP
 
 from presencebridge import metrics
-from presencebridge.adapters.xmpp.addresses import OFFLINE, Shown, local_part, shown
+from presencebridge.adapters.xmpp.addresses import OFFLINE, Shown, Unshown, local_part, shown
 from presencebridge.adapters.xmpp.roster import EjabberdRoster
 from presencebridge.adapters.xmpp.settings import ComponentSettings
 from presencebridge.adapters.xmpp.stream import Link
@@ -56,6 +56,7 @@ class XmppComponentOutlet:
         self._watchers: dict[str, set[str]] = {}  # local part -> bare JIDs
         self._nick: dict[str, str] = {}  # local part -> display name (roster provisioning)
         self.counts: Counter[str] = Counter()
+        self.unshown = Unshown(self.name)
         self.link = Link(
             self.name,
             f"component {self.domain}",
@@ -88,7 +89,12 @@ class XmppComponentOutlet:
     def health(self) -> ConnectorHealth:
         watchers = sum(len(w) for w in self._watchers.values())
         detail = f"{self.link.detail}; {len(self._shown)} users, {watchers} watchers"
-        counts = {**self.counts, "watchers": watchers, "reconnects": self.link.reconnects}
+        counts = {
+            **self.counts,
+            **self.unshown.counts(),
+            "watchers": watchers,
+            "reconnects": self.link.reconnects,
+        }
         if self.roster is not None:
             # The stream is what `up` says; the provisioning's trouble is in the detail.
             detail += f"; {self.roster.detail}"
@@ -100,21 +106,20 @@ class XmppComponentOutlet:
         stream is down the state waits for the next session (pushed then, and probes
         answer it), so a publication is never refused."""
         old = self._local.get(user.user_id)
-        new = None
-        if user.publication is not None:
-            new = local_part(user, self.settings.address)
-            if new is None:
-                self.counts["unaddressable"] += 1
+        new = None if user.publication is None else local_part(user, self.settings.address)
         if old is not None and old != new:
             self._forget(user.user_id, old)
-        if new is None or user.publication is None:
+        if user.publication is None:
+            self.unshown.clear(user.user_id)
+            return
+        if new is None:
+            self.unshown.mark(user.user_id, "unaddressable", "no valid JID local part")
             return
         owner = self._owner.setdefault(new, user.user_id)
         if owner != user.user_id:
-            self.counts["address_taken"] += 1
-            log.warning("%s: %s and %s map to the same JID; %s is not shown",
-                        self.name, owner, user.user_id, user.user_id)  # fmt: skip
+            self.unshown.mark(user.user_id, "address_taken", f"{owner} has {new}@{self.domain}")
             return
+        self.unshown.clear(user.user_id)
         self._local[user.user_id] = new
         if self._nick.get(new) != user.display_name:
             self._nick[new] = user.display_name

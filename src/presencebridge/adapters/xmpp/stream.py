@@ -42,7 +42,7 @@ def describe_error(condition: str, text: str) -> str:
     hints = {
         "not-authorized": "wrong secret or password?",
         "host-unknown": "the server does not know this domain",
-        "conflict": "another connection took over this address",
+        "conflict": "another connection holds this address",
         "system-shutdown": "the server is shutting down",
     }
     hint = hints.get(condition, text or "")
