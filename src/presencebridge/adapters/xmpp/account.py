@@ -20,7 +20,9 @@ session of that user to exist already.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
+from typing import Any
 
 from slixmpp import ClientXMPP
 from slixmpp.basexmpp import BaseXMPP
@@ -29,6 +31,16 @@ from presencebridge.adapters.xmpp.addresses import Shown, Unshown, bare_jid, sho
 from presencebridge.adapters.xmpp.settings import AccountSettings
 from presencebridge.adapters.xmpp.stream import Link
 from presencebridge.core.ports import ConnectorHealth, OutwardUser
+
+
+class _Session(ClientXMPP):
+    """A client stream that only sends: the presence of the user's contacts, which the
+    server sends every available resource, is dropped unread. slixmpp would otherwise
+    keep a roster node and item per contact and session, n² objects for a shared
+    roster of n users (about 1.4 MB per stream measured at 300 users)."""
+
+    def _handle_presence(self, presence: Any) -> None:
+        return
 
 
 class LoginGate:
@@ -69,6 +81,11 @@ class XmppAccountOutlet:
         self._accounts: dict[str, _Account] = {}  # user id -> account
         self._owner: dict[str, str] = {}  # bare JID -> user id
         self.unshown = Unshown(self.name)
+        # One TLS context for all streams: slixmpp makes one per object otherwise, with
+        # the system's CA store loaded into each (about 0.9 MB a stream). With `ca_file`
+        # only that CA is trusted.
+        cafile = None if settings.ca_file is None else str(settings.ca_file)
+        self._tls = ssl.create_default_context(cafile=cafile)
         self._gate = LoginGate(settings.logins_per_second)
 
     async def start(self) -> None:
@@ -170,7 +187,7 @@ class XmppAccountOutlet:
 
     def _make(self, full: str) -> BaseXMPP:
         s = self.settings
-        xmpp = ClientXMPP(full, s.secret.get_secret_value())
+        xmpp = _Session(full, s.secret.get_secret_value(), ssl_context=self._tls)
         xmpp.enable_starttls = s.tls == "starttls"
         xmpp.enable_direct_tls = s.tls == "direct"
         xmpp.enable_plaintext = s.tls == "none"
@@ -178,8 +195,6 @@ class XmppAccountOutlet:
             # Loopback tests only (the settings say so): SCRAM still keeps the password
             # off the wire; PLAIN stays refused without TLS.
             xmpp.plugin["feature_mechanisms"].unencrypted_scram = True
-        if s.ca_file is not None:
-            xmpp.ca_certs = s.ca_file
         # Subscription requests are the user's to answer, never the hub's.
         xmpp.auto_authorize = None
         xmpp.auto_subscribe = False
