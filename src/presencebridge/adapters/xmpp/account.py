@@ -20,6 +20,7 @@ session of that user to exist already.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -173,6 +174,7 @@ class XmppAccountOutlet:
             (self.settings.host, self.settings.port),
             self.settings.reconnect_max_seconds,
             self._gate,
+            logging.INFO,
         )
         account = _Account(jid, link, found)
         self._accounts[user_id] = account

@@ -63,6 +63,7 @@ class Link:
         address: tuple[str, int],
         backoff_max: float,
         gate: Callable[[], Awaitable[None]] | None = None,
+        level: int = logging.WARNING,
     ) -> None:
         self.name = name  # the outlet's, for the metrics
         self.what = what  # for the log: "component presence.example.com", a JID
@@ -73,6 +74,10 @@ class Link:
         self.gate = gate
         self.xmpp: BaseXMPP | None = None  # the object whose session is up, if any
         self.detail = "connecting"
+        # How loss and failure are logged: an outlet with a thousand streams logs them
+        # at INFO and sums them up in its health instead.
+        self.level = level
+        self._failing: str | None = None  # the reason last logged, while failing
         self.sessions = 0  # sessions started; every one after the first is a reconnect
         self.failures = 0  # attempts that did not reach a session
         self.refused = False  # the last attempt ended in a refused authentication
@@ -191,12 +196,15 @@ class Link:
         if not started.done():
             reason = ended.result() if ended.done() else "no session within 30 s"
             self.detail = f"not connected to {host}:{port}: {reason}"
-            log.warning("xmpp %s: %s", self.what, self.detail)
+            if reason != self._failing:  # once per reason, not at every attempt
+                self._failing = reason
+                log.log(self.level, "xmpp %s: %s", self.what, self.detail)
             return False
         self.sessions += 1
         self.refused = False
         self.xmpp = xmpp
         self.detail = f"connected to {host}:{port}"
+        self._failing = None
         if self.sessions > 1:
             metrics.CONNECTOR_RECONNECTS.labels(self.name).inc()
             log.info("xmpp %s: reconnected to %s:%s", self.what, host, port)
@@ -208,5 +216,5 @@ class Link:
         self.xmpp = None
         if not self._closing:
             self.detail = f"disconnected from {host}:{port}: {reason}"
-            log.warning("xmpp %s: %s", self.what, self.detail)
+            log.log(self.level, "xmpp %s: %s", self.what, self.detail)
         return True
