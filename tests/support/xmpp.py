@@ -47,11 +47,12 @@ def need(binary: str, package: str) -> str:
     found = shutil.which(binary, path=f"{os.environ.get('PATH', '')}:/usr/sbin")
     if found is None and os.geteuid() == 0:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
-            env=env, capture_output=True, check=False, timeout=600,
-        )  # fmt: skip
-        found = shutil.which(binary, path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
+        for command in (install, ["apt-get", "update", "-qq"], install):  # lists may be old
+            subprocess.run(command, env=env, capture_output=True, check=False, timeout=600)
+            found = shutil.which(binary, path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+            if found is not None:
+                break
     if found is None:
         pytest.skip(f"{binary} is not installed (apt-get install {package}, or run as root)")
     return found
