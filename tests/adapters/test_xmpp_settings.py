@@ -112,6 +112,11 @@ def test_account_settings() -> None:
         account_settings({"name": "acc", "secret": SECRET, "max_accounts": 100_000})
     with pytest.raises(SettingsError, match="resource"):
         account_settings({"name": "acc", "secret": SECRET, "resource": "a/b"})
+    with pytest.raises(SettingsError, match="tls: 'none' only with a loopback host"):
+        account_settings({"name": "acc", "secret": SECRET, "host": "xmpp.example.com",
+                          "tls": "none"})  # fmt: skip
+    for host in ("127.0.0.1", "::1", "localhost"):
+        assert account_settings({"name": "a", "secret": SECRET, "host": host, "tls": "none"})
 
 
 def test_the_config_file_checks_publish_tables(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ value, so a secret put in the wrong field is not printed back. The secret is a
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
@@ -116,7 +117,18 @@ class AccountSettings(_Common):
     def _domain_when_needed(self) -> AccountSettings:
         if self.address != "email" and self.domain is None:
             raise ValueError(f"domain: needed with address = {self.address!r}")
+        if self.tls == "none" and not _loopback(self.host):
+            # Every user's presence (and, with a server that offers PLAIN only, no
+            # login at all) over a network in clear: not for anything but a test.
+            raise ValueError("tls: 'none' only with a loopback host")
         return self
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
 
 
 def component_settings(table: Mapping[str, Any]) -> ComponentSettings:
