@@ -73,6 +73,8 @@ sysdeps:
 		command -v mmdebstrap >/dev/null 2>&1 || missing="$$missing mmdebstrap"; \
 		command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
 	fi; \
+	command -v prosody >/dev/null 2>&1 || missing="$$missing prosody"; \
+	[ -x /usr/sbin/ejabberdctl ] || missing="$$missing ejabberd"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		echo "installing Debian packages:$$missing"; \

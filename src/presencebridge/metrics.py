@@ -87,3 +87,9 @@ OUTLET_PENDING = Gauge(
     ["name"],
     registry=REGISTRY,
 )
+CONNECTOR_RECONNECTS = Counter(
+    "presencebridge_connector_reconnects_total",
+    "Times a connector's connection to its system came up again after it had been lost",
+    ["name"],
+    registry=REGISTRY,
+)

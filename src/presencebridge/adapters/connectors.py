@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from presencebridge.adapters import asterisk, xmpp
 from presencebridge.core.ports import PbxConnector, PresenceOutlet, TelephonyLines
 
 # The key a connector's secret arrives under (read from `secret_env` / `secret_file`);
@@ -33,14 +34,9 @@ class OutletKind:
 PBX_KINDS: dict[str, PbxKind] = {}
 OUTLET_KINDS: dict[str, OutletKind] = {}
 
-
-def _register() -> None:
-    # Imported here, not at the top: each adapter package is loaded only through this
-    # registry, and none of them imports it back.
-    from presencebridge.adapters import asterisk
-
-    PBX_KINDS[asterisk.KIND] = PbxKind(asterisk.parse_source, asterisk.make_source)
-    OUTLET_KINDS[asterisk.KIND] = OutletKind(asterisk.parse_outlet, asterisk.make_outlet)
-
-
-_register()
+# The kinds each adapter folder brings (listed here rather than registered from there,
+# so that no adapter imports this module and the import graph has no cycle).
+PBX_KINDS[asterisk.KIND] = PbxKind(asterisk.parse_source, asterisk.make_source)
+OUTLET_KINDS[asterisk.KIND] = OutletKind(asterisk.parse_outlet, asterisk.make_outlet)
+OUTLET_KINDS["xmpp-component"] = OutletKind(xmpp.component_settings, xmpp.make_component)
+OUTLET_KINDS["xmpp-account"] = OutletKind(xmpp.account_settings, xmpp.make_account)
