@@ -34,6 +34,7 @@ SCHEMA_TABLES = {
     "directory_sources",
     "directory_people",
     "directory_disabled",
+    "webhook_outbox",
 }
 VERSION_TABLE = "alembic_version"
 NOW = datetime(2024, 3, 4, 8, 30, tzinfo=UTC)

@@ -30,5 +30,31 @@ class OutletKind:
     make: Callable[[Any], PresenceOutlet]
 
 
+@dataclass(frozen=True)
+class DeliveryKind:
+    """A `[[publish]]` kind that must get every change, in order and durably (a signed
+    webhook, issue 17): not a `PresenceOutlet` behind the coalescing feed but a worker
+    on the hub's outbox (`service/webhooks.py`). Only its table's parser is here."""
+
+    parse: Callable[[Mapping[str, Any]], Any]
+
+
 PBX_KINDS: dict[str, PbxKind] = {}
 OUTLET_KINDS: dict[str, OutletKind] = {}
+DELIVERY_KINDS: dict[str, DeliveryKind] = {}
+
+
+def publish_kinds() -> dict[str, Any]:
+    """Every kind a `[[publish]]` table may name."""
+    return {**OUTLET_KINDS, **DELIVERY_KINDS}
+
+
+def _register_webhook() -> None:
+    # Imported here, not at the top: the adapter is loaded only through this registry
+    # and never imports it back.
+    from presencebridge.adapters import webhook
+
+    DELIVERY_KINDS[webhook.KIND] = DeliveryKind(webhook.parse)
+
+
+_register_webhook()
