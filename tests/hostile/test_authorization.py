@@ -187,6 +187,10 @@ def _new_token(cast: Cast, user: str) -> dict[str, str]:
     return {"token_id": made}
 
 
+def _dead_letter(cast: Cast, user: str) -> dict[str, str]:
+    return {"name": "doorsign", "entry_id": "1"}
+
+
 # fmt: off
 ROUTES: dict[str, Route] = {
     "POST /api/v1/groups": Route("admin", 201, body=lambda c, u: {"id": fresh("g"), "name": "G"}),
@@ -226,6 +230,10 @@ ROUTES: dict[str, Route] = {
     # No directory in this world: the admin is told so (404); everyone else is refused.
     "POST /api/v1/admin/directory/sync": Route("admin", 404, body=lambda c, u: {"dry_run": True}),
     "GET /api/v1/admin/directory": Route("admin", 200),
+    # No webhook in this world: the list is empty, a dead letter is unknown (404).
+    "GET /api/v1/admin/webhooks": Route("admin", 200),
+    "POST /api/v1/admin/webhooks/{name}/dead/{entry_id}/retry": Route("admin", 404, prepare=_dead_letter),
+    "DELETE /api/v1/admin/webhooks/{name}/dead/{entry_id}": Route("admin", 404, prepare=_dead_letter),
     "POST /api/v1/admin/users/import": Route("admin", 200, query={"dry_run": "true"}, content=_csv),
     "GET /api/v1/admin/users/export": Route("admin", 200),
     "GET /api/v1/admin/cluster": Route("admin", 200),
@@ -399,7 +407,13 @@ def test_a_bearer_token_does_not_open_the_console(
     cast: Cast, client: httpx.Client, principal: str
 ) -> None:
     """The console signs in with a session; a token in a header opens no page and no form."""
-    pages = ["/", "/console/groups", "/console/sync", f"/console/users/{cast.a}"]
+    pages = [
+        "/",
+        "/console/groups",
+        "/console/sync",
+        "/console/webhooks",
+        f"/console/users/{cast.a}",
+    ]
     before = cast.world.snapshot(cast.a)
     for authorization in authorizations(cast, principal):
         for page in pages:

@@ -9,7 +9,8 @@
 * `health`: sync health;
 * `lifecycle`: a user's directory data, deleting users, groups and templates, agent tokens;
 * `directory`: the directory sources, their last run, preview and sync;
-* `userfile`: the CSV import and export of users.
+* `userfile`: the CSV import and export of users;
+* `webhooks`: the signed outgoing webhooks, their dead letters, send again and discard.
 
 Each handler starts from `web.forms` (`SignedIn`, `Posted`, `PostedAnonymously`),
 which does the sign-in and CSRF checks and the form parsing once for all.
@@ -30,6 +31,7 @@ from presencebridge.web.pages import (
     templates,
     userfile,
     users,
+    webhooks,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -44,6 +46,7 @@ for _module in (
     health,
     directory,
     userfile,
+    webhooks,
 ):
     router.include_router(_module.router)
 
