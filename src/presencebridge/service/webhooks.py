@@ -144,6 +144,9 @@ class WebhookWorker:
             self._wait_user(entry.user_id, entry.attempts + 1)
         finally:
             self.in_flight.discard(entry.user_id)
+            # The loop may be reading the outbox right now, not waiting on this task:
+            # the wake makes it look again either way (the user's next change).
+            self.wake.set()
 
     async def _settle(self, entry: OutboxEntry, result: Result) -> None:
         if result.outcome is Outcome.DELIVERED:
@@ -250,6 +253,7 @@ class Webhooks:
         self._lost: set[str] = set()
         self.dropped = 0
         self._closing = False
+        self._listener: Listener | None = None
         self._follower: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -260,8 +264,8 @@ class Webhooks:
             worker.pending, worker.dead = await asyncio.to_thread(self.outbox.counts, worker.name)
         for user_id in self.hub.user_ids():
             self._groups[user_id] = self.hub.user(user_id).state.user.group
-        listener = self.hub.bus.listen()
-        self._follower = asyncio.create_task(self._follow(listener), name="webhooks-follow")
+        self._listener = self.hub.bus.listen()
+        self._follower = asyncio.create_task(self._follow(self._listener), name="webhooks-follow")
         self._writer = asyncio.create_task(self._write(), name="webhooks-write")
         self._tasks = [
             asyncio.create_task(w.run(), name=f"webhook-{w.name}") for w in self.workers.values()
@@ -272,6 +276,12 @@ class Webhooks:
         if self._follower is not None:
             self._follower.cancel()
             await asyncio.gather(self._follower, return_exceptions=True)
+        if self._listener is not None:
+            # Changes the hub published that the follower had not taken yet.
+            while not self._listener.queue.empty():
+                with contextlib.suppress(Exception):
+                    self._take(self._listener.queue.get_nowait())
+            self.hub.bus.leave(self._listener)
         if self._writer is not None:
             self._closing = True
             self._buffered.set()
@@ -305,15 +315,27 @@ class Webhooks:
     # -- into the outbox ---------------------------------------------------------------------
 
     async def _follow(self, listener: Listener) -> None:
-        try:
-            while True:
-                change = await listener.next()
-                try:
-                    self._take(change)
-                except Exception:  # one change must never stop the follower
-                    log.exception("webhooks: change of %s not queued", change.user_id)
-        finally:
-            self.hub.bus.leave(listener)
+        while True:
+            if listener.overflowed.is_set() and listener.queue.empty():
+                listener = self._listen_again()
+            change = await listener.next()
+            try:
+                self._take(change)
+            except Exception:  # one change must never stop the follower
+                log.exception("webhooks: change of %s not queued", change.user_id)
+
+    def _listen_again(self) -> Listener:
+        """The bus dropped us (a burst of more changes than its backlog at once, such as
+        a large import): listen again, and send everyone's presence now in place of what
+        was missed, and the deletion of whoever is gone."""
+        log.warning("webhooks: fell behind the hub's changes; sending everyone's presence")
+        self._listener = listener = self.hub.bus.listen()
+        gone = [u for u in self._groups if not self.hub.has_user(u)]
+        for user_id in gone:
+            self._take(PresenceChange(user_id, None))
+        for user_id in self.hub.user_ids():
+            self._take(PresenceChange(user_id, self.hub.user(user_id).presence))
+        return listener
 
     def _take(self, change: PresenceChange) -> None:
         user_id = change.user_id
