@@ -154,6 +154,8 @@ class WebhookWorker:
             self._count(1, 0, "delivered")
             self.delivered += 1
             self.waiting.pop(entry.user_id, None)
+            if self.unreachable:
+                log.info("webhook %s: %s answers again", self.name, self.settings.shown_url)
             self.unreachable, self.outage = False, 0
             return
         attempts = entry.attempts + 1
@@ -167,6 +169,11 @@ class WebhookWorker:
         await asyncio.to_thread(self.outbox.failed, entry.id, attempts, result.detail, dead_at)
         self.failed += 1
         self.last_error = result.detail
+        if result.unreachable and not self.unreachable:
+            log.warning(
+                "webhook %s: %s does not answer (%s); retrying",
+                self.name, self.settings.shown_url, result.detail,
+            )  # fmt: skip
         self.unreachable = result.unreachable
         self.outage = self.outage + 1 if result.unreachable else 0
         if result.unreachable:
