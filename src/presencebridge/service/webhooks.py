@@ -72,9 +72,11 @@ class WebhookWorker:
     failed: int = 0
     last_error: str | None = None
 
-    # Heads read per round; users waiting or in flight are left out in the query
-    # while there are few of them (a long list would make the query slow).
-    HEADS = 1000
+    # Heads read per look (a few times the requests in flight: the outbox is read again
+    # after every delivery, so a long list would be read mostly in vain); users waiting
+    # or in flight are left out in the query while there are few of them (a long list
+    # would make the query slow).
+    HEADS_PER_REQUEST = 4
     SKIP_IN_QUERY = 500
 
     @property
@@ -104,7 +106,7 @@ class WebhookWorker:
             heads = await asyncio.to_thread(
                 self.outbox.heads,
                 self.name,
-                self.HEADS,
+                max(64, self.HEADS_PER_REQUEST * self.settings.concurrency),
                 skip if len(skip) <= self.SKIP_IN_QUERY else (),
             )
         except Exception as error:  # the database is away: try again shortly
