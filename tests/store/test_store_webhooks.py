@@ -27,7 +27,7 @@ def test_heads_are_each_users_oldest_change_in_order(store: Store) -> None:
     assert [h.user_id for h in outbox.heads("door", 10, skip={"bob"})] == ["alice"]
     assert outbox.counts("door") == (4, 0)
 
-    outbox.delivered(heads[0].id)
+    outbox.delivered([heads[0].id])
     assert [h.body for h in outbox.heads("door", 10) if h.user_id == "bob"] == ['{"n":2}']
 
 

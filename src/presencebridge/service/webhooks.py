@@ -63,6 +63,7 @@ class WebhookWorker:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     waiting: dict[str, float] = field(default_factory=dict)  # user -> may try again at
     in_flight: set[str] = field(default_factory=set)
+    taken: dict[int, str] = field(default_factory=dict)  # row -> user: to delete
     pause_until: float = 0.0
     unreachable: bool = False
     outage: int = 0  # failed probes in a row while the receiver gives no answer
@@ -88,12 +89,32 @@ class WebhookWorker:
         try:
             while True:
                 self.wake.clear()
+                await self._forget_taken()
                 await self._start_deliveries(tasks)
                 await self._wait(tasks)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):  # else they go out again, same key
+                await self._forget_taken()
+
+    async def _forget_taken(self) -> None:
+        """Delete what the receiver took, many rows in one transaction (one commit per
+        delivery would compete with the hub's commits); only then may those users' next
+        changes go, or the outbox would still show the delivered one first."""
+        if not self.taken:
+            return
+        taken, self.taken = self.taken, {}
+        try:
+            await asyncio.to_thread(self.outbox.delivered, list(taken))
+        except Exception as error:  # the database is away: they stay in flight meanwhile
+            log.warning("webhook %s: recording deliveries failed: %s", self.name, error)
+            self.taken.update(taken)
+            self.pause_until = asyncio.get_running_loop().time() + self.settings.first_retry_seconds
+            return
+        for user_id in taken.values():
+            self.in_flight.discard(user_id)
 
     async def _start_deliveries(self, tasks: set[asyncio.Task[None]]) -> None:
         room = (1 if self.unreachable else self.settings.concurrency) - len(tasks)
@@ -138,28 +159,34 @@ class WebhookWorker:
             woken.cancel()
 
     async def _deliver(self, entry: OutboxEntry) -> None:
+        took = False
         try:
             result = await self.sender.send(entry.event_id, entry.event, entry.body.encode())
-            await self._settle(entry, result)
+            if result.outcome is Outcome.DELIVERED:
+                self._took(entry)
+                took = True  # in flight until its row is deleted (`_forget_taken`)
+            else:
+                await self._failed(entry, result)
         except Exception:  # the outbox could not record it: it goes out again later
             log.exception("webhook %s: settling change %s failed", self.name, entry.id)
             self._wait_user(entry.user_id, entry.attempts + 1)
         finally:
-            self.in_flight.discard(entry.user_id)
+            if not took:
+                self.in_flight.discard(entry.user_id)
             # The loop may be reading the outbox right now, not waiting on this task:
             # the wake makes it look again either way (the user's next change).
             self.wake.set()
 
-    async def _settle(self, entry: OutboxEntry, result: Result) -> None:
-        if result.outcome is Outcome.DELIVERED:
-            await asyncio.to_thread(self.outbox.delivered, entry.id)
-            self._count(1, 0, "delivered")
-            self.delivered += 1
-            self.waiting.pop(entry.user_id, None)
-            if self.unreachable:
-                log.info("webhook %s: %s answers again", self.name, self.settings.shown_url)
-            self.unreachable, self.outage = False, 0
-            return
+    def _took(self, entry: OutboxEntry) -> None:
+        self.taken[entry.id] = entry.user_id
+        self._count(1, 0, "delivered")
+        self.delivered += 1
+        self.waiting.pop(entry.user_id, None)
+        if self.unreachable:
+            log.info("webhook %s: %s answers again", self.name, self.settings.shown_url)
+        self.unreachable, self.outage = False, 0
+
+    async def _failed(self, entry: OutboxEntry, result: Result) -> None:
         attempts = entry.attempts + 1
         age = self.hub.clock.now() - entry.created_at
         dead = (

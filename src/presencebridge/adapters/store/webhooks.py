@@ -92,9 +92,12 @@ class WebhookOutbox:
             rows = c.execute(sa.select(o).where(o.c.id.in_(first)).order_by(o.c.id).limit(limit))
             return [_entry(r) for r in rows]
 
-    def delivered(self, entry_id: int) -> None:
+    def delivered(self, entry_ids: Sequence[int]) -> None:
+        """The receiver took these: gone, in one transaction."""
+        o = t.webhook_outbox
         with self.engine.begin() as c:
-            c.execute(t.webhook_outbox.delete().where(t.webhook_outbox.c.id == entry_id))
+            for start in range(0, len(entry_ids), 500):
+                c.execute(o.delete().where(o.c.id.in_(entry_ids[start : start + 500])))
 
     def failed(self, entry_id: int, attempts: int, error: str, dead_at: datetime | None) -> None:
         """An attempt failed: count it; `dead_at` given: it is a dead letter now."""
