@@ -124,6 +124,52 @@ async def test_a_failing_user_waits_while_the_others_go_on_each_in_order(hub: Hu
         await hooks.stop()
 
 
+async def test_a_receiver_that_does_not_answer_is_probed_one_request_at_a_time(
+    hub: Hub,
+) -> None:
+    down = True
+    in_flight, most_while_down = 0, 0
+    taken: dict[str, list[str | None]] = {}
+    hooks: Webhooks
+
+    async def receiver(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most_while_down
+        worker = hooks.workers["test"]
+        in_flight += 1
+        if worker.unreachable:  # known to be down: only a probe may be on its way
+            most_while_down = max(most_while_down, in_flight)
+        await asyncio.sleep(0.002)
+        in_flight -= 1
+        if down:
+            raise httpx.ConnectError("connection refused")
+        body = json.loads(request.content)
+        profile = (body["presence"] or {}).get("profile")
+        taken.setdefault(body["user"]["id"], []).append(profile)
+        return httpx.Response(200)
+
+    hook = WebhookSettings(
+        "test", "http://receiver.test/hook", SECRET,
+        first_retry_seconds=0.01, max_retry_seconds=0.02, max_attempts=1000,
+    )  # fmt: skip
+    outbox = WebhookOutbox(hub.store.engine)
+    sender = WebhookSender(hook, transport=httpx.MockTransport(receiver))
+    worker = WebhookWorker(hook, sender, outbox, hub)
+    hooks = Webhooks(hub, outbox, [worker], views.presence)
+    await hooks.start()
+    try:
+        users = [f"u{n}" for n in range(6)]
+        for user in users:
+            await with_profiles(hub, user, ["a"])
+            await select(hub, user, "a")
+        await until(lambda: worker.failed >= 20)
+        assert not worker.health().up and most_while_down == 1
+        down = False
+        await until(lambda: all(taken.get(u) == [None, "a"] for u in users))
+        assert worker.health().up
+    finally:
+        await hooks.stop()
+
+
 async def test_the_hub_goes_on_while_the_outbox_cannot_be_written(hub: Hub) -> None:
     receiver = Receiver(lambda _user, _profile: 200)
     hooks = webhooks(hub, receiver)

@@ -94,6 +94,8 @@ def send_again_in_the_console(server: ServerProcess, entry_id: int) -> None:
         page = console.get("/console/webhooks")
         assert page.status_code == 200
         assert "HTTP 400" in page.text and "alice" in page.text and "Send again" in page.text
+        sync = console.get("/console/sync")  # the connector list links to the page
+        assert 'href="/console/webhooks"' in sync.text and "webhook" in sync.text
         german = console.get("/console/webhooks", headers={"Accept-Language": "de"})
         assert "Erneut senden" in german.text and "Verwerfen" in german.text
         token = CSRF.search(page.text)

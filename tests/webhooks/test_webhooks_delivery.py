@@ -81,6 +81,8 @@ def test_a_receiver_down_for_a_while_gets_every_change_in_order_signed(
             for user in users:
                 select(server, user, profile)
         wait_for(lambda: not webhooks(server)["all"]["up"], "the hub sees the receiver down")
+        # Down for a while: the hub keeps trying, with growing delays, until it answers.
+        wait_for(lambda: webhooks(server)["all"]["failed"] >= 4, "several attempts refused")
         assert webhooks(server)["all"]["pending"] > 0
         receiver.start()
 
