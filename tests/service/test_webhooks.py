@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from presencebridge.adapters.store import Store, create_engine, migrate
 from presencebridge.adapters.store.webhooks import WebhookOutbox
 from presencebridge.adapters.webhook import WebhookSender, WebhookSettings, parse, sign
+from presencebridge.adapters.webhook.sender import judge
 from presencebridge.api import views
 from presencebridge.config import load_settings
 from presencebridge.core.model import User
@@ -242,6 +243,15 @@ async def test_a_burst_beyond_the_bus_backlog_still_reaches_everyone(
         await until(lambda: set(receiver.taken) == {f"u{n}" for n in range(10)})
     finally:
         await hooks.stop()
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [(200, "delivered"), (204, "delivered"), (408, "retry"), (429, "retry"), (500, "retry"),
+     (503, "retry"), (301, "dead"), (400, "dead"), (401, "dead"), (404, "dead"), (410, "dead")],
+)  # fmt: skip
+def test_what_an_answer_means(status: int, outcome: str) -> None:
+    assert judge(status).value == outcome
 
 
 # -- the table, when the configuration file is read -----------------------------------------
