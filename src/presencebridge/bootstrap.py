@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Protocol
 from urllib.parse import quote
 
-from presencebridge.adapters.connectors import OUTLET_KINDS, PBX_KINDS
+from presencebridge.adapters.connectors import DELIVERY_KINDS, OUTLET_KINDS, PBX_KINDS
 from presencebridge.adapters.fanout import Fanout
 from presencebridge.adapters.graph.auth import AppTokenProvider, authority_url
 from presencebridge.adapters.graph.budget import RequestBudget
@@ -37,6 +37,9 @@ from presencebridge.adapters.ldap.settings import LdapSettings
 from presencebridge.adapters.ldap.source import LdapDirectorySource
 from presencebridge.adapters.store import Store, create_engine, migrate
 from presencebridge.adapters.store.leases import LeaseFence, LeaseStore
+from presencebridge.adapters.store.webhooks import WebhookOutbox
+from presencebridge.adapters.webhook import WebhookSender, WebhookSettings
+from presencebridge.api import views
 from presencebridge.config import DirectoryConfig, Settings
 from presencebridge.core import directory as directory_rules
 from presencebridge.core.ports import DirectorySource
@@ -46,6 +49,7 @@ from presencebridge.service.connectors import Connectors, PresenceFeed, Telephon
 from presencebridge.service.directory import DirectorySync
 from presencebridge.service.hub import Hub
 from presencebridge.service.teams_sync import TeamsPoller, TeamsWriter
+from presencebridge.service.webhooks import Webhooks, WebhookWorker
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +257,8 @@ def connect_directories(settings: Settings, hub: Hub) -> dict[str, DirectorySync
 
 
 def connect_connectors(settings: Settings, hub: Hub) -> Connectors | None:
-    """The `[[pbx]]` connectors and the `[[publish]]` outlets, when any is configured."""
+    """The `[[pbx]]` connectors and the `[[publish]]` outlets and webhooks, when any is
+    configured."""
     if not settings.pbx and not settings.publish:
         return None
     pbx = []
@@ -262,10 +267,23 @@ def connect_connectors(settings: Settings, hub: Hub) -> Connectors | None:
         lines = TelephonyFeed(hub, config.connector_name)
         pbx.append(kind.make(kind.parse(config.table()), lines))
     outlets = []
+    hooks: list[WebhookSettings] = []
     for config in settings.publish:
+        if config.kind in DELIVERY_KINDS:
+            hooks.append(DELIVERY_KINDS[config.kind].parse(config.table()))
+            continue
         outlet_kind = OUTLET_KINDS[config.kind]
         outlets.append(outlet_kind.make(outlet_kind.parse(config.table())))
-    return Connectors(pbx, PresenceFeed(hub, outlets) if outlets else None)
+    feed = PresenceFeed(hub, outlets) if outlets else None
+    return Connectors(pbx, feed, connect_webhooks(hub, hooks) if hooks else None)
+
+
+def connect_webhooks(hub: Hub, hooks: list[WebhookSettings]) -> Webhooks:
+    """Signed outgoing webhooks (issue 17): a worker per webhook on the store's outbox;
+    the body carries the presence resource as the API renders it."""
+    outbox = WebhookOutbox(hub.store.engine)
+    workers = [WebhookWorker(h, WebhookSender(h), outbox, hub) for h in hooks]
+    return Webhooks(hub, outbox, workers, views.presence)
 
 
 # -- the application -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import httpx
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from presencebridge import __version__
@@ -566,7 +567,8 @@ def main() -> None:
     try:
         app()
     except CliError as error:
-        err.print(f"[red]error:[/red] {error}", highlight=False)
+        # Escaped: a message may name a table such as [[publish]], which is rich markup.
+        err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

@@ -28,7 +28,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from presencebridge.adapters.connectors import OUTLET_KINDS, PBX_KINDS, SECRET
+from presencebridge.adapters.connectors import PBX_KINDS, SECRET, publish_kinds
 from presencebridge.adapters.ldap.settings import LdapSettings
 from presencebridge.core import addresses, directory
 
@@ -240,8 +240,10 @@ class ConnectorConfig(BaseModel):
                     f"[[{role}]] {self.connector_name}: {key} must not be in the "
                     "configuration file: use secret_env or secret_file"
                 )
-        # Every other setting is checked now, when the file is read, not at start.
-        kinds[self.kind].parse({**self.options(), SECRET: "-"})
+        # Every other setting is checked now, when the file is read, not at start; a
+        # stand-in secret only when one is named, so a kind that needs one says so now.
+        named = self.secret_env is not None or self.secret_file is not None
+        kinds[self.kind].parse({**self.options(), **({SECRET: "-"} if named else {})})
 
     def table(self) -> dict[str, Any]:
         """The settings with the secret read in (at start)."""
@@ -332,7 +334,7 @@ class Settings(BaseSettings):
     @field_validator("publish")
     @classmethod
     def _known_outlets(cls, value: list[ConnectorConfig]) -> list[ConnectorConfig]:
-        return _checked_connectors("publish", value, OUTLET_KINDS)
+        return _checked_connectors("publish", value, publish_kinds())
 
     @field_validator("default_country")
     @classmethod

@@ -93,3 +93,16 @@ CONNECTOR_RECONNECTS = Counter(
     ["name"],
     registry=REGISTRY,
 )
+# Signed outgoing webhooks (issue 17 part 4).
+WEBHOOK_ATTEMPTS = Counter(
+    "presencebridge_webhook_attempts_total",
+    "POSTs to a webhook's receiver, by result (delivered, retry, dead)",
+    ["name", "result"],
+    registry=REGISTRY,
+)
+WEBHOOK_PENDING = Gauge(
+    "presencebridge_webhook_pending",
+    "Changes in a webhook's outbox not yet delivered (dead letters not counted)",
+    ["name"],
+    registry=REGISTRY,
+)

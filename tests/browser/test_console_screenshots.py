@@ -76,6 +76,7 @@ PAGES = {
     "groups": "/console/groups",
     "sync": "/console/sync",
     "directory": "/console/directory",
+    "webhooks": "/console/webhooks",
 }
 
 

@@ -195,6 +195,10 @@ def _rules(cast: Cast, user: str) -> dict[str, Any]:
     return {"rules": [{"member_of": "Sales", "group": cast.group}], "default_group": cast.group}
 
 
+def _dead_letter(cast: Cast, user: str) -> dict[str, str]:
+    return {"name": "doorsign", "entry_id": "1"}
+
+
 # fmt: off
 ROUTES: dict[str, Route] = {
     "POST /api/v1/groups": Route("admin", 201, body=lambda c, u: {"id": fresh("g"), "name": "G"}),
@@ -237,6 +241,10 @@ ROUTES: dict[str, Route] = {
     "PUT /api/v1/admin/directory/{source}/rules": Route("admin", 404, body=_rules, prepare=_source),
     "DELETE /api/v1/admin/directory/{source}/rules": Route("admin", 404, prepare=_source),
     "POST /api/v1/admin/directory/{source}/rules/preview": Route("admin", 404, body=_rules, prepare=_source),
+    # No webhook in this world: the list is empty, a dead letter is unknown (404).
+    "GET /api/v1/admin/webhooks": Route("admin", 200),
+    "POST /api/v1/admin/webhooks/{name}/dead/{entry_id}/retry": Route("admin", 404, prepare=_dead_letter),
+    "DELETE /api/v1/admin/webhooks/{name}/dead/{entry_id}": Route("admin", 404, prepare=_dead_letter),
     "POST /api/v1/admin/users/import": Route("admin", 200, query={"dry_run": "true"}, content=_csv),
     "GET /api/v1/admin/users/export": Route("admin", 200),
     "GET /api/v1/admin/cluster": Route("admin", 200),
@@ -410,7 +418,13 @@ def test_a_bearer_token_does_not_open_the_console(
     cast: Cast, client: httpx.Client, principal: str
 ) -> None:
     """The console signs in with a session; a token in a header opens no page and no form."""
-    pages = ["/", "/console/groups", "/console/sync", f"/console/users/{cast.a}"]
+    pages = [
+        "/",
+        "/console/groups",
+        "/console/sync",
+        "/console/webhooks",
+        f"/console/users/{cast.a}",
+    ]
     before = cast.world.snapshot(cast.a)
     for authorization in authorizations(cast, principal):
         for page in pages:

@@ -26,14 +26,14 @@ from schemathesis import GenerationMode
 from presencebridge.api.app import create_app
 from presencebridge.config import Settings
 from tests.hostile.tally import TALLY
-from tests.support.server import ADMIN_TOKEN, ServerProcess, make_user
+from tests.support.server import ADMIN_TOKEN, ServerProcess, free_port, make_user
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # Examples per operation: ~35 operations x 24 keep this file near 15 s on 2 cores. A deeper
 # run by hand: HOSTILE_FUZZ_EXAMPLES=200 .venv/bin/pytest tests/hostile/test_openapi_fuzz.py
 EXAMPLES = int(os.environ.get("HOSTILE_FUZZ_EXAMPLES", "16"))
 # Existing ids, so that generated requests also get past the 404 into the handlers.
-KNOWN = {"user_id": "alice", "group": "hq"}
+KNOWN = {"user_id": "alice", "group": "hq", "name": "fuzz"}
 
 CONFIG = schemathesis.Config.from_dict(
     {
@@ -63,7 +63,17 @@ def documented_operations() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("fuzz"), ("--allow-clock-control",))
+    folder = tmp_path_factory.mktemp("fuzz")
+    # A webhook, so that its admin routes reach a real outbox (its receiver is nowhere:
+    # every change waits in the outbox, as behind a receiver that is down).
+    config = folder / "presencebridge.toml"
+    config.write_text(
+        '[[publish]]\nkind = "webhook"\nname = "fuzz"\n'
+        f'url = "http://127.0.0.1:{free_port()}/hook"\nsecret_env = "FUZZ_HOOK_SECRET"\n'
+    )
+    process = ServerProcess(
+        folder, ("--allow-clock-control", "--config", str(config)), FUZZ_HOOK_SECRET="fuzz-secret"
+    )
     process.start()
     with process.client() as api:
         make_user(api, "alice")

@@ -35,6 +35,7 @@ SCHEMA_TABLES = {
     "directory_people",
     "directory_disabled",
     "directory_rules",
+    "webhook_outbox",
 }
 VERSION_TABLE = "alembic_version"
 NOW = datetime(2024, 3, 4, 8, 30, tzinfo=UTC)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from presencebridge.adapters import asterisk, xmpp
+from presencebridge.adapters import asterisk, webhook, xmpp
 from presencebridge.core.ports import PbxConnector, PresenceOutlet, TelephonyLines
 
 # The key a connector's secret arrives under (read from `secret_env` / `secret_file`);
@@ -31,6 +31,15 @@ class OutletKind:
     make: Callable[[Any], PresenceOutlet]
 
 
+@dataclass(frozen=True)
+class DeliveryKind:
+    """A `[[publish]]` kind that must get every change, in order and durably (a signed
+    webhook, issue 17): not a `PresenceOutlet` behind the coalescing feed but a worker
+    on the hub's outbox (`service/webhooks.py`). Only its table's parser is here."""
+
+    parse: Callable[[Mapping[str, Any]], Any]
+
+
 PBX_KINDS: dict[str, PbxKind] = {}
 OUTLET_KINDS: dict[str, OutletKind] = {}
 
@@ -40,3 +49,13 @@ PBX_KINDS[asterisk.KIND] = PbxKind(asterisk.parse_source, asterisk.make_source)
 OUTLET_KINDS[asterisk.KIND] = OutletKind(asterisk.parse_outlet, asterisk.make_outlet)
 OUTLET_KINDS["xmpp-component"] = OutletKind(xmpp.component_settings, xmpp.make_component)
 OUTLET_KINDS["xmpp-account"] = OutletKind(xmpp.account_settings, xmpp.make_account)
+
+DELIVERY_KINDS: dict[str, DeliveryKind] = {}
+
+
+def publish_kinds() -> dict[str, Any]:
+    """Every kind a `[[publish]]` table may name."""
+    return {**OUTLET_KINDS, **DELIVERY_KINDS}
+
+
+DELIVERY_KINDS[webhook.KIND] = DeliveryKind(webhook.parse)

@@ -20,6 +20,7 @@ from presencebridge.adapters.store import Unstorable
 from presencebridge.api.agent import router as agent_router
 from presencebridge.api.cluster import BODY, ForwardToOwner
 from presencebridge.api.cluster import install as install_cluster
+from presencebridge.api.outgoing import router as outgoing_router
 from presencebridge.api.routes import router
 from presencebridge.api.stream import router as stream_router
 from presencebridge.api.usercsv import router as csv_router
@@ -206,6 +207,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(csv_router)
     app.include_router(webhook_router)
     app.include_router(agent_router)
+    app.include_router(outgoing_router)
     app.state.notify = None
     app.state.directories = {}
     app.state.connectors = None

@@ -31,6 +31,7 @@ from presencebridge.core.ports import (
 from presencebridge.core.publication import publication
 from presencebridge.service.bus import Listener
 from presencebridge.service.hub import Hub, NotOwner
+from presencebridge.service.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -231,18 +232,24 @@ def _withdrawn(user: OutwardUser) -> OutwardUser:
 
 @dataclass
 class Connectors:
-    """The PBX connectors and the presence feed: one component for the application."""
+    """The PBX connectors, the presence feed and the webhooks: one component for the
+    application."""
 
     pbx: list[PbxConnector]
     feed: PresenceFeed | None
+    webhooks: Webhooks | None = None
 
     async def start(self) -> None:
         for connector in self.pbx:
             await connector.start()
         if self.feed is not None:
             await self.feed.start()
+        if self.webhooks is not None:
+            await self.webhooks.start()
 
     async def stop(self) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self.feed is not None:
             await self.feed.stop()
         for connector in reversed(self.pbx):
@@ -253,6 +260,8 @@ class Connectors:
         found = [c.health() for c in self.pbx]
         if self.feed is not None:
             found.extend(self.feed.health())
+        if self.webhooks is not None:
+            found.extend(self.webhooks.health())
         for item in found:
             metrics.CONNECTOR_UP.labels(item.name, item.kind).set(1 if item.up else 0)
         return found

@@ -31,6 +31,7 @@ WATCHED_LOGGERS = (
     "presencebridge.bootstrap",
     "presencebridge.api.webhook",
     "presencebridge.service.connectors",
+    "presencebridge.service.webhooks",
     "presencebridge.adapters.sip",
     "presencebridge.adapters.asterisk",
     "presencebridge.adapters.xmpp",

@@ -189,3 +189,22 @@ partition_leases = sa.Table(
     # Raised on every change of owner: a node can tell its lease was taken meanwhile.
     sa.Column("epoch", sa.Integer, nullable=False),
 )
+
+# Signed outgoing webhooks (issue 17 part 4, migration 0006): one row per change and
+# webhook until the receiver took it (then deleted); `dead_at` set: a dead letter,
+# kept until an administrator sends it again or discards it. `id` is the order.
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("webhook", sa.String(32), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),  # no foreign key: deletions too
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),  # Idempotency-Key
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # the exact bytes signed and sent
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.String(300), nullable=True),
+    sa.Column("dead_at", Time, nullable=True),
+    sa.Index("ix_webhook_outbox_webhook_user_id", "webhook", "user_id", "id"),
+)

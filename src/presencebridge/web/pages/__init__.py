@@ -10,7 +10,8 @@
 * `lifecycle`: a user's directory data, deleting users, groups and templates, agent tokens;
 * `directory`: the directory sources, their last run, preview and sync;
 * `directory_rules`: a directory source's rules: edit, preview, save, reset;
-* `userfile`: the CSV import and export of users.
+* `userfile`: the CSV import and export of users;
+* `webhooks`: the signed outgoing webhooks, their dead letters, send again and discard.
 
 Each handler starts from `web.forms` (`SignedIn`, `Posted`, `PostedAnonymously`),
 which does the sign-in and CSRF checks and the form parsing once for all.
@@ -32,6 +33,7 @@ from presencebridge.web.pages import (
     templates,
     userfile,
     users,
+    webhooks,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -47,6 +49,7 @@ for _module in (
     directory,
     directory_rules,
     userfile,
+    webhooks,
 ):
     router.include_router(_module.router)
 
