@@ -32,3 +32,19 @@ class OutletKind:
 
 PBX_KINDS: dict[str, PbxKind] = {}
 OUTLET_KINDS: dict[str, OutletKind] = {}
+
+
+def _register() -> None:
+    # Imported here, not at the top: the adapters import `core` only, and this module
+    # is imported by config.py before any adapter is needed.
+    from presencebridge.adapters.sip.publisher import KIND as SIP_PRESENCE
+    from presencebridge.adapters.sip.publisher import PresencePublisher
+    from presencebridge.adapters.sip.settings import parse_dialog, parse_presence
+    from presencebridge.adapters.sip.watcher import KIND as SIP_DIALOG
+    from presencebridge.adapters.sip.watcher import DialogWatcher
+
+    PBX_KINDS[SIP_DIALOG] = PbxKind(parse_dialog, DialogWatcher)
+    OUTLET_KINDS[SIP_PRESENCE] = OutletKind(parse_presence, PresencePublisher)
+
+
+_register()

@@ -1,0 +1,252 @@
+"""`kind = "sip-presence"`: each user's presence PUBLISHed to a SIP presence server
+(RFC 3903), so desk phones, soft phones and BLF keys show it.
+
+Per user two documents at `uri` (default `sip:<first extension>@<domain>`):
+
+* `Event: presence`, PIDF with an RPID activity (`on-the-phone`, `busy`, `away`),
+  the presence text as note, basic `closed` when offline (`core.publication.OUTWARD`);
+* `Event: dialog`, dialog-info with one dialog `confirmed` while the user is in a call
+  the PBX cannot see (Teams, a meeting), so BLF keys light; `terminated` otherwise.
+  A user who never had such a call gets no dialog document at all: 10,000 idle users
+  are 10,000 PUBLISHes at start, not 20,000.
+
+One entity tag per user and event: a change modifies the document with
+`SIP-If-Match` (a new PUBLISH without it would add a second document the server
+aggregates with the first), a 412 starts over without it, a timer per document
+refreshes it before it expires (at 70–85 % of the granted time, so 10,000 refreshes
+spread out), and `Expires: 0` removes it when the user leaves the hub and for
+everyone on `stop()`. A document whose content did not change is not sent again, so
+a change is at most two PUBLISHes and usually one. A failure raises
+`OutletUnavailable`: the hub retries with the newest state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from sipmessage import Response
+
+from presencebridge.adapters.sip.bodies import (
+    DIALOG_INFO_TYPE,
+    PIDF_TYPE,
+    dialog_info,
+    pidf,
+)
+from presencebridge.adapters.sip.message import spread
+from presencebridge.adapters.sip.settings import PresenceSettings
+from presencebridge.adapters.sip.ua import Credentials, TransactionError, UserAgent
+from presencebridge.core.ports import ConnectorHealth, OutletUnavailable, OutwardUser
+from presencebridge.core.publication import DialogState, Publication
+
+log = logging.getLogger(__name__)
+
+KIND = "sip-presence"
+CONTENT_TYPES = {"presence": PIDF_TYPE, "dialog": DIALOG_INFO_TYPE}
+RETRY_SECONDS = 30.0  # a failed refresh is tried again after this long
+
+
+@dataclass
+class Document:
+    """One publication at the server: a user's presence or dialog document."""
+
+    user_id: str
+    event: str
+    uri: str
+    etag: str | None = None
+    shown: Hashable = None  # what the published body shows, to skip unchanged ones
+    body: bytes = b""
+    version: int = 0
+    timer: asyncio.TimerHandle | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _short(user_id: str) -> str:
+    return hashlib.blake2b(user_id.encode(), digest_size=6).hexdigest()
+
+
+class PresencePublisher:
+    """A `core.ports.PresenceOutlet` for a SIP presence server."""
+
+    kind = KIND
+
+    def __init__(self, settings: PresenceSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.language = settings.language
+        credentials = None
+        if settings.username and settings.secret is not None:
+            credentials = Credentials(settings.username, settings.secret.get_secret_value())
+        self.ua = UserAgent(
+            settings.address,
+            transport=settings.transport,
+            user=settings.from_user,
+            domain=settings.sip_domain,
+            credentials=credentials,
+            local_host=settings.local_host,
+            local_port=settings.local_port,
+        )
+        self.documents: dict[tuple[str, str], Document] = {}
+        self.counts: Counter[str] = Counter()
+        self.failing: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self.ua.start()
+
+    async def stop(self) -> None:
+        """Remove every document (`Expires: 0`), within a few seconds at most."""
+        for document in self.documents.values():
+            if document.timer is not None:
+                document.timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        gate = asyncio.Semaphore(64)
+
+        async def remove(document: Document) -> None:
+            async with gate:
+                with contextlib.suppress(OutletUnavailable):
+                    await self._remove(document)
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(remove(d) for d in list(self.documents.values()))), 5.0
+            )
+        await self.ua.close()
+
+    def health(self) -> ConnectorHealth:
+        users = len({d.user_id for d in self.documents.values() if d.etag})
+        detail = f"{users:,} users published at {self.settings.server}"
+        if self.failing is not None:
+            detail = f"{self.failing}; {detail}"
+        counts = {**self.counts, "documents": sum(1 for d in self.documents.values() if d.etag)}
+        return ConnectorHealth(self.name, KIND, self.failing is None, detail, counts)
+
+    # -- publishing ---------------------------------------------------------------------
+
+    def uri_of(self, user: OutwardUser) -> str | None:
+        if "{extension}" in self.settings.uri and not user.extensions:
+            return None
+        extension = user.extensions[0] if user.extensions else ""
+        return self.settings.target(extension=extension, user_id=user.user_id)
+
+    async def publish(self, user: OutwardUser) -> None:
+        uri = self.uri_of(user)
+        if user.publication is None or uri is None:
+            for event in CONTENT_TYPES:
+                document = self.documents.pop((user.user_id, event), None)
+                if document is not None:
+                    await self._remove(document)
+            return
+        await self._put(user.user_id, "presence", uri, *self._presence(user, uri))
+        if self.settings.dialog:
+            state = user.publication.outward.dialog
+            if state is DialogState.CONFIRMED or (user.user_id, "dialog") in self.documents:
+                dialog_id = f"presencebridge-{_short(user.user_id)}"
+
+                def render(version: int) -> bytes:
+                    return dialog_info(uri, version, dialog_id, state.value)
+
+                await self._put(user.user_id, "dialog", uri, state, render)
+
+    def _presence(self, user: OutwardUser, uri: str) -> tuple[Hashable, Callable[[int], bytes]]:
+        publication: Publication | None = user.publication
+        assert publication is not None
+        outward, note = publication.outward, publication.note
+        shown = (outward.basic, outward.activity, note)
+        tuple_id = f"pb{_short(user.user_id)}"
+        return shown, lambda _: pidf(uri, outward.basic.value, outward.activity, note, tuple_id)
+
+    async def _put(
+        self, user_id: str, event: str, uri: str, shown: Hashable, render: Callable[[int], bytes]
+    ) -> None:
+        document = self.documents.get((user_id, event))
+        if document is not None and document.uri != uri:
+            self.documents.pop((user_id, event))
+            await self._remove(document)  # the user's address changed
+            document = None
+        if document is None:
+            document = self.documents[(user_id, event)] = Document(user_id, event, uri)
+        async with document.lock:
+            if document.etag is not None and document.shown == shown:
+                self.counts["unchanged"] += 1
+                return
+            document.version += 1
+            body = render(document.version)
+            await self._send(document, body)
+            document.shown, document.body = shown, body
+
+    async def _send(self, document: Document, body: bytes | None) -> None:
+        """PUBLISH a new body (or, `None`, refresh the current one); a 412 starts over
+        with the whole body and no `SIP-If-Match`."""
+        response = await self._publish(document, body, self.settings.expires)
+        if response.code == 412 and document.etag is not None:
+            self.counts["restarted_after_412"] += 1
+            document.etag = None
+            response = await self._publish(document, body or document.body, self.settings.expires)
+        if not 200 <= response.code < 300:
+            self._failed(f"PUBLISH {document.event} for {document.uri} answered {response.code}")
+        document.etag = response.headers.get("SIP-ETag") or document.etag
+        granted = response.expires if response.expires is not None else self.settings.expires
+        self._schedule(document, max(1.0, granted * spread(0.70, 0.85)))
+        self.failing = None
+        self.counts["published" if body is not None else "refreshed"] += 1
+
+    async def _publish(self, document: Document, body: bytes | None, expires: int) -> Response:
+        headers = [("Event", document.event), ("Expires", str(expires))]
+        if document.etag is not None:
+            headers.append(("SIP-If-Match", document.etag))
+        dialog = self.ua.new_dialog(document.uri)
+        content_type = CONTENT_TYPES[document.event] if body else None
+        request = self.ua.build("PUBLISH", dialog, headers, body or b"", content_type)
+        try:
+            return await self.ua.send(request, dialog)
+        except TransactionError as error:
+            self._failed(f"PUBLISH {document.event} for {document.uri}: {error}")
+
+    def _failed(self, why: str) -> NoReturn:
+        self.failing = why
+        self.counts["failures"] += 1
+        raise OutletUnavailable(why)
+
+    async def _remove(self, document: Document) -> None:
+        if document.timer is not None:
+            document.timer.cancel()
+        if document.etag is None:
+            return
+        async with document.lock:
+            response = await self._publish(document, None, 0)
+            document.etag = None
+            self.counts["removed"] += 1
+            if response.code >= 300 and response.code != 412:
+                log.info("%s: removing %s answered %d", self.name, document.uri, response.code)
+
+    # -- refreshing ---------------------------------------------------------------------
+
+    def _schedule(self, document: Document, delay: float) -> None:
+        if document.timer is not None:
+            document.timer.cancel()
+        loop = asyncio.get_running_loop()
+        document.timer = loop.call_later(delay, self._refresh_soon, document)
+
+    def _refresh_soon(self, document: Document) -> None:
+        task = asyncio.create_task(self._refresh(document))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refresh(self, document: Document) -> None:
+        key = (document.user_id, document.event)
+        async with document.lock:
+            if self.documents.get(key) is not document or document.etag is None:
+                return
+            try:
+                await self._send(document, None)
+            except OutletUnavailable as error:
+                log.warning("%s: refresh failed, again soon: %s", self.name, error)
+                self._schedule(document, RETRY_SECONDS)
