@@ -244,7 +244,7 @@ class Sipp:
         )  # fmt: skip
 
     def wait(self, timeout: float = 120) -> list[int | None]:
-        codes = []
+        codes: list[int | None] = []
         for process in self.processes:
             try:
                 codes.append(process.wait(timeout))

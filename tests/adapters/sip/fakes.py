@@ -56,14 +56,14 @@ class RecordingLines:
         return any(s is not CallState.ENDED for s in self.calls.get(extension, {}).values())
 
 
-async def until(probe: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
+async def until(probe: Callable[[], T], bound: float = 30.0, what: str = "") -> T:
     """Wait (in the loop) until `probe()` is truthy; its value. Only a bound: the wait
     ends as soon as it holds."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + bound
     while True:
         value = probe()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout} s: {what}")
+            raise AssertionError(f"not reached within {bound} s: {what}")
         await asyncio.sleep(0.05)

@@ -38,7 +38,7 @@ def test_a_call_through_kamailio_rings_connects_and_ends(kamailio: Kamailio, sip
             assert connector.health().detail == "3 of 3 lines subscribed"
             sipp.call("201", "202", talk_ms=1500)
             await until(lambda: lines.on_the_phone("202"), what="callee on the phone")
-            await until(lambda: END in lines.states("202"), timeout=60, what="callee idle")
+            await until(lambda: END in lines.states("202"), bound=60, what="callee idle")
             await asyncio.to_thread(sipp.wait)
             await until(lambda: not lines.on_the_phone("201"), what="caller idle")
         finally:
@@ -103,13 +103,13 @@ def test_a_lost_subscription_answered_481_is_made_anew(kamailio: Kamailio, sipp:
             await asyncio.to_thread(kamailio.restart)
             await until(
                 lambda: connector.counts["resubscribed_after_481"] >= 1,
-                timeout=60,
+                bound=60,
                 what="a refresh answered 481",
             )
             await until(lambda: all_subscribed(connector))
             sipp.call("202", "201", talk_ms=500)
-            await until(lambda: TALK in lines.states("201"), timeout=60, what="call seen")
-            await until(lambda: not lines.on_the_phone("201"), timeout=60)
+            await until(lambda: TALK in lines.states("201"), bound=60, what="call seen")
+            await until(lambda: not lines.on_the_phone("201"), bound=60)
         finally:
             await connector.stop()
 
@@ -162,8 +162,8 @@ def test_malformed_and_oversized_notifies_are_counted_and_ignored(
             assert not lines.events
             # Still watching: a real call afterwards is seen.
             sipp.call("202", "201", talk_ms=500)
-            await until(lambda: TALK in lines.states("201"), timeout=60)
-            await until(lambda: not lines.on_the_phone("201"), timeout=60)
+            await until(lambda: TALK in lines.states("201"), bound=60)
+            await until(lambda: not lines.on_the_phone("201"), bound=60)
             assert connector.health().up
         finally:
             await connector.stop()

@@ -14,10 +14,10 @@ One entity tag per user and event: a change modifies the document with
 `SIP-If-Match` (a new PUBLISH without it would add a second document the server
 aggregates with the first), a 412 starts over without it, a timer per document
 refreshes it before it expires (at 70–85 % of the granted time, so 10,000 refreshes
-spread out), and `Expires: 0` removes it when the user leaves the hub and for
-everyone on `stop()`. A document whose content did not change is not sent again, so
-a change is at most two PUBLISHes and usually one. A failure raises
-`OutletUnavailable`: the hub retries with the newest state.
+spread out; with the body, see `_send`), and `Expires: 0` removes it when the user
+leaves the hub and for everyone on `stop()`. A document whose content did not change
+is not sent again, so a change is at most two PUBLISHes and usually one. A failure
+raises `OutletUnavailable`: the hub retries with the newest state.
 """
 
 from __future__ import annotations
@@ -182,21 +182,25 @@ class PresencePublisher:
             await self._send(document, body)
             document.shown, document.body = shown, body
 
-    async def _send(self, document: Document, body: bytes | None) -> None:
-        """PUBLISH a new body (or, `None`, refresh the current one); a 412 starts over
-        with the whole body and no `SIP-If-Match`."""
+    async def _send(self, document: Document, body: bytes, refresh: bool = False) -> None:
+        """PUBLISH a body (modify with `SIP-If-Match`, or initial); a 412 starts over
+        without `SIP-If-Match`.
+
+        A refresh carries the body again, though RFC 3903 §4.3 allows it without: Kamailio
+        5.6 with `publ_cache=2` empties the document on a body-less refresh ("Empty
+        notify body record"), and every server takes a modify with the same body."""
         response = await self._publish(document, body, self.settings.expires)
         if response.code == 412 and document.etag is not None:
             self.counts["restarted_after_412"] += 1
             document.etag = None
-            response = await self._publish(document, body or document.body, self.settings.expires)
+            response = await self._publish(document, body, self.settings.expires)
         if not 200 <= response.code < 300:
             self._failed(f"PUBLISH {document.event} for {document.uri} answered {response.code}")
         document.etag = response.headers.get("SIP-ETag") or document.etag
         granted = response.expires if response.expires is not None else self.settings.expires
         self._schedule(document, max(1.0, granted * spread(0.70, 0.85)))
         self.failing = None
-        self.counts["published" if body is not None else "refreshed"] += 1
+        self.counts["refreshed" if refresh else "published"] += 1
 
     async def _publish(self, document: Document, body: bytes | None, expires: int) -> Response:
         headers = [("Event", document.event), ("Expires", str(expires))]
@@ -206,7 +210,7 @@ class PresencePublisher:
         content_type = CONTENT_TYPES[document.event] if body else None
         request = self.ua.build("PUBLISH", dialog, headers, body or b"", content_type)
         try:
-            return await self.ua.send(request, dialog)
+            return await self.ua.send(request, dialog, self.settings.timeout_seconds)
         except TransactionError as error:
             self._failed(f"PUBLISH {document.event} for {document.uri}: {error}")
 
@@ -246,7 +250,7 @@ class PresencePublisher:
             if self.documents.get(key) is not document or document.etag is None:
                 return
             try:
-                await self._send(document, None)
+                await self._send(document, document.body, refresh=True)
             except OutletUnavailable as error:
                 log.warning("%s: refresh failed, again soon: %s", self.name, error)
                 self._schedule(document, RETRY_SECONDS)

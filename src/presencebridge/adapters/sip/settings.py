@@ -31,6 +31,8 @@ class SipSettings(BaseModel):
     local_port: int = Field(0, ge=0, le=65535)
     uri: str = Field("sip:{extension}@{domain}", max_length=255)
     expires: int = Field(3600, ge=10, le=86400)
+    # How long a request waits for its final response (RFC 3261 Timer F is 32 s).
+    timeout_seconds: float = Field(32.0, ge=1, le=64)
 
     @field_validator("server")
     @classmethod

@@ -217,7 +217,7 @@ class DialogWatcher:
             ],
         )
         try:
-            response = await self.ua.send(request, dialog)
+            response = await self.ua.send(request, dialog, self.settings.timeout_seconds)
         except TransactionError as error:
             self._failed(line, f"SUBSCRIBE {line.extension}: {error}")
             return
