@@ -10,14 +10,17 @@ wins. The password is passed in at the moment of answering and never kept here.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sipmessage import AuthChallenge
-
 _HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 _PREFERENCE = ("SHA-256", "SHA-256-SESS", "MD5", "MD5-SESS")
+# name=token or name="quoted string" (with \\-escapes), separated by commas. Parsed
+# here, not by sipmessage 0.7: it splits at every comma, also inside quotes, and so
+# refuses the common `qop="auth,auth-int"`.
+_PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))\s*(?:,|$)')
 
 
 class DigestError(ValueError):
@@ -38,13 +41,9 @@ def pick(values: Sequence[str]) -> Challenge:
     """The strongest digest challenge among the header values offered."""
     found: list[Challenge] = []
     for value in values:
-        try:
-            parsed = AuthChallenge.parse(value)
-        except ValueError:
+        params = _params(value)
+        if params is None:
             continue
-        if parsed.scheme.lower() != "digest":
-            continue
-        params = parsed.parameters
         algorithm = (params.get("algorithm") or "MD5").upper()
         if algorithm not in _PREFERENCE:
             continue
@@ -62,6 +61,26 @@ def pick(values: Sequence[str]) -> Challenge:
     if not found:
         raise DigestError("no digest challenge with a known algorithm")
     return min(found, key=lambda c: _PREFERENCE.index(c.algorithm))
+
+
+def _params(value: str) -> dict[str, str] | None:
+    """A Digest challenge's parameters (names lower case); None for another scheme or
+    a header that does not parse."""
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme.lower() != "digest":
+        return None
+    params: dict[str, str] = {}
+    position = 0
+    rest = rest.strip()
+    while position < len(rest):
+        found = _PARAM.match(rest, position)
+        if found is None or found.end() == position:
+            return None
+        quoted, plain = found.group(2), found.group(3)
+        value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else plain
+        params[found.group(1).lower()] = value
+        position = found.end()
+    return params
 
 
 def answer(

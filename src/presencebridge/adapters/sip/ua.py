@@ -110,6 +110,11 @@ class UserAgent:
         host, port = self.transport.host, self.transport.port
         return f"<sip:{self.user}@{host}:{port}{self.transport.contact_params()}>"
 
+    @property
+    def auth_algorithm(self) -> str | None:
+        """The digest algorithm of the last challenge answered (None: none yet)."""
+        return None if self._auth is None else self._auth.challenge.algorithm
+
     # -- client side --------------------------------------------------------------------
 
     def build(
