@@ -177,8 +177,11 @@ def test_malformed_dialog_info_is_refused(body: bytes) -> None:
 
 
 def test_written_bodies_read_back() -> None:
-    body = dialog_info("sip:201@pbx", 7, "presencebridge-1", "confirmed")
-    assert parse_dialog_info(body, 65536).calls == {"presencebridge-1": CallState.CONNECTED}
+    body = dialog_info("sip:201@pbx", 7, "hub-call", "confirmed")
+    assert parse_dialog_info(body, 65536).calls == {"hub-call": CallState.CONNECTED}
+    # The hub's own published dialogs are not read back as PBX calls.
+    own = dialog_info("sip:201@pbx", 8, "presencebridge-1", "confirmed")
+    assert parse_dialog_info(own, 65536).calls == {}
     document = pidf("sip:201@pbx", "open", "on-the-phone", "Am <Telefon> & Co", "pb1")
     assert b"<rpid:on-the-phone/>" in document  # the literal prefix baresip looks for
     root = ET.fromstring(document)  # noqa: S314 - our own output

@@ -32,6 +32,10 @@ CALL_STATES: dict[str, CallState] = {
     "confirmed": CallState.CONNECTED,
     "terminated": CallState.ENDED,
 }
+# The id prefix of the dialogs the hub PUBLISHes itself (sip-presence). A watcher
+# (sip-dialog) at the same server skips them: else a Teams call published as a
+# confirmed dialog would come back as a PBX call, and the two would chase each other.
+OWN_DIALOG_PREFIX = "presencebridge-"
 MAX_DIALOGS = 256  # per body: more is not a phone line, it is an attack or a bug
 
 
@@ -83,7 +87,7 @@ def _calls(root: ET.Element) -> dict[str, CallState]:
         if not ident or text is None:
             raise MalformedBody("a dialog without id or state")
         found = CALL_STATES.get(text.strip().lower())
-        if found is not None:
+        if found is not None and not ident.startswith(OWN_DIALOG_PREFIX):
             calls[ident] = found
     return calls
 

@@ -35,6 +35,7 @@ from sipmessage import Response
 
 from presencebridge.adapters.sip.bodies import (
     DIALOG_INFO_TYPE,
+    OWN_DIALOG_PREFIX,
     PIDF_TYPE,
     dialog_info,
     pidf,
@@ -148,7 +149,7 @@ class PresencePublisher:
         if self.settings.dialog:
             state = user.publication.outward.dialog
             if state is DialogState.CONFIRMED or (user.user_id, "dialog") in self.documents:
-                dialog_id = f"presencebridge-{_short(user.user_id)}"
+                dialog_id = f"{OWN_DIALOG_PREFIX}{_short(user.user_id)}"
 
                 def render(version: int) -> bytes:
                     return dialog_info(uri, version, dialog_id, state.value)

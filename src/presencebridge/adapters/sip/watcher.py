@@ -92,15 +92,17 @@ class DialogWatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self.server_up = True
         self.stopping = False
+        self._reconcile_planned = False
         self.counts: Counter[str] = Counter()
 
     # -- life ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await self.ua.start()
         self.ua.transport.on_lost = self._connection_lost
         self._reconcile()
-        self.hub.add_lines_listener(self._reconcile)
+        self.hub.add_lines_listener(self._lines_changed)
         self._spawn(self._pace())
         if self.settings.keepalive_seconds > 0:
             self._spawn(self._keepalive())
@@ -146,8 +148,15 @@ class DialogWatcher:
 
     # -- which lines ----------------------------------------------------------------------
 
+    def _lines_changed(self) -> None:
+        # On the next turn of the loop, once: an import of 10,000 users is one pass.
+        if not self._reconcile_planned and not self.stopping:
+            self._reconcile_planned = True
+            self._loop.call_soon_threadsafe(self._reconcile)
+
     def _reconcile(self) -> None:
         """Follow `lines()`: subscribe new extensions, withdraw removed ones."""
+        self._reconcile_planned = False
         if self.stopping:
             return
         wanted = set(self.hub.lines())
