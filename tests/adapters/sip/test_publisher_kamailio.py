@@ -35,12 +35,15 @@ def requests(outlet: PresencePublisher) -> int:
     return outlet.counts["published"]
 
 
-def test_a_teams_call_lights_the_blf_key_and_shows_on_the_phone(kamailio: Kamailio) -> None:
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_teams_call_lights_the_blf_key_and_shows_on_the_phone(
+    kamailio: Kamailio, transport: str
+) -> None:
     uri = f"sip:201@{kamailio.domain}"
 
     async def scenario() -> None:
         watcher = Watcher(("127.0.0.1", kamailio.port), kamailio.domain)
-        outlet = publisher(kamailio)
+        outlet = publisher(kamailio, transport=transport)
         await watcher.start()
         await outlet.start()
         try:

@@ -123,6 +123,10 @@ def test_stream_framing_splits_by_content_length_and_skips_keepalives() -> None:
     for i in range(0, len(stream), 7):  # arrives in small pieces
         found += framer.feed(stream[i : i + 7])
     assert found == [one, one]
+    # Content-Length anywhere among the headers (Kamailio puts it before others).
+    middle = one.replace(b"o: dialog\r\nl: 4\r\n", b"Content-Length: 4\r\no: dialog\r\n")
+    assert StreamFramer().feed(middle + middle) == [middle, middle]
+    assert parse(middle + b"PADDING").body == b"body"
     with pytest.raises(ValueError):
         StreamFramer().feed(one.replace(b"l: 4\r\n", b""))
     with pytest.raises(ValueError):

@@ -9,6 +9,8 @@ import asyncio
 import socket
 from typing import Any
 
+import pytest
+
 from presencebridge.adapters.sip.settings import parse_dialog
 from presencebridge.adapters.sip.watcher import DialogWatcher
 from presencebridge.core.model import CallState
@@ -27,11 +29,14 @@ def all_subscribed(connector: DialogWatcher) -> bool:
     return connector.health().up
 
 
-def test_a_call_through_kamailio_rings_connects_and_ends(kamailio: Kamailio, sipp: Sipp) -> None:
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_call_through_kamailio_rings_connects_and_ends(
+    kamailio: Kamailio, sipp: Sipp, transport: str
+) -> None:
     lines = RecordingLines(["201", "202", "203"])
 
     async def scenario() -> None:
-        connector = watcher(kamailio, lines)
+        connector = watcher(kamailio, lines, transport=transport)
         await connector.start()
         try:
             await until(lambda: all_subscribed(connector), what="3 lines subscribed")

@@ -22,7 +22,7 @@ from sipmessage import Address, Message, Request, Response
 # 65,507 bytes anyway; on a stream this bounds what one peer can make us buffer).
 MAX_MESSAGE = 65_536
 MAX_HEADER = 16_384
-_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*$", re.I | re.M)
+_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*\r?$", re.I | re.M)
 _FOLD = re.compile(rb"\r\n[ \t]+")
 MAGIC = "z9hG4bK"  # RFC 3261 §8.1.1.7: branch ids of compliant UAs start with it
 
