@@ -119,8 +119,12 @@ class Kamailio:
     def _write(self) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         database = self.folder / "kamailio.sqlite"
-        database.unlink(missing_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
         with sqlite3.connect(database) as db:
+            # WAL from the start: Kamailio's workers each set it when they connect, and
+            # on a fresh file they race for the lock doing so ("database is locked").
+            db.execute("PRAGMA journal_mode=WAL")
             for name in ("standard-create.sql", "presence-create.sql"):
                 db.executescript((SQL / name).read_text())
         text = (HERE / "kamailio.cfg").read_text()
@@ -138,6 +142,17 @@ class Kamailio:
         return config
 
     def start(self) -> None:
+        for attempt in range(3):
+            try:
+                self._start()
+                return
+            except RuntimeError:
+                # A worker that lost the race for the SQLite file takes Kamailio down
+                # at start; a second start finds the file settled.
+                if attempt == 2 or "database is locked" not in self.log:
+                    raise
+
+    def _start(self) -> None:
         config = self._write()
         defines = []
         if self.secret is not None:

@@ -137,3 +137,31 @@ def test_an_unreachable_server_is_unavailable(kamailio: Kamailio) -> None:
             await outlet.stop()
 
     asyncio.run(scenario())
+
+
+def test_documents_are_published_anew_when_the_server_is_back(kamailio: Kamailio) -> None:
+    uri = f"sip:201@{kamailio.domain}"
+
+    async def scenario() -> None:
+        outlet = publisher(kamailio, keepalive_seconds=1, timeout_seconds=2)
+        await outlet.start()
+        try:
+            await outlet.publish(alice(TEAMS_CALL))
+            await asyncio.to_thread(kamailio.stop, True)  # a crash: every document gone
+            await until(lambda: not outlet.health().up, what="server silence noticed")
+            await asyncio.to_thread(kamailio.start)
+            await until(lambda: outlet.health().up and outlet.counts["refreshed"] >= 2)
+            assert outlet.counts["server_restarts"] == 1
+            watcher = Watcher(("127.0.0.1", kamailio.port), kamailio.domain)
+            await watcher.start()
+            try:
+                blf = await watcher.subscribe(uri, "dialog")
+                presence = await watcher.subscribe(uri, "presence")
+                await until(lambda: "confirmed" in dialog_states(watcher.last(blf)))
+                await until(lambda: b"<rpid:on-the-phone/>" in watcher.last(presence))
+            finally:
+                await watcher.close()
+        finally:
+            await outlet.stop()
+
+    asyncio.run(scenario())

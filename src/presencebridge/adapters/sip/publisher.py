@@ -27,9 +27,9 @@ import contextlib
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sipmessage import Response
 
@@ -100,6 +100,13 @@ class PresencePublisher:
 
     async def start(self) -> None:
         await self.ua.start()
+        if self.settings.keepalive_seconds > 0:
+            self._spawn(self._keepalive())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         """Remove every document (`Expires: 0`), within a few seconds at most."""
@@ -241,17 +248,49 @@ class PresencePublisher:
         document.timer = loop.call_later(delay, self._refresh_soon, document)
 
     def _refresh_soon(self, document: Document) -> None:
-        task = asyncio.create_task(self._refresh(document))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._refresh(document))
 
     async def _refresh(self, document: Document) -> None:
         key = (document.user_id, document.event)
         async with document.lock:
-            if self.documents.get(key) is not document or document.etag is None:
+            if self.documents.get(key) is not document or not document.body:
                 return
             try:
                 await self._send(document, document.body, refresh=True)
             except OutletUnavailable as error:
                 log.warning("%s: refresh failed, again soon: %s", self.name, error)
                 self._schedule(document, RETRY_SECONDS)
+
+    # -- the server ---------------------------------------------------------------------
+
+    async def _keepalive(self) -> None:
+        """An OPTIONS every `keepalive_seconds`; when the server answers again after
+        silence it has likely restarted and lost every document: publish them anew
+        (paced), rather than leave phones dark until each refresh comes round."""
+        every = self.settings.keepalive_seconds
+        lost = False
+        while True:
+            await asyncio.sleep(every)
+            dialog = self.ua.new_dialog(f"sip:{self.settings.sip_domain}")
+            try:
+                await self.ua.send(
+                    self.ua.build("OPTIONS", dialog), dialog, max(2.0, min(every, 8.0))
+                )
+            except TransactionError:
+                lost = True
+                self.failing = f"{self.settings.server} does not answer"
+                continue
+            if lost:
+                lost = False
+                self.failing = None
+                self.counts["server_restarts"] += 1
+                await self._republish()
+
+    async def _republish(self) -> None:
+        gap = 1.0 / self.settings.republish_rate
+        for document in list(self.documents.values()):
+            if document.etag is None:
+                continue
+            document.etag = None  # the server forgot it; SIP-If-Match would get a 412
+            self._refresh_soon(document)
+            await asyncio.sleep(gap)

@@ -31,6 +31,7 @@ class SipSettings(BaseModel):
     local_port: int = Field(0, ge=0, le=65535)
     uri: str = Field("sip:{extension}@{domain}", max_length=255)
     expires: int = Field(3600, ge=10, le=86400)
+    keepalive_seconds: float = Field(30.0, ge=0, le=3600)  # OPTIONS to the server; 0 off
     # How long a request waits for its final response (RFC 3261 Timer F is 32 s).
     timeout_seconds: float = Field(32.0, ge=1, le=64)
 
@@ -78,7 +79,6 @@ class DialogSettings(SipSettings):
 
     subscribe_rate: float = Field(50.0, gt=0, le=10_000)  # new SUBSCRIBEs per second
     max_body_bytes: int = Field(65_536, ge=1024, le=1_048_576)
-    keepalive_seconds: float = Field(30.0, ge=0, le=3600)  # OPTIONS to the server; 0 off
     retry_seconds: float = Field(30.0, ge=0.1, le=3600)  # after a refused SUBSCRIBE
 
 
@@ -87,6 +87,7 @@ class PresenceSettings(SipSettings):
 
     language: str = Field("en", pattern=r"^[a-z]{2}$")
     dialog: bool = True  # also PUBLISH Event: dialog, so BLF keys show hub calls
+    republish_rate: float = Field(50.0, gt=0, le=10_000)  # per second, after a restart
 
 
 def _parse(model: type[_S], table: Mapping[str, Any]) -> _S:
