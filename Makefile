@@ -67,6 +67,11 @@ sysdeps:
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	[ -x /usr/sbin/slapd ] || missing="$$missing slapd"; \
 	command -v ldapsearch >/dev/null 2>&1 || missing="$$missing ldap-utils"; \
+	command -v kamailio >/dev/null 2>&1 || missing="$$missing kamailio"; \
+	ls /usr/lib/*/kamailio/modules/presence.so >/dev/null 2>&1 || missing="$$missing kamailio-presence-modules"; \
+	[ -e /usr/share/kamailio/db_sqlite/presence-create.sql ] || missing="$$missing kamailio-sqlite-modules"; \
+	command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
+	command -v baresip >/dev/null 2>&1 || missing="$$missing baresip-core"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		echo "installing Debian packages:$$missing"; \
