@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from typing import Any
 
 import pytest
 
+from presencebridge.adapters.sip.bodies import dialog_info
 from presencebridge.adapters.sip.settings import parse_dialog
+from presencebridge.adapters.sip.ua import UserAgent
 from presencebridge.adapters.sip.watcher import DialogWatcher
 from presencebridge.core.model import CallState
 from tests.adapters.sip.fakes import RecordingLines, until
@@ -174,3 +177,54 @@ def test_malformed_and_oversized_notifies_are_counted_and_ignored(
             await connector.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_thousand_lines_subscribed_paced_and_notifications_at_200_per_second(
+    kamailio: Kamailio,
+) -> None:
+    """A small form of the issue's benchmark: 1,000 lines subscribed at the configured
+    rate (not faster), then dialog NOTIFYs for 400 of them at 200/s (PUBLISHed to
+    Kamailio by a generator): every one reaches the lines, none is lost."""
+    extensions = [str(5000 + i) for i in range(1000)]
+    lines = RecordingLines(extensions)
+    reported: dict[str, float] = {}
+    record = lines.report
+
+    async def report(extension: str, call_id: str, state: CallState) -> None:
+        reported.setdefault(extension, time.monotonic())
+        await record(extension, call_id, state)
+
+    lines.report = report  # type: ignore[method-assign]
+
+    async def scenario() -> dict[str, float]:
+        connector = watcher(kamailio, lines, subscribe_rate=400, keepalive_seconds=0)
+        generator = UserAgent(("127.0.0.1", kamailio.port), domain=kamailio.domain)
+        started = time.monotonic()
+        await connector.start()
+        await generator.start()
+        try:
+            await until(lambda: all_subscribed(connector), bound=120, what="1,000 subscribed")
+            assert time.monotonic() - started >= 999 / 400 * 0.95  # paced, not at once
+            sent: dict[str, float] = {}
+            for extension in extensions[::5][:200] + extensions[1::5][:200]:
+                sent[extension] = time.monotonic()
+                body = dialog_info(f"sip:{extension}@{kamailio.domain}", 1, "pbx-1", "confirmed")
+                dialog = generator.new_dialog(f"sip:{extension}@{kamailio.domain}")
+                request = generator.build(
+                    "PUBLISH", dialog, [("Event", "dialog"), ("Expires", "60")], body,
+                    "application/dialog-info+xml",
+                )  # fmt: skip
+                asyncio.create_task(generator.send(request, dialog))  # noqa: RUF006
+                await asyncio.sleep(1 / 200)
+            await until(lambda: len(reported) >= len(sent), bound=60, what="all reported")
+            assert connector.health().up and connector.counts["subscribed"] == 1000
+            return {e: reported[e] - sent[e] for e in sent}
+        finally:
+            await generator.close()
+            await connector.stop()
+
+    latencies = sorted(asyncio.run(scenario()).values())
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    print(f"PUBLISH -> Kamailio -> NOTIFY -> report: p50 {latencies[len(latencies) // 2]:.3f} s,"
+          f" p99 {p99:.3f} s")  # fmt: skip
+    assert p99 < 5.0  # a bound for a busy machine, not the figure
