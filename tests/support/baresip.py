@@ -10,7 +10,8 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.support.kamailio import HERE, Kamailio, free_sip_port, need
+from presencebridge.bench.kamailio import free_sip_port
+from tests.support.kamailio import HERE, Kamailio, need
 from tests.support.ports import free_port
 from tests.support.waiting import eventually
 
