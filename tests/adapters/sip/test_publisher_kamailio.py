@@ -60,6 +60,7 @@ def test_a_teams_call_lights_the_blf_key_and_shows_on_the_phone(
             await outlet.publish(alice(FREE))  # both change
             assert requests(outlet) == 4
             await until(lambda: dialog_states(watcher.last(blf)) == ["terminated"])
+            assert ("alice", "dialog") not in outlet.documents  # ended, forgotten
             await until(lambda: b"<rpid:activities/>" in watcher.last(presence))
             await outlet.publish(alice(DND))  # only the presence document changes
             assert requests(outlet) == 5
@@ -67,8 +68,16 @@ def test_a_teams_call_lights_the_blf_key_and_shows_on_the_phone(
             # One document per user and event: modified, never added to.
             assert watcher.last(presence).count(b"<tuple") == 1
 
+            # A second Teams call: a new dialog document (Kamailio takes no change to
+            # one that showed terminated), the key lights again.
+            await outlet.publish(alice(TEAMS_CALL))
+            await until(lambda: "confirmed" in dialog_states(watcher.last(blf)))
+            await outlet.publish(alice(FREE))
+            await until(lambda: "confirmed" not in dialog_states(watcher.last(blf)))
+            assert requests(outlet) == 9
+
             await outlet.publish(alice(None))  # the user left the hub
-            assert outlet.counts["removed"] == 2 and not outlet.documents
+            assert outlet.counts["removed"] == 1 and not outlet.documents
             await until(lambda: b"<rpid:busy/>" not in watcher.last(presence))
         finally:
             await outlet.stop()
@@ -95,7 +104,7 @@ def test_stop_removes_everything_and_412_starts_over(kamailio: Kamailio) -> None
             assert outlet.counts["restarted_after_412"] == 2  # presence and dialog
             await until(lambda: b"<rpid:busy/>" in watcher.last(presence))
             await outlet.stop()
-            assert outlet.counts["removed"] == 2
+            assert outlet.counts["removed"] == 1  # presence; the dialog had ended
             await until(lambda: b"<rpid:busy/>" not in watcher.last(presence))
         finally:
             await watcher.close()

@@ -6,16 +6,18 @@ Per user two documents at `uri` (default `sip:<first extension>@<domain>`):
 * `Event: presence`, PIDF with an RPID activity (`on-the-phone`, `busy`, `away`),
   the presence text as note, basic `closed` when offline (`core.publication.OUTWARD`);
 * `Event: dialog`, dialog-info with one dialog `confirmed` while the user is in a call
-  the PBX cannot see (Teams, a meeting), so BLF keys light; `terminated` otherwise.
-  A user who never had such a call gets no dialog document at all: 10,000 idle users
-  are 10,000 PUBLISHes at start, not 20,000.
+  the PBX cannot see (Teams, a meeting), so BLF keys light; when it ends, `terminated`
+  with a short lifetime, and the next call is a new document (see `_dialog`). A user
+  without such a call has no dialog document: 10,000 idle users are 10,000 PUBLISHes
+  at start, not 20,000.
 
 One entity tag per user and event: a change modifies the document with
 `SIP-If-Match` (a new PUBLISH without it would add a second document the server
 aggregates with the first), a 412 starts over without it, a timer per document
 refreshes it before it expires (at 70–85 % of the granted time, so 10,000 refreshes
-spread out; with the body, see `_send`), and `Expires: 0` removes it when the user
-leaves the hub and for everyone on `stop()`. A document whose content did not change
+spread out; with the body, see `_send`), and `Expires: 0` removes the presence
+document when the user leaves the hub and for everyone on `stop()` (a dialog
+document ends as `terminated` instead). A document whose content did not change
 is not sent again, so a change is at most two PUBLISHes and usually one. A failure
 raises `OutletUnavailable`: the hub retries with the newest state.
 """
@@ -40,7 +42,7 @@ from presencebridge.adapters.sip.bodies import (
     dialog_info,
     pidf,
 )
-from presencebridge.adapters.sip.message import spread
+from presencebridge.adapters.sip.message import spread, token
 from presencebridge.adapters.sip.settings import PresenceSettings
 from presencebridge.adapters.sip.ua import Credentials, TransactionError, UserAgent
 from presencebridge.core.ports import ConnectorHealth, OutletUnavailable, OutwardUser
@@ -51,6 +53,9 @@ log = logging.getLogger(__name__)
 KIND = "sip-presence"
 CONTENT_TYPES = {"presence": PIDF_TYPE, "dialog": DIALOG_INFO_TYPE}
 RETRY_SECONDS = 30.0  # a failed refresh is tried again after this long
+# How long an ended hub call's `terminated` dialog stays at the server (then it expires
+# by itself; watchers have seen it end).
+ENDED_SECONDS = 60
 
 
 @dataclass
@@ -64,6 +69,7 @@ class Document:
     shown: Hashable = None  # what the published body shows, to skip unchanged ones
     body: bytes = b""
     version: int = 0
+    call: str = ""  # a dialog document's dialog id
     timer: asyncio.TimerHandle | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -120,7 +126,10 @@ class PresencePublisher:
         async def remove(document: Document) -> None:
             async with gate:
                 with contextlib.suppress(OutletUnavailable):
-                    await self._remove(document)
+                    if document.event == "dialog":
+                        await self._end_call(document)
+                    else:
+                        await self._remove(document)
 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
@@ -147,21 +156,59 @@ class PresencePublisher:
     async def publish(self, user: OutwardUser) -> None:
         uri = self.uri_of(user)
         if user.publication is None or uri is None:
-            for event in CONTENT_TYPES:
-                document = self.documents.pop((user.user_id, event), None)
-                if document is not None:
-                    await self._remove(document)
+            dialog = self.documents.get((user.user_id, "dialog"))
+            if dialog is not None:
+                await self._end_call(dialog)
+            document = self.documents.pop((user.user_id, "presence"), None)
+            if document is not None:
+                await self._remove(document)
             return
         await self._put(user.user_id, "presence", uri, *self._presence(user, uri))
         if self.settings.dialog:
-            state = user.publication.outward.dialog
-            if state is DialogState.CONFIRMED or (user.user_id, "dialog") in self.documents:
-                dialog_id = f"{OWN_DIALOG_PREFIX}{_short(user.user_id)}"
+            await self._dialog(user.user_id, uri, user.publication.outward.dialog)
 
-                def render(version: int) -> bytes:
-                    return dialog_info(uri, version, dialog_id, state.value)
+    async def _dialog(self, user_id: str, uri: str, state: DialogState) -> None:
+        """A hub call is a dialog document of its own, with a dialog id of its own; its
+        end is published as `terminated` with a short lifetime and then forgotten.
 
-                await self._put(user.user_id, "dialog", uri, state, render)
+        Why not one document modified for ever: Kamailio ignores every change to a
+        dialog document once it showed `terminated` ("Trying to update an already
+        terminated state"; the next SIP-If-Match then gets a 412), and removing a
+        document with `Expires: 0` leaves its watchers with its last state, a lit key."""
+        document = self.documents.get((user_id, "dialog"))
+        if state is DialogState.CONFIRMED:
+            same = document is not None and document.uri == uri and document.call
+            call = document.call if same and document is not None else self._new_call(user_id)
+
+            def render(version: int) -> bytes:
+                return dialog_info(uri, version, call, "confirmed")
+
+            await self._put(user_id, "dialog", uri, state, render)
+            self.documents[(user_id, "dialog")].call = call
+        elif document is not None:
+            await self._end_call(document)
+
+    def _new_call(self, user_id: str) -> str:
+        return f"{OWN_DIALOG_PREFIX}{_short(user_id)}-{token(4)}"
+
+    async def _end_call(self, document: Document) -> None:
+        async with document.lock:
+            if document.etag is not None:
+                document.version += 1
+                body = dialog_info(document.uri, document.version, document.call, "terminated")
+                response = await self._publish(document, body, ENDED_SECONDS)
+                if response.code == 412:
+                    self.counts["restarted_after_412"] += 1
+                    document.etag = None
+                    response = await self._publish(document, body, ENDED_SECONDS)
+                if not 200 <= response.code < 300:
+                    self._failed(f"PUBLISH dialog for {document.uri} answered {response.code}")
+                self.counts["published"] += 1
+            if document.timer is not None:
+                document.timer.cancel()
+            document.etag = None
+            if self.documents.get((document.user_id, "dialog")) is document:
+                del self.documents[(document.user_id, "dialog")]
 
     def _presence(self, user: OutwardUser, uri: str) -> tuple[Hashable, Callable[[int], bytes]]:
         publication: Publication | None = user.publication
@@ -177,7 +224,8 @@ class PresencePublisher:
         document = self.documents.get((user_id, event))
         if document is not None and document.uri != uri:
             self.documents.pop((user_id, event))
-            await self._remove(document)  # the user's address changed
+            # The user's address changed: withdraw what the old one shows.
+            await (self._end_call(document) if event == "dialog" else self._remove(document))
             document = None
         if document is None:
             document = self.documents[(user_id, event)] = Document(user_id, event, uri)
