@@ -104,6 +104,8 @@ def test_compact_and_folded_headers_and_the_body_cut_at_content_length() -> None
         b"NOT SIP\r\n\r\n",
         NOTIFY.replace(b"CSeq: 2 NOTIFY", b"CSeq: two"),
         NOTIFY.replace(b"i: x@y\r\n", b""),
+        NOTIFY.replace(b"v: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n", b""),
+        NOTIFY.replace(b"f: <sip:201@example.com>;tag=a", b"f: <<not an address"),
         NOTIFY.replace(b"l: 4", b"l: 400"),
         NOTIFY.replace(b"v: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1", b"v: nonsense"),
         b"\xff\xfe" + NOTIFY,

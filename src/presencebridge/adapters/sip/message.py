@@ -54,9 +54,13 @@ def parse(data: bytes) -> Request | Response:
             raise ValueError("body shorter than Content-Length")
         body = body[:length]
     message = Message.parse(head + b"\r\n\r\n" + body)
-    # Touch the headers every transaction needs, so a bad one fails here, not later.
+    # Parse the headers every transaction and dialog needs, so a bad one fails here and
+    # not in the middle of handling the message.
     message.cseq  # noqa: B018
-    message.via  # noqa: B018
+    message.from_address  # noqa: B018
+    message.to_address  # noqa: B018
+    if not message.via:
+        raise ValueError("no Via")
     if not message.headers.get("Call-ID"):
         raise ValueError("no Call-ID")
     return message

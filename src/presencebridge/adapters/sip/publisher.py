@@ -44,7 +44,7 @@ from presencebridge.adapters.sip.bodies import (
 )
 from presencebridge.adapters.sip.message import spread, token
 from presencebridge.adapters.sip.settings import PresenceSettings
-from presencebridge.adapters.sip.ua import Credentials, TransactionError, UserAgent
+from presencebridge.adapters.sip.ua import Credentials, Liveness, TransactionError, UserAgent
 from presencebridge.core.ports import ConnectorHealth, OutletUnavailable, OutwardUser
 from presencebridge.core.publication import DialogState, Publication
 
@@ -107,7 +107,10 @@ class PresencePublisher:
     async def start(self) -> None:
         await self.ua.start()
         if self.settings.keepalive_seconds > 0:
-            self._spawn(self._keepalive())
+            liveness = Liveness(
+                self.ua, self.settings.keepalive_seconds, f"sip:{self.settings.sip_domain}"
+            )
+            self._spawn(liveness.run(self._server_lost, self._server_back))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -311,28 +314,15 @@ class PresencePublisher:
 
     # -- the server ---------------------------------------------------------------------
 
-    async def _keepalive(self) -> None:
-        """An OPTIONS every `keepalive_seconds`; when the server answers again after
-        silence it has likely restarted and lost every document: publish them anew
-        (paced), rather than leave phones dark until each refresh comes round."""
-        every = self.settings.keepalive_seconds
-        lost = False
-        while True:
-            await asyncio.sleep(every)
-            dialog = self.ua.new_dialog(f"sip:{self.settings.sip_domain}")
-            try:
-                await self.ua.send(
-                    self.ua.build("OPTIONS", dialog), dialog, max(2.0, min(every, 8.0))
-                )
-            except TransactionError:
-                lost = True
-                self.failing = f"{self.settings.server} does not answer"
-                continue
-            if lost:
-                lost = False
-                self.failing = None
-                self.counts["server_restarts"] += 1
-                await self._republish()
+    def _server_lost(self) -> None:
+        self.failing = f"{self.settings.server} does not answer"
+
+    def _server_back(self) -> None:
+        """It likely restarted and lost every document: publish them anew (paced),
+        rather than leave phones dark until each refresh comes round."""
+        self.failing = None
+        self.counts["server_restarts"] += 1
+        self._spawn(self._republish())
 
     async def _republish(self) -> None:
         gap = 1.0 / self.settings.republish_rate

@@ -91,6 +91,7 @@ class UserAgent:
         self._answered: dict[tuple[str, str, int], bytes] = {}
         self._auth: _Auth | None = None
         self.stray_responses = 0
+        self.failed_messages = 0
 
     async def start(self) -> None:
         await self.transport.open(*self._local)
@@ -230,10 +231,16 @@ class UserAgent:
     # -- server side --------------------------------------------------------------------
 
     def _received(self, message: Request | Response, reply: Reply) -> None:
-        if isinstance(message, Response):
-            self._response(message)
-        else:
-            self._request(message, reply)
+        # A last guard: whatever a peer sends, a bug in handling one message must not
+        # stop the transport (a TCP reader would die with it).
+        try:
+            if isinstance(message, Response):
+                self._response(message)
+            else:
+                self._request(message, reply)
+        except Exception:
+            self.failed_messages += 1
+            log.exception("SIP: a message could not be handled")
 
     def _response(self, response: Response) -> None:
         via = response.via[0]
@@ -273,3 +280,40 @@ class UserAgent:
                 response.headers.add(name, value)
         response.headers.add("User-Agent", self.user_agent)
         return response
+
+
+class Liveness:
+    """Whether the server answers: an OPTIONS every `every` seconds.
+
+    The server counts as gone only after `MISSES` probes in a row went unanswered: one
+    probe lost in a busy moment (a full event loop, a loaded PBX) must not make 10,000
+    lines subscribe anew. When it answers again after that, `on_back` runs (it likely
+    restarted and lost what it held)."""
+
+    MISSES = 3
+
+    def __init__(self, ua: UserAgent, every: float, target: str) -> None:
+        self.ua = ua
+        self.every = every
+        self.target = target
+        self.up = True
+        self.misses = 0
+
+    async def run(self, on_lost: Callable[[], None], on_back: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            dialog = self.ua.new_dialog(self.target)
+            try:
+                await self.ua.send(
+                    self.ua.build("OPTIONS", dialog), dialog, max(2.0, min(self.every, 8.0))
+                )
+            except TransactionError:
+                self.misses += 1
+                if self.up and self.misses >= self.MISSES:
+                    self.up = False
+                    on_lost()
+                continue
+            self.misses = 0
+            if not self.up:
+                self.up = True
+                on_back()

@@ -41,7 +41,7 @@ from presencebridge.adapters.sip.bodies import (
 )
 from presencebridge.adapters.sip.message import Dialog, spread, tag
 from presencebridge.adapters.sip.settings import DialogSettings
-from presencebridge.adapters.sip.ua import Credentials, TransactionError, UserAgent
+from presencebridge.adapters.sip.ua import Credentials, Liveness, TransactionError, UserAgent
 from presencebridge.core.model import CallState
 from presencebridge.core.ports import ConnectorHealth, TelephonyLines
 
@@ -90,7 +90,7 @@ class DialogWatcher:
         self._by_call_id: dict[str, Line] = {}
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.server_up = True
+        self.liveness = Liveness(self.ua, settings.keepalive_seconds, f"sip:{settings.sip_domain}")
         self.stopping = False
         self._reconcile_planned = False
         self.counts: Counter[str] = Counter()
@@ -105,7 +105,9 @@ class DialogWatcher:
         self.hub.add_lines_listener(self._lines_changed)
         self._spawn(self._pace())
         if self.settings.keepalive_seconds > 0:
-            self._spawn(self._keepalive())
+            self._spawn(
+                self.liveness.run(self._server_lost, lambda: self._restart("answers again"))
+            )
 
     async def stop(self) -> None:
         self.stopping = True
@@ -131,7 +133,7 @@ class DialogWatcher:
         total = len(self.lines)
         active = sum(1 for line in self.lines.values() if line.active)
         detail = f"{active:,} of {total:,} lines subscribed"
-        if not self.server_up:
+        if not self.liveness.up:
             detail = f"server {self.settings.server} not answering; " + detail
         counts = {
             **self.counts,
@@ -139,7 +141,8 @@ class DialogWatcher:
             "subscribed": active,
             "malformed_messages": self.ua.transport.counters.malformed,
         }
-        return ConnectorHealth(self.name, KIND, self.server_up and active == total, detail, counts)
+        up = self.liveness.up and active == total
+        return ConnectorHealth(self.name, KIND, up, detail, counts)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -270,22 +273,8 @@ class DialogWatcher:
 
     # -- the server ---------------------------------------------------------------------
 
-    async def _keepalive(self) -> None:
-        every = self.settings.keepalive_seconds
-        while True:
-            await asyncio.sleep(every)
-            dialog = self.ua.new_dialog(f"sip:{self.settings.sip_domain}")
-            request = self.ua.build("OPTIONS", dialog)
-            try:
-                await self.ua.send(request, dialog, give_up=max(2.0, min(every, 8.0)))
-            except TransactionError:
-                if self.server_up:
-                    log.warning("%s: %s does not answer", self.name, self.settings.server)
-                self.server_up = False
-                continue
-            if not self.server_up:
-                self.server_up = True
-                self._restart("answers again")
+    def _server_lost(self) -> None:
+        log.warning("%s: %s does not answer", self.name, self.settings.server)
 
     def _connection_lost(self) -> None:
         if not self.stopping:

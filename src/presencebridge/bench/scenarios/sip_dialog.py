@@ -55,6 +55,7 @@ QUICK_USERS = 50
 DEFAULT_MINUTES = 10.0
 QUICK_SECONDS = 5.0
 DEFAULT_RATE = 200.0
+QUICK_RATE = 50.0  # 50 users: one change per user and second
 FIRST_EXTENSION = 100_000
 CONFIG = """\
 [[pbx]]
@@ -223,7 +224,7 @@ async def measure(options: Options, size: int) -> tuple[dict[str, Any], Load]:
 
 
 async def _load(options: Options, server: ServerProcess, load: Load, size: int) -> dict[str, Any]:
-    rate = options.rate or DEFAULT_RATE
+    rate = options.rate or (QUICK_RATE if options.quick else DEFAULT_RATE)
     samples: list[dict[str, Any]] = []
     await load.ua.start()
     reader = asyncio.create_task(load.read(server))
@@ -260,7 +261,7 @@ async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
         sizes[str(size)], loads[size] = await measure(options, size)
     parameters = {
         "users": options.users,
-        "rate_per_second": options.rate or DEFAULT_RATE,
+        "rate_per_second": options.rate or (QUICK_RATE if options.quick else DEFAULT_RATE),
         "duration_seconds": options.duration,
         "changes": "dialog-info PUBLISHed to Kamailio, each extension alternately "
         "confirmed and terminated; Kamailio NOTIFYs the hub",
