@@ -228,3 +228,34 @@ def test_a_thousand_lines_subscribed_paced_and_notifications_at_200_per_second(
     print(f"PUBLISH -> Kamailio -> NOTIFY -> report: p50 {latencies[len(latencies) // 2]:.3f} s,"
           f" p99 {p99:.3f} s")  # fmt: skip
     assert p99 < 5.0  # a bound for a busy machine, not the figure
+
+
+def test_a_subscription_the_server_ends_is_made_anew(kamailio: Kamailio, sipp: Sipp) -> None:
+    lines = RecordingLines(["201", "202"])
+
+    async def scenario() -> None:
+        connector = watcher(kamailio, lines)
+        await connector.start()
+        try:
+            await until(lambda: all_subscribed(connector))
+            old = connector.lines["201"].dialog
+            assert old is not None
+            raw = notify(connector, "201", b"", 200).replace(
+                b"Subscription-State: active;expires=300",
+                b"Subscription-State: terminated;reason=deactivated",
+            )
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.sendto(raw, ("127.0.0.1", connector.ua.transport.port))
+            await until(lambda: connector.counts["terminated_by_server"] == 1)
+            await until(
+                lambda: (
+                    connector.lines["201"].dialog not in (None, old) and all_subscribed(connector)
+                ),
+                what="a new subscription",
+            )
+            sipp.call("202", "201", talk_ms=500)
+            await until(lambda: TALK in lines.states("201"), bound=60, what="call seen")
+        finally:
+            await connector.stop()
+
+    asyncio.run(scenario())
