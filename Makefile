@@ -75,6 +75,10 @@ sysdeps:
 	fi; \
 	command -v prosody >/dev/null 2>&1 || missing="$$missing prosody"; \
 	[ -x /usr/sbin/ejabberdctl ] || missing="$$missing ejabberd"; \
+	command -v kamailio >/dev/null 2>&1 || missing="$$missing kamailio"; \
+	ls /usr/lib/*/kamailio/modules/presence.so >/dev/null 2>&1 || missing="$$missing kamailio-presence-modules"; \
+	[ -e /usr/share/kamailio/db_sqlite/presence-create.sql ] || missing="$$missing kamailio-sqlite-modules"; \
+	command -v baresip >/dev/null 2>&1 || missing="$$missing baresip-core"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		echo "installing Debian packages:$$missing"; \

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from presencebridge.adapters import asterisk, webhook, xmpp
+from presencebridge.adapters import asterisk, sip, webhook, xmpp
 from presencebridge.core.ports import PbxConnector, PresenceOutlet, TelephonyLines
 
 # The key a connector's secret arrives under (read from `secret_env` / `secret_file`);
@@ -49,6 +49,8 @@ PBX_KINDS[asterisk.KIND] = PbxKind(asterisk.parse_source, asterisk.make_source)
 OUTLET_KINDS[asterisk.KIND] = OutletKind(asterisk.parse_outlet, asterisk.make_outlet)
 OUTLET_KINDS["xmpp-component"] = OutletKind(xmpp.component_settings, xmpp.make_component)
 OUTLET_KINDS["xmpp-account"] = OutletKind(xmpp.account_settings, xmpp.make_account)
+PBX_KINDS[sip.DIALOG_KIND] = PbxKind(sip.parse_dialog, sip.DialogWatcher)
+OUTLET_KINDS[sip.PRESENCE_KIND] = OutletKind(sip.parse_presence, sip.PresencePublisher)
 
 DELIVERY_KINDS: dict[str, DeliveryKind] = {}
 

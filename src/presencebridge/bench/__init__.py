@@ -42,6 +42,7 @@ SCENARIOS = {
 # `python -m presencebridge.bench.scenarios.<module>` (`make soak`).
 LONG_SCENARIOS = {
     "soak": "soak",
+    "sip-dialog": "sip_dialog",  # needs Kamailio (make sysdeps)
 }
 QUICK_USERS = 20
 QUICK_SECONDS = 1.5
@@ -210,6 +211,26 @@ def _soak(figures: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _sip_dialog(figures: dict[str, Any]) -> list[str]:
+    lines = []
+    for n, f in _sizes(figures):
+        latency = f["latency_seconds"]
+        p99 = latency.get("p99")
+        lines.append(
+            f"{n}: subscribed in {_s(f['subscribe_seconds'])} at {f['subscribe_rate']:g}/s; "
+            f"{f['publishes_sent']:,} dialog changes at {f['rate_per_second']:g}/s: "
+            f"PUBLISH -> stream p50 {_s(latency.get('p50'))}, p99 {_s(p99)} (hub share "
+            f"target <= 100 ms: {_met(p99 is not None and p99 <= 0.1)})"
+        )
+        lines.append(
+            f"changes lost {f['changes_lost']}, subscriptions lost {f['subscriptions_lost']} "
+            f"(target 0: {_met(f['subscriptions_lost'] == 0)}), outlet PUBLISHes per change "
+            f"{f['outlet_publishes_per_change']:g} (target <= 2: "
+            f"{_met(f['outlet_publishes_per_change'] <= 2)})"
+        )
+    return lines
+
+
 def _directory(figures: dict[str, Any]) -> list[str]:
     lines = []
     for n, f in _sizes(figures):
@@ -237,6 +258,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "naive-baseline": _naive_baseline,
     "directory": _directory,
     "soak": _soak,
+    "sip-dialog": _sip_dialog,
 }
 
 

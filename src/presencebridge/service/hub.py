@@ -1044,14 +1044,15 @@ class Hub:
         if old is not None:
             self._unindex(old)
         user = state.user
-        if user.extensions != (() if old is None else old.user.extensions):
-            self._lines_changed()
         if user.teams_user_id is not None:
             self._by_teams_id[user.teams_user_id] = user.id
         for value in user.extensions:
             self._by_extension[value] = user.id
         for value in user.numbers:
             self._by_number[value] = user.id
+        # After indexing: a listener reads `lines()` at once and must see the new ones.
+        if user.extensions != (() if old is None else old.user.extensions):
+            self._lines_changed()
 
     def _unindex(self, state: UserState) -> None:
         user = state.user
