@@ -7,8 +7,9 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test lint format pytest serve sysdeps clean
 
 # Run the product on its embedded defaults: SQLite, sample users, a simulated PBX.
+# `make demo DEMO_ARGS=--with-sip` also starts Kamailio (when installed) for the SIP connectors.
 demo: $(STAMP)
-	$(BIN)/presencebridge demo
+	$(BIN)/presencebridge demo $(DEMO_ARGS)
 
 # Everything CI checks: lint, types, and the whole test suite on real databases.
 test: sysdeps $(STAMP) lint pytest

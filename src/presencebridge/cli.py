@@ -101,13 +101,28 @@ def demo(
         Path | None, typer.Option(help="keep the demo's data here (default: a fresh temp folder)")
     ] = None,
     pace: Annotated[float, typer.Option(min=0.05, max=10, help="slow down (>1) or speed up")] = 1.0,
+    with_sip: Annotated[
+        bool,
+        typer.Option(
+            "--with-sip",
+            help="also start Kamailio (when installed) as PBX and presence server: the "
+            "hub watches the sample extensions' calls there and publishes their presence",
+        ),
+    ] = False,
 ) -> None:
     """Run the server on SQLite with the embedded Graph emulator, sample users and a
     scripted office day (PBX calls, Teams calls, screen sharing, DnD), told in the
     terminal in PRESENCEBRIDGE_LANGUAGE (en, de). Ctrl+C or SIGTERM stops it (exit code 0)."""
-    from presencebridge.demo import run_demo
+    from presencebridge.demo import run_demo, sip_tables, start_kamailio
 
     folder = data_dir or Path(tempfile.mkdtemp(prefix="presencebridge-demo-"))
+    kamailio = start_kamailio(folder) if with_sip else None
+    language = os.environ.get("PRESENCEBRIDGE_LANGUAGE", "en")
+    sip = (
+        {}
+        if kamailio is None or isinstance(kamailio, str)
+        else sip_tables(kamailio.domain, language)
+    )
     token = os.environ.get("PRESENCEBRIDGE_ADMIN_TOKEN") or secrets.token_urlsafe(16)
     # The story is the demo's output; the server's logs show warnings and errors only
     # unless PRESENCEBRIDGE_LOG_LEVEL asks for more (the access log stays off either way).
@@ -121,11 +136,14 @@ def demo(
             admin_token=token,
             allow_clock_control=True,
             **quiet,  # type: ignore[arg-type]
+            **sip,  # type: ignore[arg-type]
         )
     except ValidationError as error:
+        if kamailio is not None and not isinstance(kamailio, str):
+            kamailio.stop()
         first = error.errors()[0]
         fail(f"configuration error: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
-    raise typer.Exit(run_demo(settings, pace, folder))
+    raise typer.Exit(run_demo(settings, pace, folder, kamailio))
 
 
 # -- admin commands over the REST API ------------------------------------------------------

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import shutil
 import signal
 import ssl
 import sys
@@ -34,6 +35,7 @@ import httpx
 
 from presencebridge import __version__
 from presencebridge.adapters.pbx.simulator import SimulatedPbx
+from presencebridge.bench.kamailio import MODULES, Kamailio
 from presencebridge.config import Settings
 from presencebridge.core.texts import DEFAULT_LANGUAGE, LANGUAGES
 from presencebridge.server import Companion, Runtime
@@ -85,6 +87,11 @@ def teams_id(user_id: str) -> str:
     return str(uuid.uuid5(TEAMS_NAMESPACE, user_id))
 
 
+def extension_of(index: int) -> str:
+    """The sample users' PBX extensions: 2101, 2102, … in the order of `USERS`."""
+    return str(2101 + index)
+
+
 async def seed(client: httpx.AsyncClient) -> list[str]:
     """Create the sample company unless it exists; returns the user ids."""
     existing = {g["id"] for g in (await client.get("/api/v1/groups")).json()}
@@ -101,6 +108,7 @@ async def seed(client: httpx.AsyncClient) -> list[str]:
             "display_name": name,
             "group": group_id,
             "teams_user_id": teams_id(user_id),
+            "extensions": [extension_of(index)],
         }
         (await client.post("/api/v1/users", json=body)).raise_for_status()
         for profile in PROFILES:
@@ -151,6 +159,8 @@ class Say(StrEnum):
     BOTH_WAYS = "demo.both_ways"
     AND = "demo.and"
     STOPPED = "demo.stopped"
+    SIP = "demo.sip"
+    SIP_MISSING = "demo.sip_missing"
 
 
 SAYINGS: dict[Say, dict[str, str]] = {
@@ -247,6 +257,16 @@ SAYINGS: dict[Say, dict[str, str]] = {
     },
     Say.AND: {"en": " and ", "de": " und "},
     Say.STOPPED: {"en": "Demo stopped.", "de": "Demo beendet."},
+    Say.SIP: {
+        "en": "  SIP:            Kamailio on {server}: the hub watches the dialogs of "
+        "extensions {first}–{last} and publishes their presence (BLF: sip:{first}@{server})",
+        "de": "  SIP:              Kamailio auf {server}: der Hub beobachtet die Gespräche der "
+        "Nebenstellen {first}–{last} und veröffentlicht ihre Präsenz (BLF: sip:{first}@{server})",
+    },
+    Say.SIP_MISSING: {
+        "en": "  SIP:            Kamailio is not installed ({reason}); the demo runs without it",
+        "de": "  SIP:              Kamailio ist nicht installiert ({reason}); die Demo läuft ohne",
+    },
 }
 
 # What Teams shows, in the words of its own client (the activity where it says more).
@@ -726,8 +746,31 @@ def companion(
     return run
 
 
-def run_demo(settings: Settings, pace: float, folder: Path) -> int:
-    """The `demo` command: serve with the scripted day until Ctrl+C or SIGTERM; exit code 0."""
+def start_kamailio(folder: Path) -> Kamailio | str:
+    """`demo --with-sip`: Kamailio as PBX and presence server on loopback (the config
+    the SIP tests use), or why it cannot run here."""
+    if shutil.which("kamailio") is None:
+        return "kamailio"
+    if not (MODULES / "presence.so").exists():
+        return "kamailio-presence-modules"
+    kamailio = Kamailio(folder / "kamailio")
+    kamailio.start()
+    return kamailio
+
+
+def sip_tables(server: str, language: str) -> dict[str, list[dict[str, Any]]]:
+    """The `[[pbx]]` and `[[publish]]` tables of the SIP demo, as a config file has them."""
+    return {
+        "pbx": [{"kind": "sip-dialog", "server": server}],
+        "publish": [{"kind": "sip-presence", "server": server, "language": language}],
+    }
+
+
+def run_demo(
+    settings: Settings, pace: float, folder: Path, kamailio: Kamailio | str | None = None
+) -> int:
+    """The `demo` command: serve with the scripted day until Ctrl+C or SIGTERM; exit code 0.
+    With a started `kamailio`, the SIP connectors in `settings` watch and publish there."""
     narrator = Narrator(settings.language)
     assert settings.admin_token is not None
     token = settings.admin_token.get_secret_value()
@@ -736,6 +779,11 @@ def run_demo(settings: Settings, pace: float, folder: Path) -> int:
     narrator.plain(Say.BOARD, url=f"{base}/#token={token}")
     narrator.plain(Say.API, url=f"{base}/docs", token=token)
     narrator.plain(Say.DATA, folder=folder)
+    if isinstance(kamailio, Kamailio):
+        first, last = extension_of(0), extension_of(len(USERS) - 1)
+        narrator.plain(Say.SIP, server=kamailio.domain, first=first, last=last)
+    elif kamailio is not None:
+        narrator.plain(Say.SIP_MISSING, reason=kamailio)
     narrator.plain(Say.CTRL_C)
     # One line per request drowns the story: the demo keeps the access log to warnings.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
@@ -745,6 +793,8 @@ def run_demo(settings: Settings, pace: float, folder: Path) -> int:
         asyncio.run(serve_hub(settings, (companion(pace, narrator, stopper),), graph_emulator=True))
     finally:
         stopper.uninstall()
+        if isinstance(kamailio, Kamailio):
+            kamailio.stop()
     narrator.muted = False
     narrator.plain(Say.STOPPED)
     return 0

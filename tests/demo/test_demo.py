@@ -14,9 +14,13 @@ from typing import IO
 
 import pytest
 
+from presencebridge.bench.kamailio import options_answered
 from presencebridge.core.texts import LANGUAGES
 from presencebridge.demo import SAYINGS, Say
+from tests.support.kamailio import need
 from tests.support.server import BIN, free_port
+from tests.support.sipwatch import ThreadedWatcher
+from tests.support.waiting import eventually
 
 STEP = re.compile(r"^\d\d:\d\d:\d\d  \S")  # a line of the story: the time, then what happens
 EFFECT = re.compile(r"^\d\d:\d\d:\d\d +→ ")  # what the other side then shows
@@ -26,11 +30,13 @@ ACCESS_LOG = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) /\S* HTTP/\d')
 class Demo:
     """A running `presencebridge demo`; its output is read as it comes."""
 
-    def __init__(self, data_dir: Path, language: str) -> None:
+    def __init__(self, data_dir: Path, language: str, *extra: str) -> None:
         env = {k: v for k, v in os.environ.items() if k != "PRESENCEBRIDGE_LOG_LEVEL"}
         env["PRESENCEBRIDGE_LANGUAGE"] = language
         self.port = free_port()
-        command = [BIN, "demo", "--port", str(self.port), "--data-dir", data_dir, "--pace", "0.2"]
+        command = [
+            BIN, "demo", "--port", str(self.port), "--data-dir", data_dir, "--pace", "0.2", *extra
+        ]  # fmt: skip
         self.process = subprocess.Popen(
             [str(part) for part in command],
             stdout=subprocess.PIPE,
@@ -121,3 +127,32 @@ def test_every_line_of_the_demo_exists_in_every_language_with_the_same_fields() 
             lang: {f for _, f, _, _ in formatter.parse(text) if f} for lang, text in entry.items()
         }
         assert len({frozenset(f) for f in fields.values()}) == 1, (key, fields)
+
+
+SIP_LINE = re.compile(r"Kamailio (?:on|auf) 127\.0\.0\.1:(\d+):")
+
+
+def test_the_demo_with_sip_publishes_the_sample_users_presence_at_its_kamailio(
+    tmp_path: Path, demos: list[Demo]
+) -> None:
+    """`make demo DEMO_ARGS=--with-sip`: a SIP phone watching extension 2101 at the
+    demo's Kamailio sees its presence; stopping the demo stops Kamailio too."""
+    need("kamailio")
+    demo = Demo(tmp_path, "de", "--with-sip")
+    demos.append(demo)
+    demo.wait_for(lambda lines: any(SIP_LINE.search(line) for line in lines), 90)
+    found = next(m for line in demo.stdout if (m := SIP_LINE.search(line)))
+    port = int(found[1])
+    domain = f"127.0.0.1:{port}"
+    watcher = ThreadedWatcher(("127.0.0.1", port), domain)
+    try:
+        key = watcher.subscribe(f"sip:2101@{domain}", "presence")
+        eventually(
+            lambda: watcher.read(lambda w: w.last(key)),
+            lambda body: b"<basic>open</basic>" in body,
+            timeout=60,
+        )
+    finally:
+        watcher.close()
+    assert demo.stop(signal.SIGTERM) == 0, demo.output()
+    assert not options_answered(port), "Kamailio outlived the demo"
