@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from presencebridge.adapters.settings_errors import describe
+
 KIND = "asterisk-ami"
 # The key the secret arrives under (adapters/connectors.SECRET; not imported from there,
 # since that module imports this package to register the kind).
@@ -135,13 +137,18 @@ class AmiOutletSettings(AmiConnection):
         return name if DEVICE_NAME.match(name) else None
 
 
+_SECRET_MISSING = {SECRET_KEY: "missing: set secret_env or secret_file"}
+
+
 def _parsed(model: type[AmiConnection], table: Mapping[str, Any]) -> Any:
     fields = {k: v for k, v in table.items() if k != "kind"}
     try:
         return model.model_validate(fields)
     except ValidationError as error:
         name = fields.get("name", KIND)
-        raise SettingsError(f"{KIND} {name!r}: {_describe(error)}") from None
+        raise SettingsError(
+            f"{KIND} {name!r}: {describe(error, when_missing=_SECRET_MISSING)}"
+        ) from None
 
 
 def parse_source(table: Mapping[str, Any]) -> AmiSourceSettings:
@@ -152,15 +159,3 @@ def parse_source(table: Mapping[str, Any]) -> AmiSourceSettings:
 def parse_outlet(table: Mapping[str, Any]) -> AmiOutletSettings:
     settings: AmiOutletSettings = _parsed(AmiOutletSettings, table)
     return settings
-
-
-def _describe(error: ValidationError) -> str:
-    """Each error as `field: what is wrong`, without the value (it may be the secret)."""
-    lines = []
-    for item in error.errors(include_input=False, include_url=False):
-        where = ".".join(str(part) for part in item["loc"])
-        message = str(item["msg"]).removeprefix("Value error, ")
-        if where == SECRET_KEY and item["type"] == "missing":
-            message = "missing: set secret_env or secret_file"
-        lines.append(f"{where}: {message}" if where else message)
-    return "; ".join(lines)

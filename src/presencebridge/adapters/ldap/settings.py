@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from presencebridge.adapters.settings_errors import describe
+
 Dialect = Literal["active_directory", "openldap"]
 Scope = Literal["subtree", "one_level"]
 
@@ -208,7 +210,7 @@ class LdapSettings(BaseModel):
         try:
             return AttributeMap.model_validate(merged)
         except ValidationError as error:
-            raise ValueError(f"attribute_map: {_describe(error)}") from None
+            raise ValueError(f"attribute_map: {describe(error)}") from None
 
     def person_filter(self) -> str:
         if self.filter is not None:
@@ -234,14 +236,4 @@ class LdapSettings(BaseModel):
             return cls.model_validate(fields)
         except ValidationError as error:
             name = fields.get("name", "ldap")
-            raise SettingsError(f"LDAP directory {name!r}: {_describe(error)}") from None
-
-
-def _describe(error: ValidationError) -> str:
-    """Each error as `field: what is wrong`, without the value (it may be a secret)."""
-    lines = []
-    for item in error.errors(include_input=False, include_url=False):
-        where = ".".join(str(part) for part in item["loc"])
-        message = str(item["msg"]).removeprefix("Value error, ")
-        lines.append(f"{where}: {message}" if where else message)
-    return "; ".join(lines)
+            raise SettingsError(f"LDAP directory {name!r}: {describe(error)}") from None

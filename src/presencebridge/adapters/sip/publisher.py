@@ -44,7 +44,7 @@ from presencebridge.adapters.sip.bodies import (
 )
 from presencebridge.adapters.sip.message import spread, token
 from presencebridge.adapters.sip.settings import PresenceSettings
-from presencebridge.adapters.sip.ua import Credentials, Liveness, TransactionError, UserAgent
+from presencebridge.adapters.sip.ua import Liveness, TransactionError, agent_for
 from presencebridge.core.ports import ConnectorHealth, OutletUnavailable, OutwardUser
 from presencebridge.core.publication import DialogState, Publication
 
@@ -87,18 +87,7 @@ class PresencePublisher:
         self.settings = settings
         self.name = settings.name
         self.language = settings.language
-        credentials = None
-        if settings.username and settings.secret is not None:
-            credentials = Credentials(settings.username, settings.secret.get_secret_value())
-        self.ua = UserAgent(
-            settings.address,
-            transport=settings.transport,
-            user=settings.from_user,
-            domain=settings.sip_domain,
-            credentials=credentials,
-            local_host=settings.local_host,
-            local_port=settings.local_port,
-        )
+        self.ua = agent_for(settings)
         self.documents: dict[tuple[str, str], Document] = {}
         self.counts: Counter[str] = Counter()
         self.failing: str | None = None

@@ -11,6 +11,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from presencebridge.adapters.settings_errors import describe
+
 _HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)$")
 _PLACEHOLDERS = ("{extension}", "{user_id}", "{domain}")
 
@@ -94,10 +96,7 @@ def _parse(model: type[_S], table: Mapping[str, Any]) -> _S:
     try:
         return model.model_validate(dict(table))
     except ValidationError as error:
-        fields = ", ".join(
-            ".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in error.errors()
-        )
-        raise ValueError(f"{table.get('name', model.__name__)}: {fields}") from None
+        raise ValueError(f"{table.get('name', model.__name__)}: {describe(error)}") from None
 
 
 def parse_dialog(table: Mapping[str, Any]) -> DialogSettings:

@@ -21,6 +21,7 @@ from sipmessage import URI, Request, Response
 
 from presencebridge.adapters.sip import digest
 from presencebridge.adapters.sip.message import MAGIC, Dialog, encode, token
+from presencebridge.adapters.sip.settings import SipSettings
 from presencebridge.adapters.sip.transport import (
     Reply,
     StreamTransport,
@@ -317,3 +318,21 @@ class Liveness:
             if not self.up:
                 self.up = True
                 on_back()
+
+
+def agent_for(settings: SipSettings, on_request: RequestHandler | None = None) -> UserAgent:
+    """The user agent of one connector's table: its server, transport, identity and
+    (when a user name and secret are given) digest credentials."""
+    credentials = None
+    if settings.username and settings.secret is not None:
+        credentials = Credentials(settings.username, settings.secret.get_secret_value())
+    return UserAgent(
+        settings.address,
+        transport=settings.transport,
+        user=settings.from_user,
+        domain=settings.sip_domain,
+        credentials=credentials,
+        local_host=settings.local_host,
+        local_port=settings.local_port,
+        on_request=on_request,
+    )

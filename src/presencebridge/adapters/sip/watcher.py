@@ -41,7 +41,7 @@ from presencebridge.adapters.sip.bodies import (
 )
 from presencebridge.adapters.sip.message import Dialog, spread, tag
 from presencebridge.adapters.sip.settings import DialogSettings
-from presencebridge.adapters.sip.ua import Credentials, Liveness, TransactionError, UserAgent
+from presencebridge.adapters.sip.ua import Liveness, TransactionError, agent_for
 from presencebridge.core.model import CallState
 from presencebridge.core.ports import ConnectorHealth, TelephonyLines
 
@@ -73,19 +73,7 @@ class DialogWatcher:
         self.settings = settings
         self.name = settings.name
         self.hub = lines
-        credentials = None
-        if settings.username and settings.secret is not None:
-            credentials = Credentials(settings.username, settings.secret.get_secret_value())
-        self.ua = UserAgent(
-            settings.address,
-            transport=settings.transport,
-            user=settings.from_user,
-            domain=settings.sip_domain,
-            credentials=credentials,
-            local_host=settings.local_host,
-            local_port=settings.local_port,
-            on_request=self._on_request,
-        )
+        self.ua = agent_for(settings, self._on_request)
         self.lines: dict[str, Line] = {}
         self._by_call_id: dict[str, Line] = {}
         self._queue: asyncio.Queue[str] = asyncio.Queue()

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from presencebridge.adapters.settings_errors import describe
 from presencebridge.core.texts import LANGUAGES
 
 # A DNS name as XMPP domains are written (RFC 7622 §3.2, without IDN forms): labels of
@@ -124,6 +125,10 @@ class AccountSettings(_Common):
         return self
 
 
+# A regex pattern says little to an administrator.
+_PATTERN = {"string_pattern_mismatch": "not a valid value"}
+
+
 def _loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -148,16 +153,4 @@ def _parse(model: type[S], table: Mapping[str, Any], kind: str) -> S:
     try:
         return model.model_validate(fields)
     except ValidationError as error:
-        raise SettingsError(f"[[publish]] {name}: {_describe(error)}") from None
-
-
-def _describe(error: ValidationError) -> str:
-    """Each error as `field: what is wrong`, without the value (it may be a secret)."""
-    lines = []
-    for item in error.errors(include_input=False, include_url=False):
-        where = ".".join(str(part) for part in item["loc"])
-        message = str(item["msg"]).removeprefix("Value error, ")
-        if item["type"] == "string_pattern_mismatch":
-            message = "not a valid value"  # the pattern would say little to an admin
-        lines.append(f"{where}: {message}" if where else message)
-    return "; ".join(lines)
+        raise SettingsError(f"[[publish]] {name}: {describe(error, by_type=_PATTERN)}") from None
