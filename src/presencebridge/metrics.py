@@ -106,3 +106,12 @@ WEBHOOK_PENDING = Gauge(
     ["name"],
     registry=REGISTRY,
 )
+# The hub's share of a PBX notification: from the NOTIFY received to its calls applied
+# (committed and on the bus, so a stream message is under way).
+CONNECTOR_APPLY_SECONDS = Histogram(
+    "presencebridge_connector_apply_seconds",
+    "From a PBX notification received to the calls it carries applied by the hub",
+    ["name"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+    registry=REGISTRY,
+)

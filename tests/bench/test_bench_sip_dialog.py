@@ -32,4 +32,6 @@ def test_sip_dialog_quick(tmp_path: Path) -> None:
     # one message on a busy machine: the second's sample then stands for both).
     assert figures["latency_seconds"]["count"] >= 0.9 * figures["publishes_sent"] > 0
     assert figures["outlet_publishes_per_change"] <= 2
+    # The hub's share is measured by the server itself, once per notification applied.
+    assert figures["hub_share_seconds"]["count"] >= figures["latency_seconds"]["count"]
     assert (tmp_path / data["plot"]).read_bytes().startswith(b"\x89PNG")

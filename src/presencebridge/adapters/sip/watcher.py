@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -297,10 +298,10 @@ class DialogWatcher:
             soon = not any(r in state for r in ("rejected", "noresource", "giveup", "probation"))
             self._forget(line)
             self._later(line, spread(0.5, 2.0) if soon else self.settings.retry_seconds)
-        self._spawn(self._apply(line, request.body))
+        self._spawn(self._apply(line, request.body, time.perf_counter()))
         return self.ua.response(request, 200, "OK")
 
-    async def _apply(self, line: Line, body: bytes) -> None:
+    async def _apply(self, line: Line, body: bytes, received: float) -> None:
         try:
             info = parse_dialog_info(body, self.settings.max_body_bytes)
         except MalformedBody as error:
@@ -312,6 +313,7 @@ class DialogWatcher:
             if self.lines.get(line.extension) is not line:
                 return
             await self._apply_info(line, info)
+        metrics.CONNECTOR_APPLY_SECONDS.labels(self.name).observe(time.perf_counter() - received)
 
     async def _apply_info(self, line: Line, info: DialogInfo) -> None:
         if not info.full and (line.version is None or info.version != line.version + 1):

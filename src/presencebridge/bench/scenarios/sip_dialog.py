@@ -189,6 +189,23 @@ class Load:
                     self.at.append(time.monotonic() - self.started)
 
 
+def hub_share(server: ServerProcess) -> dict[str, float | int | None]:
+    """p50 / p99 of `presencebridge_connector_apply_seconds` (bucket upper bounds)."""
+    text = httpx.get(server.url + "/metrics", timeout=30).text
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith("presencebridge_connector_apply_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+
+    def quantile(q: float) -> float | None:
+        return next((b for b, count in buckets if total and count >= q * total), None)
+
+    return {"count": int(total), "p50_at_most": quantile(0.5), "p99_at_most": quantile(0.99)}
+
+
 async def sample(server: ServerProcess, every: float, into: list[dict[str, Any]]) -> None:
     while True:
         found = await asyncio.to_thread(connectors, server)
@@ -245,6 +262,9 @@ async def _load(options: Options, server: ServerProcess, load: Load, size: int) 
         "publishes_refused": load.refused,
         "publish_answers": dict(load.answers),
         "latency_seconds": summary(load.latency),
+        # The hub's own share: NOTIFY received → calls applied (on the bus for the stream),
+        # from the server's histogram; a bucket's upper bound, so at most this.
+        "hub_share_seconds": await asyncio.to_thread(hub_share, server),
         "changes_lost": len(load.pending),
         "min_subscribed_during_load": min((s["subscribed"] for s in samples), default=0),
         "subscriptions_lost": size - min((s["subscribed"] for s in samples), default=size),
