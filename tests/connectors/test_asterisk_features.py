@@ -174,3 +174,26 @@ def test_a_dnd_profile_sets_dnd_at_the_pbx_and_the_blf_shows_it(
             lambda: asterisk.device_state("Custom:DND2103"), lambda s: s == "NOT_INUSE", WAIT
         )
         eventually(lambda: asterisk.hint("2103"), lambda s: s == "Idle", WAIT)
+
+
+def test_the_users_own_forwarding_survives_a_hub_restart_mid_call(
+    hub: ServerProcess, asterisk: AsteriskProcess, emulator: EmulatorProcess
+) -> None:
+    """The memory is in AstDB: a hub killed during the Teams call, and started again
+    after it ended, still gives back the forwarding the user had before."""
+    teams_id = new_teams_id()
+    emulator.add_user(teams_id)
+    in_call = teams_call(emulator, teams_id)
+    asterisk.cli("database put CF 2102 2150")  # the user's own, set before
+    with hub.client() as api:
+        add_user(api, "erik", "2102", teams_id)
+        assert api.post("/api/v1/users/erik/profiles", json=TEAMS_PROFILE).status_code == 201
+    in_call(True)
+    eventually(lambda: asterisk.db("CF", "2102"), lambda v: v == "2199", WAIT)
+
+    hub.kill9()
+    in_call(False)
+    hub.start()
+    eventually(lambda: asterisk.db("CF", "2102"), lambda v: v == "2150", WAIT)
+    eventually(lambda: asterisk.db("presencebridge", "CF/2102"), lambda v: v is None, WAIT)
+    assert connector(hub, "asterisk-blf")["counts"]["kept_user_change"] == 0
