@@ -5,8 +5,9 @@ user's extensions, and the rule that gives the user back exactly what they had.
 `WANTED` is the table: unconditional call forwarding to the effective presence's
 `call_forwarding` (a Teams call with the `MS Teams` profile, a chosen profile or
 appointment with forwarding, Microphone Sync's template), and do-not-disturb while
-the status is DnD (also while a PBX call outranks a chosen DnD, so the PBX's DnD
-does not flap off for the length of a call).
+the status is DnD. A PBX call that outranks the chosen profile lifts neither (the
+chosen side's forwarding and DnD stay): the PBX's own call is no reason to change
+the PBX's forwarding for its length.
 
 `step` is the restore rule, per extension and feature, as a pure function of three
 values: what the PBX has now (read before every write), what the hub remembers
@@ -25,8 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from presencebridge.core.effective import EffectivePresence
-from presencebridge.core.model import Status
+from presencebridge.core.effective import CandidateKind, EffectivePresence
+from presencebridge.core.model import Status, TelephonySource
 
 
 class Feature(StrEnum):
@@ -40,6 +41,12 @@ DND_ON = "YES"  # FreePBX's value for DnD on; no key means off
 
 
 def _forward(presence: EffectivePresence) -> str | None:
+    if presence.source is CandidateKind.TELEPHONY and presence.telephony_source is (
+        TelephonySource.PBX
+    ):
+        # A PBX call outranks the chosen profile for the status, but the PBX's own call
+        # is no reason to lift that profile's forwarding for its length.
+        return presence.chosen_call_forwarding or None
     return presence.call_forwarding or None
 
 
