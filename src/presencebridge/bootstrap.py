@@ -45,7 +45,12 @@ from presencebridge.core import directory as directory_rules
 from presencebridge.core.ports import DirectorySource
 from presencebridge.service.agents import AgentRelay, ClientSideTeams
 from presencebridge.service.cluster import Cluster
-from presencebridge.service.connectors import Connectors, PresenceFeed, TelephonyFeed
+from presencebridge.service.connectors import (
+    Connectors,
+    HistoryNotes,
+    PresenceFeed,
+    TelephonyFeed,
+)
 from presencebridge.service.directory import DirectorySync
 from presencebridge.service.hub import Hub
 from presencebridge.service.teams_sync import TeamsPoller, TeamsWriter
@@ -273,7 +278,12 @@ def connect_connectors(settings: Settings, hub: Hub) -> Connectors | None:
             hooks.append(DELIVERY_KINDS[config.kind].parse(config.table()))
             continue
         outlet_kind = OUTLET_KINDS[config.kind]
-        outlets.append(outlet_kind.make(outlet_kind.parse(config.table())))
+        settings_ = outlet_kind.parse(config.table())
+        if outlet_kind.make_noting is not None:
+            notes = HistoryNotes(hub, f"publish:{config.connector_name}")
+            outlets.append(outlet_kind.make_noting(settings_, notes))
+        else:
+            outlets.append(outlet_kind.make(settings_))
     feed = PresenceFeed(hub, outlets) if outlets else None
     return Connectors(pbx, feed, connect_webhooks(hub, hooks) if hooks else None)
 

@@ -10,15 +10,18 @@ import asyncio
 import hashlib
 import random
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from presencebridge.adapters.asterisk.client import AmiClient
+from presencebridge.adapters.asterisk.features import kept_note
 from presencebridge.adapters.asterisk.outlet import AmiDeviceStateOutlet
 from presencebridge.adapters.asterisk.settings import parse_outlet, parse_source
 from presencebridge.adapters.asterisk.source import AmiPbxSource
 from presencebridge.core.model import CallState
+from presencebridge.core.pbx_features import Feature, Held, decode_held
 from presencebridge.core.ports import OutletUnavailable, OutwardUser
 from presencebridge.core.publication import OUTWARD, Publication, Situation
 
@@ -35,6 +38,8 @@ class FakeAmi:
         self.answer_pings = True
         self.logins = 0
         self.setvars: list[tuple[str, str]] = []
+        self.astdb: dict[str, str] = {}  # "family/key" -> value
+        self.astdb_allowed = True  # False: DBGet/DBPut/DBDel answer "Permission denied"
         self.writers: list[asyncio.StreamWriter] = []
         self.port = 0
 
@@ -98,7 +103,27 @@ class FakeAmi:
         if name == "Setvar":
             self.setvars.append((action["Variable"], action["Value"]))
             return _message(ok)
+        if name in ("DBGet", "DBPut", "DBDel"):
+            return self._astdb(name, action, ok)
         return _message({"Response": "Error", "ActionID": action_id, "Message": "?"})
+
+    def _astdb(self, name: str, action: dict[str, str], ok: dict[str, str]) -> bytes:
+        """As Asterisk 22 answers: DBGet's value comes in an event after the response."""
+        error = {"Response": "Error", "ActionID": ok["ActionID"]}
+        if not self.astdb_allowed:
+            return _message({**error, "Message": "Permission denied"})
+        path = f"{action['Family']}/{action['Key']}"
+        if name == "DBPut":
+            self.astdb[path] = action["Val"]
+            return _message({**ok, "Message": "Updated database successfully"})
+        if path not in self.astdb:
+            return _message({**error, "Message": "Database entry not found"})
+        if name == "DBDel":
+            del self.astdb[path]
+            return _message({**ok, "Message": "Key deleted successfully"})
+        value = {"Event": "DBGetResponse", "Family": action["Family"], "Key": action["Key"],
+                 "Val": self.astdb[path], "ActionID": ok["ActionID"]}  # fmt: skip
+        return _list(ok, [value], "DBGetComplete")
 
 
 def _message(fields: dict[str, str]) -> bytes:
@@ -337,5 +362,76 @@ def test_new_watched_extensions_are_read_at_once() -> None:
             assert source.health().counts["watched"] == 2
         finally:
             await source.stop()
+
+    run(scenario)
+
+
+class Notes:
+    """`UserNotes` that records what it is told."""
+
+    def __init__(self) -> None:
+        self.notes: list[tuple[str, str]] = []
+
+    async def note(self, user_id: str, change: str) -> None:
+        self.notes.append((user_id, change))
+
+
+def wanting(forward: str | None, dnd: bool = False) -> Publication:
+    situation = Situation.DND if dnd else Situation.BUSY
+    pbx = ((Feature.FORWARD, forward), (Feature.DND, "YES" if dnd else None))
+    return Publication(situation, OUTWARD[situation], "", pbx)
+
+
+def test_apply_profile_sets_forwarding_and_dnd_and_gives_back_the_users_own() -> None:
+    async def scenario(fake: FakeAmi) -> None:
+        table = settings(fake.port, context=None, apply_profile=True)
+        notes = Notes()
+        outlet = AmiDeviceStateOutlet(parse_outlet(table), notes)
+        fake.astdb["CF/2101"] = "2100"  # the user's own forwarding
+        anna = OutwardUser("anna", "Anna", None, ("2101",), wanting("2199", dnd=True))
+        await outlet.start()
+        try:
+            await outlet.publish(anna)
+            assert (fake.astdb["CF/2101"], fake.astdb["DND/2101"]) == ("2199", "YES")
+            assert decode_held(fake.astdb["presencebridge/CF/2101"]) == Held("2100", "2199")
+            assert ("DEVICE_STATE(Custom:DND2101)", "BUSY") in fake.setvars
+            await outlet.publish(replace(anna, publication=wanting(None)))
+            assert fake.astdb == {"CF/2101": "2100"}  # exactly as before, nothing kept
+            assert fake.setvars[-1] == ("DEVICE_STATE(Custom:DND2101)", "NOT_INUSE")
+
+            await outlet.publish(anna)
+            fake.astdb["CF/2101"] = "2198"  # the user, at the phone
+            await outlet.publish(anna)
+            await outlet.publish(replace(anna, publication=None))  # deleted: restore
+            assert fake.astdb == {"CF/2101": "2198"}
+            assert notes.notes == [("anna", kept_note("2101", Feature.FORWARD, "2198"))]
+            counts = outlet.health().counts
+            assert (counts["kept_user_change"], counts["refused"]) == (1, 0)
+
+            bad = replace(anna, publication=wanting("2199\r\nAction: Originate"))
+            await outlet.publish(bad)  # never into AMI; the rest still applies
+            assert fake.astdb["CF/2101"] == "2198"
+            assert outlet.health().counts["invalid_target"] == 1
+
+            fake.astdb_allowed = False  # a manager user without `system`
+            with pytest.raises(OutletUnavailable, match="Permission denied"):
+                await outlet.publish(anna)
+            assert outlet.health().counts["refused"] == 1
+        finally:
+            await outlet.stop()
+
+    run(scenario)
+
+
+def test_without_apply_profile_the_outlet_leaves_astdb_alone() -> None:
+    async def scenario(fake: FakeAmi) -> None:
+        outlet = AmiDeviceStateOutlet(parse_outlet(settings(fake.port, context=None)))
+        await outlet.start()
+        try:
+            anna = OutwardUser("anna", "Anna", None, ("2101",), wanting("2199", dnd=True))
+            await outlet.publish(anna)
+            assert fake.astdb == {}
+        finally:
+            await outlet.stop()
 
     run(scenario)

@@ -150,6 +150,7 @@ def test_defaults() -> None:
     named = parse_outlet(table(device="Custom:{user}-teams"))
     assert named.device_for("anna.b", ()) == "Custom:anna.b-teams"
     assert named.device_for("anna b", ()) is None  # no valid device name
+    assert (outlet.apply_profile, outlet.profile_family) == (False, "presencebridge")
 
 
 @pytest.mark.parametrize(
@@ -175,6 +176,10 @@ def test_the_tables_differ_by_role() -> None:
     assert "context:" in error(parse_source, context="bad context")
     for device in ("PJSIP/{extension}", "Custom:teams", "Custom:{extension}(x)"):
         assert "device:" in error(parse_outlet, device=device)
+    # The hub's memory must not land in FreePBX's own families, nor split a key.
+    for family in ("CF", "DND", "pb/mem", ""):
+        assert "profile_family:" in error(parse_outlet, profile_family=family)
+    assert "apply_profile:" in error(parse_source, apply_profile=True)
 
 
 def test_the_kind_is_registered_for_both_roles_and_checked_when_the_file_is_read() -> None:

@@ -17,7 +17,9 @@ from tests.support.teams import CLIENT_ID, CLIENT_SECRET, TENANT, EmulatorProces
 FAST = "keepalive_seconds = 2\naction_timeout_seconds = 3\nreconnect_max_seconds = 1\n"
 
 
-def config(ami_port: int, pbx: bool = True, publish: bool = True) -> str:
+def config(
+    ami_port: int, pbx: bool = True, publish: bool = True, apply_profile: bool = False
+) -> str:
     text = ""
     if pbx:
         text += f"""[[pbx]]
@@ -36,9 +38,10 @@ kind = "asterisk-ami"
 name = "asterisk-blf"
 host = "127.0.0.1"
 port = {ami_port}
-username = "writer"
+username = "{"profile" if apply_profile else "writer"}"
 secret_env = "TEST_AMI_WRITER_SECRET"
 device = "Custom:{{extension}}-teams"
+apply_profile = {"true" if apply_profile else "false"}
 {FAST}
 """
     return text
@@ -53,15 +56,16 @@ def asterisk_server(
     pbx: bool = True,
     publish: bool = True,
     reader_secret: str | None = None,
+    apply_profile: bool = False,
 ) -> ServerProcess:
     """A started server reading and writing `asterisk` (through `ami_port`, e.g. a
     proxy's, when given), with Graph in `emulator` when given."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "presencebridge.toml"
-    path.write_text(config(ami_port or asterisk.ami_port, pbx, publish))
+    path.write_text(config(ami_port or asterisk.ami_port, pbx, publish, apply_profile))
     env = {
         "TEST_AMI_READER_SECRET": reader_secret or asterisk.secrets["reader"],
-        "TEST_AMI_WRITER_SECRET": asterisk.secrets["writer"],
+        "TEST_AMI_WRITER_SECRET": asterisk.secrets["profile" if apply_profile else "writer"],
     }
     if emulator is not None:
         env |= {

@@ -22,7 +22,7 @@ from presencebridge.core.model import CallState, Telephony, User
 from presencebridge.core.ports import ConnectorHealth, OutletUnavailable, OutwardUser
 from presencebridge.core.publication import DialogState, Situation
 from presencebridge.core.rules import SelectProfile
-from presencebridge.service.connectors import PresenceFeed, TelephonyFeed
+from presencebridge.service.connectors import HistoryNotes, PresenceFeed, TelephonyFeed
 from presencebridge.service.hub import Hub
 from tests.service.conftest import Hubs, add_user
 
@@ -47,6 +47,21 @@ async def test_a_call_reported_by_extension_puts_its_user_on_the_phone(hub: Hub)
     assert hub.user("alice").presence.telephony is Telephony.IDLE
     history = await hub.history("alice")
     assert history[0].source == "pbx:kamailio"
+
+
+async def test_an_outlet_writes_a_note_into_the_users_history(hub: Hub) -> None:
+    """What an outlet left alone at the PBX (issue 17) shows in the history, under the
+    outlet's name; a user this node does not have gets nothing and raises nothing."""
+    await with_extension(hub, "alice", "2101")
+    notes = HistoryNotes(hub, "publish:asterisk-blf")
+    await notes.note("alice", "pbx: call forwarding on 2101 changed at the phone to 2198; kept")
+    await notes.note("nobody", "ignored")
+    [latest, *_] = await hub.history("alice")
+    assert (latest.source, latest.change) == (
+        "publish:asterisk-blf",
+        "pbx: call forwarding on 2101 changed at the phone to 2198; kept",
+    )
+    assert latest.status == hub.user("alice").presence.status.value
 
 
 async def test_an_extension_nobody_has_changes_nothing_and_is_counted(hub: Hub) -> None:

@@ -7,10 +7,14 @@ Each `AsteriskProcess` gets its own scratch directory inside the chroot and free
 ports on 127.0.0.1 (AMI over TCP, SIP over UDP), so two test workers can run one each.
 
 The dialplan: context `office`, extensions 2101..2103 are PJSIP phones (SIPp UASes
-at fixed contacts) with hints that OR the phone with `Custom:<ext>-teams`; endpoint
-2199 is the caller. Manager users: `reader` (read = call, write = reporting, with an
-event filter) for the PBX connector, `writer` (write = call only) for the outlet,
-`admin` for the tests' own looks.
+at fixed contacts) with hints that OR the phone with `Custom:<ext>-teams` and
+FreePBX's `Custom:DND<ext>`; they honour `DND/<ext>` and `CF/<ext>` in AstDB with
+exactly the dialplan docs/pbx-asterisk.md gives for a plain Asterisk (issue 17).
+Endpoint 2199 is the caller, and also a phone at a fixed contact (extension 2199,
+the forwarding target). Manager users: `reader` (read = call, write = reporting,
+with an event filter) for the PBX connector, `writer` (write = call only) for the
+outlet, `profile` (write = call,system: AstDB) for an outlet that applies the
+profile, `admin` for the tests' own looks.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from tests.support.tls import make_certificate
 ROOT = Path(os.environ.get("PRESENCEBRIDGE_ASTERISK_ROOT", "/tmp/interop-sid-asterisk"))
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
 PHONES = ("2101", "2102", "2103")
+TARGET = "2199"  # the caller's endpoint, and a phone the forwarding tests call
 CONTEXT = "office"
 # Bounds, not expected durations: a busy two-core machine is slow to start processes.
 START_TIMEOUT = 60.0
@@ -48,7 +53,7 @@ MODULES = [
     "res_pjsip_authenticator_digest", "res_pjsip_sdp_rtp", "res_pjsip_pubsub",
     "res_pjsip_outbound_publish", "res_pjsip_exten_state", "res_pjsip_caller_id",
     "res_rtp_asterisk", "chan_pjsip", "codec_ulaw", "bridge_simple", "bridge_native_rtp",
-    "app_dial", "pbx_config", "func_devstate", "res_manager_devicestate",
+    "app_dial", "pbx_config", "func_devstate", "res_manager_devicestate", "func_db",
 ]  # fmt: skip
 
 
@@ -93,6 +98,19 @@ def ensure_chroot() -> None:
             pytest.fail(f"building the Asterisk chroot failed:\n{build.stderr[-3000:]}")
 
 
+# docs/pbx-asterisk.md "Call forwarding and DnD at the PBX", word for word: a plain
+# Asterisk honouring FreePBX's AstDB keys. Busy() while DnD is on (FreePBX sends the
+# caller to voicemail or busy), the forwarding target dialled in the same context.
+PLAIN_ASTERISK_DIALPLAN = """\
+exten => _21XX,1,GotoIf($["${DB(DND/${EXTEN})}" = "YES"]?dnd)
+ same => n,GotoIf($["${DB(CF/${EXTEN})}" != ""]?forward)
+ same => n,Dial(PJSIP/${EXTEN},60)
+ same => n,Hangup()
+ same => n(forward),Goto(${CONTEXT},${DB(CF/${EXTEN})},1)
+ same => n(dnd),Busy(10)
+"""
+
+
 class AsteriskProcess:
     """One Asterisk with its own configuration, ports and secrets."""
 
@@ -101,8 +119,9 @@ class AsteriskProcess:
         self.ami_port = free_port()
         self.ami_tls_port = free_port()  # the same manager over TLS
         self.sip_port = free_udp_port()
-        self.phone_ports = {ext: free_udp_port() for ext in PHONES}
-        self.secrets = {user: secrets.token_hex(12) for user in ("reader", "writer", "admin")}
+        self.phone_ports = {ext: free_udp_port() for ext in (*PHONES, TARGET)}
+        users = ("reader", "writer", "profile", "admin")
+        self.secrets = {user: secrets.token_hex(12) for user in users}
         self.scratch = Path(tempfile.mkdtemp(prefix="pb-ast.", dir=ROOT / "tmp"))
         self.inside = "/" + str(self.scratch.relative_to(ROOT))  # the path in the chroot
         self.process: subprocess.Popen[bytes] | None = None
@@ -187,6 +206,13 @@ deny = 0.0.0.0/0.0.0.0
 permit = 127.0.0.1/255.255.255.255
 write = call
 
+; an outlet with apply_profile: AstDB (DBGet/DBPut/DBDel need `system`)
+[profile]
+secret = {s["profile"]}
+deny = 0.0.0.0/0.0.0.0
+permit = 127.0.0.1/255.255.255.255
+write = call,system
+
 [admin]
 secret = {s["admin"]}
 deny = 0.0.0.0/0.0.0.0
@@ -211,10 +237,6 @@ rtp_timeout = 0
 media_address = 127.0.0.1
 bind_rtp_to_media_address = yes
 
-[2199](phone)
-aors = 2199
-[2199]
-type = aor
 """
         for ext, port in self.phone_ports.items():
             text += f"\n[{ext}](phone)\naors = {ext}\n[{ext}]\ntype = aor\n"
@@ -224,9 +246,8 @@ type = aor
     def _dialplan(self) -> str:
         text = f"[{CONTEXT}]\n"
         for ext in PHONES:
-            text += f"exten => {ext},hint,PJSIP/{ext}&Custom:{ext}-teams\n"
-            text += f"exten => {ext},1,Dial(PJSIP/{ext},60)\n same => n,Hangup()\n"
-        return text
+            text += f"exten => {ext},hint,PJSIP/{ext}&Custom:{ext}-teams&Custom:DND{ext}\n"
+        return text + PLAIN_ASTERISK_DIALPLAN
 
     # -- running ------------------------------------------------------------------------
 
@@ -294,6 +315,30 @@ type = aor
                 return line.split(":", 1)[1].strip()
         return f"(no answer: {answer!r})"
 
+    def db(self, family: str, key: str) -> str | None:
+        """An AstDB value as `database get` gives it; None when there is none."""
+        out = self.cli(f"database get {family} {key}")
+        for line in out.splitlines():
+            if line.startswith("Value:"):
+                return line.split(":", 1)[1].strip()
+        return None
+
+    def device_state(self, device: str) -> str:
+        """A custom device's state as `devstate list` shows it (BUSY, NOT_INUSE...)."""
+        for line in self.cli("devstate list").splitlines():
+            if f"Name: '{device}'" in line and "State:" in line:
+                return line.split("State:", 1)[1].strip().strip("'")
+        return "(none)"
+
+    def dialled(self) -> list[str]:
+        """The outgoing channels Dial() made now that are answered (`PJSIP/2199-…`)."""
+        found = []
+        for line in self.cli("core show channels concise").splitlines():
+            fields = line.split("!")
+            if len(fields) > 5 and fields[4] == "Up" and fields[5] == "AppDial":
+                found.append(fields[0])
+        return found
+
     def hang_up_all(self) -> None:
         self.cli("channel request hangup all")
 
@@ -332,15 +377,23 @@ class Sipp:
                 self.process.wait(10)
 
 
-def call(asterisk: AsteriskProcess, extension: str, log_dir: Path) -> tuple[Sipp, Sipp]:
-    """A call from 2199 to `extension`: its phone rings, answers, and both stay in the
-    call until `asterisk.hang_up_all()`. The two SIPp processes (phone, caller)."""
-    port = asterisk.phone_ports[extension]
-    phone = Sipp(log_dir / f"sipp-phone-{extension}.log").run(
-        "-sf", str(SIPP_DIR / "uas_answer.xml"), "-p", str(port)
-    )
-    caller = Sipp(log_dir / f"sipp-caller-{extension}.log").run(
+def phone(asterisk: AsteriskProcess, extension: str, log_dir: Path) -> Sipp:
+    """The phone of `extension` (2199 too): answers one call and stays in it until
+    Asterisk hangs up."""
+    return Sipp(log_dir / f"sipp-phone-{extension}.log").run(
+        "-sf", str(SIPP_DIR / "uas_answer.xml"), "-p", str(asterisk.phone_ports[extension])
+    )  # fmt: skip
+
+
+def dial(asterisk: AsteriskProcess, extension: str, log_dir: Path) -> Sipp:
+    """The caller (endpoint 2199) dialling `extension`."""
+    return Sipp(log_dir / f"sipp-caller-{extension}.log").run(
         f"127.0.0.1:{asterisk.sip_port}", "-sf", str(SIPP_DIR / "uac_call.xml"),
         "-s", extension, "-p", str(free_udp_port()),
     )  # fmt: skip
-    return phone, caller
+
+
+def call(asterisk: AsteriskProcess, extension: str, log_dir: Path) -> tuple[Sipp, Sipp]:
+    """A call from 2199 to `extension`: its phone rings, answers, and both stay in the
+    call until `asterisk.hang_up_all()`. The two SIPp processes (phone, caller)."""
+    return phone(asterisk, extension, log_dir), dial(asterisk, extension, log_dir)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from presencebridge.adapters import asterisk, sip, webhook, xmpp
-from presencebridge.core.ports import PbxConnector, PresenceOutlet, TelephonyLines
+from presencebridge.core.ports import PbxConnector, PresenceOutlet, TelephonyLines, UserNotes
 
 # The key a connector's secret arrives under (read from `secret_env` / `secret_file`);
 # the configuration file itself never holds it.
@@ -27,8 +27,13 @@ class PbxKind:
 
 @dataclass(frozen=True)
 class OutletKind:
+    """`make_noting`, when a kind has it, is used instead of `make`: it also gets where
+    the outlet may write into a user's history (an outlet that applies the profile at
+    the PBX says there when it kept the user's own change)."""
+
     parse: Callable[[Mapping[str, Any]], Any]
     make: Callable[[Any], PresenceOutlet]
+    make_noting: Callable[[Any, UserNotes], PresenceOutlet] | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,9 @@ OUTLET_KINDS: dict[str, OutletKind] = {}
 # The kinds each adapter folder brings (listed here rather than registered from there,
 # so that no adapter imports this module and the import graph has no cycle).
 PBX_KINDS[asterisk.KIND] = PbxKind(asterisk.parse_source, asterisk.make_source)
-OUTLET_KINDS[asterisk.KIND] = OutletKind(asterisk.parse_outlet, asterisk.make_outlet)
+OUTLET_KINDS[asterisk.KIND] = OutletKind(
+    asterisk.parse_outlet, asterisk.make_outlet, asterisk.make_outlet
+)
 OUTLET_KINDS["xmpp-component"] = OutletKind(xmpp.component_settings, xmpp.make_component)
 OUTLET_KINDS["xmpp-account"] = OutletKind(xmpp.account_settings, xmpp.make_account)
 PBX_KINDS[sip.DIALOG_KIND] = PbxKind(sip.parse_dialog, sip.DialogWatcher)

@@ -130,6 +130,9 @@ class EffectivePresence:
     # and the Teams call left aside: a DnD chosen stays DnD in Teams during a PBX call.
     chosen_status: Status = Status.AVAILABLE
     chosen_until: datetime | None = None
+    # The chosen side's forwarding: a PBX call the user makes must not lift a chosen
+    # profile's forwarding at the PBX for its length (core/pbx_features.py).
+    chosen_call_forwarding: str | None = None
 
 
 def my_profiles(state: UserState, templates: tuple[ProfileTemplate, ...]) -> tuple[Profile, ...]:
@@ -312,4 +315,5 @@ def effective_presence(
         microphone=state.microphone,
         chosen_status=chosen.status,
         chosen_until=chosen.until,
+        chosen_call_forwarding=chosen.call_forwarding,
     )

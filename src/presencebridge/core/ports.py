@@ -239,3 +239,11 @@ class PbxConnector(Protocol):
     async def stop(self) -> None: ...
 
     def health(self) -> ConnectorHealth: ...
+
+
+class UserNotes(Protocol):
+    """Where a connector says something into a user's history that is no presence
+    change: e.g. that a forwarding the user set on the phone was kept (issue 17). An
+    adapter cannot reach the service layer; bootstrap passes this in."""
+
+    async def note(self, user_id: str, change: str) -> None: ...

@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from presencebridge.core.effective import EffectivePresence
 from presencebridge.core.model import Status, Telephony, TelephonySource
+from presencebridge.core.pbx_features import Feature, wanted
 from presencebridge.core.texts import render
 
 
@@ -131,8 +132,12 @@ class Publication:
     situation: Situation
     outward: Outward
     note: str
+    # What the PBX should have for each of the user's extensions (core.pbx_features),
+    # for an outlet that applies the profile there; pairs, so the row stays hashable.
+    pbx: tuple[tuple[Feature, str | None], ...] = ()
 
 
 def publication(presence: EffectivePresence, language: str) -> Publication:
     found = situation(presence)
-    return Publication(found, OUTWARD[found], render(presence.text, language))
+    features = tuple(wanted(presence).items())
+    return Publication(found, OUTWARD[found], render(presence.text, language), features)

@@ -96,6 +96,20 @@ class TelephonyFeed:
             log.warning("%s: %s refused for %s: %s", self.source, event.state, user_id, refusal)
 
 
+class HistoryNotes:
+    """`core.ports.UserNotes` into the users' history, as `source` (the connector)."""
+
+    def __init__(self, hub: Hub, source: str) -> None:
+        self.hub = hub
+        self.source = source
+
+    async def note(self, user_id: str, change: str) -> None:
+        try:
+            await self.hub.note(user_id, self.source, change)
+        except Rejected as refusal:  # the store refused: the PBX has it right all the same
+            log.warning("%s: history note for %s refused: %s", self.source, user_id, refusal)
+
+
 @dataclass
 class _Outbox:
     """What one outlet still has to publish: user ids, newest state read at send time."""

@@ -779,6 +779,16 @@ class Hub:
         self._after_change(old.state, new_state)
         return UserView(new_state, presence)
 
+    async def note(self, user_id: str, source: str, change: str) -> None:
+        """A history entry that is no presence change (a connector says what it did or
+        left alone, e.g. kept a forwarding the user set on the phone); nothing for a
+        user this node does not have."""
+        if not self.has_user(user_id):
+            return
+        now = self.clock.now()
+        entry = self._history(user_id, self._presence[user_id], source, now)
+        await self._commit.write([], [replace(entry, change=change)], now)
+
     async def tick_all(self, user_ids: Sequence[str], source: str) -> None:
         """Let time (or new settings) take effect for many users, a slice at a time."""
         for start in range(0, len(user_ids), HANDLE_MANY_SLICE):

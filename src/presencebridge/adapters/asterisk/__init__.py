@@ -14,15 +14,15 @@ from presencebridge.adapters.asterisk.settings import (
     parse_source,
 )
 from presencebridge.adapters.asterisk.source import AmiPbxSource
-from presencebridge.core.ports import PbxConnector, PresenceOutlet, TelephonyLines
+from presencebridge.core.ports import PbxConnector, PresenceOutlet, TelephonyLines, UserNotes
 
 
 def make_source(settings: AmiSourceSettings, lines: TelephonyLines) -> PbxConnector:
     return AmiPbxSource(settings, lines)
 
 
-def make_outlet(settings: AmiOutletSettings) -> PresenceOutlet:
-    return AmiDeviceStateOutlet(settings)
+def make_outlet(settings: AmiOutletSettings, notes: UserNotes | None = None) -> PresenceOutlet:
+    return AmiDeviceStateOutlet(settings, notes)
 
 
 __all__ = ["KIND", "make_outlet", "make_source", "parse_outlet", "parse_source"]

@@ -17,7 +17,8 @@ several hub nodes a user's state may have moved to another node meanwhile, and t
 one value per device in Asterisk would be overwritten with an outdated one (the last
 writer wins; SIP PUBLISH has one document per publisher, this has not).
 `clear_on_stop = true` sets the devices this outlet raised back to NOT_INUSE when
-the hub stops; for a single node only.
+the hub stops; for a single node only. `apply_profile = true` also applies the
+profile's call forwarding and DnD in the PBX's AstDB (`features`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ import logging
 
 from presencebridge import metrics
 from presencebridge.adapters.asterisk.client import AmiClient, AmiError
+from presencebridge.adapters.asterisk.features import AmiProfileFeatures
+from presencebridge.adapters.asterisk.protocol import AmiMessage
 from presencebridge.adapters.asterisk.settings import KIND, AmiOutletSettings
-from presencebridge.core.ports import ConnectorHealth, OutletUnavailable, OutwardUser
+from presencebridge.core.ports import ConnectorHealth, OutletUnavailable, OutwardUser, UserNotes
 from presencebridge.core.publication import DeviceState
 
 log = logging.getLogger(__name__)
@@ -41,16 +44,27 @@ class AmiDeviceStateOutlet:
     kind = KIND
     language = "en"  # device states carry no text
 
-    def __init__(self, settings: AmiOutletSettings) -> None:
+    def __init__(self, settings: AmiOutletSettings, notes: UserNotes | None = None) -> None:
         self.settings = settings
         self.name = settings.name
         self.client = AmiClient(
             settings,
-            events="off",
+            events="off",  # DBGet's answer event comes all the same: it is the response
+            on_event=self._event,
             on_malformed=lambda: self._count("malformed"),
         )
         self._written: dict[str, DeviceState] = {}  # device name -> state Asterisk has
         self.counts = {"written": 0, "skipped": 0, "refused": 0, "malformed": 0}
+        self.features: AmiProfileFeatures | None = None
+        if settings.apply_profile:
+            self.features = AmiProfileFeatures(
+                self.client,
+                settings.profile_family,
+                settings.action_timeout_seconds,
+                notes,
+                self._count,
+            )
+            self.counts |= {"features_written": 0, "kept_user_change": 0, "invalid_target": 0}
 
     async def start(self) -> None:
         self.client.start()
@@ -82,12 +96,18 @@ class AmiDeviceStateOutlet:
         device = self.settings.device_for(user.user_id, user.extensions)
         if device is None:
             self._count("skipped")  # no extension for the device name (or no valid name)
-            return
-        if user.publication is None:
-            state = DeviceState.NOT_INUSE
         else:
-            state = user.publication.outward.device
-        await self._write(device, state)
+            if user.publication is None:
+                state = DeviceState.NOT_INUSE
+            else:
+                state = user.publication.outward.device
+            await self._write(device, state)
+        if self.features is not None:
+            await self.features.apply(user)
+
+    async def _event(self, event: AmiMessage) -> None:
+        if self.features is not None:
+            await self.features.on_event(event)
 
     async def _write(self, device: str, state: DeviceState) -> None:
         fields = {"Variable": f"DEVICE_STATE({device})", "Value": state.value}

@@ -111,10 +111,24 @@ class AmiOutletSettings(AmiConnection):
     """`[[publish]]`: each user's state goes to the `Custom:` device `device` names;
     `{extension}` is the user's first extension, `{user}` the user's id.
     `clear_on_stop`: set the devices raised back to NOT_INUSE when the hub stops (a
-    single node only: with several, another node may have taken the user over)."""
+    single node only: with several, another node may have taken the user over).
+    `apply_profile`: also apply the profile's call forwarding and DnD at the PBX
+    (`features.AmiProfileFeatures`; the manager user then needs `write = call,system`).
+    """
 
     device: str = "Custom:{extension}-teams"
     clear_on_stop: bool = False
+    # Issue 17: the profile's call forwarding and DnD written into FreePBX's AstDB keys
+    # (`CF/<ext>`, `DND/<ext>`), the user's own values kept under `profile_family`.
+    apply_profile: bool = False
+    profile_family: str = "presencebridge"
+
+    @field_validator("profile_family")
+    @classmethod
+    def _family(cls, value: str) -> str:
+        if not _NAME.match(value) or value in ("CF", "DND"):
+            raise ValueError("must be an AstDB family of the hub's own (letters, digits, _ . -)")
+        return value
 
     @field_validator("device")
     @classmethod
