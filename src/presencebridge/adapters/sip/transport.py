@@ -91,6 +91,22 @@ class Transport:
         self.handler(message, reply)
 
 
+# NOTIFYs of 10,000 lines arrive in bursts; while the event loop is busy for a moment,
+# Linux's default UDP receive buffer (~208 KiB) overflows and drops them (counted as
+# RcvbufErrors in /proc/net/snmp), the PBX retransmits seconds later or gives up. The
+# kernel caps this at net.core.rmem_max (docs/pbx.md says how to raise it).
+RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024
+
+
+def _large_receive_buffer(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+    except OSError as error:
+        log.warning("SIP UDP: receive buffer left at the default: %s", error)
+
+
 class UdpTransport(Transport, asyncio.DatagramProtocol):
     def __init__(self, server: tuple[str, int], handler: Handler) -> None:
         super().__init__(server, handler)
@@ -102,6 +118,7 @@ class UdpTransport(Transport, asyncio.DatagramProtocol):
         self._socket, _ = await loop.create_datagram_endpoint(
             lambda: self, local_addr=(bind, local_port)
         )
+        _large_receive_buffer(self._socket.get_extra_info("socket"))
         self.port = int(self._socket.get_extra_info("sockname")[1])
         self.host = local_host if local_host not in ("", "0.0.0.0") else local_address(self.server)
 
