@@ -18,30 +18,13 @@ from pathlib import Path
 import pytest
 
 from tests.connectors.asterisk_server import add_user, asterisk_server, connector, telephony
-from tests.support.asterisk import AsteriskProcess, call, ensure_chroot
+from tests.support.asterisk import AsteriskProcess, call
 from tests.support.server import ServerProcess, receive_until
 from tests.support.teams import EmulatorProcess, new_teams_id
 from tests.support.waiting import eventually
 
 # Bounds only: every wait ends as soon as its condition holds.
 WAIT = 60.0
-
-
-@pytest.fixture(scope="module")
-def asterisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskProcess]:
-    ensure_chroot()
-    process = AsteriskProcess(tmp_path_factory.mktemp("asterisk"))
-    process.start()
-    yield process
-    process.close()
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
-    process = EmulatorProcess(tmp_path_factory.mktemp("emulator") / "tls")
-    process.start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")

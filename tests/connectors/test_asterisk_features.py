@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.connectors.asterisk_server import add_user, asterisk_server, connector
-from tests.support.asterisk import AsteriskProcess, dial, ensure_chroot, phone
+from tests.support.asterisk import AsteriskProcess, dial, phone
 from tests.support.server import ServerProcess
 from tests.support.teams import EmulatorProcess, new_teams_id
 from tests.support.waiting import eventually
@@ -32,23 +32,6 @@ TEAMS_PROFILE = {
     "name": "MS Teams", "status": "busy", "text": "In Teams", "color": "#5558af",
     "call_forwarding": "2199",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def asterisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskProcess]:
-    ensure_chroot()
-    process = AsteriskProcess(tmp_path_factory.mktemp("asterisk"))
-    process.start()
-    yield process
-    process.close()
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
-    process = EmulatorProcess(tmp_path_factory.mktemp("emulator") / "tls")
-    process.start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")

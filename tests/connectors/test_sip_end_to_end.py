@@ -52,14 +52,6 @@ def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kamailio]:
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
-    process = EmulatorProcess(tmp_path_factory.mktemp("emulator") / "tls")
-    process.start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory, emulator: EmulatorProcess, kamailio: Kamailio
 ) -> Iterator[ServerProcess]:
