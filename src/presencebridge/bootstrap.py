@@ -35,14 +35,17 @@ from presencebridge.adapters.graph.subscriptions import ServiceAccounts, Subscri
 from presencebridge.adapters.graph.webhook import NotifyContext
 from presencebridge.adapters.ldap.settings import LdapSettings
 from presencebridge.adapters.ldap.source import LdapDirectorySource
+from presencebridge.adapters.oidc import OidcClient, ProviderSettings
 from presencebridge.adapters.store import Store, create_engine, migrate
 from presencebridge.adapters.store.leases import LeaseFence, LeaseStore
+from presencebridge.adapters.store.sessions import SessionStore
 from presencebridge.adapters.store.webhooks import WebhookOutbox
 from presencebridge.adapters.webhook import WebhookSender, WebhookSettings
 from presencebridge.api import views
 from presencebridge.config import DirectoryConfig, Settings
 from presencebridge.core import directory as directory_rules
 from presencebridge.core.ports import DirectorySource
+from presencebridge.core.signin import SignInPolicy
 from presencebridge.service.agents import AgentRelay, ClientSideTeams
 from presencebridge.service.cluster import Cluster
 from presencebridge.service.connectors import (
@@ -53,6 +56,7 @@ from presencebridge.service.connectors import (
 )
 from presencebridge.service.directory import DirectorySync
 from presencebridge.service.hub import Hub
+from presencebridge.service.sign_in import SignIns, admin_fingerprint
 from presencebridge.service.teams_sync import TeamsPoller, TeamsWriter
 from presencebridge.service.webhooks import Webhooks, WebhookWorker
 
@@ -311,6 +315,8 @@ class Application:
     components: list[Component] = field(default_factory=list)
     directories: dict[str, DirectorySync] = field(default_factory=dict)
     connectors: Connectors | None = None
+    sign_ins: SignIns | None = None
+    oidc: OidcClient | None = None
 
     @property
     def notify(self) -> NotifyContext | None:
@@ -363,6 +369,30 @@ def _cluster(settings: Settings, hub: Hub) -> Cluster | None:
     )
 
 
+def connect_sign_in(settings: Settings, hub: Hub) -> tuple[SignIns, OidcClient | None]:
+    """Console sessions (always: the break-glass admin token signs in too) and, with a
+    `[sign_in]` table, the OpenID Connect provider every employee signs in at."""
+    assert settings.admin_token is not None
+    config = settings.sign_in
+    policy = SignInPolicy()
+    oidc = None
+    if config is not None:
+        policy = SignInPolicy(frozenset(config.admin_groups), frozenset(config.admin_roles))
+        secret = config.client_secret()
+        oidc = OidcClient(
+            ProviderSettings(
+                issuer=config.issuer,
+                client_id=config.client_id,
+                client_secret=None if secret is None else secret.get_secret_value(),
+                scopes=tuple(config.scopes),
+                allowed_tenants=frozenset(config.allowed_tenants),
+                ca_bundle=config.ca_bundle or settings.ca_bundle,
+            )
+        )
+    fingerprint = admin_fingerprint(settings.admin_token.get_secret_value())
+    return SignIns(hub, SessionStore(hub.store.engine), policy, fingerprint), oidc
+
+
 def build(settings: Settings, hub: Hub) -> Application:
     """Wire everything around the hub; nothing runs yet (`Application.start`)."""
     cluster = _cluster(settings, hub)
@@ -377,8 +407,9 @@ def build(settings: Settings, hub: Hub) -> Application:
     application.connectors = connect_connectors(settings, hub)
     if application.connectors is not None:
         application.components.append(application.connectors)
-    # New adapters (sign-in, …) go here: made from the settings and the hub (or the
-    # Graph client), appended as components.
+    application.sign_ins, application.oidc = connect_sign_in(settings, hub)
+    # New adapters go here: made from the settings and the hub (or the Graph client),
+    # appended as components.
     if cluster is not None:
         cluster.attach(agents, None if sync is None else sync.set_share)
         application.components.append(cluster)  # last: it starts handing users over

@@ -30,6 +30,7 @@ from pydantic_settings import (
 
 from presencebridge.adapters.connectors import PBX_KINDS, SECRET, publish_kinds
 from presencebridge.adapters.ldap.settings import LdapSettings
+from presencebridge.adapters.oidc import secure_issuer
 from presencebridge.core import addresses, directory
 
 
@@ -263,6 +264,58 @@ class ConnectorConfig(BaseModel):
         return table
 
 
+class SignInConfig(BaseModel):
+    """The `[sign_in]` table (issue 14, docs/sign-in.md): OpenID Connect sign-in for every
+    employee. The client secret comes from `client_secret_env` or `client_secret_file`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(min_length=1, max_length=512)
+    client_id: str = Field(min_length=1, max_length=256)
+    client_secret_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    client_secret_file: Path | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    # Administrators: members of one of these groups (`groups` claim: Entra object ids)
+    # or holders of one of these app roles (`roles` claim).
+    admin_groups: list[str] = Field(default_factory=list)
+    admin_roles: list[str] = Field(default_factory=list)
+    # Entra's multi-tenant endpoints (`common`, `organizations`): the tenants let in.
+    allowed_tenants: list[str] = Field(default_factory=list)
+    label: str = Field("", max_length=64)  # the button's text; default "your company account"
+    ca_bundle: Path | None = None  # default: the server's ca_bundle
+    # The admin token's console sign-in (break glass); the API takes the token regardless.
+    admin_token_console: bool = True
+
+    @field_validator("issuer")
+    @classmethod
+    def _secure(cls, value: str) -> str:
+        if not secure_issuer(value):
+            raise ValueError("the issuer must be an https URL (plain http only on loopback)")
+        return value.rstrip("/")
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError('scopes must include "openid"')
+        return value
+
+    def client_secret(self) -> SecretStr | None:
+        if self.client_secret_env:
+            value = os.environ.get(self.client_secret_env)
+            if not value:
+                raise ValueError(f"sign_in: client_secret_env {self.client_secret_env} is not set")
+            return SecretStr(value)
+        if self.client_secret_file is not None:
+            try:
+                return SecretStr(self.client_secret_file.read_text().strip())
+            except OSError as error:
+                raise ValueError(
+                    f"sign_in: client_secret_file cannot be read: {error.strerror}"
+                ) from None
+        return None
+
+
 def _checked_connectors(
     role: str, tables: list[ConnectorConfig], kinds: Mapping[str, Any]
 ) -> list[ConnectorConfig]:
@@ -316,6 +369,8 @@ class Settings(BaseSettings):
     # PBX connectors and presence outlets (issue 13, docs/pbx.md).
     pbx: list[ConnectorConfig] = Field(default_factory=list)
     publish: list[ConnectorConfig] = Field(default_factory=list)
+    # Single sign-on for every employee (issue 14, docs/sign-in.md): `[sign_in]`.
+    sign_in: SignInConfig | None = None
 
     @field_validator("directory")
     @classmethod

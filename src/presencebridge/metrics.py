@@ -115,3 +115,18 @@ CONNECTOR_APPLY_SECONDS = Histogram(
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
     registry=REGISTRY,
 )
+
+# Console sign-in (issue 14): every attempt's outcome, and why a refused one was refused.
+SIGN_INS = Counter(
+    "presencebridge_sign_ins_total",
+    "Console sign-ins, by method (oidc, admin-token) and outcome (ok, refused)",
+    ["method", "outcome"],
+    registry=REGISTRY,
+)
+SIGN_INS_REFUSED = Counter(
+    "presencebridge_sign_ins_refused_total",
+    "Refused console sign-ins by reason (state, code, id_token, tenant, no_user, provider, "
+    "expired, token, disabled)",
+    ["reason"],
+    registry=REGISTRY,
+)

@@ -1,9 +1,11 @@
-"""Who may do what: every route x {admin token, agent token of A, no token, garbage tokens}.
+"""The authorisation matrix (`api/access.py`, one table in the code) asked of the server:
+every API route x {admin token, agent token of A and personal token of A (on A, on B), no
+token, garbage tokens}; every console route x {anonymous, user A on A, user A on B,
+administrator} in tests/hostile/test_console_authorization.py.
 
-The routes are those of the server's OpenAPI document (a route missing from `ROUTES`
-fails its own row), the two WebSockets, and the console's pages. An agent token acts
-for its own user only; anything refused (401/403) leaves every readable state as it
-was, including the resource a refused DELETE aimed at.
+The routes are those the server serves (a route missing from `ROUTES` fails its own
+row). A token acts for its own user only; anything refused (401/403) leaves every
+readable state as it was, including the resource a refused DELETE aimed at.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from presencebridge.api.access import ACCESS, Access, matrix_markdown
 from presencebridge.api.app import create_app
 from presencebridge.config import Settings
 from tests.hostile.tally import TALLY, counting_client
@@ -34,13 +37,14 @@ KIND = "authorisation matrix"
 
 @dataclass
 class Cast:
-    """Users A and B in one group, and A's agent token."""
+    """Users A and B in one group, and A's agent and personal tokens."""
 
     world: NotifyWorld
     group: str
     a: str
     b: str
     agent_token: str
+    personal_token: str
 
     def admin_request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.world.admin.request(method, path, **kwargs)
@@ -61,7 +65,10 @@ def cast(world: NotifyWorld) -> Cast:
         body = {"id": user, "display_name": name.upper(), "group": group_id}
         assert world.admin.post("/api/v1/users", json=body).status_code == 201
         users.append(user)
-    return Cast(world, group_id, users[0], users[1], world.issue_agent_token(users[0]))
+    made = world.admin.post(f"/api/v1/users/{users[0]}/personal-tokens", json={"name": "script"})
+    assert made.status_code == 201, made.text
+    personal = made.json()["token"]
+    return Cast(world, group_id, users[0], users[1], world.issue_agent_token(users[0]), personal)
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +87,11 @@ def auth(authorization: str | None) -> dict[str, str]:
 ADMIN = "admin"
 OWN = "agent of A, on A"
 OTHER = "agent of A, on B"
+OWN_SCRIPT = "personal token of A, on A"
+OTHER_SCRIPT = "personal token of A, on B"
 NONE = "no token"
 GARBAGE = "garbage tokens"
-PRINCIPALS = (ADMIN, OWN, OTHER, NONE, GARBAGE)
+PRINCIPALS = (ADMIN, OWN, OTHER, OWN_SCRIPT, OTHER_SCRIPT, NONE, GARBAGE)
 
 
 def authorizations(cast: Cast, principal: str) -> list[str | None]:
@@ -91,6 +100,8 @@ def authorizations(cast: Cast, principal: str) -> list[str | None]:
         return [f"Bearer {ADMIN_TOKEN}"]
     if principal in (OWN, OTHER):
         return [f"Bearer {cast.agent_token}"]
+    if principal in (OWN_SCRIPT, OTHER_SCRIPT):
+        return [f"Bearer {cast.personal_token}"]
     if principal == NONE:
         return [None]
     near_admin = ADMIN_TOKEN[:-1] + ("x" if ADMIN_TOKEN[-1] != "x" else "y")
@@ -98,6 +109,7 @@ def authorizations(cast: Cast, principal: str) -> list[str | None]:
         f"Bearer {uuid.uuid4().hex}",
         f"Bearer {near_admin}",
         f"Bearer {cast.agent_token}x",
+        f"Bearer {cast.personal_token[:-2]}",
         f"Bearer {ADMIN_TOKEN.upper()}",
         "Bearer",  # the scheme alone
         ADMIN_TOKEN,  # no scheme
@@ -112,7 +124,6 @@ Make = Callable[[Cast, str], Any]
 
 @dataclass(frozen=True)
 class Route:
-    scope: str  # "admin": the admin token only; "user": admin or the user's agent; "open"
     ok: int  # the answer when allowed
     body: Make | None = None  # the JSON body, for the target user
     prepare: Make | None = None  # made by the admin first: extra path values
@@ -199,61 +210,70 @@ def _dead_letter(cast: Cast, user: str) -> dict[str, str]:
     return {"name": "doorsign", "entry_id": "1"}
 
 
+def _new_personal_token(cast: Cast, user: str) -> dict[str, str]:
+    path = f"/api/v1/users/{user}/personal-tokens"
+    return {"token_id": cast.admin_request("POST", path, json={"name": "doomed"})["id"]}
+
+
 # fmt: off
 ROUTES: dict[str, Route] = {
-    "POST /api/v1/groups": Route("admin", 201, body=lambda c, u: {"id": fresh("g"), "name": "G"}),
-    "GET /api/v1/groups": Route("admin", 200),
-    "GET /api/v1/groups/{group}": Route("admin", 200),
-    "GET /api/v1/groups/{group}/settings": Route("admin", 200),
-    "PATCH /api/v1/groups/{group}/settings": Route("admin", 200, body=lambda c, u: {"reassert_dnd": False}),
-    "GET /api/v1/groups/{group}/templates": Route("admin", 200),
-    "POST /api/v1/groups/{group}/templates": Route("admin", 201, body=_template),
-    "POST /api/v1/users": Route("admin", 201, body=lambda c, u: {"id": fresh("u"), "display_name": "U", "group": c.group}),
-    "GET /api/v1/users": Route("admin", 200),
-    "GET /api/v1/users/{user_id}": Route("user", 200),
-    "GET /api/v1/users/{user_id}/settings": Route("user", 200),
-    "PATCH /api/v1/users/{user_id}/settings": Route("user", 200, body=lambda c, u: {"teams_sync_mode": None}),
-    "GET /api/v1/users/{user_id}/profiles": Route("user", 200),
-    "POST /api/v1/users/{user_id}/profiles": Route("user", 201, body=_profile),
-    "PUT /api/v1/users/{user_id}/profiles/order": Route("user", 200, body=_own_order),
-    "DELETE /api/v1/users/{user_id}/profiles/{name}": Route("user", 204, prepare=_new_profile),
-    "PUT /api/v1/users/{user_id}/profile": Route("user", 200, body=lambda c, u: {"name": None}),
-    "GET /api/v1/users/{user_id}/appointments": Route("user", 200),
-    "POST /api/v1/users/{user_id}/appointments": Route("user", 201, body=_appointment),
-    "DELETE /api/v1/users/{user_id}/appointments/{appointment_id}": Route("user", 204, prepare=_new_appointment),
-    "POST /api/v1/users/{user_id}/agent-tokens": Route("admin", 201),
-    "GET /api/v1/users/{user_id}/agent-tokens": Route("admin", 200),
-    "DELETE /api/v1/users/{user_id}/agent-tokens/{token_id}": Route("admin", 204, prepare=_new_token),
-    "PATCH /api/v1/users/{user_id}": Route("admin", 200, body=lambda c, u: {"email": None}),
-    "DELETE /api/v1/users/{user_id}": Route("admin", 204, prepare=_new_user),
-    "DELETE /api/v1/groups/{group}": Route("admin", 204, prepare=_new_group),
-    "DELETE /api/v1/groups/{group}/templates/{name}": Route("admin", 204, prepare=_new_template),
-    "GET /api/v1/users/{user_id}/presence": Route("user", 200),
-    "GET /api/v1/users/{user_id}/history": Route("user", 200),
-    "POST /api/v1/users/{user_id}/meetings": Route("user", 200, body=lambda c, u: {"meeting_id": fresh("m"), "state": "left"}),
-    "POST /api/v1/telephony/events": Route("admin", 200, body=_call_ended),
-    "POST /api/v1/telephony/events/batch": Route("admin", 200, body=lambda c, u: {"events": [_call_ended(c, u)]}),
-    "POST /api/v1/admin/clock": Route("admin", 200, body=lambda c, u: {"advance_seconds": 0}),
-    "GET /api/v1/admin/teams-sync": Route("admin", 200),
+    "POST /api/v1/groups": Route(201, body=lambda c, u: {"id": fresh("g"), "name": "G"}),
+    "GET /api/v1/groups": Route(200),
+    "GET /api/v1/groups/{group}": Route(200),
+    "GET /api/v1/groups/{group}/settings": Route(200),
+    "PATCH /api/v1/groups/{group}/settings": Route(200, body=lambda c, u: {"reassert_dnd": False}),
+    "GET /api/v1/groups/{group}/templates": Route(200),
+    "POST /api/v1/groups/{group}/templates": Route(201, body=_template),
+    "POST /api/v1/users": Route(201, body=lambda c, u: {"id": fresh("u"), "display_name": "U", "group": c.group}),
+    "GET /api/v1/users": Route(200),
+    "GET /api/v1/users/{user_id}": Route(200),
+    "GET /api/v1/users/{user_id}/settings": Route(200),
+    "PATCH /api/v1/users/{user_id}/settings": Route(200, body=lambda c, u: {"teams_sync_mode": None}),
+    "GET /api/v1/users/{user_id}/profiles": Route(200),
+    "POST /api/v1/users/{user_id}/profiles": Route(201, body=_profile),
+    "PUT /api/v1/users/{user_id}/profiles/order": Route(200, body=_own_order),
+    "DELETE /api/v1/users/{user_id}/profiles/{name}": Route(204, prepare=_new_profile),
+    "PUT /api/v1/users/{user_id}/profile": Route(200, body=lambda c, u: {"name": None}),
+    "GET /api/v1/users/{user_id}/appointments": Route(200),
+    "POST /api/v1/users/{user_id}/appointments": Route(201, body=_appointment),
+    "DELETE /api/v1/users/{user_id}/appointments/{appointment_id}": Route(204, prepare=_new_appointment),
+    "POST /api/v1/users/{user_id}/agent-tokens": Route(201),
+    "GET /api/v1/users/{user_id}/agent-tokens": Route(200),
+    "DELETE /api/v1/users/{user_id}/agent-tokens/{token_id}": Route(204, prepare=_new_token),
+    "POST /api/v1/users/{user_id}/personal-tokens": Route(201, body=lambda c, u: {"name": "cron"}),
+    "GET /api/v1/users/{user_id}/personal-tokens": Route(200),
+    "DELETE /api/v1/users/{user_id}/personal-tokens/{token_id}": Route(204, prepare=_new_personal_token),
+    "GET /api/v1/me": Route(200),
+    "PATCH /api/v1/users/{user_id}": Route(200, body=lambda c, u: {"email": None}),
+    "DELETE /api/v1/users/{user_id}": Route(204, prepare=_new_user),
+    "DELETE /api/v1/groups/{group}": Route(204, prepare=_new_group),
+    "DELETE /api/v1/groups/{group}/templates/{name}": Route(204, prepare=_new_template),
+    "GET /api/v1/users/{user_id}/presence": Route(200),
+    "GET /api/v1/users/{user_id}/history": Route(200),
+    "POST /api/v1/users/{user_id}/meetings": Route(200, body=lambda c, u: {"meeting_id": fresh("m"), "state": "left"}),
+    "POST /api/v1/telephony/events": Route(200, body=_call_ended),
+    "POST /api/v1/telephony/events/batch": Route(200, body=lambda c, u: {"events": [_call_ended(c, u)]}),
+    "POST /api/v1/admin/clock": Route(200, body=lambda c, u: {"advance_seconds": 0}),
+    "GET /api/v1/admin/teams-sync": Route(200),
     # No directory in this world: the admin is told so (404); everyone else is refused.
-    "POST /api/v1/admin/directory/sync": Route("admin", 404, body=lambda c, u: {"dry_run": True}),
-    "GET /api/v1/admin/directory": Route("admin", 200),
-    "PUT /api/v1/admin/directory/{source}/rules": Route("admin", 404, body=_rules, prepare=_source),
-    "DELETE /api/v1/admin/directory/{source}/rules": Route("admin", 404, prepare=_source),
-    "POST /api/v1/admin/directory/{source}/rules/preview": Route("admin", 404, body=_rules, prepare=_source),
+    "POST /api/v1/admin/directory/sync": Route(404, body=lambda c, u: {"dry_run": True}),
+    "GET /api/v1/admin/directory": Route(200),
+    "PUT /api/v1/admin/directory/{source}/rules": Route(404, body=_rules, prepare=_source),
+    "DELETE /api/v1/admin/directory/{source}/rules": Route(404, prepare=_source),
+    "POST /api/v1/admin/directory/{source}/rules/preview": Route(404, body=_rules, prepare=_source),
     # No webhook in this world: the list is empty, a dead letter is unknown (404).
-    "GET /api/v1/admin/webhooks": Route("admin", 200),
-    "POST /api/v1/admin/webhooks/{name}/dead/{entry_id}/retry": Route("admin", 404, prepare=_dead_letter),
-    "DELETE /api/v1/admin/webhooks/{name}/dead/{entry_id}": Route("admin", 404, prepare=_dead_letter),
-    "POST /api/v1/admin/users/import": Route("admin", 200, query={"dry_run": "true"}, content=_csv),
-    "GET /api/v1/admin/users/export": Route("admin", 200),
-    "GET /api/v1/admin/cluster": Route("admin", 200),
-    "GET /api/v1/admin/service-accounts": Route("admin", 200),
-    "POST /api/v1/admin/service-accounts": Route("admin", 202, body=lambda c, u: {"name": fresh("svc")}),
+    "GET /api/v1/admin/webhooks": Route(200),
+    "POST /api/v1/admin/webhooks/{name}/dead/{entry_id}/retry": Route(404, prepare=_dead_letter),
+    "DELETE /api/v1/admin/webhooks/{name}/dead/{entry_id}": Route(404, prepare=_dead_letter),
+    "POST /api/v1/admin/users/import": Route(200, query={"dry_run": "true"}, content=_csv),
+    "GET /api/v1/admin/users/export": Route(200),
+    "GET /api/v1/admin/cluster": Route(200),
+    "GET /api/v1/admin/service-accounts": Route(200),
+    "POST /api/v1/admin/service-accounts": Route(202, body=lambda c, u: {"name": fresh("svc")}),
     # Graph cannot send a token: the webhook's own checks guard it (test_webhook_forgery.py).
-    "POST /graph/notifications": Route("open", 200, query={"validationToken": "handshake"}),
-    "GET /healthz": Route("open", 200),
-    "GET /metrics": Route("open", 200),
+    "POST /graph/notifications": Route(200, query={"validationToken": "handshake"}),
+    "GET /healthz": Route(200),
+    "GET /metrics": Route(200),
 }
 # fmt: on
 
@@ -264,14 +284,41 @@ def documented() -> list[str]:
     return [f"{method.upper()} {path}" for path, ops in paths.items() for method in ops]
 
 
-def expected(route: Route, principal: str) -> int:
-    if route.scope == "open":
+def expected(operation: str, route: Route, principal: str) -> int:
+    access = ACCESS[operation]
+    if access is Access.OPEN:
         return route.ok
     if principal in (NONE, GARBAGE):
         return 401
-    if principal == ADMIN or (principal == OWN and route.scope == "user"):
+    if principal == ADMIN or access is Access.SIGNED_IN:
+        return route.ok
+    if principal in (OWN, OWN_SCRIPT) and access is Access.SELF:
         return route.ok
     return 403
+
+
+def test_the_table_never_opens_administration_to_users() -> None:
+    """Read against the table itself: what only administrators may do stays theirs."""
+    for operation, access in ACCESS.items():
+        path = operation.split(" ", 1)[1]
+        if path.startswith(("/api/v1/admin/", "/api/v1/groups", "/console/groups")):
+            assert access is Access.ADMIN, operation
+        if "tokens" in path and operation.startswith(
+            ("POST /api", "GET /api/v1/users/{user_id}/agent")
+        ):
+            assert access is Access.ADMIN, operation  # a token never makes or lists another
+    opened = {op for op, access in ACCESS.items() if access is Access.OPEN}
+    assert opened == {
+        "POST /graph/notifications", "GET /healthz", "GET /metrics", "GET /robots.txt",
+        "GET /openapi.json", "GET /docs", "GET /docs/oauth2-redirect", "GET /redoc",
+        "GET /console/login", "POST /console/login", "GET /console/sso",
+        "GET /console/sso/callback", "POST /console/logout", "POST /console/lang",
+    }  # fmt: skip
+
+
+def test_the_readme_shows_the_table_as_it_is() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert matrix_markdown() in readme, "README: paste presencebridge.api.access.matrix_markdown()"
 
 
 @pytest.mark.parametrize("principal", PRINCIPALS)
@@ -282,8 +329,8 @@ def test_route_answers_each_caller_as_it_may(
     assert operation in ROUTES, f"{operation} is not in the authorisation table"
     route = ROUTES[operation]
     method, path = operation.split(" ", 1)
-    target = cast.a if principal == OWN else cast.b
-    want = expected(route, principal)
+    target = cast.a if principal in (OWN, OWN_SCRIPT) else cast.b
+    want = expected(operation, route, principal)
     values = {"user_id": target, "group": cast.group}
     if route.prepare is not None:
         values.update(route.prepare(cast, target))  # what a refused DELETE must leave alone
@@ -351,7 +398,7 @@ def test_presence_stream_of_an_agent_carries_no_other_users_changes(cast: Cast) 
         assert receive(ws)["user"] == cast.a
 
 
-@pytest.mark.parametrize("principal", [ADMIN, OWN, NONE, GARBAGE])
+@pytest.mark.parametrize("principal", [ADMIN, OWN, OWN_SCRIPT, NONE, GARBAGE])
 def test_agent_stream_takes_only_an_agent_token(cast: Cast, principal: str) -> None:
     for authorization in authorizations(cast, principal):
         ws = _open(cast, "/api/v1/agent/stream", authorization)

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from presencebridge.api import schemas, views
+from presencebridge.api.access import AGENT_TOKEN
 from presencebridge.api.auth import bearer_token, websocket_principal
 from presencebridge.core.errors import Rejected
 from presencebridge.service.agents import AgentConnection, AgentRelay
@@ -23,7 +24,7 @@ router = APIRouter()
 @router.websocket("/api/v1/agent/stream")
 async def agent_stream(websocket: WebSocket) -> None:
     who = await websocket_principal(websocket)
-    if who is None or who.user_id is None:
+    if who is None or who.user_id is None or who.via != AGENT_TOKEN:
         await websocket.close(code=1008, reason="an agent token is needed")
         return
     user_id = who.user_id

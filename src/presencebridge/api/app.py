@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException  # FastAPI's and Starlette's own 
 
 from presencebridge import __version__, bootstrap, metrics
 from presencebridge.adapters.store import Unstorable
+from presencebridge.api.access import check_complete
 from presencebridge.api.agent import router as agent_router
 from presencebridge.api.cluster import BODY, ForwardToOwner
 from presencebridge.api.cluster import install as install_cluster
@@ -140,6 +141,8 @@ def _lifespan(
                 app.state.connectors = running.connectors
                 app.state.notify = running.notify
                 app.state.agents = running.agents
+                app.state.sign_ins = running.sign_ins
+                app.state.oidc = running.oidc
                 yield
         finally:
             await app.state.forward_client.aclose()
@@ -243,5 +246,6 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         return PlainTextResponse("User-agent: *\nDisallow: /\n")
 
     app.include_router(stream_router)
-
+    # Every route has its row in the authorisation table (else no start).
+    app.state.route_keys = check_complete(app.router.routes)
     return app

@@ -1,22 +1,24 @@
-"""Who is calling: the administrator (admin token) or one user's agent (agent token)."""
+"""Who is calling: the administrator (admin token), one user's agent (agent token) or a
+user's script (personal token); what they may do is `api.access`'s table."""
 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
 
 from fastapi import HTTPException, Request, WebSocket, status
 
+from presencebridge.api.access import (
+    ACCESS,
+    AGENT_TOKEN,
+    PERSONAL_TOKEN,
+    Principal,
+    decide,
+    refusal,
+    route_key,
+)
 from presencebridge.service.hub import Hub
 
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    is_admin: bool
-    user_id: str | None = None  # set for an agent token
-
-    def may_act_for(self, user_id: str) -> bool:
-        return self.is_admin or self.user_id == user_id
+__all__ = ["Principal", "bearer_token", "identify", "principal", "websocket_principal"]
 
 
 def bearer_token(authorization: str | None, query_token: str | None) -> str | None:
@@ -33,23 +35,30 @@ async def identify(token: str | None, admin_token: str, hub: Hub) -> Principal |
         return None
     if hmac.compare_digest(token.encode(), admin_token.encode()):
         return Principal(is_admin=True)
-    user_id = await hub.agent_token_user(token)
-    return None if user_id is None else Principal(is_admin=False, user_id=user_id)
+    owner = await hub.token_owner(token)
+    if owner is None:
+        return None
+    user_id, kind = owner
+    return Principal(False, user_id, AGENT_TOKEN if kind == "agent" else PERSONAL_TOKEN)
 
 
 async def principal(request: Request) -> Principal:
-    """FastAPI dependency: the caller, or 401."""
+    """FastAPI dependency: the caller, allowed by the authorisation table; else 401/403."""
     header = request.headers.get("authorization")
     token = bearer_token(header, None)
-    if token is None:
-        message = "missing bearer token" if not header else "malformed Authorization header"
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, message, {"WWW-Authenticate": "Bearer"})
     state = request.app.state
-    who = await identify(token, state.admin_token, state.hub)
-    if who is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "invalid token", {"WWW-Authenticate": "Bearer"}
-        )
+    who = None if token is None else await identify(token, state.admin_token, state.hub)
+    access = ACCESS[route_key(request.scope)]
+    answer = decide(access, who, request.path_params.get("user_id"))
+    if answer == 401:
+        if token is None:
+            message = "missing bearer token" if not header else "malformed Authorization header"
+        else:
+            message = "invalid token"
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, message, {"WWW-Authenticate": "Bearer"})
+    if answer == 403:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, refusal(access))
+    assert who is not None
     return who
 
 
@@ -59,13 +68,3 @@ async def websocket_principal(websocket: WebSocket) -> Principal | None:
     )
     state = websocket.app.state
     return await identify(token, state.admin_token, state.hub)
-
-
-def require_admin(who: Principal) -> None:
-    if not who.is_admin:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs the admin token")
-
-
-def require_user(who: Principal, user_id: str) -> None:
-    if not who.may_act_for(user_id):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "an agent token acts only for its own user")

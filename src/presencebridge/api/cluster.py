@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from presencebridge.adapters.store.leases import LeaseLost
-from presencebridge.api.auth import Principal, principal, require_admin
+from presencebridge.api.auth import Principal, principal
 from presencebridge.service.hub import NotOwner
 
 Scope = MutableMapping[str, Any]
@@ -61,7 +61,7 @@ def moving() -> JSONResponse:
     )
 
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(principal)])
 
 
 @router.get("/admin/cluster")
@@ -69,7 +69,6 @@ async def cluster_status(
     request: Request, who: Annotated[Principal, Depends(principal)]
 ) -> dict[str, Any]:
     """Which node this is, which partitions it handles, and who handles the rest."""
-    require_admin(who)
     cluster = request.app.state.cluster
     if cluster is None:
         return {"node": None, "clustered": False}

@@ -12,12 +12,16 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from presencebridge.adapters.store.webhooks import OutboxEntry
 from presencebridge.api import responses
-from presencebridge.api.auth import Principal, principal, require_admin
+from presencebridge.api.auth import Principal, principal
 from presencebridge.api.schemas import iso
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.service.webhooks import Webhooks
 
-router = APIRouter(prefix="/api/v1/admin/webhooks", responses=responses.API_ERRORS)
+router = APIRouter(
+    prefix="/api/v1/admin/webhooks",
+    dependencies=[Depends(principal)],
+    responses=responses.API_ERRORS,
+)
 Caller = Annotated[Principal, Depends(principal)]
 Name = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 # Row ids of the outbox: bounded so any number in the path fits the database's integer.
@@ -50,7 +54,6 @@ def dead_letter(entry: OutboxEntry) -> dict[str, Any]:
 @router.get("")
 async def list_webhooks(who: Caller, request: Request) -> dict[str, Any]:
     """Each configured webhook: state, counts, and its newest dead letters."""
-    require_admin(who)
     hooks = webhooks_of(request)
     reports = [] if hooks is None else await hooks.reports()
     return {
@@ -81,7 +84,6 @@ async def send_again(
     name: Name, entry_id: EntryId, who: Caller, request: Request
 ) -> dict[str, Any]:
     """Send a dead letter again (same idempotency key, attempts from zero)."""
-    require_admin(who)
     hooks = webhooks_of(request)
     if hooks is None or not await hooks.send_again(name, entry_id):
         raise _unknown(name, entry_id)
@@ -91,7 +93,6 @@ async def send_again(
 @router.delete("/{name}/dead/{entry_id}", status_code=204)
 async def discard(name: Name, entry_id: EntryId, who: Caller, request: Request) -> None:
     """Discard a dead letter for good."""
-    require_admin(who)
     hooks = webhooks_of(request)
     if hooks is None or not await hooks.discard(name, entry_id):
         raise _unknown(name, entry_id)

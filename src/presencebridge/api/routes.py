@@ -8,11 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import StringConstraints, ValidationError
+from pydantic import BaseModel, StringConstraints, ValidationError
 
 from presencebridge.adapters.credentials import CredentialStoreUnavailable
+from presencebridge.adapters.store import PERSONAL
 from presencebridge.api import responses, schemas, views
-from presencebridge.api.auth import Principal, principal, require_admin, require_user
+from presencebridge.api.auth import Principal, principal
 from presencebridge.api.cluster import FORWARDED_BY, Moving, forward_batch
 from presencebridge.api.schemas import (
     AppointmentIn,
@@ -40,7 +41,9 @@ from presencebridge.core.texts import pick_language
 from presencebridge.service.directory import DirectorySync, RulesInEffect, StoredRulesUnreadable
 from presencebridge.service.hub import Hub
 
-router = APIRouter(prefix="/api/v1", responses=responses.API_ERRORS)
+router = APIRouter(
+    prefix="/api/v1", dependencies=[Depends(principal)], responses=responses.API_ERRORS
+)
 Caller = Annotated[Principal, Depends(principal)]
 Lang = Annotated[str | None, Query(pattern="^(en|de)$", description="language of texts")]
 # Ids in the path use the charset they were created with (docs/rules.md): anything else
@@ -113,14 +116,12 @@ def _settings(patch: dict[str, Any], base: GroupSettings | None = None) -> Group
 async def create_group(
     body: GroupIn, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
-    require_admin(who)
     group = await _hub(request).create_group(body.id, body.name, _settings(body.settings))
     return views.group(group, _language(request, lang))
 
 
 @router.get("/groups")
 async def list_groups(who: Caller, request: Request, lang: Lang = None) -> list[dict[str, Any]]:
-    require_admin(who)
     language = _language(request, lang)
     return [views.group(g, language) for g in _hub(request).groups()]
 
@@ -129,13 +130,11 @@ async def list_groups(who: Caller, request: Request, lang: Lang = None) -> list[
 async def get_group(
     group: GroupId, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
-    require_admin(who)
     return views.group(_hub(request).group(group), _language(request, lang))
 
 
 @router.get("/groups/{group}/settings")
 async def get_group_settings(group: GroupId, who: Caller, request: Request) -> dict[str, Any]:
-    require_admin(who)
     return _hub(request).group(group).settings.public()
 
 
@@ -143,7 +142,6 @@ async def get_group_settings(group: GroupId, who: Caller, request: Request) -> d
 async def patch_group_settings(
     group: GroupId, who: Caller, request: Request, patch: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
-    require_admin(who)
     hub = _hub(request)
     merged = _settings(patch, hub.group(group).settings)
     return (await hub.update_group_settings(group, merged)).settings.public()
@@ -153,7 +151,6 @@ async def patch_group_settings(
 async def list_templates(
     group: GroupId, who: Caller, request: Request, lang: Lang = None
 ) -> list[dict[str, Any]]:
-    require_admin(who)
     language = _language(request, lang)
     return [views.template(t, language) for t in _hub(request).group(group).templates]
 
@@ -162,7 +159,6 @@ async def list_templates(
 async def put_template(
     group: GroupId, body: TemplateIn, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
-    require_admin(who)
     template = ProfileTemplate(
         body.name, body.status, body.text, body.color, body.active, body.call_forwarding
     )
@@ -173,7 +169,6 @@ async def put_template(
 @router.delete("/groups/{group}", status_code=204)
 async def delete_group(group: GroupId, who: Caller, request: Request) -> None:
     """Only an empty group: 409 while users are in it."""
-    require_admin(who)
     await _hub(request).delete_group(group)
 
 
@@ -184,7 +179,6 @@ async def delete_template(
     who: Caller,
     request: Request,
 ) -> None:
-    require_admin(who)
     await _hub(request).delete_template(group, schemas.normalise_name(name))
 
 
@@ -195,7 +189,6 @@ async def delete_template(
 async def create_user(
     body: UserIn, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
-    require_admin(who)
     hub = _hub(request)
     user = User(
         body.id,
@@ -234,7 +227,6 @@ async def patch_user(
     user_id: UserId, body: UserPatchIn, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
     """Change a user's directory data; only the fields present change, `null` clears."""
-    require_admin(who)
     hub = _hub(request)
     hub.user(user_id)
     await hub.update_user(user_id, _user_fields(hub, body), "admin")
@@ -244,15 +236,13 @@ async def patch_user(
 @router.delete("/users/{user_id}", status_code=204)
 async def delete_user(user_id: UserId, who: Caller, request: Request) -> None:
     """The user and everything of theirs; what the hub set in Teams for them is cleared."""
-    require_admin(who)
     await _hub(request).delete_user(user_id)
 
 
 @router.get("/users/{user_id}/agent-tokens")
 async def list_agent_tokens(user_id: UserId, who: Caller, request: Request) -> list[dict[str, Any]]:
-    require_admin(who)
     tokens = await _hub(request).agent_tokens(user_id)
-    return [{"id": t.id, "created_at": schemas.iso(t.created_at)} for t in tokens]
+    return _token_rows(tokens)
 
 
 @router.delete("/users/{user_id}/agent-tokens/{token_id}", status_code=204)
@@ -262,13 +252,58 @@ async def revoke_agent_token(
     who: Caller,
     request: Request,
 ) -> None:
-    require_admin(who)
     await _hub(request).revoke_agent_token(user_id, token_id)
+
+
+class PersonalTokenIn(BaseModel):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class PersonalTokenOut(BaseModel):
+    id: str
+    name: str | None
+    token: str
+
+
+def _token_rows(tokens: list[Any]) -> list[dict[str, Any]]:
+    return [{"id": t.id, "name": t.name, "created_at": schemas.iso(t.created_at)} for t in tokens]
+
+
+@router.get("/users/{user_id}/personal-tokens")
+async def list_personal_tokens(
+    user_id: UserId, who: Caller, request: Request
+) -> list[dict[str, Any]]:
+    """The user's personal API tokens (issue 14): names and dates, never the tokens."""
+    return _token_rows(await _hub(request).agent_tokens(user_id, PERSONAL))
+
+
+@router.post("/users/{user_id}/personal-tokens", status_code=201)
+async def issue_personal_token(
+    user_id: UserId, body: PersonalTokenIn, who: Caller, request: Request
+) -> PersonalTokenOut:
+    """A personal token for a script of the user's, shown once; it acts for that user only."""
+    token_id, token = await _hub(request).issue_token(user_id, PERSONAL, body.name)
+    return PersonalTokenOut(id=token_id, name=body.name, token=token)
+
+
+@router.delete("/users/{user_id}/personal-tokens/{token_id}", status_code=204)
+async def revoke_personal_token(
+    user_id: UserId,
+    token_id: Annotated[str, Path(max_length=64)],
+    who: Caller,
+    request: Request,
+) -> None:
+    await _hub(request).revoke_agent_token(user_id, token_id, PERSONAL)
+
+
+@router.get("/me")
+async def who_am_i(who: Caller) -> dict[str, Any]:
+    """Who the caller is: role, the user they act for, and with what."""
+    return {"role": "admin" if who.is_admin else "user", "user": who.user_id, "via": who.via}
 
 
 @router.get("/users")
 async def list_users(who: Caller, request: Request, lang: Lang = None) -> list[dict[str, Any]]:
-    require_admin(who)
     hub = _hub(request)
     language = _language(request, lang)
     result = []
@@ -290,7 +325,6 @@ async def list_users(who: Caller, request: Request, lang: Lang = None) -> list[d
 async def get_user(
     user_id: UserId, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
-    require_user(who, user_id)
     hub = _hub(request)
     view = hub.user(user_id)
     group = hub.group(view.state.user.group)
@@ -305,7 +339,6 @@ async def get_user(
 
 @router.get("/users/{user_id}/settings")
 async def get_user_settings(user_id: UserId, who: Caller, request: Request) -> dict[str, Any]:
-    require_user(who, user_id)
     hub = _hub(request)
     state = hub.user(user_id).state
     return views.user_settings(state, hub.group(state.user.group))
@@ -315,7 +348,6 @@ async def get_user_settings(user_id: UserId, who: Caller, request: Request) -> d
 async def patch_user_settings(
     user_id: UserId, body: UserSettingsIn, who: Caller, request: Request
 ) -> dict[str, Any]:
-    require_user(who, user_id)
     hub = _hub(request)
     group = hub.group(hub.user(user_id).state.user.group)
     if not who.is_admin and not group.settings.user_may_change:
@@ -332,7 +364,6 @@ async def patch_user_settings(
 async def list_profiles(
     user_id: UserId, who: Caller, request: Request, lang: Lang = None
 ) -> list[dict[str, Any]]:
-    require_user(who, user_id)
     language = _language(request, lang)
     return [views.profile(p, language) for p in _hub(request).profiles(user_id)]
 
@@ -341,7 +372,6 @@ async def list_profiles(
 async def add_profile(
     user_id: UserId, body: ProfileIn, who: Caller, request: Request, lang: Lang = None
 ) -> list[dict[str, Any]]:
-    require_user(who, user_id)
     profile = Profile(body.name, body.status, body.text, body.color, body.call_forwarding)
     hub = _hub(request)
     await hub.handle(user_id, rules.AddProfile(profile), "profile")
@@ -353,7 +383,6 @@ async def add_profile(
 async def reorder_profiles(
     user_id: UserId, body: ProfileOrderIn, who: Caller, request: Request, lang: Lang = None
 ) -> list[dict[str, Any]]:
-    require_user(who, user_id)
     hub = _hub(request)
     await hub.handle(user_id, rules.ReorderProfiles(tuple(body.names)), "profile")
     language = _language(request, lang)
@@ -370,7 +399,6 @@ async def delete_profile(
     who: Caller,
     request: Request,
 ) -> None:
-    require_user(who, user_id)
     hub = _hub(request)
     await hub.handle(user_id, rules.DeleteProfile(_profile_name(hub, user_id, name)), "profile")
 
@@ -379,7 +407,6 @@ async def delete_profile(
 async def select_profile(
     user_id: UserId, body: SelectProfileIn, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
-    require_user(who, user_id)
     view = await _hub(request).handle(user_id, rules.SelectProfile(body.name), "manual")
     return views.presence(
         view.presence, _language(request, lang), _hub(request).teams_last_sync(view.state.user.id)
@@ -390,7 +417,6 @@ async def select_profile(
 async def list_appointments(
     user_id: UserId, who: Caller, request: Request, lang: Lang = None
 ) -> list[dict[str, Any]]:
-    require_user(who, user_id)
     hub = _hub(request)
     now = hub.clock.now()
     language = _language(request, lang)
@@ -405,7 +431,6 @@ async def list_appointments(
 async def add_appointment(
     user_id: UserId, body: AppointmentIn, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
-    require_user(who, user_id)
     hub = _hub(request)
     appointment_id = uuid.uuid4().hex
     event = rules.AddAppointment(
@@ -420,14 +445,12 @@ async def add_appointment(
 async def delete_appointment(
     user_id: UserId, appointment_id: str, who: Caller, request: Request
 ) -> None:
-    require_user(who, user_id)
     event = rules.DeleteAppointment(_appointment_id(appointment_id))
     await _hub(request).handle(user_id, event, "appointment")
 
 
 @router.post("/users/{user_id}/agent-tokens", status_code=201)
 async def issue_agent_token(user_id: UserId, who: Caller, request: Request) -> TokenOut:
-    require_admin(who)
     return TokenOut(token=await _hub(request).issue_agent_token(user_id))
 
 
@@ -435,7 +458,6 @@ async def issue_agent_token(user_id: UserId, who: Caller, request: Request) -> T
 async def get_presence(
     user_id: UserId, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
-    require_user(who, user_id)
     hub = _hub(request)
     return views.presence(
         hub.user(user_id).presence, _language(request, lang), hub.teams_last_sync(user_id)
@@ -450,7 +472,6 @@ async def get_history(
     lang: Lang = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[dict[str, Any]]:
-    require_user(who, user_id)
     language = _language(request, lang)
     return [views.history(h, language) for h in await _hub(request).history(user_id, limit)]
 
@@ -459,7 +480,6 @@ async def get_history(
 async def meeting_event(
     user_id: UserId, body: MeetingIn, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
-    require_user(who, user_id)
     event = rules.MeetingEvent(body.meeting_id, body.state, body.screen_sharing, body.audio)
     view = await _hub(request).handle(user_id, event, "meeting")
     return views.presence(
@@ -474,7 +494,6 @@ async def meeting_event(
 async def telephony_event(
     body: TelephonyEventIn, who: Caller, request: Request, lang: Lang = None
 ) -> dict[str, Any]:
-    require_admin(who)
     event = rules.TelephonyEvent(body.call_id, body.state)
     hub = _hub(request)
     user_id = hub.resolve(body.user, body.extension, body.number)
@@ -493,7 +512,6 @@ async def telephony_events(
     A PBX connector that sees many calls at once sends them together: one request and
     one durable commit instead of hundreds.
     """
-    require_admin(who)
     hub = _hub(request)
     users = _resolve_batch(hub, body)
     local = list(zip(users, body.events, strict=True))
@@ -538,7 +556,6 @@ def _resolve_batch(hub: Hub, body: TelephonyBatchIn) -> list[str]:
 
 @router.post("/admin/clock")
 async def advance_clock(body: ClockIn, who: Caller, request: Request) -> dict[str, Any]:
-    require_admin(who)
     if not request.app.state.settings.allow_clock_control:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -562,7 +579,6 @@ def _teams_sync(request: Request) -> Any:
 
 @router.get("/admin/teams-sync")
 async def teams_sync_status(who: Caller, request: Request) -> dict[str, Any]:
-    require_admin(who)
     sync = _teams_sync(request)
     if sync is None:
         return {"enabled": False, "reason": "no app registration configured"}
@@ -595,7 +611,6 @@ async def teams_sync_status(who: Caller, request: Request) -> dict[str, Any]:
 
 @router.get("/admin/service-accounts")
 async def list_service_accounts(who: Caller, request: Request) -> list[dict[str, Any]]:
-    require_admin(who)
     sync = _teams_sync(request)
     if sync is None or sync.accounts is None:
         return []
@@ -608,7 +623,6 @@ async def add_service_account(
     body: ServiceAccountIn, who: Caller, request: Request
 ) -> dict[str, Any]:
     """Start a device-code sign-in of a service account (notify mode)."""
-    require_admin(who)
     sync = _teams_sync(request)
     if sync is None or sync.accounts is None:
         raise HTTPException(
@@ -655,7 +669,6 @@ async def directory_sync(
 ) -> dict[str, Any]:
     """Run the directory sync now (every configured source, or `source`): `dry_run` only
     says what it would do; `force` passes the safety stop. Answers each run's report."""
-    require_admin(who)
     body = body or DirectorySyncIn()
     reports = []
     for sync in _directories(request, body.source):
@@ -669,7 +682,6 @@ async def directory_status(who: Caller, request: Request) -> dict[str, Any]:
     """Each configured directory source: its last run, and its rules in effect with
     where they come from (`rules_source`: `config`, the file's; `console`, saved in the
     console or with `PUT …/rules`, which replace the file's until deleted)."""
-    require_admin(who)
     syncs: dict[str, DirectorySync] = request.app.state.directories
     sources = []
     for name, sync in syncs.items():
@@ -721,7 +733,6 @@ async def directory_rules_save(
     """Replace the configuration file's rules of a source (same fields as its rule
     tables; every configuration group named must exist, else 422 naming it). Every
     node's next run uses them; nothing is stored when anything is wrong."""
-    require_admin(who)
     sync = _directory(request, source)
     return {"name": sync.name} | rules_view(await sync.save_rules(body, "api"))
 
@@ -731,7 +742,6 @@ async def directory_rules_reset(
     source: SourceName, who: Caller, request: Request
 ) -> dict[str, Any]:
     """Forget the rules saved for a source: its configuration file's apply again."""
-    require_admin(who)
     sync = _directory(request, source)
     return {"name": sync.name} | rules_view(await sync.reset_rules())
 
@@ -742,7 +752,6 @@ async def directory_rules_preview(
 ) -> dict[str, Any]:
     """A dry run of the source with these rules (not saved): what a run would do with
     them, as a run's report. Nothing is stored, not even the report."""
-    require_admin(who)
     sync = _directory(request, source)
     report = await sync.preview(body.to_rules())
     return report.to_json() | {"text": report.text()}

@@ -94,7 +94,7 @@ async def _follow(
                 await websocket.close(code=1013, reason="too far behind; reconnect")
             break
         change = change_task.result()
-        if who.may_act_for(change.user_id):
+        if who.may_see(change.user_id):
             await websocket.send_text(json.dumps(_message(hub, change, language)))
     receiver.cancel()
     overflow.cancel()
@@ -116,7 +116,7 @@ async def snapshot(hub: Hub, who: Principal, language: str) -> str:
     PBX events, Graph reads and the other streams moving meanwhile.
     """
     parts: list[str] = []
-    presences = [(u, p) for u, p in hub.presences() if who.may_act_for(u)]
+    presences = [(u, p) for u, p in hub.presences() if who.may_see(u)]
     for start in range(0, len(presences), SNAPSHOT_SLICE):
         batch = [
             {"user": user_id, **views.presence(p, language, hub.teams_last_sync(user_id))}

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from presencebridge import metrics
 from presencebridge.adapters.store import (
+    AGENT,
     AgentTokenInfo,
     Duplicate,
     GroupRecord,
@@ -976,21 +977,31 @@ class Hub:
     # -- agent tokens ----------------------------------------------------------------------
 
     async def issue_agent_token(self, user_id: str) -> str:
-        self.user(user_id)
-        token = "pba_" + secrets.token_urlsafe(32)
-        await self._io(self.store.add_agent_token, user_id, token, self.clock.now())
-        return token
+        return (await self.issue_token(user_id, AGENT))[1]
 
-    async def agent_tokens(self, user_id: str) -> list[AgentTokenInfo]:
+    async def issue_token(
+        self, user_id: str, kind: str, name: str | None = None
+    ) -> tuple[str, str]:
+        """A new token for the user (its id, the token), shown once: the store keeps only
+        its hash. An agent token serves the desktop agent; a personal one a script of the
+        user's (issue 14)."""
         self.user(user_id)
-        return await self._io(self.store.agent_tokens, user_id)
+        token = ("pba_" if kind == AGENT else "pbp_") + secrets.token_urlsafe(32)
+        now = self.clock.now()
+        token_id = await self._io(self.store.add_agent_token, user_id, token, now, kind, name)
+        return token_id, token
 
-    async def revoke_agent_token(self, user_id: str, token_id: str) -> None:
+    async def agent_tokens(self, user_id: str, kind: str = AGENT) -> list[AgentTokenInfo]:
+        self.user(user_id)
+        return await self._io(self.store.agent_tokens, user_id, kind)
+
+    async def revoke_agent_token(self, user_id: str, token_id: str, kind: str = AGENT) -> None:
         """The token stops working at once: requests are refused, a connected agent
         that used it is let go."""
         self.user(user_id)
-        if not await self._io(self.store.revoke_agent_token, user_id, token_id):
-            raise Rejected(Reason.NOT_FOUND, f"user {user_id!r} has no agent token {token_id!r}")
+        if not await self._io(self.store.revoke_agent_token, user_id, token_id, kind):
+            what = "agent token" if kind == AGENT else "personal token"
+            raise Rejected(Reason.NOT_FOUND, f"user {user_id!r} has no {what} {token_id!r}")
         self.recheck_tokens(user_id)
         self._membership.tokens_changed(user_id)  # agents connected to other nodes
 
@@ -1008,6 +1019,13 @@ class Hub:
     async def agent_token_user(self, token: str) -> str | None:
         try:
             return await self._io(self.store.agent_token_user, token)
+        except UnknownTokenError:
+            return None
+
+    async def token_owner(self, token: str) -> tuple[str, str] | None:
+        """(user id, kind) of an agent or personal token; None if it is no token."""
+        try:
+            return await self._io(self.store.token_owner, token)
         except UnknownTokenError:
             return None
 

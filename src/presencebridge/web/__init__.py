@@ -31,7 +31,6 @@ from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from presencebridge.api.auth import Principal
 from presencebridge.api.stream import presence_stream
 from presencebridge.config import Settings
 from presencebridge.web import forms, security
@@ -39,7 +38,6 @@ from presencebridge.web.health import HealthMonitor
 from presencebridge.web.pages import router
 
 STATIC = Path(__file__).parent / "static"
-ADMIN = Principal(is_admin=True)  # a signed-in console session acts as the administrator
 
 __all__ = ["mount_console"]
 
@@ -49,7 +47,8 @@ class ConsoleStream:
 
     The browser never holds the admin token (the session cookie is HttpOnly). This
     endpoint checks the session and the Origin, then runs the API's own stream
-    (`api.stream`) for the administrator, so both streams send exactly the same messages.
+    (`api.stream`) for the session's principal (every signed-in person sees the whole
+    board, read-only), so both streams send exactly the same messages.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,12 +56,15 @@ class ConsoleStream:
         if not security.same_origin(websocket):
             await websocket.close(code=1008, reason="cross-origin WebSocket refused")
             return
-        if not security.signed_in(websocket):
+        found = await security.console_session(websocket)
+        if found is None:
             # Accept first so the page can tell "sign in again" from a network failure.
             await websocket.accept()
             await websocket.close(code=1008, reason="not signed in")
             return
-        await presence_stream(websocket, ADMIN)
+        who = security.principal_of(found)
+        assert who is not None
+        await presence_stream(websocket, who)
 
 
 class ConsoleSessions(SessionMiddleware):
@@ -88,7 +90,7 @@ def mount_console(app: FastAPI, settings: Settings) -> None:
         secret_key=secret,
         session_cookie=security.SESSION_COOKIE,
         max_age=security.SESSION_MAX_AGE,
-        same_site="strict",
+        same_site="lax",
     )
     app.include_router(router)
     forms.install(app)

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from presencebridge import metrics
+from presencebridge.api.access import ACCESS, Access, Principal, decide, refusal, route_key
 from presencebridge.web import security
 from presencebridge.web.labels import N_
 from presencebridge.web.page import SECURITY_HEADERS, Page, to_login, wants_json
@@ -152,10 +153,8 @@ async def _submitted(request: Request, need_sign_in: bool) -> Form:
     problem = security.csrf_problem(request, token if isinstance(token, str) else None)
     if problem is not None:
         raise Refused(_csrf_refusal(page, problem))
-    if need_sign_in and not security.signed_in(request):
-        if wants_json(request):
-            raise Refused(JSONResponse({"detail": "not signed in", "code": "http_401"}, 401))
-        raise Refused(to_login(request))
+    if need_sign_in:
+        await authorize(request, page)
     return Form(page, data)
 
 
@@ -178,11 +177,37 @@ async def posted_anonymously(request: Request) -> Form:
     return await _submitted(request, need_sign_in=False)
 
 
-async def signed_in_page(request: Request) -> Page:
-    """Dependency: the page of a signed-in session's GET, else to the sign-in page."""
-    if not security.signed_in(request):
+async def authorize(request: Request, page: Page | None = None) -> Principal:
+    """The session's principal, if the authorisation table lets it use this route; else
+    `Refused`: to the sign-in page (401 for `fetch`), or a 403 page saying why."""
+    who = security.principal_of(await security.console_session(request))
+    access = ACCESS[route_key(request.scope)]
+    answer = decide(access, who, request.path_params.get("user_id"))
+    if answer is None:
+        assert who is not None or access is Access.OPEN
+        return who or Principal(is_admin=False, via="anonymous")
+    metrics.REJECTED_REQUESTS.labels(str(answer)).inc()
+    if answer == 401:
+        if wants_json(request):
+            detail = {"detail": "not signed in", "code": "http_401"}
+            raise Refused(JSONResponse(detail, 401, headers=SECURITY_HEADERS))
         raise Refused(to_login(request))
-    return Page(request)
+    page = page or Page(request)
+    if wants_json(request):
+        detail = {"detail": refusal(access), "code": "http_403"}
+        raise Refused(JSONResponse(detail, 403, headers=SECURITY_HEADERS))
+    if access is Access.ADMIN:
+        message = page._("Only administrators may open this page.")
+    else:
+        message = page._("This page belongs to another user: you may open only your own.")
+    raise Refused(page.render("forbidden.html", 403, message=message, nav=None))
+
+
+async def signed_in_page(request: Request) -> Page:
+    """Dependency: the page of a GET the session may open, else the sign-in page or 403."""
+    page = Page(request)
+    await authorize(request, page)
+    return page
 
 
 Posted = Annotated[Form, Depends(posted)]

@@ -64,6 +64,18 @@ class Page:
         self._ = gettext(self.lang)
 
     @property
+    def is_admin(self) -> bool:
+        found = security.known_session(self.request)
+        return found is not None and found.is_admin
+
+    @property
+    def own_user(self) -> str | None:
+        """The hub user the signed-in person is (None: nobody signed in, or an
+        administrator who is no hub user)."""
+        found = security.known_session(self.request)
+        return None if found is None else found.user_id
+
+    @property
     def hub(self) -> Hub:
         hub: Hub = self.request.app.state.hub
         return hub
@@ -86,6 +98,8 @@ class Page:
             .render(
                 csrf=security.csrf_token(request),
                 signed_in=security.signed_in(request),
+                me=security.known_session(request),
+                is_admin=self.is_admin,
                 here=security.safe_next(here(request)),
                 flashes=flashes,
                 fmt=self.fmt,

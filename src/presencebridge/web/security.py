@@ -1,28 +1,30 @@
-"""Console sign-in and CSRF protection.
+"""Console sessions and CSRF protection.
 
-* The session is Starlette's signed cookie. Its key is derived from the admin
-  token with HKDF, so a restart keeps sessions valid and changing the admin token
-  ends them all. The cookie is HttpOnly and SameSite=Strict.
-* The session remembers a fingerprint of the admin token it was opened with (an
-  HMAC, never the token), so a signature alone is not a sign-in.
-* Every session (also before sign-in, for the login form) has a random CSRF token.
-  Every state-changing request (POST) must carry it, as the form field
-  `csrf_token` or the header `X-CSRF-Token`, and must not come from another
-  origin; otherwise 403 naming the problem.
+* Starlette's signed cookie carries the CSRF token, flash messages, the sign-in flow in
+  progress and, once signed in, a random session id. The session itself (role, user,
+  how) lives in the store (`service.sign_in`): signing out, deleting the user or
+  changing the admin token ends it everywhere. The cookie-signing key is derived from
+  the admin token with HKDF, so a restart keeps sessions and a new token ends them.
+* The cookie is HttpOnly and SameSite=Lax: the provider's redirect back to the console
+  is a cross-site navigation, which a Strict cookie would not survive (the flow's
+  `state` would be lost). Lax still keeps the cookie off cross-site POSTs, and every
+  POST must carry the session's CSRF token besides (form field `csrf_token` or header
+  `X-CSRF-Token`) and must not come from another origin; otherwise 403 naming it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.requests import HTTPConnection, Request
+
+from presencebridge.api.access import SESSION, Principal
+from presencebridge.service.sign_in import ConsoleSession, SignIns
 
 SESSION_COOKIE = "pb_console"
 SESSION_MAX_AGE = 12 * 3600
@@ -39,10 +41,6 @@ def session_secret(admin_token: str) -> str:
         info=b"session cookie signing key v1",
     ).derive(admin_token.encode())
     return derived.hex()
-
-
-def token_fingerprint(admin_token: str) -> str:
-    return hmac.new(admin_token.encode(), b"console sign-in v1", hashlib.sha256).hexdigest()[:32]
 
 
 def token_matches(given: str, admin_token: str) -> bool:
@@ -66,29 +64,60 @@ def csrf_token(connection: HTTPConnection) -> str:
     return token
 
 
+def _sign_ins(connection: HTTPConnection) -> SignIns | None:
+    return getattr(connection.app.state, "sign_ins", None)
+
+
+async def console_session(connection: HTTPConnection) -> ConsoleSession | None:
+    """The signed-in session of this request (looked up once per request), or None."""
+    state = connection.scope.setdefault("state", {})
+    if "console_session" in state:
+        found: ConsoleSession | None = state["console_session"]
+        return found
+    session_id = session(connection).get("sid")
+    sign_ins = _sign_ins(connection)
+    found = None
+    if isinstance(session_id, str) and sign_ins is not None:
+        found = await sign_ins.session(session_id)
+    state["console_session"] = found
+    return found
+
+
+def principal_of(found: ConsoleSession | None) -> Principal | None:
+    if found is None:
+        return None
+    return Principal(is_admin=found.is_admin, user_id=found.user_id, via=SESSION)
+
+
+def known_session(connection: HTTPConnection) -> ConsoleSession | None:
+    """The session `console_session` found for this request (None before it ran)."""
+    found: ConsoleSession | None = connection.scope.get("state", {}).get("console_session")
+    return found
+
+
 def signed_in(connection: HTTPConnection) -> bool:
-    data = session(connection)
-    admin_token: str = connection.app.state.admin_token
-    fingerprint = data.get("auth")
-    at = data.get("at")
-    if not isinstance(fingerprint, str) or not isinstance(at, int | float):
-        return False
-    if time.time() - at > SESSION_MAX_AGE:
-        return False
-    return hmac.compare_digest(fingerprint, token_fingerprint(admin_token))
+    return known_session(connection) is not None
 
 
-def sign_in(request: Request) -> None:
-    """A fresh session (new CSRF token: no fixation) for the administrator."""
+def begin_session(request: Request, session_id: str, found: ConsoleSession) -> None:
+    """A fresh cookie session (new CSRF token: no fixation) holding the session id."""
     data = session(request)
     data.clear()
-    data["auth"] = token_fingerprint(request.app.state.admin_token)
-    data["at"] = int(time.time())
+    data["sid"] = session_id
     data["csrf"] = secrets.token_urlsafe(32)
+    request.scope.setdefault("state", {})["console_session"] = found
 
 
-def sign_out(request: Request) -> None:
+async def end_session(request: Request) -> ConsoleSession | None:
+    """Sign out: the stored session is deleted, the cookie emptied; returns what ended."""
+    found = await console_session(request)
+    session_id = session(request).get("sid")
+    sign_ins = _sign_ins(request)
+    if isinstance(session_id, str) and sign_ins is not None:
+        await sign_ins.sign_out(session_id)
     session(request).clear()
+    request.scope.setdefault("state", {})["console_session"] = None
+    return found
 
 
 def same_origin(connection: HTTPConnection) -> bool:

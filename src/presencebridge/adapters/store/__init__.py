@@ -136,6 +136,11 @@ class StoredRules:
 class AgentTokenInfo:
     id: str
     created_at: datetime
+    name: str | None = None
+
+
+AGENT = "agent"  # a token's kind: the desktop agent's
+PERSONAL = "personal"  # a script's, made by the user on their page (issue 14)
 
 
 EXTENSION = "extension"
@@ -411,7 +416,10 @@ class Store:
         with self._tx() as c:
             if self.fence is not None:
                 self.fence(c, {user_id})
-            tables = (t.user_addresses, t.agent_tokens, t.presence_history, t.directory_disabled)
+            tables = (
+                t.user_addresses, t.agent_tokens, t.presence_history, t.directory_disabled,
+                t.console_sessions,
+            )  # fmt: skip
             for table in tables:
                 c.execute(table.delete().where(table.c.user_id == user_id))
             c.execute(t.users.delete().where(t.users.c.id == user_id))
@@ -535,46 +543,58 @@ class Store:
 
     # -- agent tokens ------------------------------------------------------------------------
 
-    def add_agent_token(self, user_id: str, token: str, now: datetime) -> str:
+    def add_agent_token(
+        self, user_id: str, token: str, now: datetime, kind: str = AGENT, name: str | None = None
+    ) -> str:
         token_id = str(uuid.uuid4())
         with self._tx() as c:
             c.execute(
                 t.agent_tokens.insert().values(
-                    id=token_id, user_id=user_id, token_hash=hash_token(token), created_at=now
+                    id=token_id, user_id=user_id, token_hash=hash_token(token), created_at=now,
+                    kind=kind, name=name,
                 )
-            )
+            )  # fmt: skip
         return token_id
 
-    def agent_tokens(self, user_id: str) -> list[AgentTokenInfo]:
+    def agent_tokens(self, user_id: str, kind: str = AGENT) -> list[AgentTokenInfo]:
+        tokens = t.agent_tokens.c
         with self._tx() as c:
             rows = c.execute(
-                sa.select(t.agent_tokens.c.id, t.agent_tokens.c.created_at)
-                .where(t.agent_tokens.c.user_id == user_id)
-                .order_by(t.agent_tokens.c.created_at, t.agent_tokens.c.id)
+                sa.select(tokens.id, tokens.created_at, tokens.name)
+                .where(tokens.user_id == user_id, tokens.kind == kind)
+                .order_by(tokens.created_at, tokens.id)
             )
-            return [AgentTokenInfo(r.id, r.created_at) for r in rows]
+            return [AgentTokenInfo(r.id, r.created_at, r.name) for r in rows]
 
-    def revoke_agent_token(self, user_id: str, token_id: str) -> bool:
+    def revoke_agent_token(self, user_id: str, token_id: str, kind: str = AGENT) -> bool:
         """Whether the user had that token; it is gone either way."""
+        tokens = t.agent_tokens.c
         with self._tx() as c:
             result = c.execute(
                 t.agent_tokens.delete().where(
-                    t.agent_tokens.c.user_id == user_id, t.agent_tokens.c.id == token_id
+                    tokens.user_id == user_id, tokens.id == token_id, tokens.kind == kind
                 )
             )
             return bool(result.rowcount)
 
-    def agent_token_user(self, token: str) -> str:
-        """The user an agent token belongs to; raises UnknownTokenError."""
+    def token_owner(self, token: str) -> tuple[str, str]:
+        """The user a token belongs to and its kind; raises UnknownTokenError."""
+        tokens = t.agent_tokens.c
         with self._tx() as c:
-            user_id = c.execute(
-                sa.select(t.agent_tokens.c.user_id).where(
-                    t.agent_tokens.c.token_hash == hash_token(token)
-                )
-            ).scalar_one_or_none()
-        if user_id is None:
+            row = c.execute(
+                sa.select(tokens.user_id, tokens.kind).where(tokens.token_hash == hash_token(token))
+            ).one_or_none()
+        if row is None:
             raise UnknownTokenError
-        return str(user_id)
+        return str(row.user_id), str(row.kind)
+
+    def agent_token_user(self, token: str) -> str:
+        """The user an agent token belongs to; raises UnknownTokenError (a personal
+        token is no agent's)."""
+        user_id, kind = self.token_owner(token)
+        if kind != AGENT:
+            raise UnknownTokenError
+        return user_id
 
 
 # A user's row as the hub holds it (an event's new state, a lifecycle change): one

@@ -154,6 +154,27 @@ agent_tokens = sa.Table(
     # SHA-256 of a 256-bit random token: the token itself is never stored.
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", Time, nullable=False),
+    # "agent" (the desktop agent) or "personal" (a script of the user's, issue 14).
+    sa.Column("kind", sa.String(16), nullable=False, server_default="agent"),
+    sa.Column("name", sa.String(64), nullable=True),
+)
+
+# Signed-in console sessions (issue 14): the cookie holds a random id, this table its
+# SHA-256. `user_id` is null for an administrator without a hub user; no foreign key,
+# so a session of a user deleted on another node is simply found gone.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),  # "admin" or "user"
+    sa.Column("user_id", sa.String(128), nullable=True, index=True),
+    sa.Column("method", sa.String(16), nullable=False),  # "oidc" or "admin-token"
+    sa.Column("subject", sa.String(256), nullable=False),  # who, as the provider named them
+    sa.Column("provider", sa.String(512), nullable=True),  # the issuer, for sign-out
+    # An admin-token session: an HMAC of the token it was opened with (never the token).
+    sa.Column("admin_fingerprint", sa.String(64), nullable=True),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("expires_at", Time, nullable=False),
 )
 
 presence_history = sa.Table(

@@ -46,7 +46,13 @@ def directory(hub: Hub) -> dict[str, Any]:
 
 @router.get("/")
 async def board(page: SignedIn) -> Response:
-    data = {**directory(page.hub), "strings": board_strings(page), "lang": page.lang}
+    data = {
+        **directory(page.hub),
+        "strings": board_strings(page),
+        "lang": page.lang,
+        "link_all": page.is_admin,
+        "me": page.own_user,
+    }
     groups = sorted(page.hub.groups(), key=lambda g: g.name.lower())
     return page.render(
         "board.html", data=data, groups=groups, statuses=STATUSES, nav="board", wide=True
@@ -55,6 +61,6 @@ async def board(page: SignedIn) -> Response:
 
 @router.get("/console/directory.json")
 async def directory_json(request: Request) -> Response:
-    if not security.signed_in(request):
+    if await security.console_session(request) is None:
         return JSONResponse({"detail": "not signed in", "code": "http_401"}, 401)
     return JSONResponse(directory(request.app.state.hub), headers={"Cache-Control": "no-store"})

@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse, Response
 
 from presencebridge import metrics
 from presencebridge.web import health, security
-from presencebridge.web.page import Page, to_login
+from presencebridge.web.forms import authorize
+from presencebridge.web.page import Page
 
 router = APIRouter(include_in_schema=False)
 
@@ -123,11 +124,10 @@ def _subscription_errors(sync: Any) -> list[dict[str, Any]]:
 
 @router.get("/console/sync")
 async def sync_page(request: Request, partial: bool = False) -> Response:
-    if not security.signed_in(request):
-        if partial:
-            return JSONResponse({"detail": "not signed in", "code": "http_401"}, 401)
-        return to_login(request)
     page = Page(request)
+    if partial and await security.console_session(request) is None:
+        return JSONResponse({"detail": "not signed in", "code": "http_401"}, 401)
+    await authorize(request, page)
     context = sync_context(page)
     template = "_sync_live.html" if partial else "sync.html"
     return page.render(template, nav="sync", math=math, **context)

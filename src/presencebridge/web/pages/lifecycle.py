@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from presencebridge.adapters.store import AGENT, PERSONAL
 from presencebridge.api import schemas
 from presencebridge.core import addresses
 from presencebridge.core.errors import Reason, Rejected
@@ -125,16 +126,51 @@ async def delete_user(form: Posted, user_id: str) -> Response:
 
 @router.post("/console/users/{user_id}/tokens/revoke")
 async def revoke_token(form: Posted, user_id: str) -> Response:
+    return await _revoke(form, user_id, AGENT)
+
+
+@router.post("/console/users/{user_id}/personal-tokens/revoke")
+async def revoke_personal_token(form: Posted, user_id: str) -> Response:
+    return await _revoke(form, user_id, PERSONAL)
+
+
+async def _revoke(form: Form, user_id: str, kind: str) -> Response:
     page = form.page
+    anchor = "#tokens" if kind == AGENT else "#personal-tokens"
     try:
-        await page.hub.revoke_agent_token(user_id, form.text("token_id"))
+        await page.hub.revoke_agent_token(user_id, form.text("token_id"), kind)
     except Rejected as error:
         if error.reason is Reason.NOT_FOUND and not page.hub.has_user(user_id):
             return page.problem(404, page._("Unknown user: %(id)s") % {"id": user_id})
-        page.flash(page._("That agent token does not exist (any more)."), "error")
-        return back(user_url(user_id) + "#tokens")
-    page.flash(page._("Agent token revoked."))
-    return back(user_url(user_id) + "#tokens")
+        page.flash(page._("That token does not exist (any more)."), "error")
+        return back(user_url(user_id) + anchor)
+    page.flash(page._("Agent token revoked.") if kind == AGENT else page._("Token revoked."))
+    return back(user_url(user_id) + anchor)
+
+
+@router.post("/console/users/{user_id}/tokens")
+async def issue_agent_token(form: Posted, user_id: str) -> Response:
+    """A new agent token, shown on the page this once (never put in the cookie)."""
+    return await _issue(form, user_id, AGENT, None)
+
+
+@router.post("/console/users/{user_id}/personal-tokens")
+async def issue_personal_token(form: Posted, user_id: str) -> Response:
+    name = form.text("name")
+    if not name or len(name) > 64:
+        errors = {"name": form.page._("Required: at most 64 characters.")}
+        return await user_page(form.page, user_id, 422, errors, {"name": name}, "personal-token")
+    return await _issue(form, user_id, PERSONAL, name)
+
+
+async def _issue(form: Form, user_id: str, kind: str, name: str | None) -> Response:
+    page = form.page
+    try:
+        _, token = await page.hub.issue_token(user_id, kind, name)
+    except Rejected:
+        return page.problem(404, page._("Unknown user: %(id)s") % {"id": user_id})
+    shown = {"kind": kind, "token": token, "name": name or ""}
+    return await user_page(page, user_id, 200, new_token=shown)
 
 
 @router.post("/console/groups/{group_id}/delete")

@@ -1,27 +1,76 @@
-"""Sign-in, sign-out and the language switch: the console's only forms without a session."""
+"""Sign-in (single sign-on at the OpenID Connect provider, or the break-glass admin
+token), sign-out and the language switch: the console's only forms without a session."""
 
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from presencebridge import metrics
+from presencebridge.adapters.oidc import Flow, OidcClient, ProviderUnavailable, SignInRefused
+from presencebridge.config import Settings
+from presencebridge.core.signin import person_from_claims
+from presencebridge.service.sign_in import ADMIN_TOKEN, OIDC, NoHubUser, SignIns
 from presencebridge.web import security
 from presencebridge.web.forms import PostedAnonymously
 from presencebridge.web.i18n import LANG_COOKIE
-from presencebridge.web.page import Page, back
+from presencebridge.web.page import SECURITY_HEADERS, Page, back
 
 router = APIRouter(include_in_schema=False)
+CALLBACK = "/console/sso/callback"
+FLOW_KEY = "sso"
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _oidc(request: Request) -> OidcClient | None:
+    return getattr(request.app.state, "oidc", None)
+
+
+def _sign_ins(request: Request) -> SignIns:
+    sign_ins: SignIns = request.app.state.sign_ins
+    return sign_ins
+
+
+def admin_token_allowed(request: Request) -> bool:
+    config = _settings(request).sign_in
+    return config is None or config.admin_token_console
+
+
+def _base_url(request: Request) -> str:
+    """Where the provider sends the browser back to: the configured public URL, else
+    the address this request came to."""
+    public = _settings(request).public_url
+    return (public or str(request.base_url)).rstrip("/")
+
+
+def _login_page(page: Page, status: int, next_: str, error: str | None) -> Response:
+    config = _settings(page.request).sign_in
+    label = (config.label if config else "") or page._("your company account")
+    return page.render(
+        "login.html",
+        status,
+        next=next_,
+        error=error,
+        nav="login",
+        sso=_oidc(page.request) is not None,
+        sso_label=label,
+        token_form=admin_token_allowed(page.request),
+    )
 
 
 @router.get("/console/login")
 async def login_page(request: Request, next: str | None = None) -> Response:
     page = Page(request)
-    if security.signed_in(request):
+    if await security.console_session(request) is not None:
         return back(next or "/")
-    return page.render("login.html", next=security.safe_next(next), error=None, nav="login")
+    return _login_page(page, 200, security.safe_next(next), None)
 
 
 @router.post("/console/login")
@@ -29,20 +78,99 @@ async def login(form: PostedAnonymously) -> Response:
     page = form.page
     token = form.data.get("token")
     target = security.safe_next(form.text("next"))
+    if not admin_token_allowed(form.request):
+        _refused(ADMIN_TOKEN, "disabled")
+        message = page._("Signing in with the admin token is switched off here.")
+        return _login_page(page, 403, target, message)
     admin_token: str = form.request.app.state.admin_token
     if isinstance(token, str) and token and security.token_matches(token, admin_token):
-        security.sign_in(form.request)
+        session_id, found = await _sign_ins(form.request).sign_in_admin()
+        security.begin_session(form.request, session_id, found)
+        metrics.SIGN_INS.labels(ADMIN_TOKEN, "ok").inc()
         return back(target)
     await asyncio.sleep(0.3)  # a little friction for guessing
     metrics.REJECTED_REQUESTS.labels("401").inc()
+    _refused(ADMIN_TOKEN, "token")
     message = page._("That is not the admin token. Check it and try again.")
-    return page.render("login.html", 401, next=target, error=message, nav="login")
+    return _login_page(page, 401, target, message)
+
+
+def _refused(method: str, reason: str) -> None:
+    metrics.SIGN_INS.labels(method, "refused").inc()
+    metrics.SIGN_INS_REFUSED.labels(reason).inc()
+
+
+@router.get("/console/sso")
+async def single_sign_on(
+    request: Request, next: str | None = None, login_hint: str | None = None
+) -> Response:
+    """Off to the provider: a new flow (state, nonce, PKCE verifier) kept in the cookie."""
+    page = Page(request)
+    oidc = _oidc(request)
+    if oidc is None:
+        return page.problem(404, page._("Single sign-on is not set up on this server."))
+    try:
+        url, flow = await oidc.begin(_base_url(request) + CALLBACK, (login_hint or "")[:256])
+    except ProviderUnavailable:
+        metrics.REJECTED_REQUESTS.labels("502").inc()
+        return page.problem(502, page._("The sign-in service cannot be reached. Try again later."))
+    data = security.session(request)
+    data[FLOW_KEY] = {**flow.to_json(), "next": security.safe_next(next)}
+    return Response(status_code=303, headers={**SECURITY_HEADERS, "Location": url})
+
+
+@router.get(CALLBACK)
+async def single_sign_on_callback(request: Request) -> Response:
+    """Back from the provider: check everything, then open the session."""
+    page = Page(request)
+    oidc = _oidc(request)
+    if oidc is None:
+        return page.problem(404, page._("Single sign-on is not set up on this server."))
+    kept = security.session(request).pop(FLOW_KEY, None)  # one use: a replay finds none
+    flow = Flow.of_json(kept)
+    target = security.safe_next(kept.get("next") if isinstance(kept, dict) else None)
+    try:
+        claims = await oidc.finish(flow, dict(request.query_params))
+        person = person_from_claims(claims)
+        session_id, found = await _sign_ins(request).sign_in_person(person)
+    except SignInRefused as refused:
+        _refused(OIDC, refused.reason)
+        metrics.REJECTED_REQUESTS.labels("400").inc()
+        message = page._("The sign-in was refused: %(why)s.") % {"why": refused.message}
+        return _sign_in_problem(page, 400, message)
+    except NoHubUser as nobody:
+        _refused(OIDC, "no_user")
+        metrics.REJECTED_REQUESTS.labels("403").inc()
+        return page.render("no_user.html", 403, person=nobody.person.shown_as, nav=None, sso=True)
+    except ProviderUnavailable:
+        _refused(OIDC, "provider")
+        metrics.REJECTED_REQUESTS.labels("502").inc()
+        return page.problem(502, page._("The sign-in service cannot be reached. Try again later."))
+    security.begin_session(request, session_id, found)
+    metrics.SIGN_INS.labels(OIDC, "ok").inc()
+    return back(target)
+
+
+def _sign_in_problem(page: Page, status: int, message: str) -> Response:
+    return page.render("signin_problem.html", status, message=message, nav=None)
 
 
 @router.post("/console/logout")
 async def logout(form: PostedAnonymously) -> Response:
     page = form.page
-    security.sign_out(form.request)
+    ended = await security.end_session(form.request)
+    if ended is not None and ended.method == OIDC:
+        oidc = _oidc(form.request)
+        endpoint = None if oidc is None else await oidc.end_session_endpoint()
+        if endpoint is not None and oidc is not None:
+            query = urlencode(
+                {
+                    "client_id": oidc.settings.client_id,
+                    "post_logout_redirect_uri": _base_url(form.request) + "/console/login",
+                }
+            )
+            provider = f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
+            return page.render("signed_out.html", provider_sign_out=provider, nav=None)
     page.flash(page._("You are signed out."))
     return back("/console/login")
 

@@ -13,10 +13,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
+from presencebridge.adapters.store import PERSONAL
 from presencebridge.api import schemas, views
 from presencebridge.core import rules
 from presencebridge.core.errors import Reason, Rejected
-from presencebridge.core.model import Profile, ProfileSource, TeamsSyncMode
+from presencebridge.core.model import Profile, ProfileSource, Status, TeamsSyncMode
 from presencebridge.service.hub import UserView
 from presencebridge.web.forms import Form, Posted, ShowAgain, SignedIn
 from presencebridge.web.page import (
@@ -45,8 +46,10 @@ async def user_page(
     errors: dict[str, str] | None = None,
     values: Mapping[str, Any] | None = None,
     form: str | None = None,
+    new_token: Mapping[str, str] | None = None,
 ) -> Response:
-    """The page; `errors`, `values` and `form` show one of its forms again after a problem."""
+    """The page; `errors`, `values` and `form` show one of its forms again after a problem;
+    `new_token` a token just made, shown this once."""
     try:
         view = page.hub.user(user_id)
     except Rejected:
@@ -61,7 +64,8 @@ async def user_page(
         errors=errors or {},
         values={**defaults, **dict(values or {})} if values is not None else defaults,
         form=form,
-        nav="board",
+        new_token=new_token,
+        nav="me" if user_id == page.own_user else "board",
         wide=True,
     )
 
@@ -90,6 +94,10 @@ async def _user_context(page: Page, view: UserView) -> dict[str, Any]:
         "directory": directory_values(view),
         "groups": sorted(hub.groups(), key=lambda g: g.name.lower()),
         "tokens": await hub.agent_tokens(user_id),
+        "personal_tokens": await hub.agent_tokens(user_id, PERSONAL),
+        "dnd_profile": next((p["name"] for p in profiles if p["status"] == Status.DND.value), None),
+        "dnd_on": view.presence.status is Status.DND and state.selection is not None,
+        "own_page": user_id == page.own_user,
         "default_country": hub.default_country,
     }
 
@@ -128,6 +136,18 @@ def _show_again(page: Page, user_id: str, values: Mapping[str, Any], form: str) 
 @router.get("/console/users/{user_id}")
 async def show_user(page: SignedIn, user_id: str) -> Response:
     return await user_page(page, user_id)
+
+
+@router.get("/console/me")
+async def my_page(page: SignedIn) -> Response:
+    """The signed-in person's own page; an administrator who is no hub user is told so."""
+    if page.own_user is None:
+        message = page._(
+            "You are signed in as an administrator who is no user of this hub: there is no "
+            "page of your own. Open a user from the presence board or Groups and users."
+        )
+        return page.render("problem.html", 404, message=message, nav="me")
+    return back(user_url(page.own_user))
 
 
 async def apply_user_event(
@@ -279,9 +299,39 @@ async def delete_appointment(form: Posted, user_id: str, appointment_id: str) ->
 # -- the user's own settings -------------------------------------------------------------------
 
 
+@router.post("/console/users/{user_id}/dnd")
+async def do_not_disturb(form: Posted, user_id: str) -> Response:
+    """DnD on: the user's first profile with the status Do not disturb; off: no choice."""
+    page = form.page
+    if form.text("on") != "true":
+        return await apply_user_event(
+            page, user_id, rules.SelectProfile(None), "manual", page._("DnD is off."), "#now"
+        )
+    try:
+        profiles = page.hub.profiles(user_id)
+    except Rejected:
+        return page.problem(404, page._("Unknown user: %(id)s") % {"id": user_id})
+    dnd = next((p.name for p in profiles if p.status is Status.DND), None)
+    if dnd is None:
+        page.flash(page._("Add a profile with the status Do not disturb first."), "error")
+        return back(user_url(user_id) + "#profiles")
+    done = page._("DnD is on (%(name)s).") % {"name": dnd}
+    return await apply_user_event(page, user_id, rules.SelectProfile(dnd), "manual", done, "#now")
+
+
 @router.post("/console/users/{user_id}/settings")
 async def user_settings(form: Posted, user_id: str) -> Response:
     page = form.page
+    if not page.is_admin:
+        try:
+            group = page.hub.group(page.hub.user(user_id).state.user.group)
+        except Rejected:
+            return page.problem(404, page._("Unknown user: %(id)s") % {"id": user_id})
+        if not group.settings.user_may_change:
+            message = page._(
+                "Your group does not let users choose their Teams sync mode; ask an administrator."
+            )
+            return page.render("forbidden.html", 403, message=message, nav=None)
     chosen = form.text("teams_sync_mode")
     if chosen and chosen not in MODES:
         page.flash(page._("Choose one of the offered values."), "error")

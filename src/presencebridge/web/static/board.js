@@ -51,7 +51,12 @@
     $(".held-text").textContent = S.held;
     entry.held.title = S.held_title;
     entry.mic.title = S.mic_title;
-    entry.link.href = "/console/users/" + encodeURIComponent(id);
+    // Everyone signed in sees the board; only administrators open other users' pages.
+    if (data.link_all || id === data.me) {
+      entry.link.href = "/console/users/" + encodeURIComponent(id);
+    } else {
+      entry.link.removeAttribute("href");
+    }
     tr.dataset.user = id;
     describe(entry);
     return entry;
