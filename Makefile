@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The OpenID Connect provider the sign-in tests start: panva's oidc-provider from npm.
+OIDC       := tests/support/oidc
+OIDC_STAMP := $(OIDC)/node_modules/.installed
 
 .PHONY: demo test lint format pytest serve sysdeps clean
 
@@ -14,7 +17,7 @@ demo: $(STAMP)
 # Everything CI checks: lint, types, and the whole test suite on real databases.
 test: sysdeps $(STAMP) lint pytest
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(OIDC_STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -56,6 +59,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Exactly the versions in package-lock.json; again only when the lock file changes.
+$(OIDC_STAMP): $(OIDC)/package.json $(OIDC)/package-lock.json
+	npm ci --no-audit --no-fund --prefix $(OIDC)
+	touch $(OIDC_STAMP)
+
 # Debian packages the tests need; installed only when missing and only as root.
 # As root also mmdebstrap, which builds the Asterisk 22 chroot (Debian unstable) once, and
 # sip-tester (SIPp); without root the Asterisk tests skip, so they are not needed then.
@@ -80,6 +88,8 @@ sysdeps:
 	ls /usr/lib/*/kamailio/modules/presence.so >/dev/null 2>&1 || missing="$$missing kamailio-presence-modules"; \
 	[ -e /usr/share/kamailio/db_sqlite/presence-create.sql ] || missing="$$missing kamailio-sqlite-modules"; \
 	command -v baresip >/dev/null 2>&1 || missing="$$missing baresip-core"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		echo "installing Debian packages:$$missing"; \
