@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.oidc_provider import (
     OidcAccount,
+    OidcClient,
     OidcProvider,
     complete_login_with_httpx,
     start_oidc_provider,
@@ -72,7 +73,7 @@ def signin_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignInWor
     base = tmp_path_factory.mktemp("signin")
     server = ServerProcess(base / "server", PB_TEST_OIDC_SECRET=CLIENT_SECRET)
     redirect = f"{server.url}/console/sso/callback"
-    client = {
+    client: OidcClient = {
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
         "redirect_uris": [redirect],

@@ -21,7 +21,7 @@ def csrf(page: str) -> str:
 def console_cookie(client: httpx.Client) -> dict[str, str]:
     """The console's session cookie alone (the provider's share the host: ports don't
     separate cookies)."""
-    return {c.name: c.value for c in client.cookies.jar if c.name == "pb_console"}
+    return {c.name: c.value or "" for c in client.cookies.jar if c.name == "pb_console"}
 
 
 def metric(world: SignInWorld, name: str, **labels: str) -> float:

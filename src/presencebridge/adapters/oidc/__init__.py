@@ -16,7 +16,7 @@ import asyncio
 import secrets
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,8 +102,9 @@ def secure_issuer(issuer: str) -> bool:
 
 
 class OidcClient:
-    def __init__(self, settings: ProviderSettings) -> None:
+    def __init__(self, settings: ProviderSettings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.clock = clock  # wall-clock seconds: flow ages and token lifetimes
         verify: Any = str(settings.ca_bundle) if settings.ca_bundle else True
         self._verify = verify
         self._metadata: dict[str, Any] | None = None
@@ -179,7 +180,7 @@ class OidcClient:
             nonce=secrets.token_urlsafe(24),
             code_verifier=secrets.token_urlsafe(48),
             redirect_uri=redirect_uri,
-            started=time.time(),
+            started=self.clock(),
         )
         extra = {"nonce": flow.nonce}
         if login_hint:
@@ -192,11 +193,18 @@ class OidcClient:
 
     async def finish(self, flow: Flow | None, answer: Mapping[str, str]) -> dict[str, Any]:
         """The ID token's claims, checked; or `SignInRefused` saying why."""
+        id_token = await self.redeem(flow, answer)
+        assert flow is not None
+        return await self.verify_id_token(id_token, flow.nonce)
+
+    async def redeem(self, flow: Flow | None, answer: Mapping[str, str]) -> str:
+        """The provider's answer checked against the flow, its code redeemed: the ID token
+        (not yet checked)."""
         if flow is None:
             raise SignInRefused("state", "no sign-in was started in this browser (or it was used)")
         if not secrets.compare_digest(answer.get("state", ""), flow.state):
             raise SignInRefused("state", "the answer's state is not this sign-in's")
-        if time.time() - flow.started > FLOW_MAX_AGE:
+        if self.clock() - flow.started > FLOW_MAX_AGE:
             raise SignInRefused("expired", "the sign-in took too long; start again")
         if "error" in answer:
             detail = answer.get("error_description") or answer["error"]
@@ -221,7 +229,7 @@ class OidcClient:
         id_token = token.get("id_token")
         if not isinstance(id_token, str):
             raise SignInRefused("id_token", "the provider sent no ID token")
-        return await self.verify_id_token(id_token, flow.nonce)
+        return id_token
 
     async def verify_id_token(self, id_token: str, nonce: str) -> dict[str, Any]:
         issuer = (await self.metadata())["issuer"]
@@ -236,6 +244,7 @@ class OidcClient:
                 )
             expected_issuer = issuer.replace(TENANT_PLACEHOLDER, tenant)
         registry = JWTClaimsRegistry(
+            now=lambda: int(self.clock()),
             leeway=LEEWAY_SECONDS,
             iss={"essential": True, "value": expected_issuer},
             aud={"essential": True, "value": self.settings.client_id},
