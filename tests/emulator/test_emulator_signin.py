@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
 
 import httpx
 import jwt
@@ -80,11 +80,13 @@ class Form(HTMLParser):
 def register_app(
     control: httpx.Client,
     public: bool = False,
+    secret: str | None = None,
     redirect_uris: tuple[str, ...] = (REDIRECT,),
     post_logout: tuple[str, ...] = (),
 ) -> tuple[str, str | None]:
     client_id = str(uuid.uuid4())
-    secret = None if public else "s3cret-" + uuid.uuid4().hex
+    if not public:
+        secret = secret or "s3cret-" + uuid.uuid4().hex
     body: dict[str, Any] = {
         "client_id": client_id,
         "redirect_uris": list(redirect_uris),
@@ -257,6 +259,13 @@ def test_msal_signs_a_user_in_with_the_claims_entra_issues(
     assert refreshed is not None and refreshed["token_source"] == "identity_provider"
     again = verified(control, refreshed["id_token"], client_id)
     assert again["sub"] == claims["sub"] and again["roles"] == ["PresenceBridge.Admin"]
+    # The refresh token is the confidential app's: without its secret it is refused.
+    stolen = browser.post(
+        f"/{TENANT}/oauth2/v2.0/token",
+        data={"grant_type": "refresh_token", "client_id": client_id, "client_secret": "guess",
+              "refresh_token": refreshed["refresh_token"]},
+    )  # fmt: skip
+    assert stolen.status_code == 401 and stolen.json()["error"] == "invalid_client"
 
     stats = ok(control.get("/_emulator/stats"))
     assert stats["authorization_codes"]["issued"] == stats["authorization_codes"]["redeemed"] == 1
@@ -415,7 +424,9 @@ def test_a_code_expires_after_ten_minutes_of_the_emulator_clock(
     control: httpx.Client, browser: httpx.Client
 ) -> None:
     user = directory_user(control)
-    client_id, secret = register_app(control)
+    # client_secret_basic form-urlencodes the secret first (RFC 6749 2.3.1).
+    secret = "a+b/c%d:e~" + uuid.uuid4().hex
+    client_id, _ = register_app(control, secret=secret)
     verifier, challenge = pkce()
 
     def code() -> str:
@@ -427,7 +438,7 @@ def test_a_code_expires_after_ten_minutes_of_the_emulator_clock(
         # client_secret_basic this time, as confidential clients may.
         return browser.post(
             f"/{TENANT}/oauth2/v2.0/token",
-            auth=(client_id, str(secret)),
+            auth=(client_id, quote_plus(secret)),
             data={"grant_type": "authorization_code", "code": value, "redirect_uri": REDIRECT,
                   "code_verifier": verifier},
         )  # fmt: skip
@@ -593,3 +604,19 @@ def test_control_api_for_apps_and_role_assignments(control: httpx.Client) -> Non
         "/_emulator/apps", json={"client_id": "x", "redirect_uris": ["/relative#frag"]}
     )
     assert bad_uri.status_code == 422
+
+
+def test_a_disabled_user_is_refused_and_loses_the_session(
+    control: httpx.Client, browser: httpx.Client
+) -> None:
+    user = directory_user(control)
+    client_id, _ = register_app(control, public=True)
+    _, challenge = pkce()
+    url = authorize_url(client_id, code_challenge=challenge)
+    redirected_to(sign_in(browser, url, user["userPrincipalName"]))
+    disable = {"accountEnabled": False}
+    ok(control.patch(f"/_emulator/directory/users/{user['id']}", json=disable))
+    silent = browser.get(authorize_url(client_id, prompt="none", code_challenge=challenge))
+    assert redirected_to(silent)["error"] == "login_required"
+    refused = sign_in(browser, url, user["userPrincipalName"])
+    assert refused.status_code == 400 and "AADSTS50057" in refused.text

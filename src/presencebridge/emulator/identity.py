@@ -412,8 +412,12 @@ class IdentityProvider:
         )
 
     def _refresh(self, form: dict[str, str], base_url: str, now: datetime) -> dict[str, Any]:
-        client_id = self._check_client(form, confidential=False)
         grant = self.refresh_grants.get(form.get("refresh_token", ""))
+        # A web sign-in's app is registered: its secret is checked in any mode.
+        if grant is not None and grant.web:
+            client_id = self._web_client(form)
+        else:
+            client_id = self._check_client(form, confidential=False)
         if grant is None or grant.client_id != client_id:
             raise OAuthError(400, "invalid_grant", "The refresh token is invalid", 9002313)
         if now >= grant.expires_at:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import html
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -31,8 +31,9 @@ async def _form(request: Request) -> dict[str, str]:
             client_id, _, secret = base64.b64decode(value).decode().partition(":")
         except ValueError:
             client_id, secret = "", ""
-        form.setdefault("client_id", client_id)
-        form.setdefault("client_secret", secret)
+        # RFC 6749 2.3.1: both are form-urlencoded before encoding (Authlib does so).
+        form.setdefault("client_id", unquote_plus(client_id))
+        form.setdefault("client_secret", unquote_plus(secret))
     return form
 
 

@@ -125,6 +125,11 @@ async def authorize(tenant: str, request: Request, state: State) -> Response:
     hint = (auth.login_hint or "").lower()
     if session is not None and hint and hint != session.upn.lower():
         session = None  # the app asks for another account than the one signed in
+    if session is not None:
+        profile = state.profile(session.user_id)
+        if profile is None or not profile.enabled:  # deleted or disabled since
+            identity.web.end_session(session.id)
+            session = None
     if auth.prompt == "none" and session is None:
         return _refused(
             RedirectError(
