@@ -18,6 +18,9 @@ import jwt
 import msal
 import pytest
 import requests
+from authlib.integrations.requests_client import OAuth2Session  # type: ignore[import-untyped]
+from joserfc import jwt as joserfc_jwt
+from joserfc.jwk import KeySet
 
 from tests.emulator.support import TENANT, EmulatorProcess, bearer, ok
 
@@ -620,3 +623,49 @@ def test_a_disabled_user_is_refused_and_loses_the_session(
     assert redirected_to(silent)["error"] == "login_required"
     refused = sign_in(browser, url, user["userPrincipalName"])
     assert refused.status_code == 400 and "AADSTS50057" in refused.text
+
+
+def test_authlib_and_joserfc_sign_in_as_the_hub_would(
+    emulator: EmulatorProcess,
+    control: httpx.Client,
+    browser: httpx.Client,
+    msal_session: requests.Session,
+) -> None:
+    """The hub's own libraries: an Authlib OAuth 2 client (client_secret_basic, S256)
+    and joserfc's ID token checks against the discovery document."""
+    user = directory_user(control)
+    client_id, secret = register_app(control)
+    config = ok(control.get(f"/{TENANT}/v2.0/.well-known/openid-configuration"))
+    keys = KeySet.import_key_set(ok(control.get(urlsplit(config["jwks_uri"]).path)))
+    verifier = secrets.token_urlsafe(48)
+    nonce = secrets.token_urlsafe(16)
+    with OAuth2Session(
+        client_id,
+        secret,
+        scope="openid profile email offline_access",
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+    ) as client:
+        client.verify = msal_session.verify  # the emulator's CA only
+        url, state = client.create_authorization_url(
+            config["authorization_endpoint"], code_verifier=verifier, nonce=nonce
+        )
+        back = sign_in(browser, url, user["userPrincipalName"])
+        assert redirected_to(back)["state"] == state
+        token = client.fetch_token(
+            config["token_endpoint"],
+            authorization_response=back.headers["location"],
+            code_verifier=verifier,
+        )
+    decoded = joserfc_jwt.decode(token["id_token"], keys, algorithms=["RS256"])
+    checks = joserfc_jwt.JWTClaimsRegistry(
+        now=int(emulator_now(control)),
+        leeway=60,
+        iss={"essential": True, "value": config["issuer"]},
+        aud={"essential": True, "value": client_id},
+        nonce={"essential": True, "value": nonce},
+        sub={"essential": True},
+    )
+    checks.validate(decoded.claims)
+    assert decoded.claims["oid"] == user["id"]
+    assert decoded.claims["email"] == user["mail"]
