@@ -632,11 +632,8 @@ class IdentityProvider:
             claims["_claim_sources"] = {"src1": {"endpoint": endpoint}}
         elif profile.groups:
             claims["groups"] = list(profile.groups)
-        roles = (
-            self.web.apps[client_id].roles.get(profile.user_id)
-            if (client_id in self.web.apps)
-            else None
-        )
+        app = self.web.apps.get(client_id)
+        roles = app.roles.get(profile.user_id) if app is not None else None
         if roles:
             claims["roles"] = list(roles)
         return claims
