@@ -7,7 +7,9 @@ to GRAPH.md. Layout:
     clock.py          the emulator clock (wall time + an offset the control API moves)
     tls.py            private CA, server certificate for 127.0.0.1/localhost, JWT key
     identity.py       identity provider: OpenID config, JWKS, client credentials,
-                      device code, refresh tokens; bearer-token checks
+                      device code, authorization codes, refresh tokens; bearer-token checks
+    signin.py         the web sign-in's bookkeeping: registrations' redirect URIs and app
+                      roles, authorize checks, waiting sign-in pages, codes, sessions
     budget.py         the tenant budget (1,500 / 30 s per app and tenant) and fault injection
     subscriptions.py  subscriptions, the validation handshake, encryption, async delivery
     state.py          `Emulator`: the whole state, expiry ticker, notifications, statistics
@@ -15,9 +17,10 @@ to GRAPH.md. Layout:
     app.py            `create_app(...)`: assembles one ASGI app from the routers below
     routing.py        what the routers share (the state as a dependency, error shape)
     routes_identity.py       the identity provider's paths and /devicelogin
+    routes_signin.py         /{tenant}/oauth2/v2.0/authorize (sign-in page) and /logout
     routes_graph.py          /v1.0/{path}: token and JSON checks, then `graph.py`
-    routes_control.py        /_emulator: health, device approval, apps, clock, faults,
-                             stats, reset
+    routes_control.py        /_emulator: health, device approval, apps and their role
+                             assignments, clock, faults, stats, reset
     routes_users.py          /_emulator/users: users, their Teams client, preferred presence
     routes_subscriptions.py  /_emulator/subscriptions: list, lifecycle events, drop
     server.py         `run(...)` for the CLI and `EmbeddedEmulator` for `serve --graph emulator`
@@ -62,6 +65,23 @@ Where GRAPH.md is silent the emulator decides as follows:
   be the caller's app id. `POST /_emulator/reset` keeps the clock and the signing key.
 * Any authority tenant is accepted: a GUID stands for itself, common / organizations /
   consumers for a fixed default tenant, any other name for a GUID derived from it.
+  Their OpenID configuration names the issuer `https://<host>/{tenantid}/v2.0`, the
+  template Entra publishes; tokens name the default tenant.
+* The web sign-in needs a registered app (`POST /_emulator/apps` with `redirect_uris`)
+  in any mode; its redirect URIs may be http:// anywhere (the demo's hub is plain
+  HTTP), Entra allows that for localhost only. A public client (no secret) must send
+  a PKCE challenge; a sign-in needs the `openid` scope. The user name is the UPN
+  (case-insensitive) of a Teams or directory user; a disabled directory user is
+  refused (AADSTS50057). A sign-in starts a 24-hour session (cookie ESTSAUTH): without
+  `prompt` or with `prompt=none` the next authorize request for that tenant goes
+  straight back with a code; `login` / `select_account` / `consent` show the page.
+* The ID token's `oid`, `name` and `preferred_username` need the `profile` scope, as
+  Entra's do; `groups` (direct memberships in the emulated directory) and `roles` are
+  always emitted when not empty (Entra needs groupMembershipClaims for groups). A
+  code issued to another client, or refused for a wrong verifier or redirect URI,
+  stays redeemable by its own client; a verifier without a challenge is refused.
+* Post-logout redirects go to a registered post-logout URI or redirect URI of the
+  app named by `client_id` or `id_token_hint`; otherwise the "You signed out" page.
 """
 
 from presencebridge.emulator.app import create_app

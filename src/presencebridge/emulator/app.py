@@ -4,10 +4,11 @@
 
     routes_identity.py       /{tenant}/... OpenID configuration, JWKS, token, device code,
                              home-realm discovery; /devicelogin
+    routes_signin.py         /{tenant}/oauth2/v2.0/authorize (sign-in page) and /logout
     routes_graph.py          /v1.0/{path} into `graph.GraphApi` (presence reads, presence
                              writes, subscriptions, $batch)
-    routes_control.py        /_emulator health, device approval, apps, clock, faults,
-                             stats, reset
+    routes_control.py        /_emulator health, device approval, apps and their role
+                             assignments, clock, faults, stats, reset
     routes_users.py          /_emulator/users: users, their Teams client, preferred presence
     routes_subscriptions.py  /_emulator/subscriptions: list, lifecycle events, drop
     routes_directory.py      /_emulator/directory: Entra ID users' attributes, groups, faults
@@ -33,6 +34,7 @@ from presencebridge.emulator import (
     routes_directory,
     routes_graph,
     routes_identity,
+    routes_signin,
     routes_subscriptions,
     routes_users,
 )
@@ -49,6 +51,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ROUTERS = (
     routes_identity.router,
+    routes_signin.router,
     routes_graph.router,
     routes_control.router,
     routes_users.router,

@@ -1,7 +1,8 @@
 """The emulator's identity provider: what msal needs from Entra ID, and token checks.
 
 Grants: client credentials (app tokens), the device-code flow (delegated tokens,
-approved through the control API) and refresh tokens. Tokens are RS256 JWTs
+approved through the control API), authorization codes of the web sign-in (signin.py)
+and refresh tokens. Tokens are RS256 JWTs
 signed with one key published in the JWKS; every time in them comes from the
 emulator clock, so moving that clock expires them.
 """
@@ -15,12 +16,15 @@ import json
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from presencebridge.emulator.signin import GROUPS_OVERAGE, AuthCode, Profile, WebSignIn
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -178,12 +182,14 @@ class RefreshGrant:
     upn: str
     tenant_id: str
     expires_at: datetime
+    web: bool = False  # from a web sign-in: its ID tokens carry the full claim set
 
 
 @dataclass
 class IssueCounts:
     client_credentials: int = 0
     device_code: int = 0
+    authorization_code: int = 0
     refresh_token: int = 0
     refused: int = 0
 
@@ -199,17 +205,30 @@ class IdentityProvider:
     devices: dict[str, DeviceGrant] = field(default_factory=dict)
     refresh_grants: dict[str, RefreshGrant] = field(default_factory=dict)
     issued: IssueCounts = field(default_factory=IssueCounts)
+    web: WebSignIn = field(default_factory=WebSignIn)
+    # The directory's view of a user (by object id), set by the `Emulator`.
+    profile_of: Callable[[str], Profile | None] = lambda _user_id: None
 
     def reset(self) -> None:
         self.apps.clear()
         self.devices.clear()
         self.refresh_grants.clear()
         self.issued = IssueCounts()
+        self.web = WebSignIn()
 
     # -- client authentication -----------------------------------------------------------
 
-    def register_app(self, client_id: str, client_secret: str | None) -> None:
+    def register_app(
+        self,
+        client_id: str,
+        client_secret: str | None,
+        redirect_uris: tuple[str, ...] = (),
+        post_logout_redirect_uris: tuple[str, ...] = (),
+    ) -> None:
         self.apps[client_id] = client_secret
+        self.web.register(
+            client_id, redirect_uris, post_logout_redirect_uris, public=client_secret is None
+        )
 
     def _check_client(self, form: dict[str, str], confidential: bool) -> str:
         client_id = form.get("client_id", "")
@@ -248,6 +267,8 @@ class IdentityProvider:
                 return self._client_credentials(form, issuer, tid, now)
             if grant == DEVICE_GRANT:
                 return self._device_token(form, issuer, tid, now)
+            if grant == "authorization_code":
+                return self._authorization_code(form, base_url, now)
             if grant == "refresh_token":
                 return self._refresh(form, base_url, now)
         except OAuthError:
@@ -258,7 +279,7 @@ class IdentityProvider:
             400,
             "unsupported_grant_type",
             f"grant_type {grant!r} is not supported by the emulator "
-            "(client_credentials, device_code, refresh_token)",
+            "(client_credentials, device_code, authorization_code, refresh_token)",
             70003,
         )
 
@@ -391,19 +412,246 @@ class IdentityProvider:
         )
 
     def _refresh(self, form: dict[str, str], base_url: str, now: datetime) -> dict[str, Any]:
-        client_id = self._check_client(form, confidential=False)
         grant = self.refresh_grants.get(form.get("refresh_token", ""))
+        # A web sign-in's app is registered: its secret is checked in any mode.
+        if grant is not None and grant.web:
+            client_id = self._web_client(form)
+        else:
+            client_id = self._check_client(form, confidential=False)
         if grant is None or grant.client_id != client_id:
             raise OAuthError(400, "invalid_grant", "The refresh token is invalid", 9002313)
         if now >= grant.expires_at:
             raise OAuthError(400, "invalid_grant", "The refresh token has expired", 700082)
         scopes = tuple(form.get("scope", "").split())
-        self.issued.refresh_token += 1
         # The tokens name the user's tenant, whatever authority segment was used.
         issuer = issuer_for(base_url, grant.tenant_id)
+        id_claims = None
+        if grant.web:
+            profile = self.profile_of(grant.user_id)
+            if profile is None or not profile.enabled:
+                raise OAuthError(
+                    400, "invalid_grant", "The user account no longer exists or is disabled", 50057
+                )
+            id_claims = self.id_token_claims(
+                profile, client_id, scopes, issuer, grant.tenant_id, now, nonce=None
+            )
+        self.issued.refresh_token += 1
         return self._user_tokens(
-            form, client_id, grant.user_id, grant.upn, scopes, issuer, grant.tenant_id, now
+            form,
+            client_id,
+            grant.user_id,
+            grant.upn,
+            scopes,
+            issuer,
+            grant.tenant_id,
+            now,
+            id_claims=id_claims,
         )
+
+    # -- authorization codes (the web sign-in) -------------------------------------------
+
+    def _web_client(self, form: dict[str, str]) -> str:
+        """Client authentication for code redemption, in strict mode or not: a web sign-in
+        needs a registered app, so its secret (or its being public) is known."""
+        client_id = form.get("client_id", "")
+        if not client_id:
+            raise OAuthError(400, "invalid_request", "client_id is missing", 900144)
+        if client_id not in self.web.apps:
+            raise OAuthError(
+                401,
+                "invalid_client",
+                f"Application with identifier '{client_id}' was not found in the directory",
+                700016,
+            )
+        registered = self.apps.get(client_id)
+        given = form.get("client_secret")
+        if registered is None:
+            if given is not None or "client_assertion" in form:
+                raise OAuthError(
+                    401,
+                    "invalid_client",
+                    "Client is public so neither 'client_assertion' nor 'client_secret' "
+                    "should be presented.",
+                    700025,
+                )
+            return client_id
+        if given is None:
+            raise OAuthError(
+                401,
+                "invalid_client",
+                "The request body must contain the following parameter: 'client_assertion' "
+                "or 'client_secret'.",
+                7000218,
+            )
+        if not hmac.compare_digest(given.encode(), registered.encode()):
+            raise OAuthError(401, "invalid_client", "Invalid client secret provided.", 7000215)
+        return client_id
+
+    def _redeemable(self, form: dict[str, str], client_id: str, now: datetime) -> AuthCode:
+        code = self.web.codes.get(form.get("code", ""))
+        if code is None or code.request.client_id != client_id:
+            # A code issued to another client stays redeemable by its own client.
+            raise OAuthError(
+                400,
+                "invalid_grant",
+                "The provided value for the 'code' parameter is not valid.",
+                9002313,
+            )
+        if code.redeemed:
+            raise OAuthError(
+                400,
+                "invalid_grant",
+                "OAuth2 Authorization code was already redeemed, please retry with a new "
+                "valid code or use an existing refresh token.",
+                54005,
+            )
+        if now >= code.expires_at:
+            raise OAuthError(
+                400,
+                "invalid_grant",
+                "The provided authorization code or refresh token has expired due to "
+                "inactivity. Send a new interactive authorization request for this user "
+                "and resource.",
+                70008,
+            )
+        redirect_uri = form.get("redirect_uri", "")
+        if redirect_uri != code.request.redirect_uri:
+            raise OAuthError(
+                400,
+                "invalid_grant",
+                f"The reply address '{redirect_uri}' does not match the reply address "
+                f"'{code.request.redirect_uri}' provided when requesting Authorization code.",
+                500112,
+            )
+        verifier = form.get("code_verifier")
+        if code.request.challenge is None:
+            if verifier is not None:  # no PKCE downgrade: a verifier needs a challenge
+                raise OAuthError(
+                    400,
+                    "invalid_grant",
+                    "A code_verifier was sent, but the authorization request had no "
+                    "code_challenge.",
+                    501481,
+                )
+        elif verifier is None or not _pkce_matches(
+            verifier, code.request.challenge, code.request.challenge_method
+        ):
+            raise OAuthError(
+                400,
+                "invalid_grant",
+                "The Code_Verifier does not match the code_challenge supplied in the "
+                "authorization request.",
+                501481,
+            )
+        return code
+
+    def _authorization_code(
+        self, form: dict[str, str], base_url: str, now: datetime
+    ) -> dict[str, Any]:
+        client_id = self._web_client(form)
+        try:
+            code = self._redeemable(form, client_id, now)
+        except OAuthError:
+            self.web.counts.refused += 1
+            raise
+        code.redeemed = True
+        request = code.request
+        profile = self.profile_of(code.user_id)
+        if profile is None or not profile.enabled:
+            raise OAuthError(
+                400, "invalid_grant", "The user account no longer exists or is disabled", 50057
+            )
+        issuer = issuer_for(base_url, request.tid)
+        id_claims = self.id_token_claims(
+            profile,
+            client_id,
+            request.scopes,
+            issuer,
+            request.tid,
+            now,
+            nonce=request.nonce,
+            session_id=code.session_id,
+        )
+        self.web.counts.redeemed += 1
+        self.issued.authorization_code += 1
+        return self._user_tokens(
+            form,
+            client_id,
+            profile.user_id,
+            profile.upn,
+            request.scopes,
+            issuer,
+            request.tid,
+            now,
+            id_claims=id_claims,
+        )
+
+    def pairwise_subject(self, tid: str, client_id: str, user_id: str) -> str:
+        """Stable per user and app (and signing key), different between apps, like Entra's."""
+        message = f"{tid}|{client_id}|{user_id}".encode()
+        return _b64url(hmac.new(self.signer.kid.encode(), message, hashlib.sha256).digest())
+
+    def id_token_claims(
+        self,
+        profile: Profile,
+        client_id: str,
+        scopes: tuple[str, ...],
+        issuer: str,
+        tid: str,
+        now: datetime,
+        nonce: str | None,
+        session_id: str | None = None,
+    ) -> dict[str, Any]:
+        claims: dict[str, Any] = {
+            "aud": client_id,
+            "iss": issuer,
+            "iat": _epoch(now),
+            "nbf": _epoch(now),
+            "exp": _epoch(now + ACCESS_TOKEN_LIFETIME),
+            "sub": self.pairwise_subject(tid, client_id, profile.user_id),
+            "tid": tid,
+            "ver": "2.0",
+            "uti": secrets.token_urlsafe(16),
+            "rh": "0." + secrets.token_urlsafe(32),  # opaque to clients, as Entra's
+        }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if "profile" in scopes:
+            claims |= {
+                "oid": profile.user_id,
+                "name": profile.name,
+                "preferred_username": profile.upn,
+            }
+        if "email" in scopes and profile.mail:
+            claims["email"] = profile.mail
+        if session_id is not None:
+            claims["sid"] = session_id
+        if len(profile.groups) > GROUPS_OVERAGE:
+            endpoint = f"{GRAPH_RESOURCE}/v1.0/users/{profile.user_id}/getMemberObjects"
+            claims["_claim_names"] = {"groups": "src1"}
+            claims["_claim_sources"] = {"src1": {"endpoint": endpoint}}
+        elif profile.groups:
+            claims["groups"] = list(profile.groups)
+        app = self.web.apps.get(client_id)
+        roles = app.roles.get(profile.user_id) if app is not None else None
+        if roles:
+            claims["roles"] = list(roles)
+        return claims
+
+    def client_of_hint(self, id_token_hint: str) -> str | None:
+        """The app an ID token we issued was for (a logout's `id_token_hint`)."""
+        try:
+            claims = jwt.decode(
+                id_token_hint,
+                self.signer.key.public_key(),
+                algorithms=["RS256"],
+                options={"verify_aud": False, "verify_exp": False, "verify_nbf": False,
+                         "verify_iat": False},
+            )  # fmt: skip
+        except jwt.PyJWTError:
+            return None
+        audience = claims.get("aud")
+        return audience if isinstance(audience, str) else None
 
     def _user_tokens(
         self,
@@ -415,7 +663,10 @@ class IdentityProvider:
         issuer: str,
         tid: str,
         now: datetime,
+        id_claims: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Access token for Graph, refresh token with offline_access, ID token with openid
+        (`id_claims` if given: the web sign-in's full set)."""
         graph = _graph_scopes(requested)
         oidc = [s for s in requested if s in OIDC_SCOPES]
         lifetime = int(ACCESS_TOKEN_LIFETIME.total_seconds())
@@ -442,10 +693,17 @@ class IdentityProvider:
         if "offline_access" in oidc:
             token = secrets.token_urlsafe(48)
             self.refresh_grants[token] = RefreshGrant(
-                client_id, user_id, upn, tid, now + REFRESH_TOKEN_LIFETIME
+                client_id,
+                user_id,
+                upn,
+                tid,
+                now + REFRESH_TOKEN_LIFETIME,
+                web=id_claims is not None,
             )
             response["refresh_token"] = token
-        if "openid" in oidc:
+        if "openid" in oidc and id_claims is not None:
+            response["id_token"] = self.signer.sign(id_claims)
+        elif "openid" in oidc:
             response["id_token"] = self.signer.sign(
                 {
                     "aud": client_id,
@@ -524,6 +782,14 @@ class IdentityProvider:
                 "ver": "2.0",
             }
         )
+
+
+def _pkce_matches(verifier: str, challenge: str, method: str) -> bool:
+    if method == "S256":
+        computed = _b64url(hashlib.sha256(verifier.encode("ascii", "replace")).digest())
+    else:
+        computed = verifier
+    return hmac.compare_digest(computed.encode(), challenge.encode())
 
 
 def _graph_scopes(requested: tuple[str, ...]) -> list[str]:

@@ -1,11 +1,13 @@
-"""The identity provider's paths: OpenID configuration, JWKS, token, device code, realm."""
+"""The identity provider's paths: OpenID configuration, JWKS, token, device code, realm.
+
+The web sign-in (/authorize, /logout) is in routes_signin.py."""
 
 from __future__ import annotations
 
 import base64
 import html
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -29,35 +31,42 @@ async def _form(request: Request) -> dict[str, str]:
             client_id, _, secret = base64.b64decode(value).decode().partition(":")
         except ValueError:
             client_id, secret = "", ""
-        form.setdefault("client_id", client_id)
-        form.setdefault("client_secret", secret)
+        # RFC 6749 2.3.1: both are form-urlencoded before encoding (Authlib does so).
+        form.setdefault("client_id", unquote_plus(client_id))
+        form.setdefault("client_secret", unquote_plus(secret))
     return form
 
 
 def openid_configuration_for(root: str, tenant: str) -> dict[str, Any]:
     """The OpenID configuration document of `tenant`, served under `root`."""
     base = f"{root}/{tenant}"
+    # For the multi-tenant authorities Entra publishes the issuer as a template.
+    multi = tenant.lower() in ("common", "organizations", "consumers")
+    issuer = f"{root}/{{tenantid}}/v2.0" if multi else issuer_for(root, tenant_id(tenant))
     return {
-        "issuer": issuer_for(root, tenant_id(tenant)),
+        "issuer": issuer,
         "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
         "token_endpoint": f"{base}/oauth2/v2.0/token",
         "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
         "jwks_uri": f"{base}/discovery/v2.0/keys",
         "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
         "response_modes_supported": ["query", "fragment", "form_post"],
-        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        # Entra lists the implicit and hybrid types too; the emulator issues codes only.
+        "response_types_supported": ["code"],
         "grant_types_supported": [
+            "authorization_code",
             "client_credentials",
             "urn:ietf:params:oauth:grant-type:device_code",
             "refresh_token",
         ],
+        "code_challenge_methods_supported": ["S256", "plain"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
         "claims_supported": [
-            "sub", "iss", "aud", "exp", "iat", "nbf", "name", "oid", "tid",
-            "preferred_username", "ver",
+            "sub", "iss", "aud", "exp", "iat", "nbf", "nonce", "name", "oid", "tid",
+            "preferred_username", "email", "groups", "roles", "sid", "ver",
         ],
         "request_uri_parameter_supported": False,
         "tenant_region_scope": None,
@@ -97,18 +106,6 @@ async def devicecode(tenant: str, request: Request, state: State) -> JSONRespons
     except OAuthError as error:
         return JSONResponse(error.to_json(state.now()), error.status, headers=NO_STORE)
     return JSONResponse(answer, headers=NO_STORE)
-
-
-@router.get("/{tenant}/oauth2/v2.0/authorize")
-async def authorize(tenant: str, state: State) -> JSONResponse:
-    return JSONResponse(
-        OAuthError(
-            400,
-            "unsupported_response_type",
-            "the emulator has no interactive sign-in; use the device code flow",
-        ).to_json(state.now()),
-        400,
-    )
 
 
 def _federated(state: Emulator, user: EmulatedUser | None, domain: str) -> bool | None:

@@ -23,6 +23,7 @@ from presencebridge.emulator.clock import EmulatorClock
 from presencebridge.emulator.directory import Directory
 from presencebridge.emulator.identity import IdentityProvider, TokenSigner
 from presencebridge.emulator.model import Sequencer, UserPresence, graph_time, presence_json
+from presencebridge.emulator.signin import Profile
 from presencebridge.emulator.subscriptions import Delivery, Subscription
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Emulator:
         self.strict = strict
         self.sequencer = sequencer or Sequencer()
         self.identity = IdentityProvider(signer, strict=strict)
+        self.identity.profile_of = self.profile
         self.budget = Budget()
         self.directory = Directory()
         # Identity and access: resource units per app and tenant in 10 s (a small tenant).
@@ -168,6 +170,21 @@ class Emulator:
         self.users[user_id] = user
         self._by_upn[upn.lower()] = user_id
         return user, True
+
+    def profile(self, key: str) -> Profile | None:
+        """Who signs in as `key` (object id or UPN): a Teams user, a directory user or both
+        under one id; the directory gives name, mail, groups and whether sign-in is allowed."""
+        entry = self.directory.find(key)
+        user = self.users.get(entry.id) if entry is not None else self.find_user(key)
+        if entry is None and user is not None:
+            entry = self.directory.users.get(user.id)
+        if entry is not None:
+            groups = sorted(g.id for g in self.directory.groups.values() if entry.id in g.members)
+            return Profile(entry.id, entry.userPrincipalName, entry.displayName, entry.mail,
+                           tuple(groups), entry.accountEnabled)  # fmt: skip
+        if user is None:
+            return None
+        return Profile(user.id, user.upn, user.upn.split("@")[0], None, ())
 
     def domain_federated(self, domain: str) -> bool | None:
         """Home-realm discovery: None if no user has this domain."""
@@ -329,5 +346,11 @@ class Emulator:
                 "removed": self.stats.subscriptions["removed"],
             },
             "tokens": self.identity.issued.to_json(),
+            "authorization_codes": {
+                "issued": self.identity.web.counts.issued,
+                "redeemed": self.identity.web.counts.redeemed,
+                "refused": self.identity.web.counts.refused,
+                "sessions": len(self.identity.web.sessions),
+            },
             "clock": {"now": graph_time(now), "offset_seconds": self.clock.offset_seconds},
         }
