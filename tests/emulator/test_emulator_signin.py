@@ -18,7 +18,7 @@ import jwt
 import msal
 import pytest
 import requests
-from authlib.integrations.requests_client import OAuth2Session  # type: ignore[import-untyped]
+from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt as joserfc_jwt
 from joserfc.jwk import KeySet
 
