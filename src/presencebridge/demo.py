@@ -30,6 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
+from urllib.parse import quote
 
 import httpx
 
@@ -38,7 +39,7 @@ from presencebridge.adapters.pbx.simulator import SimulatedPbx
 from presencebridge.bench.kamailio import MODULES, Kamailio
 from presencebridge.config import Settings
 from presencebridge.core.texts import DEFAULT_LANGUAGE, LANGUAGES
-from presencebridge.server import Companion, Runtime
+from presencebridge.server import CONSOLE_ADMIN_ROLE, CONSOLE_APP, Companion, Runtime
 from presencebridge.server import serve as serve_hub
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,11 @@ PROFILES: list[dict[str, Any]] = [
     },
 ]
 
+DOMAIN = "contoso.example"  # the sample users' e-mail / UPN domain
+# Signs in at the emulator's Entra ID with the console's administrator app role; no hub user.
+ADMIN_UPN = f"it.admin@{DOMAIN}"
+ADMIN_ID = "it-admin"
+
 # Stable Teams (Entra) object ids for the sample users.
 TEAMS_NAMESPACE = uuid.UUID("6f1c1b1e-3d39-4c0c-9a51-0d1d2b3a4c5d")
 
@@ -108,6 +114,7 @@ async def seed(client: httpx.AsyncClient) -> list[str]:
             "display_name": name,
             "group": group_id,
             "teams_user_id": teams_id(user_id),
+            "email": f"{user_id}@{DOMAIN}",
             "extensions": [extension_of(index)],
         }
         (await client.post("/api/v1/users", json=body)).raise_for_status()
@@ -161,6 +168,8 @@ class Say(StrEnum):
     STOPPED = "demo.stopped"
     SIP = "demo.sip"
     SIP_MISSING = "demo.sip_missing"
+    EMPLOYEE = "demo.employee"
+    ADMIN_SSO = "demo.admin_sso"
 
 
 SAYINGS: dict[Say, dict[str, str]] = {
@@ -169,6 +178,15 @@ SAYINGS: dict[Say, dict[str, str]] = {
         "de": "presencebridge {version} Demo: ein Bürotag in Berlin und Hamburg",
     },
     Say.BOARD: {"en": "  Presence board: {url}", "de": "  Präsenzübersicht: {url}"},
+    Say.EMPLOYEE: {
+        "en": "  An employee:    {url}   (signs in as {name} at the emulator's Entra ID)",
+        "de": "  Eine Mitarbeiterin: {url}   (meldet sich als {name} an der Entra ID des "
+        "Emulators an)",
+    },
+    Say.ADMIN_SSO: {
+        "en": "  Administrator:  the board link above, or sign in as {upn}",
+        "de": "  Administrator:    der Link zur Übersicht oben, oder Anmeldung als {upn}",
+    },
     Say.API: {
         "en": "  API:            {url}   (admin token: {token})",
         "de": "  API:              {url}   (Admin-Token: {token})",
@@ -699,12 +717,16 @@ def companion(
         headers = {"Authorization": f"Bearer {runtime.admin_token}"}
         async with httpx.AsyncClient(base_url=runtime.base_url, headers=headers) as hub:
             users = await seed(hub)
+            # The employee whose sign-in link is printed is left to the person who signs
+            # in: the scripted day plays with the other colleagues.
+            users = [u for u in users if u != USERS[0][0]]
             emulator = runtime.emulator
             if emulator is None:
                 await DemoDay(hub, None, users, pace, narrator=tell).run()
                 return
             context = ssl.create_default_context(cafile=str(emulator.ca_file))
             async with httpx.AsyncClient(base_url=emulator.base_url, verify=context) as teams:
+                await make_it_admin(teams)
                 tell.step(Say.DAY_BEGINS, count=len(users))
                 for group in GROUPS:
                     members = [u for u in users if GROUP_OF.get(u) == group["id"]]
@@ -746,6 +768,15 @@ def companion(
     return run
 
 
+async def make_it_admin(teams: httpx.AsyncClient) -> None:
+    """The IT administrator: an emulator account holding the console's administrator app
+    role, so the demo shows an administrator signing in like everyone else."""
+    user = {"id": ADMIN_ID, "upn": ADMIN_UPN}
+    (await teams.post("/_emulator/users", json=user)).raise_for_status()
+    path = f"/_emulator/apps/{CONSOLE_APP}/role-assignments/{ADMIN_UPN}"
+    (await teams.put(path, json={"roles": [CONSOLE_ADMIN_ROLE]})).raise_for_status()
+
+
 def start_kamailio(folder: Path) -> Kamailio | str:
     """`demo --with-sip`: Kamailio as PBX and presence server on loopback (the config
     the SIP tests use), or why it cannot run here."""
@@ -777,6 +808,11 @@ def run_demo(
     base = f"http://{settings.host}:{settings.port}"
     narrator.plain(Say.TITLE, version=__version__)
     narrator.plain(Say.BOARD, url=f"{base}/#token={token}")
+    first_id, first_name, _ = USERS[0]
+    hint = quote(f"{first_id}@{DOMAIN}")
+    employee = f"{base}/console/sso?login_hint={hint}&next=/console/me"
+    narrator.plain(Say.EMPLOYEE, url=employee, name=first_name)
+    narrator.plain(Say.ADMIN_SSO, upn=ADMIN_UPN)
     narrator.plain(Say.API, url=f"{base}/docs", token=token)
     narrator.plain(Say.DATA, folder=folder)
     if isinstance(kamailio, Kamailio):

@@ -20,14 +20,21 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from presencebridge.api.app import create_app
-from presencebridge.config import Settings
+from presencebridge.config import Settings, SignInConfig
+from presencebridge.core.model import User
+from presencebridge.emulator.identity import issuer_for, tenant_id
 from presencebridge.emulator.server import EmbeddedEmulator
+from presencebridge.emulator.state import Emulator
 from presencebridge.logs import setup_logging
 from presencebridge.service.hub import Hub
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_TENANT = "presencebridge-local"
+# The console's app at the embedded emulator's Entra ID (a public client: PKCE, no secret),
+# and the app role that makes an administrator there.
+CONSOLE_APP = "presencebridge-console"
+CONSOLE_ADMIN_ROLE = "PresenceBridge.Admin"
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,25 @@ def with_embedded_graph(settings: Settings, emulator: EmbeddedEmulator) -> Setti
     )
 
 
+def with_embedded_sign_in(settings: Settings, emulator: EmbeddedEmulator) -> Settings:
+    """Unless `[sign_in]` names a provider: everyone signs in at the embedded emulator's
+    Entra ID, where the console is registered as an app."""
+    if settings.sign_in is not None:
+        return settings
+    base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    emulator.emulator.identity.register_app(
+        CONSOLE_APP, None, (f"{base}/console/sso/callback",), (f"{base}/console/login",)
+    )
+    issuer = issuer_for(emulator.authority, tenant_id(EMBEDDED_TENANT))
+    sign_in = SignInConfig(
+        issuer=issuer,
+        client_id=CONSOLE_APP,
+        admin_roles=[CONSOLE_ADMIN_ROLE],
+        label="Entra ID (Graph emulator)",
+    )
+    return settings.model_copy(update={"sign_in": sign_in})
+
+
 async def provision_emulator_users(runtime: Runtime) -> None:
     """Every hub user with a Teams id also exists in the embedded emulator's tenant."""
     assert runtime.emulator is not None
@@ -65,18 +91,22 @@ async def provision_emulator_users(runtime: Runtime) -> None:
     listener = hub.bus.listen()
     try:
         for user_id in hub.user_ids():
-            teams_id = hub.user(user_id).state.user.teams_user_id
-            if teams_id is not None:
-                emulator.create_user(teams_id, None, False)
+            _provision(emulator, hub.user(user_id).state.user)
         while True:
             change = await listener.next()
             if change.presence is None:
                 continue  # deleted: nothing to provision
-            teams_id = hub.user(change.user_id).state.user.teams_user_id
-            if teams_id is not None and emulator.find_user(teams_id) is None:
-                emulator.create_user(teams_id, None, False)
+            _provision(emulator, hub.user(change.user_id).state.user)
     finally:
         hub.bus.leave(listener)
+
+
+def _provision(emulator: Emulator, user: User) -> None:
+    """The user in the emulator's tenant, signing in with their e-mail address as UPN."""
+    if user.teams_user_id is None or emulator.find_user(user.teams_user_id) is not None:
+        return
+    upn = user.email if user.email and emulator.find_user(user.email) is None else None
+    emulator.create_user(user.teams_user_id, upn, False)
 
 
 async def serve(
@@ -90,7 +120,7 @@ async def serve(
     if graph_emulator:
         embedded = EmbeddedEmulator(settings.data_dir / "emulator-tls")
         await embedded.start()
-        settings = with_embedded_graph(settings, embedded)
+        settings = with_embedded_sign_in(with_embedded_graph(settings, embedded), embedded)
         companions = (provision_emulator_users, *companions)
         log.info("embedded Graph emulator at %s", embedded.base_url)
     app = create_app(settings)

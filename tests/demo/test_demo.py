@@ -114,7 +114,7 @@ def test_the_demo_tells_its_day_and_stops_cleanly(
         "en": ("  Ctrl+C stops the demo.", "The office day begins"),
         "de": ("  Strg+C beendet die Demo.", "Der Bürotag beginnt"),
     }[language]
-    assert header in demo.stdout[:6], output
+    assert header in demo.stdout[:8], output
     assert any(STEP.match(line) and day in line for line in demo.stdout), output
 
 

@@ -26,6 +26,7 @@ SCHEMA_TABLES = {
     "profile_templates",
     "users",
     "agent_tokens",
+    "console_sessions",
     "presence_history",
     "cluster_nodes",
     "partition_leases",

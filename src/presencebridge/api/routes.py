@@ -242,7 +242,7 @@ async def delete_user(user_id: UserId, who: Caller, request: Request) -> None:
 @router.get("/users/{user_id}/agent-tokens")
 async def list_agent_tokens(user_id: UserId, who: Caller, request: Request) -> list[dict[str, Any]]:
     tokens = await _hub(request).agent_tokens(user_id)
-    return _token_rows(tokens)
+    return [{"id": t.id, "created_at": schemas.iso(t.created_at)} for t in tokens]
 
 
 @router.delete("/users/{user_id}/agent-tokens/{token_id}", status_code=204)
