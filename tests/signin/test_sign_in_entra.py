@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from presencebridge.emulator.identity import DEFAULT_TENANT_ID
-from tests.support.server import ServerProcess
+from tests.support.server import ADMIN_TOKEN, ServerProcess
 from tests.support.teams import EmulatorProcess
 
 CLIENT_ID = "console-" + uuid.uuid4().hex[:8]
@@ -29,7 +29,7 @@ class Entra:
     emulator: EmulatorProcess
     tmp: Path
 
-    def server(self, tenant: str, allowed: list[str] | None = None) -> ServerProcess:
+    def server(self, tenant: str, allowed: list[str] | None = None, *extra: str) -> ServerProcess:
         """A hub whose console signs in at the emulator under `tenant` (a GUID or `common`)."""
         server = ServerProcess(
             self.tmp / f"hub-{uuid.uuid4().hex[:6]}",
@@ -59,6 +59,7 @@ class Entra:
         ]
         if allowed is not None:
             lines.append("allowed_tenants = [" + ", ".join(f'"{t}"' for t in allowed) + "]")
+        lines.extend(extra)
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text("\n".join(lines) + "\n")
         server.extra_args = ("--config", str(config))
@@ -164,3 +165,21 @@ def test_the_multi_tenant_endpoint_lets_in_only_the_named_tenants(entra: Entra) 
         assert hub.get("/console/groups").status_code == 200
     finally:
         opened.stop()
+
+
+def test_the_admin_token_can_be_kept_out_of_the_console(entra: Entra) -> None:
+    server = entra.server(str(uuid.uuid4()), None, "admin_token_console = false")
+    try:
+        with httpx.Client(base_url=server.url, timeout=20) as browser:
+            page = browser.get("/console/login")
+            assert 'name="token"' not in page.text and "/console/sso" in page.text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert csrf is not None
+            form = {"csrf_token": csrf.group(1), "token": ADMIN_TOKEN}
+            refused = browser.post("/console/login", data=form)
+            assert refused.status_code == 403 and "switched off" in refused.text
+            assert browser.get("/").status_code == 303  # not signed in
+        # The API still takes it.
+        assert server.client().get("/api/v1/groups").status_code == 200
+    finally:
+        server.stop()
