@@ -213,3 +213,31 @@ def test_a_personal_token_made_on_the_page_acts_for_its_user_only(
         == 303
     )
     assert script.get(f"/api/v1/users/{world.alice}/presence").status_code == 401
+
+
+def test_the_own_sync_mode_is_greyed_while_the_group_says_so(signin_world: SignInWorld) -> None:
+    world = signin_world
+    admin = world.server.client()
+    settings = f"/api/v1/groups/{world.group}/settings"
+    assert admin.patch(settings, json={"user_may_change": False}).is_success
+    try:
+        client, _ = world.sign_in("alice")
+        page = client.get(f"/console/users/{world.alice}").text
+        assert re.search(r"<fieldset disabled[^>]*>", page)
+        assert "Your group does not let users choose their Teams sync mode" in page
+        before = admin.get(f"/api/v1/users/{world.alice}/settings").json()
+        form = {"csrf_token": csrf(page), "teams_sync_mode": "off"}
+        refused = client.post(f"/console/users/{world.alice}/settings", data=form)
+        assert refused.status_code == 403
+        assert admin.get(f"/api/v1/users/{world.alice}/settings").json() == before
+        # An administrator may, whatever the group says.
+        carol, _ = world.sign_in("carol")
+        admin_page = carol.get(f"/console/users/{world.alice}").text
+        assert "<fieldset disabled" not in admin_page
+        form["csrf_token"] = csrf(admin_page)
+        assert carol.post(f"/console/users/{world.alice}/settings", data=form).status_code == 303
+        after = admin.get(f"/api/v1/users/{world.alice}/settings").json()
+        assert after["teams_sync_mode"] == "off"
+    finally:
+        assert admin.patch(settings, json={"user_may_change": True}).is_success
+        admin.patch(f"/api/v1/users/{world.alice}/settings", json={"teams_sync_mode": None})
