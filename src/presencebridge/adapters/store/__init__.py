@@ -27,7 +27,7 @@ from presencebridge.core.model import ProfileTemplate, Status, User, UserState
 from presencebridge.core.settings import GroupSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 
 def normalise_url(url: str) -> str:
