@@ -65,6 +65,7 @@ ACCOUNTS: dict[str, OidcAccount] = {
         "groups": [ADMIN_GROUP],
     },
     "stranger": {"sub": "sub-stranger", "email": "stranger@example.com", "name": "S."},
+    "erin": {"sub": "sub-erin", "email": "erin@example.com", "name": "Erin E."},
 }  # fmt: skip
 
 

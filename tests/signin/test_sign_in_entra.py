@@ -148,8 +148,8 @@ def test_an_app_role_makes_an_administrator(entra: Entra, single_tenant: ServerP
 
 def test_the_multi_tenant_endpoint_lets_in_only_the_named_tenants(entra: Entra) -> None:
     upn = f"noah.{uuid.uuid4().hex[:6]}@contoso.example"
+    closed = entra.server("common")  # registers the app the role is assigned in
     entra.person(upn, roles=[ROLE])
-    closed = entra.server("common")
     try:
         _, answer = sign_in(entra, closed, upn)
         assert answer.status_code == 400

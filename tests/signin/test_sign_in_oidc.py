@@ -241,3 +241,22 @@ def test_the_own_sync_mode_is_greyed_while_the_group_says_so(signin_world: SignI
     finally:
         assert admin.patch(settings, json={"user_may_change": True}).is_success
         admin.patch(f"/api/v1/users/{world.alice}/settings", json={"teams_sync_mode": None})
+
+
+def test_deleting_a_user_ends_their_sessions_and_tokens(signin_world: SignInWorld) -> None:
+    world = signin_world
+    admin = world.server.client()
+    body = {"id": "erin", "display_name": "Erin", "group": world.group, "email": "erin@example.com"}
+    assert admin.post("/api/v1/users", json=body).status_code == 201
+    client, answer = world.sign_in("erin")
+    assert answer.status_code == 303
+    assert client.get("/console/users/erin").status_code == 200
+    made = admin.post("/api/v1/users/erin/personal-tokens", json={"name": "x"}).json()
+    assert admin.delete("/api/v1/users/erin").status_code == 204
+    assert client.get("/console/users/erin").status_code == 303  # signed out: to sign-in
+    script = {"Authorization": f"Bearer {made['token']}"}
+    assert httpx.get(f"{world.server.url}/api/v1/me", headers=script).status_code == 401
+    # Made again under the same id, she must sign in again: nothing of the old is left.
+    assert admin.post("/api/v1/users", json=body).status_code == 201
+    assert client.get("/console/users/erin").status_code == 303
+    assert admin.delete("/api/v1/users/erin").status_code == 204

@@ -97,6 +97,8 @@ class SignIns:
             expires_at=now + SESSION_LIFETIME,
         )
         await self.hub.store_io(self.store.open, record)
+        # Sessions nobody signed out of: gone once expired, swept at each sign-in.
+        await self.hub.store_io(self.store.prune, now)
         return session_id
 
     async def session(self, session_id: str) -> ConsoleSession | None:
