@@ -499,6 +499,7 @@ def test_group_settings_defaults_equal_the_spec() -> None:
         "MicrophoneUsageSync.Enable": 0,
         "MicrophoneUsageSync.ProcessWhitelist": "",
         "reassert_dnd": False,
+        "teams_out_of_office": True,
     }
 
 

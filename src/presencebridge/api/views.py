@@ -51,6 +51,8 @@ def presence(
             "availability": p.teams.availability,
             "activity": p.teams.activity,
             "held_by_user": p.teams.held_by_user,
+            "status_message": p.teams.status_message,
+            "out_of_office": p.teams.out_of_office,
             "last_sync": iso(last_sync),
         },
     }

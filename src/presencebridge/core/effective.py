@@ -82,6 +82,13 @@ BUILTIN_DND = Profile(
 )
 # The appointment the Teams sync keeps while the user is in a Teams call (SPEC §3 rule 1).
 TEAMS_CALL_APPOINTMENT = "teams-call"
+# The appointment the Teams sync keeps while Teams shows the user out of office (SPEC §3
+# rule 6), its profile the user's first with the status away, else this one (not part of
+# My Profiles).
+TEAMS_OOF_APPOINTMENT = "teams-oof"
+BUILTIN_OOF = Profile(
+    "Abwesend", Status.AWAY, Text.OUT_OF_OFFICE_TEAMS, "#fcd116", None, ProfileSource.BUILTIN
+)
 # Its profile (SPEC §3 rule 2): `MS Teams` while the user has one, else `Termin`.
 TEAMS_PROFILE = "MS Teams"
 
@@ -168,6 +175,11 @@ def teams_call_profile(profiles: tuple[Profile, ...]) -> Profile:
     return find_profile(profiles, TEAMS_PROFILE) or BUILTIN_PROFILES[0]
 
 
+def teams_oof_profile(profiles: tuple[Profile, ...]) -> Profile:
+    """The profile of the out-of-office appointment as it is now: the first away one."""
+    return next((p for p in profiles if p.status is Status.AWAY), BUILTIN_OOF)
+
+
 def _from_profile(profile: Profile, since: datetime, kind: CandidateKind, key: str) -> Candidate:
     return Candidate(
         Standing(profile.status.value),
@@ -246,6 +258,8 @@ def _appointments(
             continue
         if appointment.id == TEAMS_CALL_APPOINTMENT:
             profile = teams_call_profile(profiles)
+        elif appointment.id == TEAMS_OOF_APPOINTMENT:
+            profile = teams_oof_profile(profiles)
         else:
             profile = find_profile(profiles, appointment.profile) or BUILTIN_PROFILES[0]
         candidate = _from_profile(profile, appointment.start, CandidateKind.APPOINTMENT, "")

@@ -199,6 +199,8 @@ class TeamsView:
     availability: str | None = None
     activity: str | None = None
     held_by_user: bool = False
+    status_message: str | None = None  # the user's Teams status message, as read
+    out_of_office: bool = False  # Teams shows the user out of office (Outlook's OOF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +213,8 @@ class TeamsReading:
     requested_at: datetime | None = None  # when the read that showed it was requested
     mode: TeamsSyncMode | None = None  # the sync mode it was judged in
     held_by_user: bool = False  # Teams shows what the hub's writes cannot explain
+    status_message: str | None = None  # the Teams status message (plain text)
+    out_of_office: bool = False  # `outOfOfficeSettings.isOutOfOffice`
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +282,11 @@ class TeamsState:
     dnd: FollowedDnd = field(default_factory=FollowedDnd)
 
     def view(self) -> TeamsView:
-        return TeamsView(self.seen.availability, self.seen.activity, self.seen.held_by_user)
+        seen = self.seen
+        return TeamsView(
+            seen.availability, seen.activity, seen.held_by_user, seen.status_message,
+            seen.out_of_office,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

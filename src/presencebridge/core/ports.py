@@ -23,6 +23,8 @@ class Reading:
     availability: str
     activity: str
     sequence: str | None
+    status_message: str | None = None
+    out_of_office: bool = False
 
 
 class TeamsPresenceWrites(Protocol):

@@ -129,12 +129,14 @@ class AgentStarted:
 
 @dataclass(frozen=True, slots=True)
 class TeamsObserved:
-    """Graph showed this presence for the user, read at `requested_at`."""
+    """Graph showed this presence for the user, read at `requested_at`; `extras` the
+    status message and out-of-office state (None: the reading did not have them)."""
 
     availability: str
     activity: str
     sequence: str | None
     requested_at: datetime
+    extras: teams.TeamsExtras | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +214,8 @@ def apply(state: UserState, event: Event, context: GroupContext, now: datetime) 
     changed = _apply(aged, event, context, now)
     mode = context.mode(changed)
     changed = teams.enforce_mode(changed, mode, now)
+    if not teams.follows_oof(mode, context.settings.teams_out_of_office):
+        changed = teams.unfollow_out_of_office(changed)
     changed = teams.settle_followed(changed, context.templates)
     if changed.microphone is not None and not context.settings.microphone_sync_enable:
         changed = replace(changed, microphone=None)
@@ -268,8 +272,9 @@ def _agent_started(s: UserState, e: AgentStarted, c: GroupContext, now: datetime
 def _observed(s: UserState, e: TeamsObserved, c: GroupContext, now: datetime) -> UserState:
     mode, templates = c.mode(s), c.templates
     return teams.observe(
-        s, e.availability, e.activity, e.sequence, e.requested_at, mode, templates, now
-    )
+        s, e.availability, e.activity, e.sequence, e.requested_at, mode, templates, now,
+        e.extras, c.settings.teams_out_of_office,
+    )  # fmt: skip
 
 
 def _session_written(

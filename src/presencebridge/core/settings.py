@@ -43,6 +43,9 @@ class GroupSettings(BaseModel):
         "", alias="MicrophoneUsageSync.ProcessWhitelist", max_length=2000
     )
     reassert_dnd: bool = False
+    # Teams out of office (Outlook's automatic replies) shown on the UC side as an
+    # appointment; in telephony_and_presence only, the mode that follows Teams' status.
+    teams_out_of_office: bool = True
 
     @field_validator("microphone_sync_whitelist")
     @classmethod

@@ -21,9 +21,11 @@ from enum import Enum
 from presencebridge.core.effective import (
     BUILTIN_DND,
     TEAMS_CALL_APPOINTMENT,
+    TEAMS_OOF_APPOINTMENT,
     EffectivePresence,
     my_profiles,
     teams_call_profile,
+    teams_oof_profile,
 )
 from presencebridge.core.model import (
     SYNC_HARD_END,
@@ -227,10 +229,19 @@ def observe(
     mode: TeamsSyncMode,
     templates: tuple[ProfileTemplate, ...],
     now: datetime,
+    extras: TeamsExtras | None = None,
+    follow_oof: bool = False,
 ) -> UserState:
-    """Apply what Graph showed for the user (read at `requested_at`)."""
+    """Apply what Graph showed for the user (read at `requested_at`). `extras`: the status
+    message and out-of-office state, when the reading had them (the agent's has not)."""
     before = state.teams
-    reading = TeamsReading(availability, activity, sequence, requested_at, mode)
+    message, oof = before.seen.status_message, before.seen.out_of_office
+    if extras is not None:
+        message, oof = extras.status_message, extras.out_of_office
+    reading = TeamsReading(
+        availability, activity, sequence, requested_at, mode, status_message=message,
+        out_of_office=oof,
+    )  # fmt: skip
     if mode is TeamsSyncMode.OFF:
         return replace(state, teams=replace(before, seen=reading))
     reading = replace(reading, held_by_user=_held_by_user(before, reading))
@@ -249,7 +260,70 @@ def observe(
     if syncs_dnd(mode):
         step = FOLLOW[followed_dnd(state), dnd]
         state = _follow_dnd(state, step, templates, now, reset_by_hand=by_hand)
-    return state
+    return follow_out_of_office(state, follows_oof(mode, follow_oof), templates, now)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsExtras:
+    """What a Graph presence reading tells beyond availability and activity."""
+
+    status_message: str | None = None
+    out_of_office: bool = False
+
+
+# How long an out-of-office appointment lasts past the reading that last showed the user
+# out of office: a sync that stops reading cannot leave it behind for longer (SPEC §3
+# rule 6); readings renew it once half of that has passed.
+OOF_HOLD = SYNC_HARD_END
+
+
+def follows_oof(mode: TeamsSyncMode, switched_on: bool) -> bool:
+    """Out of office travels to the UC side in telephony_and_presence, if the group lets it."""
+    return switched_on and syncs_dnd(mode)
+
+
+def oof_appointment(state: UserState) -> Appointment | None:
+    return next((a for a in state.appointments if a.id == TEAMS_OOF_APPOINTMENT), None)
+
+
+def oof_renewal_due(state: UserState, now: datetime) -> bool:
+    """The out-of-office appointment is past half its hold: the next reading renews it."""
+    current = oof_appointment(state)
+    return current is not None and current.end - now < OOF_HOLD / 2
+
+
+def unfollow_out_of_office(state: UserState) -> UserState:
+    if oof_appointment(state) is None:
+        return state
+    others = tuple(a for a in state.appointments if a.id != TEAMS_OOF_APPOINTMENT)
+    return replace(state, appointments=others)
+
+
+def follow_out_of_office(
+    state: UserState, followed: bool, templates: tuple[ProfileTemplate, ...], now: datetime
+) -> UserState:
+    """SPEC §3 rule 6: while Teams shows the user out of office (and the sync follows it),
+    an "Out of office (MS Teams)" appointment with the user's first away profile; gone
+    when Teams no longer shows it, or when it is no longer followed."""
+    current = oof_appointment(state)
+    if not followed or not state.teams.seen.out_of_office:
+        return unfollow_out_of_office(state)
+    if current is not None and current.end - now >= OOF_HOLD / 2:
+        return state
+    profile = teams_oof_profile(my_profiles(state, templates))
+    renewed = Appointment(
+        id=TEAMS_OOF_APPOINTMENT,
+        subject=Text.OUT_OF_OFFICE_TEAMS,
+        color=None,
+        start=now if current is None else current.start,
+        end=now + OOF_HOLD,
+        profile=profile.name,
+        origin=AppointmentOrigin.TEAMS,
+        created_at=now if current is None else current.created_at,
+        hard_end=now + OOF_HOLD,
+    )
+    others = tuple(a for a in state.appointments if a.id != TEAMS_OOF_APPOINTMENT)
+    return replace(state, appointments=(*others, renewed))
 
 
 def followed_call(state: UserState) -> Followed:
@@ -368,11 +442,13 @@ def release_teams_dnd(state: UserState, reset_by_hand: bool = False) -> UserStat
 
 def leave_teams(state: UserState) -> UserState:
     """The user's Teams id is no longer theirs (changed, or the user is deleted): what the
-    sync created on the UC side goes (the Teams call appointment, a Teams DnD selection,
-    which restores the earlier choice) and the Teams state starts afresh.
+    sync created on the UC side goes (the Teams call and out-of-office appointments, a
+    Teams DnD selection, which restores the earlier choice) and the Teams state starts
+    afresh.
 
     What the hub set in Teams under the old id is cleared through `release_plan`."""
-    others = tuple(a for a in state.appointments if a.id != TEAMS_CALL_APPOINTMENT)
+    made = (TEAMS_CALL_APPOINTMENT, TEAMS_OOF_APPOINTMENT)
+    others = tuple(a for a in state.appointments if a.id not in made)
     state = replace(state, appointments=others)
     if state.teams.dnd.selected_at is not None:
         state = release_teams_dnd(state)
@@ -558,7 +634,11 @@ def note_unsure(
 
 
 def needs_observation(
-    state: TeamsState, availability: str, activity: str, mode: TeamsSyncMode
+    state: TeamsState,
+    availability: str,
+    activity: str,
+    mode: TeamsSyncMode,
+    extras: TeamsExtras | None = None,
 ) -> bool:
     """Whether a reading must go through `observe`: it differs, or it may tell more now.
 
@@ -568,6 +648,11 @@ def needs_observation(
     """
     seen = state.seen
     if (availability, activity) != (seen.availability, seen.activity):
+        return True
+    if extras is not None and (extras.status_message, extras.out_of_office) != (
+        seen.status_message,
+        seen.out_of_office,
+    ):
         return True
     if seen.mode is not mode:
         return True  # judged under another mode: what it means may differ now

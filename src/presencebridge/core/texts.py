@@ -15,6 +15,7 @@ class Text(StrEnum):
     ON_THE_PHONE = "text.on_the_phone"
     ON_THE_PHONE_MEETING = "text.on_the_phone_meeting"
     ON_THE_PHONE_TEAMS = "text.on_the_phone_teams"
+    OUT_OF_OFFICE_TEAMS = "text.out_of_office_teams"
     APPOINTMENT = "text.appointment"
     DO_NOT_DISTURB = "text.do_not_disturb"
 
@@ -27,6 +28,7 @@ CATALOGUE: dict[Text, dict[str, str]] = {
     Text.ON_THE_PHONE: {"en": "On the phone", "de": "Am Telefon"},
     Text.ON_THE_PHONE_MEETING: {"en": "On the phone (meeting)", "de": "Am Telefon (Meeting)"},
     Text.ON_THE_PHONE_TEAMS: {"en": "On the phone (MS Teams)", "de": "Am Telefon (MS Teams)"},
+    Text.OUT_OF_OFFICE_TEAMS: {"en": "Out of office (MS Teams)", "de": "Abwesend (MS Teams)"},
     Text.APPOINTMENT: {"en": "Appointment", "de": "Termin"},
     Text.DO_NOT_DISTURB: {"en": "Do not disturb", "de": "Nicht stören"},
 }

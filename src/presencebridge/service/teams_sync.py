@@ -348,10 +348,14 @@ async def apply_readings(
         hub.note_teams_sync(user_id, now)
         state = hub.user(user_id).state
         mode = hub.mode_of(user_id)
-        if not teams.needs_observation(state.teams, reading.availability, reading.activity, mode):
+        extras = teams.TeamsExtras(reading.status_message, reading.out_of_office)
+        needed = teams.needs_observation(
+            state.teams, reading.availability, reading.activity, mode, extras
+        )
+        if not needed and not teams.oof_renewal_due(state, now):
             continue
         event = rules.TeamsObserved(
-            reading.availability, reading.activity, reading.sequence, requested_at
+            reading.availability, reading.activity, reading.sequence, requested_at, extras
         )
         observed.append((user_id, event))
     # Together, so the changes of one read share one durable commit.

@@ -10,11 +10,13 @@ Graph presence call, the server's (`GraphClient`) and the agent's (`me.MeGraph`)
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+import re
 import ssl
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +34,31 @@ log = logging.getLogger(__name__)
 MAX_IDS_PER_READ = 650
 # Failures after which the request surely never reached Graph.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def reading_of(presence: Mapping[str, Any], teams_user_id: str) -> Reading:
+    """A Graph presence resource (read, or a change notification's content) as a reading."""
+    message = presence.get("statusMessage") or {}
+    body = message.get("message") or {} if isinstance(message, Mapping) else {}
+    content = body.get("content") if isinstance(body, Mapping) else None
+    text: str | None = None
+    if isinstance(content, str) and content.strip():
+        if str(body.get("contentType", "text")).lower() == "html":
+            content = html.unescape(_TAG.sub("", content))
+        text = " ".join(content.split())[:500] or None
+    oof = presence.get("outOfOfficeSettings") or {}
+    return Reading(
+        teams_user_id,
+        # A handful of distinct values, kept for every user: share one copy of each.
+        sys.intern(str(presence.get("availability", ""))),
+        sys.intern(str(presence.get("activity", ""))),
+        presence.get("sequenceNumber"),
+        text,
+        isinstance(oof, Mapping) and oof.get("isOutOfOffice") is True,
+    )
 
 
 class TokenSource(Protocol):
@@ -205,16 +232,7 @@ class GraphClient:
             read=True,
         )
         self._check(response)
-        return [
-            # A handful of distinct values, kept for every user: share one copy of each.
-            Reading(
-                p["id"],
-                sys.intern(p.get("availability", "")),
-                sys.intern(p.get("activity", "")),
-                p.get("sequenceNumber"),
-            )
-            for p in response.json().get("value", [])
-        ]
+        return [reading_of(p, p["id"]) for p in response.json().get("value", [])]
 
     async def set_session(self, teams_user_id: str, availability: str, activity: str) -> None:
         body = {

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from presencebridge.adapters.graph.client import reading_of
 from presencebridge.adapters.graph.notifications import (
     NotificationKeys,
     NotificationRejected,
@@ -119,14 +120,7 @@ def _open(keys: NotificationKeys, items: list[dict[str, Any]]) -> CheckedBatch:
         except NotificationRejected as error:
             raise NotificationRefused(403, "bad_signature", str(error)) from None
         teams_id = str(data.get("id") or resource_id(str(item.get("resource", ""))))
-        batch.readings.append(
-            Reading(
-                teams_id,
-                str(data.get("availability", "")),
-                str(data.get("activity", "")),
-                data.get("sequenceNumber"),
-            )
-        )
+        batch.readings.append(reading_of(data, teams_id))
         batch.digests.append(content_digest(content))
     return batch
 

@@ -27,6 +27,7 @@ def board_strings(page: Page) -> dict[str, Any]:
         "connecting": _("Connecting…"),
         "reconnecting": _("Connection lost, reconnecting…"),
         "held": _("Held by user"),
+        "out_of_office": _("Out of office"),
         "held_title": _("Set by hand in Teams: the hub does not override it"),
         "not_synced": _("not synced"),
         "count": _("%(shown)s of %(total)s users shown"),

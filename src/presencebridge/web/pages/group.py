@@ -32,6 +32,7 @@ BOOLEAN_SETTINGS = (
     "remember_credentials",
     "create_teams_profile_template",
     "reassert_dnd",
+    "teams_out_of_office",
 )
 
 

@@ -96,6 +96,8 @@
       const availability = S.availability[teams.availability] || teams.availability;
       const activity = S.activity[teams.activity] || teams.activity || "";
       teamsText = activity && activity !== availability ? availability + " · " + activity : availability;
+      if (teams.out_of_office) teamsText += " · " + S.out_of_office;
+      if (teams.status_message) teamsText += " · „" + teams.status_message + "“";
     }
     put(entry, "teams", teamsText, (t) => {
       entry.teamsText.textContent = t;
