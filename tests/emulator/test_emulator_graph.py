@@ -313,6 +313,7 @@ def test_the_clock_moves_an_available_session_through_its_fade(control: httpx.Cl
             sessionId=APP_ID,
             availability="Available",
             activity="Available",
+            expirationDuration="PT15M",
         )
     )
     timeline = []
