@@ -347,6 +347,11 @@ class GraphApi:
         try:
             model.validate_session_pair(availability, activity)
             duration = model.session_duration(body.get("expirationDuration"))
+        except model.OutOfRange:
+            # Graph's own words for PT4M or PT5H (msgraph-sdk-dotnet issue 1186).
+            raise GraphError(
+                400, "InvalidArgument", "The provided [ExpirationDuration] is out of range."
+            ) from None
         except Invalid as error:
             raise bad_request(str(error)) from None
         assert isinstance(availability, str) and isinstance(activity, str)

@@ -95,6 +95,10 @@ class Invalid(ValueError):
     """A request the model refuses (Graph answers 400)."""
 
 
+class OutOfRange(Invalid):
+    """A well-formed expirationDuration outside PT5M..PT4H."""
+
+
 class NoSuchSession(LookupError):
     """`clearPresence` for a session the user does not have (Graph answers 404)."""
 
@@ -146,7 +150,7 @@ def session_duration(value: Any) -> timedelta:
         return SESSION_DEFAULT
     duration = parse_duration(value)
     if not SESSION_MIN <= duration <= SESSION_MAX:
-        raise Invalid(f"expirationDuration {value} is outside PT5M..PT4H")
+        raise OutOfRange(f"expirationDuration {value} is outside PT5M..PT4H")
     return duration
 
 

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import ssl
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 import httpx
 from azure.identity import ClientSecretCredential, DeviceCodeCredential
-from kiota_abstractions.api_error import APIError
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
 from msgraph import GraphServiceClient
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_request_adapter import options as sdk_options
 from msgraph_core import GraphClientFactory
@@ -135,9 +136,18 @@ class Tenant:
         return self._client(credential, scopes.split())
 
 
-def graph_error(error: BaseException) -> tuple[int, str]:
-    """The status and Graph error code the SDK raised."""
-    assert isinstance(error, APIError), repr(error)
-    odata = getattr(error, "error", None)
-    code = getattr(odata, "code", None)
-    return int(error.response_status_code or 0), str(code)
+async def refused(call: Awaitable[object]) -> tuple[int, ODataError]:
+    """Awaits a call Graph must refuse; its status and Graph's error as the SDK parsed it."""
+    try:
+        await call
+    except ODataError as error:
+        assert error.error is not None, "Graph's error body: {error: {code, message, ...}}"
+        return int(error.response_status_code or 0), error
+    raise AssertionError("Graph accepted a call it refuses")
+
+
+def in_minutes(tenant: Tenant, minutes: float) -> tuple[str, datetime]:
+    """A dateTime `minutes` ahead on the emulator's clock, as dateTimeTimeZone wants it
+    (no offset in the text), in UTC."""
+    moment = tenant.now() + timedelta(minutes=minutes)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f"), moment
