@@ -61,3 +61,25 @@ async def test_an_app_cannot_subscribe_to_presence(tenant: Tenant) -> None:
     )
     status, _ = await refused(tenant.app_client().subscriptions.post(body))
     assert status == 403
+
+
+async def test_a_429_carries_retry_after_and_the_sdk_retries_then_gives_up(
+    tenant: Tenant,
+) -> None:
+    # Fault injection is the emulator's whole state: this worker's tests run one at a
+    # time, and the faults are switched off again whatever happens.
+    user = tenant.new_user()
+    graph = tenant.app_client()
+    await graph.users.by_user_id(user).presence.get()  # signed in before the faults
+    template = "GET /v1.0/users/{id}/presence"
+    before = tenant.control.get("/_emulator/stats").json()["requests"].get(template, 0)
+    tenant.post("/_emulator/faults", {"rate_429": 1.0, "retry_after_seconds": 1})
+    try:
+        status, error = await refused(graph.users.by_user_id(user).presence.get())
+    finally:
+        tenant.post("/_emulator/faults", {})
+    assert status == 429 and error.error is not None and error.error.code == "TooManyRequests"
+    headers = {k.lower(): v for k, v in (error.response_headers or {}).items()}
+    assert headers["retry-after"] == "1"
+    after = tenant.control.get("/_emulator/stats").json()["requests"][template]
+    assert after - before == 4  # the first try and the SDK's three retries
