@@ -110,8 +110,11 @@ def test_an_expired_session_leaves_the_teams_client_showing() -> None:
 
 
 def test_an_available_session_fades_then_disappears() -> None:
+    # Microsoft's setPresence: an Available session times out 5 minutes after the last
+    # setPresence (Available/AvailableInactive), then Away/Away 5 minutes later, whatever
+    # its expirationDuration; at its expiry it is gone.
     presence = user(client=False)
-    presence.set_session(APP, "Available", "Available", minutes(5), T0)
+    presence.set_session(APP, "Available", "Available", minutes(15), T0)
     timeline = [
         (0, ("Available", "Available")),
         (4.9, ("Available", "Available")),
@@ -127,6 +130,24 @@ def test_an_available_session_fades_then_disappears() -> None:
     assert presence.next_deadline(T0 + minutes(5)) == T0 + minutes(10)
     assert presence.next_deadline(T0 + minutes(14)) == T0 + minutes(15)
     assert presence.next_deadline(T0 + minutes(15)) is None
+
+
+def test_a_long_available_session_fades_without_a_refresh_and_recovers_with_one() -> None:
+    presence = user(client=False)
+    presence.set_session(APP, "Available", "Available", minutes(240), T0)
+    assert seen(presence, T0 + minutes(6)) == ("Available", "AvailableInactive")
+    assert seen(presence, T0 + minutes(60)) == ("Away", "Away")
+    presence.set_session(APP, "Available", "Available", minutes(240), T0 + minutes(60))
+    assert seen(presence, T0 + minutes(64)) == ("Available", "Available")
+    assert seen(presence, T0 + minutes(240)) == ("Away", "Away")  # its first expiry is gone
+    assert seen(presence, T0 + minutes(300)) == ("Offline", "Offline")
+
+
+def test_an_available_session_of_five_minutes_expires_before_it_fades() -> None:
+    presence = user(client=False)
+    presence.set_session(APP, "Available", "Available", minutes(5), T0)
+    assert seen(presence, T0 + minutes(4.9)) == ("Available", "Available")
+    assert seen(presence, T0 + minutes(5)) == ("Offline", "Offline")
 
 
 def test_resending_before_expiry_holds_the_state() -> None:
@@ -211,7 +232,7 @@ def test_preferred_needs_a_session() -> None:
     presence = user(client=False)
     presence.set_preferred("DoNotDisturb", "DoNotDisturb", timedelta(days=1), T0)
     assert seen(presence, T0) == ("Offline", "Offline")
-    presence.set_session(APP, "Available", "Available", minutes(5), T0)
+    presence.set_session(APP, "Available", "Available", minutes(15), T0)
     assert seen(presence, T0) == ("DoNotDisturb", "DoNotDisturb")
     # Still in force while the session fades; gone with the session.
     assert seen(presence, T0 + minutes(12)) == ("DoNotDisturb", "DoNotDisturb")
@@ -287,9 +308,15 @@ def test_presence_json_has_graphs_fields() -> None:
         "activity",
         "statusMessage",
         "outOfOfficeSettings",
+        "workLocation",
         "sequenceNumber",
     }
     assert body["outOfOfficeSettings"] == {"message": None, "isOutOfOffice": False}
+    assert body["workLocation"] == {
+        "workLocationType": "unspecified",
+        "source": "none",
+        "placeId": None,
+    }
 
 
 def test_graph_time_has_seven_fractional_digits() -> None:

@@ -259,7 +259,12 @@ def test_basic_notifications_carry_no_presence_and_time_changes_notify(
     ok(
         control.post(
             "/v1.0/users/carol/presence/setPresence",
-            json={"sessionId": APP_ID, "availability": "Available", "activity": "Available"},
+            json={
+                "sessionId": APP_ID,
+                "availability": "Available",
+                "activity": "Available",
+                "expirationDuration": "PT1H",
+            },
             headers=bearer(app_token(control)),
         )
     )

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from cryptography import x509
 
-from presencebridge.emulator import graph_directory, model, subscriptions
+from presencebridge.emulator import graph_directory, model, subscriptions, timezones
 from presencebridge.emulator.identity import Principal
 from presencebridge.emulator.model import Invalid, NoSuchSession, StatusMessage
 from presencebridge.emulator.state import EmulatedUser, Emulator
@@ -39,6 +39,7 @@ class GraphRequest:
     headers: dict[str, str]  # lower-case names
     principal: Principal
     params: dict[str, str] = field(default_factory=dict)
+    request_id: str = ""  # the answer's request-id header (none for a $batch's inner ones)
 
 
 @dataclass
@@ -57,15 +58,20 @@ class GraphError(Exception):
         self.headers = headers or {}
 
 
-def error_body(code: str, message: str, now: datetime, client_request_id: str) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, now: datetime, client_request_id: str, request_id: str = ""
+) -> dict[str, Any]:
+    """Graph's error shape. `request-id` is the one of the answer's header; without a
+    client-request-id from the caller Graph reports its request id there too."""
+    request_id = request_id or str(uuid.uuid4())
     return {
         "error": {
             "code": code,
             "message": message,
             "innerError": {
                 "date": now.strftime("%Y-%m-%dT%H:%M:%S"),
-                "request-id": str(uuid.uuid4()),
-                "client-request-id": client_request_id,
+                "request-id": request_id,
+                "client-request-id": client_request_id or request_id,
             },
         }
     }
@@ -128,12 +134,17 @@ class GraphApi:
              "/subscriptions/{id}/reauthorize", self.reauthorize_subscription, False),
         ]  # fmt: skip
         table.extend(graph_directory.DirectoryApi(emulator, _Errors).routes())
-        for action in model_actions():
+        presences = r"/communications/presences/(?P<id>[^/]+)"
+        for action in model_actions() + location_actions():
             handler = self._action_handler(action)
             table.append(
                 ("POST", f"{user}/{action}", f"/users/{{id}}/presence/{action}", handler, True)
             )
             table.append(("POST", f"{me}/{action}", f"/me/presence/{action}", handler, True))
+            table.append(
+                ("POST", f"{presences}/{action}", f"/communications/presences/{{id}}/{action}",
+                 handler, True)
+            )  # fmt: skip
         self.routes = [
             Route(method, re.compile(pattern), template, handler, presence)
             for method, pattern, template, handler, presence in table
@@ -179,6 +190,7 @@ class GraphApi:
                     error.message,
                     emulator.now(),
                     request.headers.get("client-request-id", ""),
+                    request.request_id,
                 ),
                 error.headers,
             )
@@ -257,7 +269,7 @@ class GraphApi:
             raise self._forbidden(f"read the presence of {user.id}")
         body = {
             "@odata.context": f"{SERVICE_ROOT}/$metadata#users('{user.id}')/presence/$entity",
-            **self.emulator.read(user),
+            **self.emulator.read(user, own=_own(request.principal, user.id)),
         }
         return GraphResponse(200, body)
 
@@ -277,7 +289,7 @@ class GraphApi:
         for key in dict.fromkeys(ids):
             user = self.emulator.find_user(key)
             if user is not None and principal.may_read(user.id):
-                value.append(self.emulator.read(user))
+                value.append(self.emulator.read(user, own=_own(principal, user.id)))
         return GraphResponse(
             200,
             {"@odata.context": f"{SERVICE_ROOT}/$metadata#Collection(presence)", "value": value},
@@ -287,11 +299,24 @@ class GraphApi:
 
     def _action_handler(self, action: str) -> Handler:
         async def handler(request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+            principal = request.principal
+            if action in location_actions() and principal.kind != "user":
+                # Delegated Presence.ReadWrite only; application permissions are not
+                # supported (Microsoft's presence: setManualLocation and its siblings).
+                raise self._forbidden(
+                    f"{action}: application permissions are not supported; "
+                    "call it with a delegated token on /me/presence"
+                )
             user = self._target(request, params)
-            if not request.principal.may_write(user.id):
+            if not principal.may_write(user.id):
                 raise self._forbidden(f"change the presence of {user.id}")
-            body = self._body(request)
-            change = getattr(self, "_" + action)(request.principal, body)
+            if action in location_actions() and principal.user_id != user.id:
+                raise self._forbidden(f"{action} for another user ({user.id})")
+            # Actions without parameters take no body: the SDK and Microsoft's own
+            # examples send none (clearUserPreferredPresence, clearLocation, ...).
+            no_body = request.body is None and action in NO_BODY_ACTIONS
+            body: dict[str, Any] = {} if no_body else self._body(request)
+            change = getattr(self, "_" + action)(principal, body)
             try:
                 self.emulator.update(user, change)
             except NoSuchSession as missing:
@@ -322,6 +347,11 @@ class GraphApi:
         try:
             model.validate_session_pair(availability, activity)
             duration = model.session_duration(body.get("expirationDuration"))
+        except model.OutOfRange:
+            # Graph's own words for PT4M or PT5H (msgraph-sdk-dotnet issue 1186).
+            raise GraphError(
+                400, "InvalidArgument", "The provided [ExpirationDuration] is out of range."
+            ) from None
         except Invalid as error:
             raise bad_request(str(error)) from None
         assert isinstance(availability, str) and isinstance(activity, str)
@@ -353,6 +383,24 @@ class GraphApi:
         self, principal: Principal, body: dict[str, Any]
     ) -> ModelChange:
         return lambda presence, now: presence.clear_preferred(now)
+
+    def _setManualLocation(self, principal: Principal, body: dict[str, Any]) -> ModelChange:
+        location = _work_location(body)
+        return lambda presence, now: presence.set_location("manual", location, now)
+
+    def _setAutomaticLocation(self, principal: Principal, body: dict[str, Any]) -> ModelChange:
+        location = _work_location(body)
+        return lambda presence, now: presence.set_location("automatic", location, now)
+
+    def _clearAutomaticLocation(self, principal: Principal, body: dict[str, Any]) -> ModelChange:
+        return lambda presence, now: presence.set_location("automatic", None, now)
+
+    def _clearLocation(self, principal: Principal, body: dict[str, Any]) -> ModelChange:
+        def change(presence: model.UserPresence, now: datetime) -> None:
+            presence.set_location("manual", None, now)
+            presence.set_location("automatic", None, now)
+
+        return change
 
     def _setStatusMessage(self, principal: Principal, body: dict[str, Any]) -> ModelChange:
         status = body.get("statusMessage")
@@ -673,22 +721,50 @@ def model_actions() -> tuple[str, ...]:
     )
 
 
+def location_actions() -> tuple[str, ...]:
+    """v1.0 work location: delegated only, for the signed-in user."""
+    return ("setManualLocation", "setAutomaticLocation", "clearAutomaticLocation", "clearLocation")
+
+
+NO_BODY_ACTIONS = frozenset(
+    {"clearUserPreferredPresence", "clearAutomaticLocation", "clearLocation"}
+)
+
+
+def _own(principal: Principal, user_id: str) -> bool:
+    """Whether the reader is the user themself (a delegated token of that user)."""
+    return principal.kind == "user" and principal.user_id == user_id
+
+
+def _work_location(body: dict[str, Any]) -> model.WorkLocation:
+    kind, place = body.get("workLocationType"), body.get("placeId")
+    if kind not in model.WORK_LOCATION_TYPES:
+        valid = ", ".join(model.WORK_LOCATION_TYPES)
+        raise bad_request(f"workLocationType {kind!r} is not one of {valid}")
+    if place is not None and (not isinstance(place, str) or len(place) > 256):
+        raise bad_request("placeId must be a string (the place's id)")
+    assert isinstance(kind, str)
+    return model.WorkLocation(kind, place or None)
+
+
 def _seconds(value: float) -> str:
     """Retry-After in seconds, fractional like Graph's (e.g. 2.128)."""
     return f"{value:.3f}".rstrip("0").rstrip(".") or "0"
 
 
 def _expiry(value: Any) -> datetime:
-    """A dateTimeTimeZone: {dateTime, timeZone} with an IANA zone name or UTC."""
+    """A dateTimeTimeZone: {dateTime, timeZone}, a Windows ("Pacific Standard Time") or
+    IANA ("America/Los_Angeles") zone name; UTC when absent."""
     if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
         raise bad_request("statusMessage.expiryDateTime must be {dateTime, timeZone}")
     zone_name = value.get("timeZone") or "UTC"
     try:
-        zone = ZoneInfo("UTC" if zone_name in ("UTC", "Coordinated Universal Time") else zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
+        zone = timezones.zone(str(zone_name))
+    except LookupError:
         raise bad_request(
-            f"statusMessage.expiryDateTime.timeZone {zone_name!r} is unknown "
-            "(use UTC or an IANA name such as Europe/Berlin)"
+            f"statusMessage.expiryDateTime.timeZone {zone_name!r} is not a known time zone "
+            "(a Windows name such as 'Pacific Standard Time' or an IANA name such as "
+            "'Europe/Berlin')"
         ) from None
     text = re.sub(r"(\.\d{6})\d+", r"\1", value["dateTime"].strip())
     try:

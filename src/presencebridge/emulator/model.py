@@ -95,6 +95,10 @@ class Invalid(ValueError):
     """A request the model refuses (Graph answers 400)."""
 
 
+class OutOfRange(Invalid):
+    """A well-formed expirationDuration outside PT5M..PT4H."""
+
+
 class NoSuchSession(LookupError):
     """`clearPresence` for a session the user does not have (Graph answers 404)."""
 
@@ -146,7 +150,7 @@ def session_duration(value: Any) -> timedelta:
         return SESSION_DEFAULT
     duration = parse_duration(value)
     if not SESSION_MIN <= duration <= SESSION_MAX:
-        raise Invalid(f"expirationDuration {value} is outside PT5M..PT4H")
+        raise OutOfRange(f"expirationDuration {value} is outside PT5M..PT4H")
     return duration
 
 
@@ -171,24 +175,33 @@ class Session:
     expires_at: datetime | None  # None: held until changed (the Teams client)
 
     def shown(self, now: datetime) -> tuple[str, str] | None:
-        """What the session contributes at `now`; None once it has disappeared."""
-        if self.expires_at is None or now < self.expires_at:
+        """What the session contributes at `now`; None once it has expired.
+
+        An app's Available session times out 5 minutes after its last setPresence and
+        fades: Available/AvailableInactive, then Away/Away 5 minutes later, whatever its
+        expirationDuration; at its expiry it disappears (Microsoft's "presence:
+        setPresence", Timeout, expiration, and keep alive). The Teams client's own
+        session (no expiry) stands for the user at the keyboard and does not fade."""
+        if self.expires_at is None:
             return self.availability, self.activity
-        if self.availability != "Available":
+        if now >= self.expires_at:
             return None
-        if now < self.expires_at + FADE_STEP:
+        if self.availability != "Available" or now < self.set_at + FADE_STEP:
+            return self.availability, self.activity
+        if now < self.set_at + 2 * FADE_STEP:
             return "Available", "AvailableInactive"
-        if now < self.expires_at + 2 * FADE_STEP:
-            return "Away", "Away"
-        return None
+        return "Away", "Away"
 
     def moments(self) -> list[datetime]:
         """The times at which `shown` changes."""
         if self.expires_at is None:
             return []
-        if self.availability != "Available":
-            return [self.expires_at]
-        return [self.expires_at + k * FADE_STEP for k in range(3)]
+        fades = (
+            [self.set_at + k * FADE_STEP for k in (1, 2)]
+            if self.availability == "Available"
+            else []
+        )
+        return [m for m in fades if m < self.expires_at] + [self.expires_at]
 
 
 @dataclass
@@ -207,12 +220,52 @@ class StatusMessage:
     expires_at: datetime | None
     expiry: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, own: bool = True) -> dict[str, Any]:
+        """`expiryDateTime` and `publishedDateTime` only for the user themself: Graph
+        hides them when another user's presence is read (presenceStatusMessage)."""
         return {
             "message": {"content": self.content, "contentType": self.content_type},
-            "expiryDateTime": self.expiry,
-            "publishedDateTime": graph_time(self.published_at),
+            "expiryDateTime": self.expiry if own else None,
+            "publishedDateTime": graph_time(self.published_at) if own else None,
         }
+
+
+@dataclass(frozen=True)
+class OutOfOffice:
+    """presence.outOfOfficeSettings: read-only in Graph; Teams sets it from Outlook's
+    automatic replies, a scheduled out of office or an out-of-office calendar event
+    (the emulator's control API plays those)."""
+
+    is_out_of_office: bool = False
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.message, "isOutOfOffice": self.is_out_of_office}
+
+
+WORK_LOCATION_TYPES = ("unspecified", "office", "remote", "timeOff")
+
+
+@dataclass(frozen=True)
+class WorkLocation:
+    """One layer of presence.workLocation (manual or automatic)."""
+
+    work_location_type: str
+    place_id: str | None = None
+
+
+def work_location_json(
+    manual: WorkLocation | None, automatic: WorkLocation | None
+) -> dict[str, Any]:
+    """userWorkLocation: the manual layer beats the automatic one; none: unspecified."""
+    for source, layer in (("manual", manual), ("automatic", automatic)):
+        if layer is not None:
+            return {
+                "workLocationType": layer.work_location_type,
+                "source": source,
+                "placeId": layer.place_id,
+            }
+    return {"workLocationType": "unspecified", "source": "none", "placeId": None}
 
 
 @dataclass(frozen=True)
@@ -222,6 +275,9 @@ class Presence:
     availability: str
     activity: str
     status_message: StatusMessage | None = None
+    out_of_office: OutOfOffice = OutOfOffice()
+    manual_location: WorkLocation | None = None
+    automatic_location: WorkLocation | None = None
 
 
 def graph_time(moment: datetime) -> str:
@@ -229,15 +285,19 @@ def graph_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
-def presence_json(user_id: str, presence: Presence, sequence: str) -> dict[str, Any]:
+def presence_json(
+    user_id: str, presence: Presence, sequence: str, own: bool = True
+) -> dict[str, Any]:
+    """The presence resource; `own`: read by the user themself (delegated), who alone
+    sees the status message's expiry and publication time."""
+    message = presence.status_message
     return {
         "id": user_id,
         "availability": presence.availability,
         "activity": presence.activity,
-        "statusMessage": None
-        if presence.status_message is None
-        else presence.status_message.to_json(),
-        "outOfOfficeSettings": {"message": None, "isOutOfOffice": False},
+        "statusMessage": None if message is None else message.to_json(own),
+        "outOfOfficeSettings": presence.out_of_office.to_json(),
+        "workLocation": work_location_json(presence.manual_location, presence.automatic_location),
         "sequenceNumber": sequence,
     }
 
@@ -288,6 +348,9 @@ class UserPresence:
         self.sessions: dict[str, Session] = {}
         self.preferred: Preferred | None = None
         self.status_message: StatusMessage | None = None
+        self.out_of_office = OutOfOffice()
+        self.manual_location: WorkLocation | None = None
+        self.automatic_location: WorkLocation | None = None
         self.shown = self.aggregate(now)
         self.sequence = sequencer()
 
@@ -333,6 +396,18 @@ class UserPresence:
         self.prune(now)
         self.status_message = message
 
+    def set_out_of_office(self, settings: OutOfOffice, now: datetime) -> None:
+        self.prune(now)
+        self.out_of_office = settings
+
+    def set_location(self, layer: str, location: WorkLocation | None, now: datetime) -> None:
+        """`layer` "manual" or "automatic"; None clears it."""
+        self.prune(now)
+        if layer == "manual":
+            self.manual_location = location
+        else:
+            self.automatic_location = location
+
     # -- reading -------------------------------------------------------------------------
 
     def all_sessions(self) -> list[Session]:
@@ -342,22 +417,28 @@ class UserPresence:
         message = self.status_message
         if message is not None and message.expires_at is not None and now >= message.expires_at:
             message = None
+        pair = self._pair(now)
+        return Presence(
+            *pair, message, self.out_of_office, self.manual_location, self.automatic_location
+        )
+
+    def _pair(self, now: datetime) -> tuple[str, str]:
         live = [(s, shown) for s in self.all_sessions() if (shown := s.shown(now)) is not None]
         if not live:
             # The preferred presence takes effect only while a session exists.
-            return Presence(*OFFLINE, message)
+            return OFFLINE
         preferred = self.preferred
         if preferred is not None and now < preferred.expires_at:
             if preferred.availability in ("Available", "Busy") and any(
                 shown == IN_A_CALL for _, shown in live
             ):
-                return Presence(*IN_A_CALL, message)
-            return Presence(preferred.availability, preferred.activity, message)
+                return IN_A_CALL
+            return preferred.availability, preferred.activity
         _, best = max(live, key=lambda item: _standing(*item))
-        return Presence(*best, message)
+        return best
 
     def prune(self, now: datetime) -> None:
-        """Forget what has expired for good (sessions after their fade, old preferences)."""
+        """Forget what has expired for good (expired sessions, old preferences)."""
         self.sessions = {k: s for k, s in self.sessions.items() if s.shown(now) is not None}
         if self.preferred is not None and now >= self.preferred.expires_at:
             self.preferred = None
@@ -407,6 +488,7 @@ class UserPresence:
         return {
             "client": None if self.client is None else session(self.client),
             "sessions": [session(s) for s in self.sessions.values()],
+            "outOfOffice": self.out_of_office.to_json(),
             "preferred": None
             if preferred is None
             else {

@@ -34,11 +34,10 @@ def _request_id() -> str:
     return str(uuid.uuid4())
 
 
-def _answer_headers(client_request_id: str) -> dict[str, str]:
-    answer_headers = {"request-id": client_request_id or _request_id()}
-    if client_request_id:
-        answer_headers["client-request-id"] = client_request_id
-    return answer_headers
+def _answer_headers(request_id: str, client_request_id: str) -> dict[str, str]:
+    """Graph's own request id, and the caller's client-request-id echoed (Graph's
+    request id in its place when the caller sent none)."""
+    return {"request-id": request_id, "client-request-id": client_request_id or request_id}
 
 
 def _refused(
@@ -55,15 +54,15 @@ def _refused(
     state.stats.statuses[str(status)] += 1
     code, message = error
     client_request_id = request.headers.get("client-request-id", "")
-    return JSONResponse(
-        error_body(code, message, state.now(), client_request_id), status, headers=headers
-    )
+    body = error_body(code, message, state.now(), client_request_id, headers["request-id"])
+    return JSONResponse(body, status, headers=headers)
 
 
 @router.api_route("/v1.0/{path:path}", methods=GRAPH_METHODS, include_in_schema=False)
 async def graph_route(path: str, request: Request, state: State, graph: Graph) -> Response:
     headers = {k.lower(): v for k, v in request.headers.items()}
-    answer_headers = _answer_headers(headers.get("client-request-id", ""))
+    request_id = _request_id()
+    answer_headers = _answer_headers(request_id, headers.get("client-request-id", ""))
     method = request.method.upper()
     raw = await request.body()
     body: Any = None
@@ -79,7 +78,9 @@ async def graph_route(path: str, request: Request, state: State, graph: Graph) -
         error = ("BadRequest", UNREADABLE_JSON)
         return _refused(state, graph, request, 400, error, answer_headers)
     result = await graph.handle(
-        GraphRequest(method, "/" + path, body, headers, principal, dict(request.query_params))
+        GraphRequest(
+            method, "/" + path, body, headers, principal, dict(request.query_params), request_id
+        )
     )
     if result.body is None:
         return Response(status_code=result.status, headers=answer_headers | result.headers)

@@ -38,6 +38,11 @@ class PreferredIn(Strict):
     expirationDuration: str | None = None
 
 
+class OutOfOfficeIn(Strict):
+    isOutOfOffice: bool
+    message: str | None = Field(None, max_length=4000)
+
+
 def user_or_404(state: Emulator, key: str) -> EmulatedUser:
     user = state.find_user(key)
     if user is None:
@@ -119,3 +124,18 @@ async def set_preferred(user_id: str, body: PreferredIn, state: State) -> dict[s
 @router.delete("/_emulator/users/{user_id}/preferred")
 async def clear_preferred(user_id: str, state: State) -> dict[str, Any]:
     return _apply(state, user_id, lambda p, now: p.clear_preferred(now))
+
+
+@router.put("/_emulator/users/{user_id}/out-of-office")
+async def set_out_of_office(user_id: str, body: OutOfOfficeIn, state: State) -> dict[str, Any]:
+    """What Outlook's automatic replies, a scheduled out of office in Teams or an
+    out-of-office calendar event do: presence.outOfOfficeSettings, read-only in Graph.
+    Shown in every read of the presence and notified like any presence change."""
+    settings = model.OutOfOffice(body.isOutOfOffice, body.message)
+    return _apply(state, user_id, lambda p, now: p.set_out_of_office(settings, now))
+
+
+@router.delete("/_emulator/users/{user_id}/out-of-office")
+async def clear_out_of_office(user_id: str, state: State) -> dict[str, Any]:
+    """Automatic replies off and the message gone."""
+    return _apply(state, user_id, lambda p, now: p.set_out_of_office(model.OutOfOffice(), now))

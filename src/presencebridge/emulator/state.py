@@ -39,6 +39,10 @@ WRITE_ACTIONS = (
     "setUserPreferredPresence",
     "clearUserPreferredPresence",
     "setStatusMessage",
+    "setManualLocation",
+    "setAutomaticLocation",
+    "clearAutomaticLocation",
+    "clearLocation",
 )
 
 
@@ -204,9 +208,10 @@ class Emulator:
         change(user.presence, self.now())
         self.touch(user)
 
-    def read(self, user: EmulatedUser) -> dict[str, Any]:
+    def read(self, user: EmulatedUser, own: bool = True) -> dict[str, Any]:
+        """The presence resource; `own`: the reader is the user themself."""
         self.touch(user)
-        return presence_json(user.id, user.presence.shown, user.presence.sequence)
+        return presence_json(user.id, user.presence.shown, user.presence.sequence, own)
 
     def _schedule(self, user: EmulatedUser, now: datetime) -> None:
         deadline = user.presence.next_deadline(now)
@@ -303,10 +308,12 @@ class Emulator:
         watchers = self._watchers.get(user.id)
         if not watchers:
             return
-        presence = presence_json(user.id, user.presence.shown, user.presence.sequence)
         now = self.now()
         for subscription_id in sorted(watchers):
             subscription = self.subscriptions[subscription_id]
+            # Only the user themself sees the status message's expiry and publication.
+            own = subscription.creator_id == user.id
+            presence = presence_json(user.id, user.presence.shown, user.presence.sequence, own)
             if subscription.expires_at <= now:
                 continue
             if subscription.dropped:
