@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.support.server import ADMIN_TOKEN, ServerProcess
 
@@ -23,6 +24,16 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screensh
 LOCALES = {"en": "en-GB", "de": "de-DE"}
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+
+
+def debian_chromium() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright, for a fixture to yield from (never a downloaded one)."""
+    if not CHROMIUM.exists():
+        raise RuntimeError("Debian's chromium is not installed: run make test (it installs it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 def new_context(

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.helpers import debian_chromium
 from tests.demo.test_demo import EFFECT, Demo
 from tests.support.waiting import eventually
 
@@ -23,12 +23,7 @@ ADMIN_TOKEN = re.compile(r"\((?:admin token|Admin-Token): (\S+)\)")
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        raise RuntimeError("Debian's chromium is not installed: run make test (it installs it)")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    yield from debian_chromium()
 
 
 @pytest.fixture

@@ -7,21 +7,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
-from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.helpers import debian_chromium
 from tests.signin.conftest import SignInWorld
 from tests.support.oidc_provider import sign_in_at_oidc_provider, sign_out_at_oidc_provider
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        raise RuntimeError("Debian's chromium is not installed: run make test (it installs it)")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    yield from debian_chromium()
 
 
 def test_sign_in_own_page_refusal_and_sign_out_in_a_browser(
