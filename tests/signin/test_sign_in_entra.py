@@ -183,3 +183,20 @@ def test_the_admin_token_can_be_kept_out_of_the_console(entra: Entra) -> None:
         assert server.client().get("/api/v1/groups").status_code == 200
     finally:
         server.stop()
+
+
+def test_an_address_does_not_make_someone_a_user_whose_object_id_is_another(
+    entra: Entra, single_tenant: ServerProcess
+) -> None:
+    """Another account with the same UPN (another tenant's guest, say) is not Lena."""
+    upn = f"lena.{uuid.uuid4().hex[:6]}@contoso.example"
+    impostor = entra.person(upn)
+    user_id = f"lena-{uuid.uuid4().hex[:6]}"
+    user = {
+        "id": user_id, "display_name": "Lena", "group": "g",
+        "teams_user_id": f"not-{impostor}", "email": upn,
+    }  # fmt: skip
+    assert single_tenant.client().post("/api/v1/users", json=user).status_code == 201
+    hub, answer = sign_in(entra, single_tenant, upn)
+    assert answer.status_code == 403 and "no user for you" in answer.text
+    assert hub.get(f"/console/users/{user_id}").status_code == 303  # not signed in

@@ -78,7 +78,10 @@ class SessionStore:
 
     def user_for_person(self, object_id: str | None, names: Sequence[str]) -> str | None:
         """The hub user a signed-in person is: by Entra object id (= the user's Teams
-        user id), else by UPN / e-mail address (case-insensitive); None if nobody."""
+        user id), else by UPN / e-mail address (case-insensitive); None if nobody.
+
+        An address never matches a user whose Teams user id names another object: the
+        same UPN in another tenant (a multi-tenant sign-in) is another person."""
         users = t.users.c
         with self.engine.begin() as c:
             if object_id:
@@ -90,9 +93,10 @@ class SessionStore:
             wanted = sorted({n.lower() for n in names if n})
             if not wanted:
                 return None
-            rows = c.execute(
-                sa.select(users.id).where(sa.func.lower(users.email).in_(wanted)).limit(2)
-            ).all()
+            query = sa.select(users.id).where(sa.func.lower(users.email).in_(wanted))
+            if object_id:
+                query = query.where(users.teams_user_id.is_(None))
+            rows = c.execute(query.limit(2)).all()
         # Two users with one address: nobody can tell which one signed in.
         return str(rows[0].id) if len(rows) == 1 else None
 
