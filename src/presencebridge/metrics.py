@@ -106,8 +106,9 @@ WEBHOOK_PENDING = Gauge(
     ["name"],
     registry=REGISTRY,
 )
-# The hub's share of a PBX notification: from the NOTIFY received to its calls applied
-# (committed and on the bus, so a stream message is under way).
+# The hub's share of a PBX notification: from the NOTIFY's arrival at the host (over UDP
+# the kernel's receive time: a datagram that waited for a busy event loop counts) to its
+# calls applied (committed and on the bus, so a stream message is under way).
 CONNECTOR_APPLY_SECONDS = Histogram(
     "presencebridge_connector_apply_seconds",
     "From a PBX notification received to the calls it carries applied by the hub",

@@ -23,6 +23,9 @@ import contextlib
 import logging
 import socket
 import ssl
+import struct
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,6 +67,11 @@ class Transport:
         self.port = 0
         self.counters = Counters()
         self.on_lost: Callable[[], None] | None = None
+        # When the message being handled arrived, on the `time.perf_counter()` scale
+        # (set before the handler runs). Over UDP it is the kernel's receive time, so
+        # the time a datagram waited in the socket buffer while the event loop was busy
+        # counts in what is measured from it (the hub's share of a NOTIFY).
+        self.arrived = 0.0
 
     async def open(self, local_host: str, local_port: int) -> None:
         raise NotImplementedError
@@ -80,7 +88,8 @@ class Transport:
     def contact_params(self) -> str:
         return ""
 
-    def _deliver(self, data: bytes, reply: Reply) -> None:
+    def _deliver(self, data: bytes, reply: Reply, arrived: float | None = None) -> None:
+        self.arrived = time.perf_counter() if arrived is None else arrived
         self.counters.received += 1
         try:
             message = parse(data)
@@ -98,6 +107,26 @@ class Transport:
 RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024
 
 
+# Linux: the kernel's receive time of the last datagram read from a socket (a struct
+# timeval). The first ask turns time stamping on for the socket and finds none yet.
+SIOCGSTAMP = 0x8906
+_TIMEVAL = struct.Struct("@ll")
+
+
+def _stamp(fd: int) -> float | None:
+    """The wall-clock time the kernel received the last datagram read from `fd`."""
+    if sys.platform != "linux" or fd < 0:
+        return None
+    import fcntl
+
+    try:
+        answer = fcntl.ioctl(fd, SIOCGSTAMP, bytes(_TIMEVAL.size))
+    except OSError:
+        return None
+    seconds, micros = _TIMEVAL.unpack(answer)
+    return float(seconds) + float(micros) / 1e6
+
+
 def _large_receive_buffer(sock: socket.socket | None) -> None:
     if sock is None:
         return
@@ -111,6 +140,7 @@ class UdpTransport(Transport, asyncio.DatagramProtocol):
     def __init__(self, server: tuple[str, int], handler: Handler) -> None:
         super().__init__(server, handler)
         self._socket: asyncio.DatagramTransport | None = None
+        self._fd = -1
 
     async def open(self, local_host: str, local_port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -118,14 +148,28 @@ class UdpTransport(Transport, asyncio.DatagramProtocol):
         self._socket, _ = await loop.create_datagram_endpoint(
             lambda: self, local_addr=(bind, local_port)
         )
-        _large_receive_buffer(self._socket.get_extra_info("socket"))
+        sock = self._socket.get_extra_info("socket")
+        _large_receive_buffer(sock)
+        if sock is not None:
+            self._fd = sock.fileno()
+            _stamp(self._fd)  # time stamping on, from the first datagram
         self.port = int(self._socket.get_extra_info("sockname")[1])
         self.host = local_host if local_host not in ("", "0.0.0.0") else local_address(self.server)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if not data.strip():
             return  # keep-alive
-        self._deliver(data, lambda answer: self._sendto(answer, addr))
+        self._deliver(data, lambda answer: self._sendto(answer, addr), self._arrival())
+
+    def _arrival(self) -> float:
+        """When the datagram just read arrived (`time.perf_counter()` scale): now, less
+        how long it waited in the socket buffer, as far as the kernel tells."""
+        now = time.perf_counter()
+        stamped = _stamp(self._fd)
+        if stamped is None:
+            return now
+        waited = time.time() - stamped
+        return now - waited if 0.0 <= waited < 60.0 else now
 
     def error_received(self, exc: Exception) -> None:
         # ICMP "port unreachable": the server is down; the transaction timers notice.

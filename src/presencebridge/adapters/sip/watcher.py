@@ -298,7 +298,9 @@ class DialogWatcher:
             soon = not any(r in state for r in ("rejected", "noresource", "giveup", "probation"))
             self._forget(line)
             self._later(line, spread(0.5, 2.0) if soon else self.settings.retry_seconds)
-        self._spawn(self._apply(line, request.body, time.perf_counter()))
+        # From its arrival (the kernel's receive time over UDP): time the NOTIFY waited
+        # in the socket buffer while the loop was busy is the hub's share too.
+        self._spawn(self._apply(line, request.body, self.ua.transport.arrived))
         return self.ua.response(request, 200, "OK")
 
     async def _apply(self, line: Line, body: bytes, received: float) -> None:
