@@ -216,11 +216,15 @@ def _sip_dialog(figures: dict[str, Any]) -> list[str]:
     for n, f in _sizes(figures):
         latency = f["latency_seconds"]
         p99 = latency.get("p99")
+        # The goal is the hub's share (its own histogram, a bucket bound); without it, the
+        # end to end latency, an upper bound of it.
+        share = f.get("hub_share_seconds", {}).get("p99_at_most")
+        judged = share if share is not None else p99
         lines.append(
             f"{n}: subscribed in {_s(f['subscribe_seconds'])} at {f['subscribe_rate']:g}/s; "
             f"{f['publishes_sent']:,} dialog changes at {f['rate_per_second']:g}/s: "
-            f"PUBLISH -> stream p50 {_s(latency.get('p50'))}, p99 {_s(p99)} (hub share "
-            f"target <= 100 ms: {_met(p99 is not None and p99 <= 0.1)})"
+            f"PUBLISH -> stream p50 {_s(latency.get('p50'))}, p99 {_s(p99)}; hub share p99 "
+            f"<= {_s(share)} (target <= 100 ms: {_met(judged is not None and judged <= 0.1)})"
         )
         lines.append(
             f"changes lost {f['changes_lost']}, subscriptions lost {f['subscriptions_lost']} "

@@ -12,7 +12,11 @@ generator run as separate processes; N users (default 10,000) each have one exte
    SIP-If-Match); Kamailio NOTIFYs the hub, which turns each into a stream message.
    Latency: from right before the PUBLISH is sent to the stream message that shows the
    change, both taken in the generator. It includes Kamailio's PUBLISH → NOTIFY, so it
-   is an upper bound of the hub's share (NOTIFY received → stream message).
+   is an upper bound of the hub's share (NOTIFY received → stream message). The
+   server measures its share itself (`presencebridge_connector_apply_seconds`: from
+   the NOTIFY's arrival at the host, by the kernel's receive time, to its calls
+   applied), reported as `hub_share_seconds` (bucket upper bounds; the goal is judged
+   on its p99).
 3. Every 5 s (quick: 0.5 s) `/healthz`: how many lines are subscribed (a subscription
    lost shows as fewer than N), and the sip-presence outlet's PUBLISH count, from which
    PUBLISHes per presence change.
@@ -57,6 +61,7 @@ QUICK_SECONDS = 5.0
 DEFAULT_RATE = 200.0
 QUICK_RATE = 50.0  # 50 users: one change per user and second
 FIRST_EXTENSION = 100_000
+GOAL_SECONDS = 0.1  # the hub's share, p99 (issue 13)
 CONFIG = """\
 [[pbx]]
 kind = "sip-dialog"
@@ -190,7 +195,8 @@ class Load:
 
 
 def hub_share(server: ServerProcess) -> dict[str, float | int | None]:
-    """p50 / p99 of `presencebridge_connector_apply_seconds` (bucket upper bounds)."""
+    """p50 / p95 / p99 of `presencebridge_connector_apply_seconds` (bucket upper bounds)
+    and how many took longer than the goal's 100 ms."""
     text = httpx.get(server.url + "/metrics", timeout=30).text
     buckets: list[tuple[float, float]] = []
     for line in text.splitlines():
@@ -203,7 +209,14 @@ def hub_share(server: ServerProcess) -> dict[str, float | int | None]:
     def quantile(q: float) -> float | None:
         return next((b for b, count in buckets if total and count >= q * total), None)
 
-    return {"count": int(total), "p50_at_most": quantile(0.5), "p99_at_most": quantile(0.99)}
+    within = next((count for b, count in buckets if b == GOAL_SECONDS), total)
+    return {
+        "count": int(total),
+        "p50_at_most": quantile(0.5),
+        "p95_at_most": quantile(0.95),
+        "p99_at_most": quantile(0.99),
+        "over_100ms": int(total - within),
+    }
 
 
 async def sample(server: ServerProcess, every: float, into: list[dict[str, Any]]) -> None:
@@ -262,8 +275,9 @@ async def _load(options: Options, server: ServerProcess, load: Load, size: int) 
         "publishes_refused": load.refused,
         "publish_answers": dict(load.answers),
         "latency_seconds": summary(load.latency),
-        # The hub's own share: NOTIFY received → calls applied (on the bus for the stream),
-        # from the server's histogram; a bucket's upper bound, so at most this.
+        # The hub's own share: NOTIFY arrived at the host (the kernel's receive time, so
+        # a wait for a busy event loop counts) → calls applied (on the bus for the
+        # stream), from the server's histogram; a bucket's upper bound, so at most this.
         "hub_share_seconds": await asyncio.to_thread(hub_share, server),
         "changes_lost": len(load.pending),
         "min_subscribed_during_load": min((s["subscribed"] for s in samples), default=0),
