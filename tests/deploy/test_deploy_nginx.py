@@ -53,7 +53,8 @@ class Stack:
 
     def wss(self, path: str, **kwargs: Any) -> ClientConnection:
         url = f"wss://127.0.0.1:{self.nginx.https_port}{path}"
-        connection: ClientConnection = connect(url, ssl=self.tls, open_timeout=5, **kwargs)
+        # A bound only: on two busy cores the hub may take a while to answer the upgrade.
+        connection: ClientConnection = connect(url, ssl=self.tls, open_timeout=30, **kwargs)
         return connection
 
     def metric(self, name: str, labels: str) -> float:

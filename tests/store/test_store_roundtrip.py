@@ -49,6 +49,7 @@ SETTINGS = GroupSettings.model_validate(
         "MicrophoneUsageSync.Enable": 1,
         "MicrophoneUsageSync.ProcessWhitelist": "Teams.exe, zoom.exe",
         "reassert_dnd": True,
+        "teams_out_of_office": False,
     }
 )
 
