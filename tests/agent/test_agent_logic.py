@@ -96,6 +96,14 @@ class FakeGraph:
     async def clear_preferred(self, teams_user_id: str) -> None:
         self.calls.append(("clearUserPreferredPresence", None))
 
+    async def set_status_message(
+        self, teams_user_id: str, text: str, until: datetime | None
+    ) -> None:
+        self.calls.append(("setStatusMessage", text))
+
+    async def clear_status_message(self, teams_user_id: str) -> None:
+        self.calls.append(("setStatusMessage", ""))
+
 
 class Recorder:
     def __init__(self) -> None:

@@ -107,6 +107,14 @@ class FakeTeams:
         self._write("clear_preferred", teams_user_id, None)
         self.user(teams_user_id).preferred_dnd = False
 
+    async def set_status_message(
+        self, teams_user_id: str, text: str, until: datetime | None
+    ) -> None:
+        self._write("set_status_message", teams_user_id, (text, until))
+
+    async def clear_status_message(self, teams_user_id: str) -> None:
+        self._write("clear_status_message", teams_user_id, None)
+
 
 class Sync:
     """The hub's Teams sync (writer and poller) against the fake, driven by the test."""

@@ -32,12 +32,12 @@ import msal
 
 from presencebridge.adapters.credentials import CredentialStoreUnavailable, token_cache
 from presencebridge.adapters.graph.auth import authority_url, instance_discovery, msal_http_client
-from presencebridge.adapters.graph.client import GraphError
+from presencebridge.adapters.graph.client import GraphError, reading_of
 from presencebridge.adapters.graph.me import ME, MeGraph
 from presencebridge.adapters.graph.retry import rewrite_delay
 from presencebridge.adapters.graph.writes import Acknowledgement, execute_plan
 from presencebridge.core.ports import TeamsPresenceWrites
-from presencebridge.core.rules import TeamsSessionWritten
+from presencebridge.core.rules import TeamsMessageWritten, TeamsSessionWritten
 from presencebridge.core.teams import WritePlan
 
 log = logging.getLogger(__name__)
@@ -409,7 +409,14 @@ class TeamsAgent:
                 log.warning("Teams: reading presence failed: %s", error)
                 await asyncio.sleep(self.poll_seconds)
                 continue
-            reading = (body.get("availability"), body.get("activity"), body.get("sequenceNumber"))
+            extras = reading_of(body, ME)
+            reading = (
+                body.get("availability"),
+                body.get("activity"),
+                body.get("sequenceNumber"),
+                extras.status_message,
+                extras.out_of_office,
+            )
             if reading != self._last_reading:
                 log.debug("Teams shows %s/%s", reading[0], reading[1])
                 message = {
@@ -418,6 +425,8 @@ class TeamsAgent:
                     "activity": reading[1] or "PresenceUnknown",
                     "sequence": reading[2],
                     "requested_at": requested_at.isoformat(),
+                    "status_message": extras.status_message,
+                    "out_of_office": extras.out_of_office,
                 }
                 with contextlib.suppress(ConnectionError):
                     await self.send(message)
@@ -478,12 +487,18 @@ class TeamsAgent:
             set_session = wanted
         held = self._preferred_until is not None and self._preferred_until > now
         set_dnd = want_dnd and (minutes is not None or not held)
+        # The status message: the hub's plan as it is (the hub judged whose a message is).
+        message = intent.get("set_message")
+        until = intent.get("message_until")
         return WritePlan(
             set_session=set_session,
             clear_session=wanted is None and self._session is not None,
             set_preferred_dnd=set_dnd,
             preferred_duration=None if minutes is None else timedelta(minutes=int(minutes)),
             clear_preferred=not want_dnd and self._preferred_until is not None,
+            set_message=message if isinstance(message, str) and message else None,
+            message_until=None if until is None else datetime.fromisoformat(str(until)),
+            clear_message=bool(intent.get("clear_message")),
         )
 
     async def _acknowledge(self, written: Acknowledgement) -> None:
@@ -495,6 +510,12 @@ class TeamsAgent:
                 log.info("Teams: session cleared")
             self._session = written.activity
             await self.send({"type": "teams_written", "session": written.activity})
+            return
+        if isinstance(written, TeamsMessageWritten):
+            until = None if written.until is None else written.until.isoformat()
+            await self.send(
+                {"type": "teams_written", "message": written.text, "message_until": until}
+            )
             return
         if written.until is None:
             log.info("Teams: Do not disturb cleared")

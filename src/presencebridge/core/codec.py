@@ -15,6 +15,7 @@ from presencebridge.core.model import (
     FollowedCall,
     FollowedDnd,
     HubDnd,
+    HubMessage,
     HubSession,
     Meeting,
     MicrophoneUse,
@@ -110,6 +111,7 @@ _CHANNELS: dict[str, type[Any]] = {
     "seen": TeamsReading,
     "hub_session": HubSession,
     "hub_dnd": HubDnd,
+    "hub_message": HubMessage,
     "call": FollowedCall,
     "dnd": FollowedDnd,
 }

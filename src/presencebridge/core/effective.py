@@ -15,6 +15,7 @@ from presencebridge.core.model import (
     BUILTIN_APPOINTMENT_PROFILE,
     BUILTIN_DND_PROFILE,
     Appointment,
+    AppointmentOrigin,
     MicrophoneUse,
     Profile,
     ProfileSource,
@@ -140,6 +141,10 @@ class EffectivePresence:
     # The chosen side's forwarding: a PBX call the user makes must not lift a chosen
     # profile's forwarding at the PBX for its length (core/pbx_features.py).
     chosen_call_forwarding: str | None = None
+    # The presence text the user chose on the UC side (a profile selected by hand, an
+    # appointment's subject, Microphone Sync's service): what may become the Teams status
+    # message. None when nothing is chosen or the choice came from Teams itself.
+    chosen_text: str | None = None
 
 
 def my_profiles(state: UserState, templates: tuple[ProfileTemplate, ...]) -> tuple[Profile, ...]:
@@ -330,4 +335,21 @@ def effective_presence(
         chosen_status=chosen.status,
         chosen_until=chosen.until,
         chosen_call_forwarding=chosen.call_forwarding,
+        chosen_text=_chosen_on_uc_side(state, chosen),
     )
+
+
+def _chosen_on_uc_side(state: UserState, chosen: Candidate) -> str | None:
+    """The chosen candidate's text if the user chose it on the UC side; what the Teams
+    sync selected or created (a Teams DnD, out of office) would only echo Teams back."""
+    if chosen.kind is CandidateKind.SELECTION:
+        selected = state.selection
+        if selected is None or selected.builtin or selected.at == state.teams.dnd.selected_at:
+            return None
+    elif chosen.kind is CandidateKind.APPOINTMENT:
+        made = next((a for a in state.appointments if a.id == chosen.key), None)
+        if made is None or made.origin is AppointmentOrigin.TEAMS:
+            return None
+    elif chosen.kind is not CandidateKind.MICROPHONE:
+        return None
+    return chosen.text.strip() or None

@@ -57,6 +57,14 @@ class TeamsSyncMode(StrEnum):
     TELEPHONY_ONLY = "telephony_only"
 
 
+class StatusMessageSync(StrEnum):
+    """Which way the Teams status message travels (group setting `teams_status_message`)."""
+
+    OFF = "off"
+    UC_TO_TEAMS = "uc_to_teams"  # the UC presence text becomes the Teams status message
+    BOTH = "both"  # and a message set in Teams becomes the UC presence note
+
+
 class ProfileSource(StrEnum):
     """Where an entry of My Profiles comes from."""
 
@@ -201,6 +209,8 @@ class TeamsView:
     held_by_user: bool = False
     status_message: str | None = None  # the user's Teams status message, as read
     out_of_office: bool = False  # Teams shows the user out of office (Outlook's OOF)
+    # The status message shown is the user's own, set in Teams: the hub leaves it alone.
+    message_held_by_user: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +225,7 @@ class TeamsReading:
     held_by_user: bool = False  # Teams shows what the hub's writes cannot explain
     status_message: str | None = None  # the Teams status message (plain text)
     out_of_office: bool = False  # `outOfOfficeSettings.isOutOfOffice`
+    message_by_user: bool = False  # that message is not one of the hub's (SPEC §4 rule 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +259,26 @@ class HubDnd:
 
 
 @dataclass(frozen=True, slots=True)
+class HubMessage:
+    """The hub's Teams status message: the UC presence text (`teams_status_message`).
+
+    Graph carries no origin for a message either: the hub remembers what it wrote, and
+    the text before that, so that only a message it cannot explain counts as the user's.
+    """
+
+    text: str | None = None  # acknowledged by Graph
+    until: datetime | None = None  # the expiry it was given; Graph removes it then
+    written_at: datetime | None = None
+    previous: str | None = None  # the hub's text before, cleared or replaced at released_at
+    released_at: datetime | None = None
+    unsure: bool = False  # as `HubSession.unsure`
+    pending: str | None = None  # the text of the write that is due while unsure
+    # The user removed or replaced this text of the hub's in Teams: it is not set again
+    # while the UC side shows it (a new UC text is).
+    declined: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FollowedCall:
     """The user's Teams call as the sync follows it (SPEC §3 rules 1, 3, 5).
 
@@ -278,6 +309,7 @@ class TeamsState:
     seen: TeamsReading = field(default_factory=TeamsReading)
     hub_session: HubSession = field(default_factory=HubSession)
     hub_dnd: HubDnd = field(default_factory=HubDnd)
+    hub_message: HubMessage = field(default_factory=HubMessage)
     call: FollowedCall = field(default_factory=FollowedCall)
     dnd: FollowedDnd = field(default_factory=FollowedDnd)
 
@@ -285,7 +317,7 @@ class TeamsState:
         seen = self.seen
         return TeamsView(
             seen.availability, seen.activity, seen.held_by_user, seen.status_message,
-            seen.out_of_office,
+            seen.out_of_office, seen.message_by_user and seen.status_message is not None,
         )  # fmt: skip
 
 

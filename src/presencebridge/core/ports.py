@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from presencebridge.core.model import CallState
@@ -41,6 +41,12 @@ class TeamsPresenceWrites(Protocol):
     async def set_preferred_dnd(self, teams_user_id: str, duration: timedelta | None) -> None: ...
 
     async def clear_preferred(self, teams_user_id: str) -> None: ...
+
+    async def set_status_message(
+        self, teams_user_id: str, text: str, until: datetime | None
+    ) -> None: ...
+
+    async def clear_status_message(self, teams_user_id: str) -> None: ...
 
 
 class TeamsPresenceApi(TeamsPresenceWrites, Protocol):

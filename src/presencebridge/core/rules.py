@@ -147,6 +147,14 @@ class TeamsSessionWritten:
 
 
 @dataclass(frozen=True, slots=True)
+class TeamsMessageWritten:
+    """Graph acknowledged the hub's status message `text` (until), or its clearing (None)."""
+
+    text: str | None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TeamsPreferredWritten:
     """Graph acknowledged the hub's DnD preferred presence (until), or its clearing."""
 
@@ -168,6 +176,7 @@ Event = (
     | TeamsObserved
     | TeamsSessionWritten
     | TeamsPreferredWritten
+    | TeamsMessageWritten
     | MicrophoneReport
     | AgentStarted
 )
@@ -191,6 +200,8 @@ def next_deadline(state: UserState, now: datetime) -> datetime | None:
         moments.append(session.written_at + teams.SESSION_REFRESH)
     if sync.hub_dnd.until is not None:
         moments.append(sync.hub_dnd.until)  # Graph drops it then
+    if sync.hub_message.until is not None:
+        moments.append(sync.hub_message.until)  # Graph removes it then
     if sync.dnd.selected_at is not None:
         moments.append(sync.dnd.selected_at + SYNC_HARD_END)
     for appointment in state.appointments:
@@ -211,6 +222,7 @@ def apply(state: UserState, event: Event, context: GroupContext, now: datetime) 
     """The user's state after `event` and its presence; raises `Rejected` if refused."""
     aged = teams.note_outlived_call(state, age(state, now))
     aged = teams.note_dnd_lapse(aged, now)
+    aged = teams.note_message_lapse(aged, now)
     changed = _apply(aged, event, context, now)
     mode = context.mode(changed)
     changed = teams.enforce_mode(changed, mode, now)
@@ -226,13 +238,18 @@ def apply(state: UserState, event: Event, context: GroupContext, now: datetime) 
     if (hub_dnd.lapsed or hub_dnd.overridden) and presence.chosen_status is not Status.DND:
         hub_dnd = replace(hub_dnd, lapsed=False, overridden=False)
         changed = replace(changed, teams=replace(changed.teams, hub_dnd=hub_dnd))
+    changed = teams.forget_declined(changed, presence)
     if changed.user.teams_user_id is not None:
-        want = teams.intent(changed, presence, mode, context.settings.reassert_dnd, now)
+        want = teams.intent(
+            changed, presence, mode, context.settings.reassert_dnd, now,
+            context.settings.teams_status_message,
+        )  # fmt: skip
         changed = teams.note_unsure(
             changed,
             want,
             session_acknowledged=isinstance(event, TeamsSessionWritten),
             preferred_acknowledged=isinstance(event, TeamsPreferredWritten),
+            message_acknowledged=isinstance(event, TeamsMessageWritten),
         )
     return Applied(changed, presence)
 
@@ -306,6 +323,7 @@ HANDLERS: dict[type[Any], Callable[[UserState, Any, GroupContext, datetime], Use
     TeamsObserved: _observed,
     TeamsSessionWritten: _session_written,
     TeamsPreferredWritten: _preferred_written,
+    TeamsMessageWritten: lambda s, e, c, now: teams.note_message_written(s, e.text, e.until, now),
 }
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from presencebridge.core.model import TeamsSyncMode
+from presencebridge.core.model import StatusMessageSync, TeamsSyncMode
 
 _PROCESS_NAME = re.compile(r"^[^,\\/:*?\"<>|]{1,64}$")
 
@@ -46,6 +46,8 @@ class GroupSettings(BaseModel):
     # Teams out of office (Outlook's automatic replies) shown on the UC side as an
     # appointment; in telephony_and_presence only, the mode that follows Teams' status.
     teams_out_of_office: bool = True
+    # The UC presence text as the Teams status message (and back, with `both`).
+    teams_status_message: StatusMessageSync = StatusMessageSync.OFF
 
     @field_validator("microphone_sync_whitelist")
     @classmethod

@@ -34,11 +34,13 @@ from presencebridge.core.model import (
     FollowedCall,
     FollowedDnd,
     HubDnd,
+    HubMessage,
     HubSession,
     Profile,
     ProfileTemplate,
     Selection,
     Status,
+    StatusMessageSync,
     TeamsReading,
     TeamsState,
     TeamsSyncMode,
@@ -90,6 +92,8 @@ SESSION_REFRESH = timedelta(minutes=2, seconds=30)
 PREFERRED_DND_DEFAULT = timedelta(days=1)
 # Reads that started this soon after the hub cleared its session may still show it.
 ECHO_GRACE = timedelta(seconds=1)
+# Teams shows at most this much of a status message; the hub sends no more of a UC text.
+MAX_STATUS_MESSAGE = 280
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,10 @@ class Intent:
     session: str | None = None  # activity of the hub's session, or none
     preferred_dnd: bool = False
     preferred_dnd_until: datetime | None = None  # end of the UC DnD if known
+    message: str | None = None  # the status message the hub wants in Teams, or none
+    message_until: datetime | None = None  # its expiry: the end of what chose it, if known
+    # The user's own message shows in Teams: the hub neither sets nor clears one.
+    message_hands_off: bool = False
 
 
 def syncs_dnd(mode: TeamsSyncMode) -> bool:
@@ -245,7 +253,9 @@ def observe(
     if mode is TeamsSyncMode.OFF:
         return replace(state, teams=replace(before, seen=reading))
     reading = replace(reading, held_by_user=_held_by_user(before, reading))
-    teams = replace(before, seen=reading)
+    by_user, hub_message = judge_message(before.hub_message, reading)
+    reading = replace(reading, message_by_user=by_user)
+    teams = replace(before, seen=reading, hub_message=hub_message)
     if _preferred_replaced(before.hub_dnd, reading):
         # The user's own preferred presence replaced the hub's: it is no longer ours to
         # clear, and the hub does not set its DnD over the user's choice again.
@@ -324,6 +334,118 @@ def follow_out_of_office(
     )
     others = tuple(a for a in state.appointments if a.id != TEAMS_OOF_APPOINTMENT)
     return replace(state, appointments=(*others, renewed))
+
+
+# ---- The status message (SPEC §4 rule 7): the UC text as the Teams status message.
+
+
+def hub_message_may_show(message: HubMessage, shown: str, requested_at: datetime) -> bool:
+    """Whether a message Teams shows may be one of the hub's: the one Graph acknowledged,
+    the one whose write is due (unsure), or the one before, for reads from before it went."""
+    if shown == message.text and message.written_at is not None:
+        return True
+    if message.unsure and shown in (message.pending, message.text):
+        return True
+    released = message.released_at
+    return (
+        shown == message.previous and released is not None and requested_at < released + ECHO_GRACE
+    )
+
+
+def judge_message(message: HubMessage, reading: TeamsReading) -> tuple[bool, HubMessage]:
+    """Whose the status message in a reading is, and what is left of the hub's.
+
+    | Teams shows                                  | the message is | the hub's message    |
+    |----------------------------------------------|----------------|----------------------|
+    | a message the hub's writes explain           | the hub's      | kept                 |
+    | another message, read after the hub's write  | the user's     | gone, declined       |
+    | another message, read before it              | the user's     | kept (the next tells)|
+    | none, read after the hub's acknowledged      | none           | gone, declined (the  |
+    |   write and before its expiry                |                | user cleared it)     |
+    | none otherwise                               | none           | kept                 |
+
+    A declined text is not set again while the UC side shows it: the user's word counts.
+    """
+    shown, requested_at = reading.status_message, reading.requested_at
+    if requested_at is None:
+        return False, message
+    written = message.written_at
+    after_write = (
+        message.text is not None
+        and written is not None
+        and not message.unsure
+        and requested_at >= written
+        and (message.until is None or requested_at < message.until)
+    )
+    if shown is not None and hub_message_may_show(message, shown, requested_at):
+        return False, message
+    if after_write:
+        gone = replace(
+            message,
+            text=None,
+            until=None,
+            written_at=None,
+            previous=message.text,
+            released_at=requested_at,
+            declined=message.text,
+        )
+        return shown is not None, gone
+    return shown is not None, message
+
+
+def note_message_lapse(state: UserState, now: datetime) -> UserState:
+    """Graph removes a status message at its expiry: the hub's message is gone then."""
+    have = state.teams.hub_message
+    if have.until is None or now < have.until or have.text is None:
+        return state
+    gone = replace(
+        have, text=None, until=None, written_at=None, previous=have.text, released_at=have.until
+    )
+    return replace(state, teams=replace(state.teams, hub_message=gone))
+
+
+def note_message_written(
+    state: UserState, text: str | None, until: datetime | None, now: datetime
+) -> UserState:
+    """Graph acknowledged the hub's status message `text` (until), or its clearing (None)."""
+    have = state.teams.hub_message
+    previous, released = have.previous, have.released_at
+    if have.text is not None and have.text != text:
+        previous, released = have.text, now  # reads from before may still show it
+    written = replace(
+        have,
+        text=text,
+        until=until if text is not None else None,
+        written_at=now if text is not None else None,
+        previous=previous,
+        released_at=released,
+    )
+    return replace(state, teams=replace(state.teams, hub_message=written))
+
+
+def message_intent(
+    state: UserState, presence: EffectivePresence, mode: TeamsSyncMode, sync: StatusMessageSync
+) -> tuple[str | None, datetime | None, bool]:
+    """The status message the hub wants in Teams: (text, expiry, hands off)."""
+    if mode is TeamsSyncMode.OFF or sync is StatusMessageSync.OFF:
+        return None, None, False
+    seen = state.teams.seen
+    if seen.message_by_user and seen.status_message is not None:
+        return None, None, True  # never over the user's own message, never clearing it
+    text = presence.chosen_text
+    if text is not None:
+        text = text[:MAX_STATUS_MESSAGE]
+    if text is None or text == state.teams.hub_message.declined:
+        return None, None, False
+    return text, presence.chosen_until, False
+
+
+def forget_declined(state: UserState, presence: EffectivePresence) -> UserState:
+    """A declined text counts while the UC side shows it; another text is the user's new word."""
+    message = state.teams.hub_message
+    if message.declined is None or message.declined == presence.chosen_text:
+        return state
+    return replace(state, teams=replace(state.teams, hub_message=replace(message, declined=None)))
 
 
 def followed_call(state: UserState) -> Followed:
@@ -525,10 +647,13 @@ def intent(
     mode: TeamsSyncMode,
     reassert_dnd: bool,
     now: datetime,
+    message_sync: StatusMessageSync = StatusMessageSync.OFF,
 ) -> Intent:
     """What Teams should show, from the UC side (SPEC §4)."""
     if mode is TeamsSyncMode.OFF:
         return Intent()
+    message, message_until, hands_off = message_intent(state, presence, mode, message_sync)
+    base = Intent(message=message, message_until=message_until, message_hands_off=hands_off)
     on_uc_phone = presence.telephony is Telephony.ON_THE_PHONE and presence.telephony_source in (
         TelephonySource.PBX,
         TelephonySource.MEETING,
@@ -543,9 +668,11 @@ def intent(
     )
     hub_dnd = state.teams.hub_dnd
     if not uc_dnd or hub_dnd.overridden or (hub_dnd.lapsed and not reassert_dnd):
-        return Intent(session=session)
+        return replace(base, session=session)
     # An appointment's DnD has a known end; a selected DnD profile lasts until changed.
-    return Intent(session=session, preferred_dnd=True, preferred_dnd_until=presence.chosen_until)
+    return replace(
+        base, session=session, preferred_dnd=True, preferred_dnd_until=presence.chosen_until
+    )
 
 
 def note_dnd_lapse(state: UserState, now: datetime) -> UserState:
@@ -608,7 +735,11 @@ def note_preferred_written(
 
 
 def note_unsure(
-    state: UserState, want: Intent, session_acknowledged: bool, preferred_acknowledged: bool
+    state: UserState,
+    want: Intent,
+    session_acknowledged: bool,
+    preferred_acknowledged: bool,
+    message_acknowledged: bool = False,
 ) -> UserState:
     """Mark the channels on which a write is due: until acknowledged, it may be out.
 
@@ -623,12 +754,23 @@ def note_unsure(
     dnd_due = want.preferred_dnd != (dnd.until is not None) or (
         dnd.unsure and not preferred_acknowledged
     )
-    if (session_due, dnd_due) == (session.unsure, dnd.unsure):
+    message = state.teams.hub_message
+    message_due = (
+        not want.message_hands_off
+        and (want.message, want.message_until) != (message.text, message.until)
+    ) or (message.unsure and not message_acknowledged)
+    # While unsure, the text last due: a reading showing it is the hub's, not the user's.
+    pending = want.message if message_due and not want.message_hands_off else message.pending
+    if not message_due:
+        pending = None
+    now_marks = (session_due, dnd_due, message_due, pending)
+    if now_marks == (session.unsure, dnd.unsure, message.unsure, message.pending):
         return state
     teams = replace(
         state.teams,
         hub_session=replace(session, unsure=session_due),
         hub_dnd=replace(dnd, unsure=dnd_due),
+        hub_message=replace(message, unsure=message_due, pending=pending),
     )
     return replace(state, teams=teams)
 
@@ -659,8 +801,9 @@ def needs_observation(
     observed = seen.requested_at
     if observed is None:
         return True
-    writes = [state.hub_session.written_at, state.hub_dnd.written_at]
-    for released in (state.hub_session.released_at, state.hub_dnd.released_at):
+    message = state.hub_message
+    writes = [state.hub_session.written_at, state.hub_dnd.written_at, message.written_at]
+    for released in (state.hub_session.released_at, state.hub_dnd.released_at, message.released_at):
         if released is not None:
             writes.append(released + ECHO_GRACE)
     return any(w is not None and observed <= w for w in writes)
@@ -675,10 +818,18 @@ class WritePlan:
     set_preferred_dnd: bool = False
     preferred_duration: timedelta | None = None  # None: Graph's default expiry
     clear_preferred: bool = False
+    set_message: str | None = None  # the status message to set
+    message_until: datetime | None = None  # its expiry; None: none
+    clear_message: bool = False
 
     def __bool__(self) -> bool:
         return bool(
-            self.set_session or self.clear_session or self.set_preferred_dnd or self.clear_preferred
+            self.set_session
+            or self.clear_session
+            or self.set_preferred_dnd
+            or self.clear_preferred
+            or self.set_message
+            or self.clear_message
         )
 
 
@@ -703,4 +854,25 @@ def plan_writes(state: UserState, want: Intent, now: datetime, refresh: bool = F
         duration = want.preferred_dnd_until - now
     # Only what the hub set: a preferred presence the user replaced is no longer ours.
     clear_preferred = not want.preferred_dnd and (dnd.until is not None or dnd.unsure)
-    return WritePlan(set_session, clear_session, set_preferred, duration, clear_preferred)
+    set_message, message_until, clear_message = _plan_message(state.teams.hub_message, want)
+    return WritePlan(
+        set_session,
+        clear_session,
+        set_preferred,
+        duration,
+        clear_preferred,
+        set_message,
+        message_until,
+        clear_message,
+    )
+
+
+def _plan_message(have: HubMessage, want: Intent) -> tuple[str | None, datetime | None, bool]:
+    """Set the wanted text if Graph lacks it; clear only a message the hub set."""
+    if want.message_hands_off:
+        return None, None, False
+    if want.message is not None:
+        if (have.text, have.until) != (want.message, want.message_until) or have.unsure:
+            return want.message, want.message_until, False
+        return None, None, False
+    return None, None, have.text is not None or have.unsure

@@ -164,8 +164,9 @@ class AgentRelay:
         settings = self.hub.group(view.state.user.group).settings
         now = self.hub.clock.now()
         want = teams.intent(
-            view.state, view.presence, self.hub.mode_of(user_id), settings.reassert_dnd, now
-        )
+            view.state, view.presence, self.hub.mode_of(user_id), settings.reassert_dnd, now,
+            settings.teams_status_message,
+        )  # fmt: skip
         plan = teams.plan_writes(view.state, want, now)
         if not plan:
             return None
@@ -184,6 +185,9 @@ class AgentRelay:
             "clear_session": plan.clear_session,
             "set_preferred_dnd": plan.set_preferred_dnd,
             "clear_preferred": plan.clear_preferred,
+            "set_message": plan.set_message,
+            "message_until": None if plan.message_until is None else plan.message_until.isoformat(),
+            "clear_message": plan.clear_message,
         }
 
     # -- what the agent tells us --------------------------------------------------------------
@@ -221,16 +225,24 @@ class AgentRelay:
             event = rules.MicrophoneReport(tuple(p[:128] for p in processes[:50]))
             await self.hub.handle(user_id, event, "microphone")
         elif kind == "teams_reading" and self.client_side is not None:
+            extras = None
+            if "status_message" in message:  # agents before 0.15 read no more than the status
+                text = message["status_message"]
+                text = None if text is None else " ".join(str(text).split())[:500] or None
+                extras = teams.TeamsExtras(text, message.get("out_of_office") is True)
             reading = rules.TeamsObserved(
                 str(message["availability"]),
                 str(message["activity"]),
                 None if message.get("sequence") is None else str(message["sequence"]),
                 _time(message.get("requested_at")) or self.hub.clock.now(),
+                extras,
             )
             self.hub.note_teams_sync(user_id, self.hub.clock.now())
             state = self.hub.user(user_id).state
             mode = self.hub.mode_of(user_id)
-            if teams.needs_observation(state.teams, reading.availability, reading.activity, mode):
+            if teams.needs_observation(
+                state.teams, reading.availability, reading.activity, mode, extras
+            ):
                 await self.hub.handle(user_id, reading, "teams")
         elif kind == "teams_written" and self.client_side is not None:
             if "session" in message:
@@ -244,6 +256,12 @@ class AgentRelay:
                 until = _time(message["preferred_dnd_until"])
                 written = rules.TeamsPreferredWritten(until, bool(message.get("default_expiry")))
                 await self.hub.handle(user_id, written, "teams")
+            if "message" in message:
+                text = message["message"]
+                acknowledged = rules.TeamsMessageWritten(
+                    None if text is None else str(text), _time(message.get("message_until"))
+                )
+                await self.hub.handle(user_id, acknowledged, "teams")
 
 
 def _time(value: Any) -> datetime | None:

@@ -1112,9 +1112,15 @@ def _release(state: UserState, now: datetime) -> TeamsRelease | None:
     """What to clear in Teams for the user's current Teams id, if anything."""
     teams_id = state.user.teams_user_id
     plan = teams.release_plan(state, now)
-    if teams_id is None or not (plan.clear_session or plan.clear_preferred):
+    if teams_id is None or not plan:
         return None
-    return TeamsRelease(teams_id, state.user.id, plan.clear_session, plan.clear_preferred)
+    return TeamsRelease(
+        teams_id,
+        state.user.id,
+        plan.clear_session,
+        plan.clear_preferred,
+        clear_message=plan.clear_message,
+    )
 
 
 def _describe_change(old: User, new: User) -> str:

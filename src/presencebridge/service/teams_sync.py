@@ -201,7 +201,9 @@ class TeamsWriter:
         """The clears through the one write path; a Teams user Graph no longer knows
         (404) has nothing left to clear."""
         plan = teams.WritePlan(
-            clear_session=release.clear_session, clear_preferred=release.clear_preferred
+            clear_session=release.clear_session,
+            clear_preferred=release.clear_preferred,
+            clear_message=release.clear_message,
         )
         for write in planned_writes(plan, self.hub.clock.now()):
             try:
@@ -221,8 +223,9 @@ class TeamsWriter:
         settings = self.hub.group(state.user.group).settings
         now = self.hub.clock.now()
         want = teams.intent(
-            state, view.presence, self.hub.mode_of(user_id), settings.reassert_dnd, now
-        )
+            state, view.presence, self.hub.mode_of(user_id), settings.reassert_dnd, now,
+            settings.teams_status_message,
+        )  # fmt: skip
         plan = teams.plan_writes(state, want, now, refresh=user_id in self._refresh)
         self._refresh.discard(user_id)
 

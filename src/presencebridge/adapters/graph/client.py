@@ -17,7 +17,7 @@ import ssl
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -258,6 +258,26 @@ class GraphClient:
             body["expirationDuration"] = iso_duration(duration)
         path = self.presence_path(teams_user_id) + "/setUserPreferredPresence"
         op = "setUserPreferredPresence"
+        self._check(await self._request(op, "POST", path, body, False, teams_user_id))
+
+    async def set_status_message(
+        self, teams_user_id: str, text: str, until: datetime | None
+    ) -> None:
+        message: dict[str, Any] = {"message": {"content": text, "contentType": "text"}}
+        if until is not None:
+            # Graph keeps a message without an expiry until it is replaced or cleared.
+            stamp = until.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+            message["expiryDateTime"] = {"dateTime": stamp, "timeZone": "UTC"}
+        await self._set_status_message(teams_user_id, {"statusMessage": message})
+
+    async def clear_status_message(self, teams_user_id: str) -> None:
+        # Graph has no clear call for the message: an empty one removes it.
+        body = {"statusMessage": {"message": {"content": "", "contentType": "text"}}}
+        await self._set_status_message(teams_user_id, body)
+
+    async def _set_status_message(self, teams_user_id: str, body: dict[str, Any]) -> None:
+        path = self.presence_path(teams_user_id) + "/setStatusMessage"
+        op = "setStatusMessage"
         self._check(await self._request(op, "POST", path, body, False, teams_user_id))
 
     async def clear_preferred(self, teams_user_id: str) -> None:

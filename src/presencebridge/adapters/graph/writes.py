@@ -17,11 +17,22 @@ from typing import Literal
 
 from presencebridge.core import teams
 from presencebridge.core.ports import TeamsPresenceWrites
-from presencebridge.core.rules import TeamsPreferredWritten, TeamsSessionWritten
+from presencebridge.core.rules import (
+    TeamsMessageWritten,
+    TeamsPreferredWritten,
+    TeamsSessionWritten,
+)
 
-Acknowledgement = TeamsSessionWritten | TeamsPreferredWritten
+Acknowledgement = TeamsSessionWritten | TeamsPreferredWritten | TeamsMessageWritten
 Acknowledge = Callable[[Acknowledgement], Awaitable[None]]
-WriteKind = Literal["set_session", "clear_session", "set_preferred_dnd", "clear_preferred"]
+WriteKind = Literal[
+    "set_session",
+    "clear_session",
+    "set_preferred_dnd",
+    "clear_preferred",
+    "set_message",
+    "clear_message",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +43,8 @@ class Write:
     acknowledgement: Acknowledgement
     activity: str | None = None  # set_session
     duration: timedelta | None = None  # set_preferred_dnd; None: Graph's default expiry
+    message: str | None = None  # set_message
+    until: datetime | None = None  # set_message; None: no expiry
 
 
 def planned_writes(plan: teams.WritePlan, now: datetime) -> list[Write]:
@@ -49,6 +62,18 @@ def planned_writes(plan: teams.WritePlan, now: datetime) -> list[Write]:
         writes.append(Write("set_preferred_dnd", acknowledged_dnd, duration=duration))
     elif plan.clear_preferred:
         writes.append(Write("clear_preferred", TeamsPreferredWritten(None)))
+    if plan.set_message is not None:
+        acknowledged_message = TeamsMessageWritten(plan.set_message, plan.message_until)
+        writes.append(
+            Write(
+                "set_message",
+                acknowledged_message,
+                message=plan.set_message,
+                until=plan.message_until,
+            )
+        )
+    elif plan.clear_message:
+        writes.append(Write("clear_message", TeamsMessageWritten(None)))
     return writes
 
 
@@ -60,8 +85,13 @@ async def send(api: TeamsPresenceWrites, teams_user_id: str, write: Write) -> No
         await api.clear_session(teams_user_id)
     elif write.kind == "set_preferred_dnd":
         await api.set_preferred_dnd(teams_user_id, write.duration)
-    else:
+    elif write.kind == "clear_preferred":
         await api.clear_preferred(teams_user_id)
+    elif write.kind == "set_message":
+        assert write.message is not None
+        await api.set_status_message(teams_user_id, write.message, write.until)
+    else:
+        await api.clear_status_message(teams_user_id)
 
 
 async def execute_plan(

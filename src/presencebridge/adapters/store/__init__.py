@@ -27,7 +27,7 @@ from presencebridge.core.model import ProfileTemplate, Status, User, UserState
 from presencebridge.core.settings import GroupSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 
 def normalise_url(url: str) -> str:
@@ -110,6 +110,7 @@ class TeamsRelease:
     clear_session: bool
     clear_preferred: bool
     id: int | None = None  # given by the store
+    clear_message: bool = False  # the hub's Teams status message
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +266,14 @@ class Store:
         with self._tx() as c:
             rows = c.execute(sa.select(t.teams_releases).order_by(t.teams_releases.c.id))
             return [
-                TeamsRelease(r.teams_user_id, r.user_id, r.clear_session, r.clear_preferred, r.id)
+                TeamsRelease(
+                    r.teams_user_id,
+                    r.user_id,
+                    r.clear_session,
+                    r.clear_preferred,
+                    r.id,
+                    clear_message=r.clear_message,
+                )
                 for r in rows
             ]
 
@@ -691,6 +699,7 @@ def _insert_release(
             user_id=release.user_id,
             clear_session=release.clear_session,
             clear_preferred=release.clear_preferred,
+            clear_message=release.clear_message,
             created_at=now,
         )
     )

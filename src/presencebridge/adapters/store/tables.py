@@ -144,6 +144,7 @@ teams_releases = sa.Table(
     sa.Column("clear_session", sa.Boolean, nullable=False),
     sa.Column("clear_preferred", sa.Boolean, nullable=False),
     sa.Column("created_at", Time, nullable=False),
+    sa.Column("clear_message", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 agent_tokens = sa.Table(
