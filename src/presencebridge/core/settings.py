@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from presencebridge.core.model import TeamsSyncMode
+from presencebridge.core.worklocation import normalise_networks
 
 _PROCESS_NAME = re.compile(r"^[^,\\/:*?\"<>|]{1,64}$")
 
@@ -46,6 +47,9 @@ class GroupSettings(BaseModel):
     # Teams out of office (Outlook's automatic replies) shown on the UC side as an
     # appointment; in telephony_and_presence only, the mode that follows Teams' status.
     teams_out_of_office: bool = True
+    # Client-side Teams only: the agent sets the user's automatic work location to
+    # office while the computer has an address in one of these networks, else remote.
+    teams_work_location_office_networks: str = Field("", max_length=2000)
 
     @field_validator("microphone_sync_whitelist")
     @classmethod
@@ -55,6 +59,11 @@ class GroupSettings(BaseModel):
         if bad:
             raise ValueError(f"not a process name: {bad[0]!r}")
         return ",".join(names)
+
+    @field_validator("teams_work_location_office_networks")
+    @classmethod
+    def _office_networks(cls, value: str) -> str:
+        return normalise_networks(value)
 
     def public(self) -> dict[str, Any]:
         """The settings under their SPEC §5 names, as JSON values."""
