@@ -500,6 +500,7 @@ def test_group_settings_defaults_equal_the_spec() -> None:
         "MicrophoneUsageSync.ProcessWhitelist": "",
         "reassert_dnd": False,
         "teams_out_of_office": True,
+        "teams_work_location_office_networks": "",
     }
 
 
