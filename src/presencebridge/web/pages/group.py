@@ -18,6 +18,7 @@ from presencebridge.core.settings import GroupSettings
 from presencebridge.web.forms import (
     MIC_ENABLE,
     MIC_WHITELIST,
+    OFFICE_NETWORKS,
     Form,
     Posted,
     SignedIn,
@@ -123,6 +124,7 @@ def _settings_patch(form: Form) -> dict[str, Any]:
     patch["teams_sync_mode"] = form.text("teams_sync_mode")
     patch[MIC_ENABLE] = 1 if form.checked(MIC_ENABLE, "1") else 0
     patch[MIC_WHITELIST] = form.text(MIC_WHITELIST)
+    patch[OFFICE_NETWORKS] = form.text(OFFICE_NETWORKS)
     return patch
 
 
