@@ -109,6 +109,8 @@ def test_office_networks_are_checked_and_saved_in_canonical_form(
     expect(page.locator("#s-office-networks")).to_have_value(canonical)
     settings = api.get(f"/api/v1/groups/{group}/settings").json()
     assert settings["teams_work_location_office_networks"] == canonical
+    # This server syncs Teams with its application permission: no agent sets it.
+    expect(page.get_by_role("note")).to_contain_text("only desktop agents in client-side")
     context.close()
 
 

@@ -55,6 +55,17 @@ def group_notes(page: Page, group: Any) -> list[str]:
         )
     if settings.microphone_sync_enable:
         notes.extend(_micsync_notes(page, group))
+    relay = getattr(page.request.app.state, "agents", None)
+    if settings.teams_work_location_office_networks and getattr(relay, "client_side", None) is None:
+        # Graph takes the work location only with the user's own sign-in: a server that
+        # syncs with its application permission (or not at all) cannot set it.
+        notes.append(
+            page._(
+                "Office networks are set, but only desktop agents in client-side Teams "
+                "sync set the work location, and this server syncs Teams itself or not at "
+                "all: they have no effect."
+            )
+        )
     return notes
 
 
