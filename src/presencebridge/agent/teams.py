@@ -459,7 +459,8 @@ class TeamsAgent:
                     self._note_location(None)
                 failures = 0
             except GraphError as error:
-                self._location_unsure = False  # Graph refused it or was never reached
+                # `_location_unsure` stays: a request that gave up may still have been
+                # carried out, and clearing at exit what was never set does no harm.
                 log.warning("Teams: setting the work location failed: %s", error)
                 wait = min(self.location_seconds, rewrite_delay(failures))
                 failures += 1

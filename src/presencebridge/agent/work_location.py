@@ -29,7 +29,7 @@ def route_addresses(graph_url: str) -> list[str]:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         targets = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except OSError:
+    except (OSError, UnicodeError):  # UnicodeError: a name IDNA cannot encode
         return []
     found: list[str] = []
     tried: set[int] = set()
