@@ -12,6 +12,7 @@ import pytest
 
 from presencebridge.agent.runner import MicrophoneReporter, backoff_delay, stream_url
 from presencebridge.agent.teams import STATE_FILE, TeamsAgent, TeamsConfig
+from presencebridge.agent.work_location import route_addresses
 
 pytestmark = pytest.mark.anyio
 
@@ -213,6 +214,9 @@ async def test_teams_settings_parse() -> None:
         }
     )
     assert config.active
+    assert config.office_networks == ()  # an older hub sends none: the feature is off
+    networks = TeamsConfig.parse({"office_networks": ["10.20.0.0/16", 7, "2001:db8:5::/48"]})
+    assert networks.office_networks == ("10.20.0.0/16", "2001:db8:5::/48")
     assert not TeamsConfig.parse({"client_side": True, "mode": "off"}).active
     assert not TeamsConfig.parse(None).active
 
@@ -250,7 +254,10 @@ async def test_the_teams_part_restarts_only_when_its_sign_in_depends_on_a_change
     await asyncio.sleep(0)
     await teams.configure(settings(mode="telephony_only"))  # the hub's rules, not the sign-in
     await asyncio.sleep(0)
+    await teams.configure(settings(office_networks=["10.20.0.0/16"]))  # decided anew, same run
+    await asyncio.sleep(0)
     assert len(teams.runs) == 1
+    assert teams.config is not None and teams.config.office_networks == ("10.20.0.0/16",)
     await teams.configure(settings(client_id="app-2"))  # another app registration
     await asyncio.sleep(0)
     assert [r.client_id for r in teams.runs] == ["app-1", "app-2"]
@@ -263,3 +270,11 @@ async def test_the_teams_part_restarts_only_when_its_sign_in_depends_on_a_change
     assert teams._task is None, "stopped"
     assert not (tmp_path / "teams-signin.cache").exists(), "nothing remembered stays behind"
     await teams.stop()
+
+
+def test_the_address_matched_is_the_source_of_the_route_to_graph() -> None:
+    # Real sockets, no packet sent: loopback routes from loopback.
+    assert route_addresses("https://127.0.0.1:8443/v1.0") == ["127.0.0.1"]
+    assert route_addresses("http://127.0.0.1/v1.0") == ["127.0.0.1"]
+    assert route_addresses("https://localhost:8443/v1.0")[:1] in (["127.0.0.1"], ["::1"])
+    assert route_addresses("not a url") == []

@@ -78,13 +78,18 @@ class User:
         upn: str,
         remember: bool = True,
         federated: bool = False,
+        **settings: Any,
     ) -> None:
         self.api, self.emulator, self.id = api, emulator, name
         self.teams_id = new_teams_id()
         emulator.post("/_emulator/users", {"id": self.teams_id, "upn": upn, "federated": federated})
         emulator.client_presence(self.teams_id, "Available", "Available")
-        group = f"g-{name}"
-        settings = {"teams_sync_mode": "telephony_and_presence", "remember_credentials": remember}
+        self.group = group = f"g-{name}"
+        settings = {
+            "teams_sync_mode": "telephony_and_presence",
+            "remember_credentials": remember,
+            **settings,
+        }
         assert api.post(
             "/api/v1/groups", json={"id": group, "name": group, "settings": settings}
         ).is_success
@@ -94,6 +99,25 @@ class User:
 
     def presence(self) -> dict[str, Any]:
         return presence(self.api, self.id)
+
+    def work_location(self) -> tuple[str, str]:
+        """What Graph shows as the user's work location: (workLocationType, source)."""
+        with self.emulator.control() as client:
+            response = client.get(f"/_emulator/users/{self.teams_id}")
+            assert response.is_success, response.text
+            shown = response.json()["presence"]["workLocation"]
+        return shown["workLocationType"], shown["source"]
+
+    def location_writes(self) -> dict[str, int]:
+        """The work-location requests the emulator took for the user, by action."""
+        writes = self.emulator.stats()["users"][self.teams_id]
+        return {a: writes[a] for a in ("setAutomaticLocation", "clearAutomaticLocation")}
+
+    def office_networks(self, networks: str) -> None:
+        """The administrator changes the group's office networks."""
+        body = {"teams_work_location_office_networks": networks}
+        response = self.api.patch(f"/api/v1/groups/{self.group}/settings", json=body)
+        assert response.is_success, response.text
 
     def approve(self, agent: AgentProcess) -> None:
         """The user opens the verification page and enters the code the agent printed."""
@@ -249,3 +273,60 @@ def test_without_keyring_or_secret_the_sign_in_stays_in_memory_and_expiry_asks_a
                 finally:
                     agent.stop()
     assert not (tmp_path / "dave" / "teams-signin.cache").exists()
+
+
+def test_the_agent_sets_the_work_location_from_the_office_networks_and_clears_it_when_done(
+    tmp_path: Path, server: ServerProcess, api: httpx.Client, emulator: EmulatorProcess
+) -> None:
+    # The emulator is on 127.0.0.1: the agent's route to Graph leaves from loopback.
+    erin = User(
+        api,
+        emulator,
+        "erin",
+        "erin@contoso.example",
+        remember=False,
+        teams_work_location_office_networks="10.99.0.0/16; 127.0.0.0/8",
+    )
+    agent = make_agent(server, emulator, erin, tmp_path / "erin")
+    agent.start()
+    try:
+        erin.approve(agent)
+        agent.wait_for("signed in as erin@contoso.example")
+        eventually(erin.work_location, lambda w: w == ("office", "automatic"), timeout=8)
+
+        erin.office_networks("10.99.0.0/16, 2001:db8:5::/48")  # loopback is not the office
+        eventually(erin.work_location, lambda w: w == ("remote", "automatic"), timeout=8)
+        # One request per decided value: nothing is written again while it holds.
+        assert erin.location_writes() == {"setAutomaticLocation": 2, "clearAutomaticLocation": 0}
+
+        erin.office_networks("")  # the administrator switches it off: the agent clears
+        eventually(erin.work_location, lambda w: w == ("unspecified", "none"), timeout=8)
+        assert erin.location_writes() == {"setAutomaticLocation": 2, "clearAutomaticLocation": 1}
+
+        erin.office_networks("127.0.0.1/32")
+        eventually(erin.work_location, lambda w: w == ("office", "automatic"), timeout=8)
+
+        agent.stop()  # SIGTERM, as at logout: the agent clears what it set, then exits
+        assert agent.process is not None and agent.process.returncode == 0, agent.output()
+        assert erin.work_location() == ("unspecified", "none")
+        assert erin.location_writes() == {"setAutomaticLocation": 3, "clearAutomaticLocation": 2}
+    finally:
+        agent.stop()
+
+
+def test_without_office_networks_the_agent_makes_no_work_location_request(
+    tmp_path: Path, server: ServerProcess, api: httpx.Client, emulator: EmulatorProcess
+) -> None:
+    frank = User(api, emulator, "frank", "frank@contoso.example", remember=False)
+    agent = make_agent(server, emulator, frank, tmp_path / "frank")
+    agent.start()
+    try:
+        frank.approve(agent)
+        agent.wait_for("signed in as frank@contoso.example")
+        emulator.client_presence(frank.teams_id, "Busy", "InACall")
+        eventually(frank.presence, teams_call, timeout=8)  # its Graph loops do run
+    finally:
+        agent.stop()
+    assert agent.process is not None and agent.process.returncode == 0, agent.output()
+    assert frank.location_writes() == {"setAutomaticLocation": 0, "clearAutomaticLocation": 0}
+    assert frank.work_location() == ("unspecified", "none")

@@ -211,6 +211,23 @@ def test_bad_request_is_refused_with_reason_and_writes_nothing(
     assert snapshot(api) == seeded
 
 
+def test_a_bad_office_network_is_refused_by_name_and_nothing_is_saved(
+    api: httpx.Client, seeded: Any
+) -> None:
+    before = api.get("/api/v1/groups/hq/settings").json()
+    patch = {
+        "teams_work_location_office_networks": "10.20.0.0/16; office-lan",
+        "reassert_dnd": not before["reassert_dnd"],  # a good change in the same request
+    }
+    response = api.patch("/api/v1/groups/hq/settings", json=patch)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("teams_work_location_office_networks: ")
+    assert "'office-lan'" in detail
+    assert api.get("/api/v1/groups/hq/settings").json() == before
+    assert snapshot(api) == seeded
+
+
 def test_oversized_body_is_refused(api: httpx.Client, seeded: Any) -> None:
     huge = '{"user": "alice", "call_id": "' + "x" * 200_000 + '", "state": "connected"}'
     response = api.post(

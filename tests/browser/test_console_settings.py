@@ -79,6 +79,41 @@ def test_invalid_settings_are_explained_next_to_the_field_and_nothing_is_saved(
     context.close()
 
 
+def test_office_networks_are_checked_and_saved_in_canonical_form(
+    browser: Browser, server: ServerProcess, api: httpx.Client, directory: Directory
+) -> None:
+    group = directory.group("Hybrid")
+    context = new_context(browser)
+    page = sign_in(context, server)
+    page.goto(f"{server.url}/console/groups/{group}")
+    networks = page.get_by_label("Office networks (work location in Teams)")
+    networks.fill("10.20.0.0/16; office-lan")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Save settings").click()
+    assert answer.value.status == 422
+    field = page.locator(".field", has=page.locator("#s-office-networks"))
+    expect(field.locator(".field-error")).to_have_text(
+        "Not a network in CIDR form: office-lan. Separate networks with commas or "
+        "semicolons, e.g. 10.20.0.0/16; 2001:db8:5::/48."
+    )
+    expect(page.locator("#s-office-networks")).to_have_value("10.20.0.0/16; office-lan")
+    assert (
+        api.get(f"/api/v1/groups/{group}/settings").json()["teams_work_location_office_networks"]
+        == ""
+    )
+
+    networks.fill("10.20.1.5/16; 2001:DB8:5::/48")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("status")).to_contain_text("saved")
+    canonical = "10.20.0.0/16, 2001:db8:5::/48"
+    expect(page.locator("#s-office-networks")).to_have_value(canonical)
+    settings = api.get(f"/api/v1/groups/{group}/settings").json()
+    assert settings["teams_work_location_office_networks"] == canonical
+    # This server syncs Teams with its application permission: no agent sets it.
+    expect(page.get_by_role("note")).to_contain_text("only desktop agents in client-side")
+    context.close()
+
+
 def test_create_group_and_user_then_templates(
     browser: Browser, server: ServerProcess, api: httpx.Client
 ) -> None:

@@ -501,6 +501,7 @@ def test_group_settings_defaults_equal_the_spec() -> None:
         "reassert_dnd": False,
         "teams_out_of_office": True,
         "teams_status_message": "off",
+        "teams_work_location_office_networks": "",
     }
 
 

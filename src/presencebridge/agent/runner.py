@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import random
+import signal
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Iterable
@@ -343,4 +344,25 @@ class Agent:
 
 
 def run_agent(options: AgentOptions) -> None:
-    asyncio.run(Agent(options).run())
+    asyncio.run(_run_until_stopped(Agent(options)))
+
+
+async def _run_until_stopped(agent: Agent) -> None:
+    """Ctrl+C and SIGTERM (a logout, a service stop) end the agent through its own
+    `finally`: what it set in Teams for its user (the work location) is cleared, which
+    Python's default SIGTERM (an immediate exit) would skip."""
+    main = asyncio.current_task()
+    assert main is not None
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for number in signals:
+        with contextlib.suppress(NotImplementedError):  # Windows: no loop signal handlers
+            loop.add_signal_handler(number, main.cancel)
+    try:
+        await agent.run()
+    except asyncio.CancelledError:
+        log.info("stopped")
+    finally:
+        for number in signals:
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(number)

@@ -7,6 +7,14 @@ to the hub (`teams_reading`), and makes the writes the hub's rules ask for
 (`teams_intent`) with `/me/presence/...`, acknowledging each (`teams_written`).
 The rules stay in the hub's core; the agent only moves data.
 
+Work location (`teams_work_location_office_networks`): while the group names office
+networks, the agent sets the user's automatic work location (`setAutomaticLocation`)
+to office or remote from the address its route to Graph leaves from
+(`work_location.route_addresses`, decided by `core.worklocation.decide`): after each
+sign-in, then only when the decision changes (checked every minute and at each
+settings change). It clears it (`clearAutomaticLocation`) when it stops, when the
+user's Teams sync leaves client-side mode and when the networks are removed.
+
 Remembering the sign-in (`remember_credentials`): the msal token cache is then
 kept encrypted by msal-extensions (`adapters.credentials.token_cache`: the OS
 keyring, or a key derived from `PRESENCEBRIDGE_AGENT_SECRET`); never in plain
@@ -36,6 +44,8 @@ from presencebridge.adapters.graph.client import GraphError, reading_of
 from presencebridge.adapters.graph.me import ME, MeGraph
 from presencebridge.adapters.graph.retry import rewrite_delay
 from presencebridge.adapters.graph.writes import Acknowledgement, execute_plan
+from presencebridge.agent.work_location import route_addresses
+from presencebridge.core import worklocation
 from presencebridge.core.ports import TeamsPresenceWrites
 from presencebridge.core.rules import TeamsMessageWritten, TeamsSessionWritten
 from presencebridge.core.teams import WritePlan
@@ -47,6 +57,10 @@ SECRET_ENV = "PRESENCEBRIDGE_AGENT_SECRET"  # noqa: S105 - the name of a variabl
 CACHE_FILE = "teams-signin.cache"
 STATE_FILE = "teams-state.json"
 POLL_SECONDS = 2.0
+# A laptop moves between networks without telling anyone: look again this often.
+LOCATION_SECONDS = 60.0
+# At exit the agent waits this long at most for Graph to clear the work location.
+LEAVE_SECONDS = 5.0
 
 Say = Callable[[str], None]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -63,6 +77,8 @@ class TeamsConfig:
     tenant_id: str | None
     client_id: str | None
     graph_url: str | None
+    # CIDR networks of the office; empty: the agent leaves the work location alone.
+    office_networks: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, data: Any) -> TeamsConfig:
@@ -80,6 +96,9 @@ class TeamsConfig:
             tenant_id=text("tenant_id"),
             client_id=text("client_id"),
             graph_url=text("graph_url"),
+            office_networks=tuple(
+                str(n) for n in (data.get("office_networks") or ()) if isinstance(n, str)
+            ),
         )
 
     @property
@@ -287,6 +306,8 @@ class TeamsAgent:
         say: Say,
         poll_seconds: float = POLL_SECONDS,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        location_seconds: float = LOCATION_SECONDS,
+        addresses: Callable[[str], list[str]] = route_addresses,
     ) -> None:
         self.state_dir = state_dir
         self.ca_bundle = ca_bundle
@@ -302,12 +323,28 @@ class TeamsAgent:
         self._last_reading: tuple[Any, ...] | None = None
         self._session: str | None = _UNKNOWN
         self._preferred_until, self._preferred_default = self._load_state()
+        self.location_seconds = location_seconds
+        self.addresses = addresses
+        # The automatic work location this agent set and has not cleared (kept across
+        # restarts, so a location left by a crash is cleared once the feature is off).
+        stored = self._read_state().get("work_location")
+        self._location: str | None = stored if isinstance(stored, str) else None
+        # A set that was under way when the agent stopped may have reached Graph.
+        self._location_unsure = False
+        self._location_wake = asyncio.Event()
 
     # -- what this agent asserted, across restarts (no secrets) ---------------------------------
 
-    def _load_state(self) -> tuple[datetime | None, bool]:
+    def _read_state(self) -> dict[str, Any]:
         try:
             data = json.loads((self.state_dir / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _load_state(self) -> tuple[datetime | None, bool]:
+        try:
+            data = self._read_state()
             until = datetime.fromisoformat(data["preferred_dnd_until"])
             return until, bool(data.get("default_expiry"))
         except (OSError, ValueError, KeyError, TypeError):
@@ -320,6 +357,7 @@ class TeamsAgent:
             if self._preferred_until is None
             else self._preferred_until.isoformat(),
             "default_expiry": self._preferred_default,
+            "work_location": self._location,
         }
         (self.state_dir / STATE_FILE).write_text(json.dumps(data))
 
@@ -327,6 +365,7 @@ class TeamsAgent:
 
     async def configure(self, config: TeamsConfig) -> None:
         previous, self.config = self.config, config
+        self._location_wake.set()  # other office networks: decide again now
         running = self._task is not None and not self._task.done()
         if config.active:
             unchanged = previous is not None and (
@@ -381,13 +420,68 @@ class TeamsAgent:
             restored = False
             graph = MeGraph(config.graph_url, token, config.client_id, self.ca_bundle)
             try:
-                await asyncio.gather(self._poll(graph), self._write(graph))
+                await _all_or_none(self._poll(graph), self._write(graph), self._locate(graph))
             except SignInFailed as error:
                 # The refresh token expired or was revoked: the user signs in again.
                 self.say(f"Teams: {error}; please sign in again.")
                 await asyncio.to_thread(sign_in.forget)
+            except asyncio.CancelledError:
+                # Stopped (exit, or the hub's settings end client-side Teams): the
+                # computer no longer tells where the user works, so it says nothing.
+                await self._leave_location(graph)
+                raise
             finally:
                 await graph.aclose()
+
+    # -- work location -----------------------------------------------------------------------
+
+    async def _locate(self, graph: MeGraph) -> None:
+        """Keep the automatic work location at what the office networks say."""
+        written = False  # after each sign-in the decision is written once, changed or not
+        failures = 0
+        while True:
+            self._location_wake.clear()
+            networks = self.config.office_networks if self.config is not None else ()
+            wait: float | None = self.location_seconds if networks else None
+            try:
+                if networks:
+                    addresses = await asyncio.to_thread(self.addresses, graph.graph_url)
+                    wanted = worklocation.decide(addresses, networks)
+                    if wanted is not None and (wanted != self._location or not written):
+                        self._location_unsure = True
+                        await graph.set_automatic_location(wanted)
+                        log.info("Teams: work location set to %s", wanted)
+                        self._note_location(wanted)
+                        written = True
+                elif self._location is not None:
+                    await graph.clear_automatic_location()
+                    log.info("Teams: work location cleared (no office networks)")
+                    self._note_location(None)
+                failures = 0
+            except GraphError as error:
+                # `_location_unsure` stays: a request that gave up may still have been
+                # carried out, and clearing at exit what was never set does no harm.
+                log.warning("Teams: setting the work location failed: %s", error)
+                wait = min(self.location_seconds, rewrite_delay(failures))
+                failures += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._location_wake.wait(), wait)
+
+    def _note_location(self, location: str | None) -> None:
+        self._location, self._location_unsure = location, False
+        self._save_state()
+
+    async def _leave_location(self, graph: MeGraph) -> None:
+        """Clear the work location this agent set; bounded, as the agent is on its way out."""
+        if self._location is None and not self._location_unsure:
+            return
+        try:
+            await asyncio.wait_for(graph.clear_automatic_location(), LEAVE_SECONDS)
+        except Exception as error:  # offline, signed out, Graph slow: it stays as it was
+            log.warning("Teams: the work location could not be cleared: %s", error)
+            return
+        log.info("Teams: work location cleared")
+        self._note_location(None)
 
     async def _sign_in_interactively(self, sign_in: TeamsSignIn) -> None:
         attempt = 0
@@ -534,3 +628,15 @@ class TeamsAgent:
                 "default_expiry": self._preferred_default and until is not None,
             }
         )
+
+
+async def _all_or_none(*loops: Awaitable[None]) -> None:
+    """Run the loops of one sign-in together: the first to fail (or a cancellation)
+    ends all of them, so none keeps using a Graph client that is closed next."""
+    tasks = [asyncio.ensure_future(loop) for loop in loops]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

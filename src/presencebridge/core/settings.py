@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from presencebridge.core.model import StatusMessageSync, TeamsSyncMode
+from presencebridge.core.model import TeamsSyncMode
+from presencebridge.core.worklocation import normalise_networks
 
 _PROCESS_NAME = re.compile(r"^[^,\\/:*?\"<>|]{1,64}$")
 
@@ -48,6 +50,9 @@ class GroupSettings(BaseModel):
     teams_out_of_office: bool = True
     # The UC presence text as the Teams status message (and back, with `both`).
     teams_status_message: StatusMessageSync = StatusMessageSync.OFF
+    # Client-side Teams only: the agent sets the user's automatic work location to
+    # office while the computer has an address in one of these networks, else remote.
+    teams_work_location_office_networks: str = Field("", max_length=2000)
 
     @field_validator("microphone_sync_whitelist")
     @classmethod
@@ -57,6 +62,11 @@ class GroupSettings(BaseModel):
         if bad:
             raise ValueError(f"not a process name: {bad[0]!r}")
         return ",".join(names)
+
+    @field_validator("teams_work_location_office_networks")
+    @classmethod
+    def _office_networks(cls, value: str) -> str:
+        return normalise_networks(value)
 
     def public(self) -> dict[str, Any]:
         """The settings under their SPEC §5 names, as JSON values."""

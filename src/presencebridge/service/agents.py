@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from presencebridge.core import micsync, rules, teams
 from presencebridge.core.model import TeamsSyncMode
+from presencebridge.core.worklocation import network_entries
 
 if TYPE_CHECKING:
     from presencebridge.service.hub import Hub
@@ -113,6 +114,12 @@ class AgentRelay:
         reason = micsync.group_problem(settings, group.templates)
         mode = self.hub.mode_of(user_id)
         client = self.client_side
+        client_side = client is not None and mode is not TeamsSyncMode.OFF
+        # The work location is the user's own (delegated, /me only): only an agent that
+        # signs its user in for client-side Teams can set it.
+        office_networks = (
+            network_entries(settings.teams_work_location_office_networks) if client_side else []
+        )
         return {
             "type": "settings",
             "user": user_id,
@@ -125,13 +132,14 @@ class AgentRelay:
                 "reason": reason,
             },
             "teams": {
-                "client_side": client is not None and mode is not TeamsSyncMode.OFF,
+                "client_side": client_side,
                 "mode": mode.value,
                 "remember_credentials": settings.remember_credentials,
                 "authority": None if client is None else client.authority,
                 "tenant_id": None if client is None else client.tenant_id,
                 "client_id": None if client is None else client.client_id,
                 "graph_url": None if client is None else client.graph_url,
+                "office_networks": office_networks,
             },
         }
 

@@ -33,6 +33,7 @@ from presencebridge.web.page import SECURITY_HEADERS, Page, to_login, wants_json
 
 MIC_ENABLE = "MicrophoneUsageSync.Enable"
 MIC_WHITELIST = "MicrophoneUsageSync.ProcessWhitelist"
+OFFICE_NETWORKS = "teams_work_location_office_networks"
 
 # Translated messages for the validation errors a form can produce (pydantic's type -> text).
 FIELD_MESSAGES = {
@@ -140,6 +141,12 @@ def _message(page: Page, where: str, item: Any) -> str:
         return page._("Not a process name: %(name)s. Separate names with commas.") % {
             "name": found.group(1) if found else "?"
         }
+    if kind == "value_error" and where == OFFICE_NETWORKS:
+        found = re.search(r"'(.*)'", item["msg"])
+        return page._(
+            "Not a network in CIDR form: %(entry)s. Separate networks with commas or "
+            "semicolons, e.g. 10.20.0.0/16; 2001:db8:5::/48."
+        ) % {"entry": found.group(1) if found else "?"}
     if kind in FIELD_MESSAGES:
         return page._(FIELD_MESSAGES[kind]) % dict(item.get("ctx") or {})
     return str(item["msg"])

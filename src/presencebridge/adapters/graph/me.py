@@ -60,3 +60,16 @@ class MeGraph(GraphClient):
         self._check(response)
         body: dict[str, Any] = response.json()
         return body
+
+    async def set_automatic_location(self, work_location_type: str) -> None:
+        """The automatic work-location layer (a manual one the user set still wins)."""
+        body = {"workLocationType": work_location_type}
+        op = "setAutomaticLocation"
+        path = "/me/presence/setAutomaticLocation"
+        self._check(await self._request(op, "POST", path, body, False, ME))
+
+    async def clear_automatic_location(self) -> None:
+        """Only the automatic layer: the user's manual choice and the schedule stay."""
+        op, path = "clearAutomaticLocation", "/me/presence/clearAutomaticLocation"
+        # No body: the action takes no parameters (Microsoft's examples send none).
+        self._check(await self._request(op, "POST", path, None, False, ME))

@@ -18,6 +18,7 @@ from presencebridge.core.settings import GroupSettings
 from presencebridge.web.forms import (
     MIC_ENABLE,
     MIC_WHITELIST,
+    OFFICE_NETWORKS,
     Form,
     Posted,
     SignedIn,
@@ -54,6 +55,17 @@ def group_notes(page: Page, group: Any) -> list[str]:
         )
     if settings.microphone_sync_enable:
         notes.extend(_micsync_notes(page, group))
+    relay = getattr(page.request.app.state, "agents", None)
+    if settings.teams_work_location_office_networks and getattr(relay, "client_side", None) is None:
+        # Graph takes the work location only with the user's own sign-in: a server that
+        # syncs with its application permission (or not at all) cannot set it.
+        notes.append(
+            page._(
+                "Office networks are set, but only desktop agents in client-side Teams "
+                "sync set the work location, and this server syncs Teams itself or not at "
+                "all: they have no effect."
+            )
+        )
     return notes
 
 
@@ -123,6 +135,7 @@ def _settings_patch(form: Form) -> dict[str, Any]:
     patch["teams_sync_mode"] = form.text("teams_sync_mode")
     patch[MIC_ENABLE] = 1 if form.checked(MIC_ENABLE, "1") else 0
     patch[MIC_WHITELIST] = form.text(MIC_WHITELIST)
+    patch[OFFICE_NETWORKS] = form.text(OFFICE_NETWORKS)
     return patch
 
 
