@@ -102,7 +102,7 @@ async def save_directory(form: Posted, user_id: str) -> Response:
     except _Refusal as refusal:
         return await show_again(refusal.status_code, refusal.errors)
     except Rejected as error:  # a race the checks above could not see
-        return await show_again(rejection_status(error), {"display_name": error.message})
+        return await show_again(rejection_status(error), {"display_name": page.rejection(error)})
     page.flash(page._("User saved."))
     return back(user_url(user_id) + "#directory")
 
@@ -118,7 +118,7 @@ async def delete_user(form: Posted, user_id: str) -> Response:
     try:
         await page.hub.delete_user(user_id)
     except Rejected as error:
-        page.flash(error.message, "error")
+        page.flash(page.rejection(error), "error")
         return back(user_url(user_id) + "#delete")
     page.flash(page._("User %(id)s deleted.") % {"id": user_id})
     return back("/")

@@ -17,7 +17,7 @@ from presencebridge.service.sign_in import ADMIN_TOKEN, OIDC, NoHubUser, SignIns
 from presencebridge.web import security
 from presencebridge.web.forms import PostedAnonymously
 from presencebridge.web.i18n import LANG_COOKIE
-from presencebridge.web.page import SECURITY_HEADERS, Page, back
+from presencebridge.web.page import SECURITY_HEADERS, SESSION_ENDED, Page, back
 
 router = APIRouter(include_in_schema=False)
 CALLBACK = "/console/sso/callback"
@@ -50,7 +50,9 @@ def _base_url(request: Request) -> str:
     return (public or str(request.base_url)).rstrip("/")
 
 
-def _login_page(page: Page, status: int, next_: str, error: str | None) -> Response:
+def _login_page(
+    page: Page, status: int, next_: str, error: str | None, notice: str | None = None
+) -> Response:
     config = _settings(page.request).sign_in
     label = (config.label if config else "") or page._("your company account")
     return page.render(
@@ -58,6 +60,7 @@ def _login_page(page: Page, status: int, next_: str, error: str | None) -> Respo
         status,
         next=next_,
         error=error,
+        notice=notice,
         nav="login",
         sso=_oidc(page.request) is not None,
         sso_label=label,
@@ -70,7 +73,10 @@ async def login_page(request: Request, next: str | None = None) -> Response:
     page = Page(request)
     if await security.console_session(request) is not None:
         return back(next or "/")
-    return _login_page(page, 200, security.safe_next(next), None)
+    notice = None
+    if request.query_params.get(SESSION_ENDED) == "1" or security.session_lost(request):
+        notice = page._("Your session has expired or was ended. Please sign in again.")
+    return _login_page(page, 200, security.safe_next(next), None, notice)
 
 
 @router.post("/console/login")

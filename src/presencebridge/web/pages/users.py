@@ -146,7 +146,8 @@ async def my_page(page: SignedIn) -> Response:
             "You are signed in as an administrator who is no user of this hub: there is no "
             "page of your own. Open a user from the presence board or Groups and users."
         )
-        return page.render("problem.html", 404, message=message, nav="me")
+        heading = page._("No page of your own")
+        return page.render("problem.html", 404, message=message, heading=heading, nav="me")
     return back(user_url(page.own_user))
 
 
@@ -159,9 +160,10 @@ async def apply_user_event(
     except Rejected as error:
         if wants_json(page.request):
             return JSONResponse(
-                {"detail": error.message, "code": error.reason.value}, rejection_status(error)
+                {"detail": page.rejection(error), "code": error.reason.value},
+                rejection_status(error),
             )
-        page.flash(error.message, "error")
+        page.flash(page.rejection(error), "error")
         return back(user_url(user_id) + anchor)
     page.flash(done)  # shown by the next page (fetch() callers reload)
     if wants_json(page.request):
@@ -182,7 +184,7 @@ async def add_profile(form: Posted, user_id: str) -> Response:
     try:
         await page.hub.handle(user_id, rules.AddProfile(profile), "profile")
     except Rejected as error:
-        return await show_again(rejection_status(error), {"name": error.message})
+        return await show_again(rejection_status(error), {"name": page.rejection(error)})
     page.flash(page._("Profile %(name)s added.") % {"name": body.name})
     return back(user_url(user_id) + "#profiles")
 
@@ -194,7 +196,7 @@ async def move_profile(form: Posted, user_id: str) -> Response:
     try:
         own = [p.name for p in page.hub.user(user_id).state.profiles]
     except Rejected as error:
-        return page.problem(404, error.message)
+        return page.problem(404, page.rejection(error))
     if name not in own or direction not in ("up", "down"):
         page.flash(page._("That profile cannot be moved."), "error")
         return back(user_url(user_id) + "#profiles")
@@ -283,7 +285,7 @@ async def add_appointment(form: Posted, user_id: str) -> Response:
         await page.hub.handle(user_id, event, "appointment")
     except Rejected as error:
         where = "end" if error.reason is Reason.INVALID else "profile"
-        return await show_again(rejection_status(error), {where: error.message})
+        return await show_again(rejection_status(error), {where: page.rejection(error)})
     page.flash(page._("Appointment %(subject)s added.") % {"subject": body.subject})
     return back(user_url(user_id) + "#appointments")
 
