@@ -141,6 +141,11 @@ class Form:
             "call_forwarding": self.optional("call_forwarding"),
         }
 
+    @property
+    def confirmed(self) -> bool:
+        """The second step of a deletion (`Page.confirm`) was taken."""
+        return self.checked("confirm", "yes")
+
     def names(self, name: str) -> tuple[str, ...]:
         return tuple(str(n) for n in self.data.getlist(name))
 

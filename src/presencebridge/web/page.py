@@ -136,6 +136,30 @@ class Page:
         )
         return HTMLResponse(html, status_code, headers=SECURITY_HEADERS)
 
+    def confirm(
+        self,
+        heading: str,
+        message: str,
+        action: str,
+        fields: dict[str, str],
+        cancel: str,
+        note: str | None = None,
+        nav: str | None = None,
+    ) -> HTMLResponse:
+        """The second step before deleting: what goes, a button that sends the form again
+        with `confirm=yes`, and a way back (no JavaScript needed)."""
+        return self.render(
+            "confirm.html",
+            heading=heading,
+            message=message,
+            note=note,
+            action=action,
+            fields=fields,
+            button=self._("Delete"),
+            cancel=security.safe_next(cancel),
+            nav=nav,
+        )
+
     def problem(self, status_code: int, message: str, heading: str | None = None) -> HTMLResponse:
         """An error page: its heading (and title) says what kind of problem, `message` what."""
         title = self._(heading or PROBLEM_HEADINGS.get(status_code, PROBLEM_HEADING))

@@ -198,6 +198,26 @@ async def delete_group(form: Posted, group_id: str) -> Response:
 async def delete_template(form: Posted, group_id: str) -> Response:
     page = form.page
     name = form.text("name")
+    if not form.confirmed:
+        try:
+            group = page.hub.group(group_id)
+        except Rejected as error:
+            return page.problem(404, page.rejection(error))
+        if all(t.name != name for t in group.templates):
+            page.flash(page._("That template does not exist (any more)."), "error")
+            return back(templates_url(group_id))
+        message = page._(
+            "Delete the central template “%(name)s”? It disappears from the profiles of "
+            "every member of %(group)s. This cannot be undone."
+        )
+        return page.confirm(
+            page._("Delete template?"),
+            message % {"name": name, "group": group.name},
+            templates_url(group_id) + "/delete",
+            {"name": name},
+            templates_url(group_id),
+            nav="groups",
+        )
     try:
         await page.hub.delete_template(group_id, name)
     except Rejected:

@@ -17,7 +17,14 @@ from presencebridge.adapters.store import PERSONAL
 from presencebridge.api import schemas, views
 from presencebridge.core import rules
 from presencebridge.core.errors import Reason, Rejected
-from presencebridge.core.model import Profile, ProfileSource, Status, TeamsSyncMode
+from presencebridge.core.model import (
+    AppointmentOrigin,
+    Profile,
+    ProfileSource,
+    Status,
+    TeamsSyncMode,
+)
+from presencebridge.core.texts import render
 from presencebridge.service.hub import UserView
 from presencebridge.web.forms import Form, Posted, ShowAgain, SignedIn
 from presencebridge.web.page import (
@@ -65,7 +72,7 @@ async def user_page(
         values={**defaults, **dict(values or {})} if values is not None else defaults,
         form=form,
         new_token=new_token,
-        nav="me" if user_id == page.own_user else "board",
+        nav=_nav(page, user_id),
         wide=True,
     )
 
@@ -124,6 +131,11 @@ def _appointment_defaults(page: Page) -> dict[str, Any]:
         "color": "#0f6cbd",
         "status": "busy",
     }
+
+
+def _nav(page: Page, user_id: str) -> str:
+    """The menu entry a user's page belongs to."""
+    return "me" if user_id == page.own_user else "board"
 
 
 def _show_again(page: Page, user_id: str, values: Mapping[str, Any], form: str) -> ShowAgain:
@@ -224,6 +236,23 @@ async def reorder_profiles(form: Posted, user_id: str) -> Response:
 async def delete_profile(form: Posted, user_id: str) -> Response:
     page = form.page
     name = form.text("name")
+    if not form.confirmed:
+        try:
+            own = [p.name for p in page.hub.user(user_id).state.profiles]
+        except Rejected as error:
+            return page.problem(404, page.rejection(error))
+        if name not in own:
+            message = page._("“%(name)s” is no own profile of this user (any more).")
+            page.flash(message % {"name": name}, "error")
+            return back(user_url(user_id) + "#profiles")
+        return page.confirm(
+            page._("Delete profile?"),
+            page._("Delete the profile “%(name)s”? This cannot be undone.") % {"name": name},
+            f"{user_url(user_id)}/profiles/delete",
+            {"name": name},
+            user_url(user_id) + "#profiles",
+            nav=_nav(page, user_id),
+        )
     done = page._("Profile %(name)s deleted.") % {"name": name}
     return await apply_user_event(
         page, user_id, rules.DeleteProfile(name), "profile", done, "#profiles"
@@ -293,6 +322,32 @@ async def add_appointment(form: Posted, user_id: str) -> Response:
 @router.post("/console/users/{user_id}/appointments/{appointment_id}/delete")
 async def delete_appointment(form: Posted, user_id: str, appointment_id: str) -> Response:
     page = form.page
+    if not form.confirmed:
+        try:
+            state = page.hub.user(user_id).state
+        except Rejected as error:
+            return page.problem(404, page.rejection(error))
+        found = next((a for a in state.appointments if a.id == appointment_id), None)
+        if found is None:
+            page.flash(page._("This appointment does not exist (any more)."), "error")
+            return back(user_url(user_id) + "#appointments")
+        subject = render(found.subject, page.lang)
+        when = f"{page.fmt.datetime(found.start)} – {page.fmt.datetime(found.end)}"
+        note = None
+        if found.origin is not AppointmentOrigin.MANUAL:
+            note = page._(
+                "%(origin)s made this appointment: it may make it again while the reason lasts."
+            ) % {"origin": page.label("origin", found.origin.value)}
+        return page.confirm(
+            page._("Delete appointment?"),
+            page._("Delete the appointment “%(subject)s” (%(when)s)? This cannot be undone.")
+            % {"subject": subject, "when": when},
+            f"{user_url(user_id)}/appointments/{path_part(appointment_id)}/delete",
+            {},
+            user_url(user_id) + "#appointments",
+            note,
+            _nav(page, user_id),
+        )
     event = rules.DeleteAppointment(appointment_id)
     done = page._("Appointment deleted.")
     return await apply_user_event(page, user_id, event, "appointment", done, "#appointments")
