@@ -12,12 +12,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from markupsafe import escape
 
+from presencebridge.api.app import create_app
+from presencebridge.config import Settings
 from presencebridge.web import security
 from tests.api.test_console_http import csrf, signed_in
 from tests.support.server import ADMIN_TOKEN, ServerProcess, make_user
@@ -77,9 +81,10 @@ def shown_text(html: str) -> str:
     return " ".join(" ".join(parser.parts).split())
 
 
-def check_page(answer: httpx.Response, lang: str, what: str) -> str:
+def check_page(answer: httpx.Response, lang: str, what: str, server_error: bool = False) -> str:
     """The page is HTML in `lang`, with no English on a German page and no None."""
-    assert answer.status_code < 500, f"{what}: {answer.status_code} {answer.text[:300]}"
+    if not server_error:
+        assert answer.status_code < 500, f"{what}: {answer.status_code} {answer.text[:300]}"
     assert answer.headers["content-type"].startswith("text/html"), what
     assert f'<html lang="{lang}">' in answer.text, what
     text = shown_text(answer.text)
@@ -416,3 +421,23 @@ def test_next_takes_only_paths_on_this_site(target: str) -> None:
 
 def test_next_keeps_a_console_path_with_its_query() -> None:
     assert security.safe_next("/console/users/a?edit=x#p") == "/console/users/a?edit=x#p"
+
+
+def test_a_fault_no_form_foresaw_is_a_page_in_the_reader_language(tmp_path: Path) -> None:
+    """The safety net under every form: an unforeseen error is still a console page (with
+    a heading saying so), not a bare English "Internal Server Error"; the API keeps it plain."""
+    app = create_app(Settings(admin_token=ADMIN_TOKEN, data_dir=tmp_path))
+
+    async def boom() -> None:
+        raise RuntimeError("a fault")
+
+    app.add_api_route("/console/boom", boom)
+    app.add_api_route("/api/v1/boom", boom)
+    client = TestClient(app, raise_server_exceptions=False)  # no lifespan: no hub needed
+    for lang, heading in (("de", "Serverfehler"), ("en", "Server error")):
+        answer = client.get("/console/boom", headers={"Accept-Language": lang})
+        assert answer.status_code == 500
+        text = check_page(answer, lang, "server error", server_error=True)
+        assert f"<h1>{heading}</h1>" in answer.text and "a fault" not in text
+    plain = client.get("/api/v1/boom")
+    assert plain.status_code == 500 and plain.text == "Internal Server Error"

@@ -1,5 +1,6 @@
 """The console's error pages: an unknown URL or a wrong method under the console is an
-HTML page with the menu, in the reader's language, not the API's JSON.
+HTML page with the menu, in the reader's language, not the API's JSON; so is a server
+error (a fault no form foresaw), which would otherwise be a bare "Internal Server Error".
 
 The API (`/api/`), the Graph webhook, the probes and anything that asks for JSON keep
 the API's JSON answers: the handler the API installed answers those as before.
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
 from presencebridge import metrics
@@ -55,3 +56,20 @@ def install(app: FastAPI) -> None:
         return page.problem(error.status_code, page._("The request could not be handled."))
 
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, server_error)
+
+
+async def server_error(request: Request, error: Exception) -> Response:
+    """A fault no handler foresaw (Starlette still logs it): a console page says so in the
+    reader's language, with the menu; anything else gets the usual plain 500."""
+    if not is_console(request):
+        return PlainTextResponse("Internal Server Error", 500)
+    try:
+        page = Page(request)
+        message = page._(
+            "Something went wrong on the server: what you sent was not saved. Go back and "
+            "try again; if it happens again, tell your administrator (the server log says more)."
+        )
+        return page.problem(500, message)
+    except Exception:  # the page itself cannot be made: the plain answer
+        return PlainTextResponse("Internal Server Error", 500)
