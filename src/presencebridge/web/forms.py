@@ -270,7 +270,8 @@ async def authorize(request: Request, page: Page | None = None) -> Principal:
             detail = {"detail": "not signed in", "code": "http_401"}
             raise Refused(JSONResponse(detail, 401, headers=SECURITY_HEADERS))
         if request.method != "GET":  # a form: back to its page after signing in
-            raise Refused(login_again(security.safe_next(here(request))))
+            target = security.safe_next(here(request))
+            raise Refused(login_again(target, security.session_lost(request)))
         raise Refused(to_login(request))
     page = page or Page(request)
     if wants_json(request):

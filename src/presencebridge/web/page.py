@@ -187,10 +187,13 @@ def to_login(request: Request) -> RedirectResponse:
     return RedirectResponse(target, 303, headers=SECURITY_HEADERS)
 
 
-def login_again(target: str) -> RedirectResponse:
-    """To the sign-in page saying the session has ended, then back to `target`."""
-    query = f"?{SESSION_ENDED}=1" + ("" if target == "/" else f"&next={quote(target, safe='')}")
-    return RedirectResponse(LOGIN_PATH + query, 303, headers=SECURITY_HEADERS)
+def login_again(target: str, ended: bool = True) -> RedirectResponse:
+    """To the sign-in page (saying the session has ended), then back to `target`."""
+    query = [f"{SESSION_ENDED}=1"] if ended else []
+    query += [] if target == "/" else [f"next={quote(target, safe='')}"]
+    return RedirectResponse(
+        LOGIN_PATH + ("?" + "&".join(query) if query else ""), 303, headers=SECURITY_HEADERS
+    )
 
 
 def back(target: str) -> RedirectResponse:
