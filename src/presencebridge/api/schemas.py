@@ -187,9 +187,9 @@ def _refused_strings(value: Any, where: tuple[str | int, ...]) -> list[InitError
     while todo:
         item, at = todo.pop()
         if isinstance(item, str):
-            problem = character_problem(item)
-            if problem is not None:
-                error = PydanticCustomError("refused_character", problem)
+            refused = refused_character(item)
+            if refused is not None:  # the character in the context too (the console)
+                error = PydanticCustomError("refused_character", CHARACTER_PROBLEM, refused)
                 found.append(InitErrorDetails(type=error, loc=at, input=item))
         elif isinstance(item, Mapping):
             for key, child in reversed(list(item.items())):
