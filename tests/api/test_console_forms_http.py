@@ -193,6 +193,9 @@ FORM_CASES = [
                             "en": "a control character (U+0000"}),
     Case("template name too long", "/console/groups/hq/templates",
          {**PROFILE, "name": LONG_NAME}, 422, "t-name", ("name",), {"de": "höchstens 64 Zeichen"}),
+    Case("reserved template name", "/console/groups/hq/templates", {**PROFILE, "name": "Termin"},
+         422, "t-name", ("name",), {"de": "für die Vorlage einen anderen Namen",
+                                    "en": "another name for the template"}),
     Case("template text too long", "/console/groups/hq/templates",
          {**PROFILE, "text": LONG_TEXT}, 422, "t-text", ("text",), {"en": "at most 200"}),
     Case("directory name too long", f"{USER}/directory",
@@ -329,6 +332,9 @@ def test_the_api_refuses_reserved_profile_names_naming_the_field(server: ServerP
             assert refused.json()["detail"].startswith("name: "), refused.text
         ok = api.post("/api/v1/users/alice/profiles", json={**PROFILE, "name": "MS Teams"})
         assert ok.status_code == 201
+        template = {**PROFILE, "name": "abwesend"}
+        refused = api.post("/api/v1/groups/hq/templates", json=template)
+        assert refused.status_code == 422 and refused.json()["detail"].startswith("name: ")
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)

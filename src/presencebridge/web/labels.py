@@ -178,6 +178,9 @@ REJECTIONS = {
     "profile_reserved": N_(
         "“%(name)s” is the name of a built-in profile: choose another name for your own profile."
     ),
+    "template_reserved": N_(
+        "“%(name)s” is the name of a built-in profile: choose another name for the template."
+    ),
     "too_many_profiles": N_("At most %(max)s own profiles per user: delete one first."),
     "profile_not_own": N_("“%(name)s” is no own profile of this user (any more)."),
     "profile_unknown": N_("“%(name)s” is not one of this user's profiles."),
