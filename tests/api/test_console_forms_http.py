@@ -451,3 +451,35 @@ def test_a_fault_no_form_foresaw_is_a_page_in_the_reader_language(tmp_path: Path
         assert f"<h1>{heading}</h1>" in answer.text and "a fault" not in text
     plain = client.get("/api/v1/boom")
     assert plain.status_code == 500 and plain.text == "Internal Server Error"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_deleting_asks_first_in_the_page_language(
+    server: ServerProcess, console: httpx.Client, lang: str
+) -> None:
+    headers = {"Accept-Language": lang}
+    with server.client() as api:
+        template = {**PROFILE, "name": "Kantine"}
+        assert api.post("/api/v1/groups/hq/templates", json=template).status_code == 201
+    token = csrf(console.get(USER, headers=headers))
+    asks = {
+        f"{USER}/profiles/delete": ({"name": "Im Büro"}, {"de": "Profil löschen?"}),
+        "/console/groups/hq/templates/delete": ({"name": "Kantine"}, {"de": "Vorlage löschen?"}),
+    }
+    for path, (data, heading) in asks.items():
+        asked = console.post(path, data={**data, "csrf_token": token}, headers=headers)
+        assert asked.status_code == 200, path
+        text = check_page(asked, lang, path)
+        if lang in heading:
+            assert heading[lang] in text
+        assert f'value="{escape(data["name"])}"' in asked.text  # the same form, confirmed
+        assert 'name="confirm" value="yes"' in asked.text and 'id="confirm-cancel"' in asked.text
+    with server.client() as api:  # nothing deleted yet
+        assert "Im Büro" in [p["name"] for p in api.get("/api/v1/users/alice/profiles").json()]
+        assert "Kantine" in [t["name"] for t in api.get("/api/v1/groups/hq/templates").json()]
+    for path, (data, _heading) in asks.items():
+        done = console.post(path, data={**data, "confirm": "yes", "csrf_token": token})
+        assert done.status_code == 303, path
+    with server.client() as api:
+        assert "Im Büro" not in [p["name"] for p in api.get("/api/v1/users/alice/profiles").json()]
+        assert "Kantine" not in [t["name"] for t in api.get("/api/v1/groups/hq/templates").json()]

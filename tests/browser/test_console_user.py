@@ -6,7 +6,7 @@ import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import Directory
-from tests.browser.helpers import new_context, sign_in
+from tests.browser.helpers import layout_problems, new_context, sign_in, tab_walk
 from tests.support.server import ServerProcess
 from tests.support.teams import EmulatorProcess
 from tests.support.waiting import eventually
@@ -72,6 +72,8 @@ def test_profiles_in_order_select_and_reorder(
     # A second step, by keyboard: Cancel keeps it, the Delete button deletes.
     expect(page.get_by_role("heading", name="Delete profile?")).to_be_visible()
     expect(page.locator("#confirm-text")).to_contain_text("“Mittag”")
+    tab_walk(page)  # every control reached by Tab, each with a visible focus ring
+    assert layout_problems(page) == []
     page.get_by_role("link", name="Cancel").focus()
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="My Profiles")).to_be_visible()
