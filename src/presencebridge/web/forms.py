@@ -3,11 +3,12 @@
 * `SignedIn` (a GET page's parameter): the request's `Page`, or the way to the
   sign-in page.
 * `Posted` / `PostedAnonymously` (a form handler's parameter): the submitted form,
-  after the CSRF and origin check (403 naming the problem) and, for `Posted`, the
-  sign-in check (to the sign-in page, or 401 for `fetch`).
+  after the CSRF and origin check (403 saying why, in words) and, for `Posted`, the
+  sign-in check (to the sign-in page, or 401 for `fetch`). A form of a session that
+  has ended is no attack: it goes to the sign-in page, which says so, and back.
 * `Form.valid(model, values, show_again)`: the values checked by the API's own
   schema; when a field is wrong, the form's page again (422) with a translated
-  message next to the field.
+  message next to the field (`field_message`: never pydantic's English).
 
 A refusal is raised as `Refused(response)`; `install(app)` answers it with that
 response, so a handler reads from the top down without `if ...: return` openings.

@@ -9,7 +9,8 @@
   is a cross-site navigation, which a Strict cookie would not survive (the flow's
   `state` would be lost). Lax still keeps the cookie off cross-site POSTs, and every
   POST must carry the session's CSRF token besides (form field `csrf_token` or header
-  `X-CSRF-Token`) and must not come from another origin; otherwise 403 naming it.
+  `X-CSRF-Token`) and must not come from another origin; otherwise 403 naming it, or,
+  for a form of a session that has ended, the sign-in page (`session_lost`).
 """
 
 from __future__ import annotations
