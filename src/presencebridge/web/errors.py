@@ -19,7 +19,16 @@ from presencebridge.web import security
 from presencebridge.web.page import PAGE_NOT_FOUND, Page, wants_json
 
 # Paths that are not the console's (ConsoleSessions.BYPASS and the API's static files).
-NOT_CONSOLE = ("/api/", "/graph/", "/healthz", "/metrics", "/console/static/", "/docs", "/openapi")
+NOT_CONSOLE = (
+    "/api/",
+    "/graph/",
+    "/healthz",
+    "/metrics",
+    "/console/static/",
+    "/docs",
+    "/redoc",
+    "/openapi",
+)
 
 
 def is_console(request: Request) -> bool:
