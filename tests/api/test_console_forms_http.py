@@ -406,7 +406,14 @@ def test_a_cookie_of_an_earlier_admin_token_says_why_it_signs_in_again(
         assert board.status_code == 303
         login = browser.get(board.headers["location"])
         assert SESSION_ENDED[lang] in check_page(login, lang, "board after a new token")
+        # The live board itself goes to the sign-in page when its stream is refused
+        # (board.js: /console/login?next=/): the cookie alone tells why.
+        browser.cookies.clear()  # one cookie, as a browser holds it
+        browser.cookies.set("pb_console", "eyJzaWQiOiAieCJ9.old.signature")
+        direct = browser.get("/console/login", params={"next": "/"})
+        assert SESSION_ENDED[lang] in check_page(direct, lang, "board's own way to sign-in")
         # The same for a form sent from a page shown before the restart.
+        browser.cookies.clear()
         browser.cookies.set("pb_console", "eyJzaWQiOiAieCJ9.old.signature")
         sent = browser.post(
             "/console/groups",
