@@ -8,12 +8,12 @@ any page on the word None. Sessions that ended send to the sign-in page saying s
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -366,32 +366,58 @@ SESSION_ENDED = {
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_a_form_of_an_ended_session_asks_to_sign_in_and_leads_back(
+def test_a_form_of_an_ended_session_asks_to_sign_in_keeps_the_input_and_leads_back(
     server: ServerProcess, console: httpx.Client, lang: str
 ) -> None:
     headers = {"Accept-Language": lang}
     token = csrf(console.get(USER, headers=headers))
     cookie = console.cookies["pb_console"]
     assert console.post("/console/logout", data={"csrf_token": token}).status_code == 303
+    typed = {**PROFILE, "name": "Nach der Pause", "text": "Gleich zurück"}
     with httpx.Client(base_url=server.url, timeout=10, headers=headers) as stale:
         stale.cookies.set("pb_console", cookie)  # the tab still open on the user's page
         sent = stale.post(
             f"{USER}/profiles",
-            data={**PROFILE, "csrf_token": token},
+            data={**typed, "csrf_token": token},
             headers={"Referer": server.url + USER},
         )
-        assert sent.status_code == 303, sent.text
-        location = urlsplit(sent.headers["location"])
-        assert location.path == "/console/login"
-        assert parse_qs(location.query)["next"] == [USER]
-        login = stale.get(sent.headers["location"])
-        text = check_page(login, lang, "sign-in after the session ended")
-        assert SESSION_ENDED[lang] in text
-        assert f'name="next" value="{USER}"' in login.text
+        assert sent.status_code == 401, sent.text[:300]
+        text = check_page(sent, lang, "sign-in after the session ended")
+        assert SESSION_ENDED[lang] in text and "CSRF" not in text
+        assert f'name="next" value="{USER}"' in sent.text
+        assert f'name="replay_action" value="{USER}/profiles"' in sent.text
+        replay = re.search(r'name="replay" value="([^"]*)"', sent.text)
+        assert replay is not None
+        kept = html.unescape(replay.group(1))
+        assert "Nach der Pause" in kept and token not in kept  # what was typed, no token
+        form = {
+            "token": ADMIN_TOKEN,
+            "csrf_token": csrf(sent),
+            "next": USER,
+            "replay_action": f"{USER}/profiles",
+            "replay": kept,
+        }
+        offered = stale.post("/console/login", data=form)
+        assert offered.status_code == 200, offered.text[:300]
+        check_page(offered, lang, "send the form again")
+        assert f'action="{USER}/profiles"' in offered.text
+        assert f'href="{USER}"' in offered.text  # or back without it
+        with server.client() as api:  # nothing is sent again without the click
+            names = [p["name"] for p in api.get("/api/v1/users/alice/profiles").json()]
+            assert "Nach der Pause" not in names
+        fields = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', offered.text))
+        assert fields["name"] == "Nach der Pause" and fields["text"] == "Gleich zurück"
         again = stale.post(
-            "/console/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf(login), "next": USER}
+            f"{USER}/profiles", data={k: html.unescape(v) for k, v in fields.items()}
         )
-        assert again.status_code == 303 and again.headers["location"] == USER
+        assert again.status_code == 303 and again.headers["location"] == f"{USER}#profiles"
+        with server.client() as api:
+            names = [p["name"] for p in api.get("/api/v1/users/alice/profiles").json()]
+            assert "Nach der Pause" in names
+        # A sign-in form cannot be made to send to anywhere but a console form.
+        for action in ("https://evil.example/x", "//evil.example/x", "/api/v1/groups"):
+            form = {**form, "csrf_token": csrf(stale.get("/")), "replay_action": action}
+            assert stale.post("/console/login", data=form).status_code == 303, action
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -417,11 +443,13 @@ def test_a_cookie_of_an_earlier_admin_token_says_why_it_signs_in_again(
         browser.cookies.set("pb_console", "eyJzaWQiOiAieCJ9.old.signature")
         sent = browser.post(
             "/console/groups",
-            data={"id": "x", "name": "x", "csrf_token": "t" * 43},
+            data={"id": "x", "name": "Neue Gruppe", "csrf_token": "t" * 43},
             headers={"Referer": server.url + "/console/groups"},
         )
-        assert sent.status_code == 303
-        assert parse_qs(urlsplit(sent.headers["location"]).query)["next"] == ["/console/groups"]
+        assert sent.status_code == 401
+        assert SESSION_ENDED[lang] in check_page(sent, lang, "form after a new token")
+        assert 'name="next" value="/console/groups"' in sent.text
+        assert "Neue Gruppe" in sent.text  # kept for sending again
     with httpx.Client(base_url=server.url, timeout=10, headers=headers) as fresh:
         first = fresh.get("/console/login")  # never signed in: nothing to explain
         assert SESSION_ENDED[lang] not in check_page(first, lang, "first visit")

@@ -27,7 +27,7 @@ from starlette.datastructures import FormData
 
 from presencebridge import metrics
 from presencebridge.api.access import ACCESS, Access, Principal, decide, refusal, route_key
-from presencebridge.web import security
+from presencebridge.web import security, signin_page
 from presencebridge.web.labels import CHARACTER_KINDS, N_
 from presencebridge.web.page import (
     LOGIN_PATH,
@@ -201,13 +201,16 @@ async def _submitted(request: Request, need_sign_in: bool) -> Form:
         if problem == security.CSRF_INVALID and await security.console_session(request) is None:
             # A form of a session that has ended (signed out, expired, a new admin token):
             # not an attack to refuse but a sign-in to ask for, back to the form's page.
-            raise Refused(_session_ended(page, data))
+            raise Refused(_session_ended(page, data, ended=True))
         raise Refused(_csrf_refusal(page, problem))
     if need_sign_in:
+        if await security.console_session(request) is None:
+            raise Refused(_session_ended(page, data, security.session_lost(request)))
         await authorize(request, page)
     return Form(page, data)
 
 
+SESSION_ENDED_NOTICE = N_("Your session has expired or was ended. Please sign in again.")
 # The CSRF check's problems (`security.csrf_problem`) in words for the page.
 CSRF_MESSAGES = {
     security.CROSS_ORIGIN: N_(
@@ -232,18 +235,21 @@ def _csrf_refusal(page: Page, problem: str) -> Response:
     return page.problem(403, page._(CSRF_MESSAGES[problem]), heading)
 
 
-def _session_ended(page: Page, data: FormData) -> Response:
-    """Off to the sign-in page, which says why, and from there back to the form's page."""
+def _session_ended(page: Page, data: FormData, ended: bool) -> Response:
+    """The sign-in page (saying the session has ended), which keeps what the form held
+    and leads back to the form's page; the sign-in form itself: to where it led."""
     metrics.REJECTED_REQUESTS.labels("401").inc()
     if wants_json(page.request):
         detail = {"detail": "the session has ended: sign in again", "code": "http_401"}
         return JSONResponse(detail, 401, headers=SECURITY_HEADERS)
+    request = page.request
     typed_next = data.get("next")
-    if page.request.url.path == LOGIN_PATH and isinstance(typed_next, str):
-        target = security.safe_next(typed_next)  # the sign-in form itself: where it led
-    else:
-        target = security.safe_next(here(page.request))
-    return login_again(target)
+    if request.url.path == LOGIN_PATH and isinstance(typed_next, str):
+        return login_again(security.safe_next(typed_next))
+    notice = page._(SESSION_ENDED_NOTICE) if ended else None
+    replay = (request.url.path, signin_page.typed_fields(data))
+    target = security.safe_next(here(request))
+    return signin_page.login_page(page, 401, target, None, notice, replay)
 
 
 async def posted(request: Request) -> Form:
