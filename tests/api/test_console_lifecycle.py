@@ -68,8 +68,16 @@ def test_directory_form_tokens_and_deletes(server: ServerProcess) -> None:
         assert in_use.status_code == 303
         shown = console.get(in_use.headers["location"], headers={"Accept-Language": "en"})
         assert "The group still has 1 user(s)" in shown.text
-        removed = console.post(
+        template = {"name": "MS Teams", "status": "busy", "text": "x", "color": "#5b5fc7"}
+        with server.client() as api:
+            assert api.post("/api/v1/groups/hq/templates", json=template).status_code == 201
+        asked = console.post(
             "/console/groups/hq/templates/delete", data={"csrf_token": token, "name": "MS Teams"}
+        )
+        assert asked.status_code == 200 and 'id="confirm-button"' in asked.text  # a 2nd step
+        removed = console.post(
+            "/console/groups/hq/templates/delete",
+            data={"csrf_token": token, "name": "MS Teams", "confirm": "yes"},
         )
         assert removed.status_code == 303
     with server.client() as api:

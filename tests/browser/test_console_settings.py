@@ -52,25 +52,28 @@ def test_invalid_settings_are_explained_next_to_the_field_and_nothing_is_saved(
     page = sign_in(context, server)
     page.goto(f"{server.url}/console/groups/{group}")
     page.get_by_label("Switch to the MicSync profile").check()
-    page.get_by_label("Additional programs").fill("Discord, bad/name")
+    page.get_by_label("Additional programs").fill("Discord; bad|name")
     page.get_by_label("Remember the Teams sign-in").check()
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         page.get_by_role("button", name="Save settings").click()
     assert answer.value.status == 422
     field = page.locator(".field", has=page.locator("#s-mic-list"))
     expect(field.locator(".field-error")).to_have_text(
-        "Not a process name: bad/name. Separate names with commas."
+        "Not a process name: bad|name. Separate names with commas or semicolons; "
+        '* ? " < > | are not allowed.'
     )
     expect(page.locator("#s-mic-list")).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#s-mic-list")).to_have_value("Discord, bad/name")  # kept as typed
+    expect(page.locator("#s-mic-list")).to_have_value("Discord; bad|name")  # kept as typed
     expect(page.locator("#s-remember")).to_be_checked()
     settings = api.get(f"/api/v1/groups/{group}/settings").json()
     assert settings["MicrophoneUsageSync.Enable"] == 0
     assert settings["remember_credentials"] is False
 
-    page.get_by_label("Additional programs").fill("Discord, Slack.exe")
+    page.get_by_label("Additional programs").fill("Discord; Slack.exe")
     page.get_by_role("button", name="Save settings").click()
-    expect(page.get_by_role("status")).to_contain_text("saved")
+    expect(page.get_by_role("status").first).to_contain_text("saved")
+    # Accepted, and said what counts (a warning, not a refusal).
+    expect(page.locator(".flash-warn[role=status]")).to_contain_text("Slack.exe → slack")
     settings = api.get(f"/api/v1/groups/{group}/settings").json()
     assert settings["MicrophoneUsageSync.Enable"] == 1
     assert settings["MicrophoneUsageSync.ProcessWhitelist"] == "Discord,Slack.exe"

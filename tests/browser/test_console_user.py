@@ -6,7 +6,7 @@ import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import Directory
-from tests.browser.helpers import new_context, sign_in
+from tests.browser.helpers import layout_problems, new_context, sign_in, tab_walk
 from tests.support.server import ServerProcess
 from tests.support.teams import EmulatorProcess
 from tests.support.waiting import eventually
@@ -69,6 +69,18 @@ def test_profiles_in_order_select_and_reorder(
     assert api.get(f"/api/v1/users/{user}/presence").json()["status"] == "available"
 
     page.get_by_role("button", name="Delete Mittag").click()
+    # A second step, by keyboard: Cancel keeps it, the Delete button deletes.
+    expect(page.get_by_role("heading", name="Delete profile?")).to_be_visible()
+    expect(page.locator("#confirm-text")).to_contain_text("“Mittag”")
+    tab_walk(page)  # every control reached by Tab, each with a visible focus ring
+    assert layout_problems(page) == []
+    page.get_by_role("link", name="Cancel").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="My Profiles")).to_be_visible()
+    assert own_order(api, user) == ["Mittag", "Homeoffice", "Fokus"]
+    page.get_by_role("button", name="Delete Mittag").click()
+    page.get_by_role("button", name="Delete").focus()
+    page.keyboard.press("Enter")
     expect(page.get_by_role("status")).to_contain_text("Profile Mittag deleted.")
     assert own_order(api, user) == ["Homeoffice", "Fokus"]
     context.close()
@@ -129,7 +141,14 @@ def test_appointments_with_origin_and_history_with_source(
     teams_row = page.locator("#appointments tbody tr", has_text="On the phone (MS Teams)")
     expect(teams_row.locator(".badge.origin-teams")).to_have_text("MS Teams")
 
+    teams_row.get_by_role("button", name="Delete appointment On the phone (MS Teams)").click()
+    expect(page.get_by_role("heading", name="Delete appointment?")).to_be_visible()
+    expect(page.locator("#confirm-note")).to_contain_text("MS Teams made this appointment")
+    page.get_by_role("link", name="Cancel").click()
     row.get_by_role("button", name="Delete appointment Kundentermin").click()
+    expect(page.locator("#confirm-text")).to_contain_text("“Kundentermin”")
+    expect(page.locator("#confirm-note")).to_have_count(0)
+    page.get_by_role("button", name="Delete").click()
     expect(page.get_by_role("status")).to_contain_text("Appointment deleted.")
     expect(page.locator("#appointments tbody tr", has_text="Kundentermin")).to_have_count(0)
 
@@ -142,5 +161,5 @@ def test_appointments_with_origin_and_history_with_source(
     page.get_by_label("End").fill("2020-01-01T11:00")
     page.get_by_label("Subject").fill("Vergangen")
     page.get_by_role("button", name="Add appointment").click()
-    expect(page.locator("#a-end-error")).to_contain_text("already ended")
+    expect(page.locator("#a-end-error")).to_contain_text("would be over already")
     context.close()

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from presencebridge.core import rules, telephony
 from presencebridge.core.effective import effective_presence
 from presencebridge.core.errors import Reason, Rejected
+from presencebridge.core.micsync import effective_whitelist
 from presencebridge.core.model import (
     BUILTIN_APPOINTMENT_PROFILE,
     SYNC_HARD_END,
@@ -254,6 +255,22 @@ def test_duplicate_profile_is_refused() -> None:
     error = refused(base(), AddProfile(Profile("Lunch", Status.BUSY, "x", "#000000")))
     assert error.reason is Reason.CONFLICT
     assert "Lunch" in error.message
+
+
+@pytest.mark.parametrize("name", ["Termin", "termin", " TERMIN ", "Nicht stören", "abwesend"])
+def test_own_profiles_may_not_take_a_built_in_name(name: str) -> None:
+    """An own `Termin` would silently replace the built-in one the appointments and the
+    Teams sync use (an own profile shadows a built-in of the same name)."""
+    error = refused(base(), AddProfile(Profile(name, Status.BUSY, "x", "#000000")))
+    assert error.reason is Reason.INVALID
+    assert error.message.startswith("name: ")  # the API's 422 names the field
+    assert error.code == "profile_reserved" and error.params == {"name": name}
+
+
+def test_ms_teams_is_no_reserved_name() -> None:
+    """The sync looks for the user's own `MS Teams` profile on purpose."""
+    state = run(base(), AddProfile(Profile("MS Teams", Status.BUSY, "x", "#000000")))
+    assert state.profiles[-1].name == "MS Teams"
 
 
 def test_too_many_profiles_are_refused() -> None:
@@ -529,8 +546,18 @@ def test_process_whitelist_is_normalised() -> None:
     )
 
 
+def test_process_whitelist_takes_semicolons_paths_and_endings() -> None:
+    """German administrators separate with semicolons; a path or `.exe` is kept as typed
+    (the console warns) and compared by the name alone (`micsync.normalise`)."""
+    given = "zoom.exe; teams;Slack,C:\\apps\\Webex.exe\nbin/discord"
+    settings = GroupSettings.model_validate({"MicrophoneUsageSync.ProcessWhitelist": given})
+    stored = settings.public()["MicrophoneUsageSync.ProcessWhitelist"]
+    assert stored == "zoom.exe,teams,Slack,C:\\apps\\Webex.exe,bin/discord"
+    assert {"zoom", "teams", "slack", "ciscocollabhost", "discord"} <= effective_whitelist(stored)
+
+
 @pytest.mark.parametrize(
-    "given", ["Slack,C:\\apps\\zoom.exe", "bin/zoom", "a" * 65, "zoom|slack", "x" * 2001]
+    "given", ["a" * 65, "zoom|slack", "zoom*", "x" * 2001, "C:\\apps\\", 'say"hi"']
 )
 def test_process_whitelist_refuses_non_process_names(given: str) -> None:
     with pytest.raises(ValidationError):

@@ -37,9 +37,22 @@ from presencebridge.core.model import (
     Status,
     TeamsSyncMode,
 )
-from presencebridge.core.settings import GroupSettings
+from presencebridge.core.settings import WHITELIST_MAX, GroupSettings
 
 NAME_MAX = 64
+LABEL_MAX = 200  # a presence text, a subject, a display or group name
+FORWARDING_MAX = 128
+EMAIL_MAX = 254
+ID_MAX = 128  # core.model.ID_PATTERN
+# Each form field's longest value, for the console's `maxlength` attributes.
+LIMITS = {
+    "name": NAME_MAX,
+    "label": LABEL_MAX,
+    "forwarding": FORWARDING_MAX,
+    "email": EMAIL_MAX,
+    "id": ID_MAX,
+    "process_list": WHITELIST_MAX,
+}
 # Never allowed in any string: control characters, and surrogates (only reachable
 # through a lone JSON escape such as "\ud800", which no UTF-8 store can keep).
 _REFUSED_EVERYWHERE = {"Cc": "a control character", "Cs": "an unpaired surrogate"}
@@ -62,7 +75,9 @@ def refused_character(value: str, *, name: bool = False) -> dict[str, str | int]
     for position, char in enumerate(value, 1):
         kind = refused.get(unicodedata.category(char))
         if kind is not None:
-            return {"kind": kind, "code": f"{ord(char):04X}", "position": position}
+            code = f"{ord(char):04X}"
+            category = unicodedata.category(char)
+            return {"kind": kind, "code": code, "position": position, "category": category}
     return None
 
 
@@ -99,7 +114,17 @@ def _check_name(value: str) -> str:
     value = normalise_name(value)
     problem = name_problem(value)
     if problem is not None:
-        raise PydanticCustomError("refused_name", problem)
+        # `why` (and the character found) for a reader in another language (the console).
+        context: dict[str, str | int] = {"why": "character", "max_length": NAME_MAX}
+        if not value:
+            context["why"] = "empty"
+        elif len(value) > NAME_MAX:
+            context["why"] = "too_long"
+        elif value in (".", ".."):
+            context["why"] = "dots"
+        else:
+            context.update(refused_character(value, name=True) or {})
+        raise PydanticCustomError("refused_name", problem, context)
     return value
 
 
@@ -112,13 +137,13 @@ Name = Annotated[
 ]
 Label = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=LABEL_MAX),
     AfterValidator(_check_text),
 ]
 Color = Annotated[str, StringConstraints(pattern=COLOR_PATTERN.pattern)]
 Forwarding = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=FORWARDING_MAX),
     AfterValidator(_check_text),
 ]
 # A PBX call id, a UC meeting id: kept as sent.
@@ -144,7 +169,7 @@ PhoneNumber = Annotated[
 ]
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$"),
+    StringConstraints(strip_whitespace=True, max_length=EMAIL_MAX, pattern=r"^[^@\s]+@[^@\s]+$"),
     AfterValidator(_check_text),
 ]
 MAX_ADDRESSES = 20  # extensions, numbers: each at most this many per user
@@ -162,9 +187,9 @@ def _refused_strings(value: Any, where: tuple[str | int, ...]) -> list[InitError
     while todo:
         item, at = todo.pop()
         if isinstance(item, str):
-            problem = character_problem(item)
-            if problem is not None:
-                error = PydanticCustomError("refused_character", problem)
+            refused = refused_character(item)
+            if refused is not None:  # the character in the context too (the console)
+                error = PydanticCustomError("refused_character", CHARACTER_PROBLEM, refused)
                 found.append(InitErrorDetails(type=error, loc=at, input=item))
         elif isinstance(item, Mapping):
             for key, child in reversed(list(item.items())):

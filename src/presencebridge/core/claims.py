@@ -48,7 +48,13 @@ class Taken(Rejected):
     """A change refused because another user keeps a value it would take (409)."""
 
     def __init__(self, clashes: tuple[Clash, ...]) -> None:
-        super().__init__(Reason.CONFLICT, "; ".join(c.text() for c in clashes))
+        first = clashes[0] if clashes else Clash("", "", "")
+        super().__init__(
+            Reason.CONFLICT,
+            "; ".join(c.text() for c in clashes),
+            f"{first.kind}_taken",
+            {"value": first.value, "other": first.other},
+        )
         self.clashes = clashes
 
 

@@ -92,6 +92,18 @@ BUILTIN_OOF = Profile(
 )
 # Its profile (SPEC §3 rule 2): `MS Teams` while the user has one, else `Termin`.
 TEAMS_PROFILE = "MS Teams"
+# Names an own profile may not take: an own profile shadows a built-in of the same name
+# (`my_profiles`), so `Termin` would silently replace what appointments without a profile
+# and the Teams sync use, and `Nicht stören` / `Abwesend` would hide the sync's own states.
+# `MS Teams` is no such name: the sync looks for the user's own `MS Teams` on purpose.
+RESERVED_PROFILE_NAMES = (BUILTIN_APPOINTMENT_PROFILE, BUILTIN_DND_PROFILE, BUILTIN_OOF.name)
+
+
+def reserved_name(name: str) -> str | None:
+    """The built-in name `name` would shadow (case and Unicode form ignored), or None."""
+    key = profile_key(name.strip())
+    return next((r for r in RESERVED_PROFILE_NAMES if profile_key(r) == key), None)
+
 
 TELEPHONY_TEXT: dict[TelephonySource, Text] = {
     TelephonySource.PBX: Text.ON_THE_PHONE,

@@ -18,6 +18,7 @@ from presencebridge.core.effective import (
     effective_presence,
     find_profile,
     my_profiles,
+    reserved_name,
 )
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import (
@@ -265,7 +266,12 @@ def _telephony(s: UserState, e: TelephonyEvent, c: GroupContext, now: datetime) 
 def _delete_profile(s: UserState, e: DeleteProfile, c: GroupContext, now: datetime) -> UserState:
     found = find_profile(s.profiles, e.name)
     if found is None:
-        raise Rejected(Reason.NOT_FOUND, f"user has no own profile named {e.name!r}")
+        raise Rejected(
+            Reason.NOT_FOUND,
+            f"user has no own profile named {e.name!r}",
+            "profile_not_own",
+            {"name": e.name},
+        )
     return replace(s, profiles=tuple(p for p in s.profiles if p is not found))
 
 
@@ -273,7 +279,9 @@ def _delete_appointment(
     s: UserState, e: DeleteAppointment, c: GroupContext, now: datetime
 ) -> UserState:
     if not any(a.id == e.id for a in s.appointments):
-        raise Rejected(Reason.NOT_FOUND, f"no appointment {e.id!r}")
+        raise Rejected(
+            Reason.NOT_FOUND, f"no appointment {e.id!r}", "appointment_unknown", {"id": e.id}
+        )
     return replace(s, appointments=tuple(a for a in s.appointments if a.id != e.id))
 
 
@@ -357,10 +365,29 @@ def _meeting(state: UserState, event: MeetingEvent, now: datetime) -> UserState:
 
 
 def _add_profile(state: UserState, profile: Profile) -> UserState:
+    reserved = reserved_name(profile.name)
+    if reserved is not None:
+        raise Rejected(
+            Reason.INVALID,
+            f"name: {profile.name!r} is the name of a built-in profile ({reserved!r}); "
+            "choose another name",
+            "profile_reserved",
+            {"name": profile.name},
+        )
     if find_profile(state.profiles, profile.name) is not None:
-        raise Rejected(Reason.CONFLICT, f"a profile named {profile.name!r} exists already")
+        raise Rejected(
+            Reason.CONFLICT,
+            f"a profile named {profile.name!r} exists already",
+            "profile_exists",
+            {"name": profile.name},
+        )
     if len(state.profiles) >= MAX_PROFILES:
-        raise Rejected(Reason.CONFLICT, f"at most {MAX_PROFILES} profiles per user")
+        raise Rejected(
+            Reason.CONFLICT,
+            f"at most {MAX_PROFILES} profiles per user",
+            "too_many_profiles",
+            {"max": MAX_PROFILES},
+        )
     return replace(state, profiles=(*state.profiles, profile))
 
 
@@ -368,7 +395,10 @@ def _reorder(state: UserState, names: tuple[str, ...]) -> UserState:
     own = [p.name for p in state.profiles]
     if sorted(names) != sorted(own) or len(set(names)) != len(names):
         raise Rejected(
-            Reason.INVALID, f"the new order must name each own profile once: {', '.join(own)}"
+            Reason.INVALID,
+            f"the new order must name each own profile once: {', '.join(own)}",
+            "profile_order",
+            {"names": ", ".join(own)},
         )
     by_name = {p.name: p for p in state.profiles}
     return replace(state, profiles=tuple(by_name[n] for n in names))
@@ -379,7 +409,12 @@ def _select(state: UserState, name: str | None, context: GroupContext, now: date
         return replace(state, selection=None)
     found = find_profile(my_profiles(state, context.templates), name)
     if found is None:
-        raise Rejected(Reason.NOT_FOUND, f"{name!r} is not in the user's profiles")
+        raise Rejected(
+            Reason.NOT_FOUND,
+            f"{name!r} is not in the user's profiles",
+            "profile_unknown",
+            {"name": name},
+        )
     return replace(state, selection=Selection(found.name, now))
 
 
@@ -387,16 +422,33 @@ def _add_appointment(
     state: UserState, event: AddAppointment, context: GroupContext, now: datetime
 ) -> UserState:
     if event.end <= event.start:
-        raise Rejected(Reason.INVALID, "an appointment must end after it starts")
+        raise Rejected(
+            Reason.INVALID, "an appointment must end after it starts", "appointment_order"
+        )
     if event.end <= now:
-        raise Rejected(Reason.INVALID, "the appointment has already ended")
+        raise Rejected(Reason.INVALID, "the appointment has already ended", "appointment_ended")
     if any(a.id == event.id for a in state.appointments):
-        raise Rejected(Reason.CONFLICT, f"appointment {event.id!r} exists already")
+        raise Rejected(
+            Reason.CONFLICT,
+            f"appointment {event.id!r} exists already",
+            "appointment_exists",
+            {"id": event.id},
+        )
     if len(state.appointments) >= MAX_APPOINTMENTS:
-        raise Rejected(Reason.CONFLICT, f"at most {MAX_APPOINTMENTS} appointments per user")
+        raise Rejected(
+            Reason.CONFLICT,
+            f"at most {MAX_APPOINTMENTS} appointments per user",
+            "too_many_appointments",
+            {"max": MAX_APPOINTMENTS},
+        )
     profile_name = event.profile or BUILTIN_APPOINTMENT_PROFILE
     if find_profile(my_profiles(state, context.templates), profile_name) is None:
-        raise Rejected(Reason.NOT_FOUND, f"{profile_name!r} is not in the user's profiles")
+        raise Rejected(
+            Reason.NOT_FOUND,
+            f"{profile_name!r} is not in the user's profiles",
+            "profile_unknown",
+            {"name": profile_name},
+        )
     appointment = Appointment(
         id=event.id,
         subject=event.subject,

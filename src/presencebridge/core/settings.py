@@ -10,12 +10,24 @@ import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from presencebridge.core.model import StatusMessageSync, TeamsSyncMode
-from presencebridge.core.model import TeamsSyncMode
 from presencebridge.core.worklocation import normalise_networks
 
-_PROCESS_NAME = re.compile(r"^[^,\\/:*?\"<>|]{1,64}$")
+# One entry of the process list: a name as the agent reports it, or a path to it (the agent
+# compares only the name, without `.exe` / `.app`: `micsync.normalise`). Commas and
+# semicolons separate entries; wildcards and the other characters no file name may hold
+# are refused.
+_PROCESS_NAME = re.compile(r"^[^,;*?\"<>|]{1,260}$")
+PROCESS_SEPARATORS = re.compile(r"[,;\n]")
+WHITELIST_MAX = 2000
+PROCESS_NAME_MAX = 64  # the name itself, without its path
+
+
+def process_names(value: str) -> list[str]:
+    """The entries of a process list typed with commas, semicolons or one per line."""
+    return [name.strip() for name in PROCESS_SEPARATORS.split(value) if name.strip()]
 
 
 def _zero_or_one(value: Any) -> Any:
@@ -42,7 +54,7 @@ class GroupSettings(BaseModel):
         0, alias="MicrophoneUsageSync.Enable", ge=0, le=1
     )
     microphone_sync_whitelist: str = Field(
-        "", alias="MicrophoneUsageSync.ProcessWhitelist", max_length=2000
+        "", alias="MicrophoneUsageSync.ProcessWhitelist", max_length=WHITELIST_MAX
     )
     reassert_dnd: bool = False
     # Teams out of office (Outlook's automatic replies) shown on the UC side as an
@@ -57,10 +69,17 @@ class GroupSettings(BaseModel):
     @field_validator("microphone_sync_whitelist")
     @classmethod
     def _whitelist_names(cls, value: str) -> str:
-        names = [name.strip() for name in value.split(",") if name.strip()]
-        bad = [name for name in names if not _PROCESS_NAME.match(name)]
+        names = process_names(value)
+        bad = [
+            name
+            for name in names
+            if not _PROCESS_NAME.match(name) or not 0 < len(_base(name)) <= PROCESS_NAME_MAX
+        ]
         if bad:
-            raise ValueError(f"not a process name: {bad[0]!r}")
+            # The name as typed (no repr: a path's backslashes are not doubled).
+            raise PydanticCustomError(
+                "process_name", "not a process name: {name}", {"name": bad[0]}
+            )
         return ",".join(names)
 
     @field_validator("teams_work_location_office_networks")
@@ -75,6 +94,11 @@ class GroupSettings(BaseModel):
     def merged(self, patch: dict[str, Any]) -> GroupSettings:
         """A copy with `patch` (SPEC names) applied; raises pydantic's ValidationError."""
         return GroupSettings.model_validate({**self.public(), **patch})
+
+
+def _base(name: str) -> str:
+    """What is left of an entry without its path: a path alone names no process."""
+    return re.split(r"[\\/]", name)[-1].strip()
 
 
 def effective_mode(settings: GroupSettings, own_mode: TeamsSyncMode | None) -> TeamsSyncMode:

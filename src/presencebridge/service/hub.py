@@ -35,6 +35,7 @@ from presencebridge.core.effective import (
     EffectivePresence,
     effective_presence,
     my_profiles,
+    reserved_name,
 )
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import (
@@ -115,7 +116,11 @@ class StoreRefused(Rejected):
     user holds the value); nothing was changed. `said`: the database's words."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(Reason.CONFLICT, f"the database refused it: {reason}; nothing was changed")
+        super().__init__(
+            Reason.CONFLICT,
+            f"the database refused it: {reason}; nothing was changed",
+            "store_refused",
+        )
         self.said = reason
 
 
@@ -244,7 +249,9 @@ class Hub:
         try:
             return self._groups[group_id]
         except KeyError:
-            raise Rejected(Reason.NOT_FOUND, f"unknown group {group_id!r}") from None
+            raise Rejected(
+                Reason.NOT_FOUND, f"unknown group {group_id!r}", "group_unknown", {"id": group_id}
+            ) from None
 
     def user_ids(self) -> list[str]:
         return list(self._users)
@@ -256,7 +263,9 @@ class Hub:
         try:
             return UserView(self._users[user_id], self._presence[user_id])
         except KeyError:
-            raise Rejected(Reason.NOT_FOUND, f"unknown user {user_id!r}") from None
+            raise Rejected(
+                Reason.NOT_FOUND, f"unknown user {user_id!r}", "user_unknown", {"id": user_id}
+            ) from None
 
     def presences(self) -> list[tuple[str, EffectivePresence]]:
         return list(self._presence.items())
@@ -277,7 +286,12 @@ class Hub:
     async def create_group(self, group_id: str, name: str, settings: GroupSettings) -> GroupRecord:
         async with self._group_lock:
             if group_id in self._groups:
-                raise Rejected(Reason.CONFLICT, f"group {group_id!r} exists already")
+                raise Rejected(
+                    Reason.CONFLICT,
+                    f"group {group_id!r} exists already",
+                    "group_exists",
+                    {"id": group_id},
+                )
             templates = (TEAMS_TEMPLATE,) if settings.create_teams_profile_template else ()
             group = GroupRecord(group_id, name, settings, templates)
             await self._io(self.store.create_group, group, self.clock.now())
@@ -303,7 +317,17 @@ class Hub:
         return self._groups[group_id]
 
     async def put_template(self, group_id: str, template: ProfileTemplate) -> GroupRecord:
-        """Add a central template, or replace the one of the same name."""
+        """Add a central template, or replace the one of the same name. A built-in's name
+        is refused: the template would replace the built-in for the whole group."""
+        reserved = reserved_name(template.name)
+        if reserved is not None:
+            raise Rejected(
+                Reason.INVALID,
+                f"name: {template.name!r} is the name of a built-in profile ({reserved!r}); "
+                "choose another name",
+                "template_reserved",
+                {"name": template.name},
+            )
         async with self._group_lock:
             group = self.group(group_id)
             names = [t.name for t in group.templates]
@@ -328,6 +352,8 @@ class Hub:
                 raise Rejected(
                     Reason.CONFLICT,
                     f"group {group_id!r} still has {members} user(s): move or delete them first",
+                    "group_not_empty",
+                    {"id": group_id, "n": members},
                 )
             await self._stored(self.store.delete_group, group_id)
             del self._groups[group_id]
@@ -339,7 +365,10 @@ class Hub:
             templates = tuple(t for t in group.templates if t.name != name)
             if len(templates) == len(group.templates):
                 raise Rejected(
-                    Reason.NOT_FOUND, f"group {group_id!r} has no template named {name!r}"
+                    Reason.NOT_FOUND,
+                    f"group {group_id!r} has no template named {name!r}",
+                    "template_unknown",
+                    {"name": name},
                 )
             await self._io(self.store.save_templates, group_id, templates)
             self._groups[group_id] = replace(group, templates=templates)
@@ -377,7 +406,12 @@ class Hub:
         async with self._directory_lock, self._lock(user.id):
             self.group(user.group)
             if user.id in self._users:
-                raise Rejected(Reason.CONFLICT, f"user {user.id!r} exists already")
+                raise Rejected(
+                    Reason.CONFLICT,
+                    f"user {user.id!r} exists already",
+                    "user_exists",
+                    {"id": user.id},
+                )
             self._check_directory(user)
             state = UserState(user=user, own_mode=own_mode)
             now = self.clock.now()

@@ -9,7 +9,8 @@
 * a small sampler of the Graph budget for the sync-health page.
 
 Layout: `pages/` (one module per page, with its forms), `forms.py` (the common opening
-of every handler: sign-in, CSRF, form parsing, validation messages), `page.py` (a
+of every handler: sign-in, CSRF, form parsing, validation messages), `errors.py` (the
+console's error pages: an unknown URL, a server error), `page.py` (a
 request's language and rendering), `security.py`, `i18n.py` (Babel/gettext, the
 catalogues in `locale/`), `health.py`, `labels.py`, `templates/`, `static/`.
 
@@ -33,7 +34,7 @@ from starlette.websockets import WebSocket
 
 from presencebridge.api.stream import presence_stream
 from presencebridge.config import Settings
-from presencebridge.web import forms, security
+from presencebridge.web import errors, forms, security
 from presencebridge.web.health import HealthMonitor
 from presencebridge.web.pages import router
 
@@ -94,6 +95,7 @@ def mount_console(app: FastAPI, settings: Settings) -> None:
     )
     app.include_router(router)
     forms.install(app)
+    errors.install(app)
     app.router.routes.append(WebSocketRoute("/console/stream", ConsoleStream()))
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 

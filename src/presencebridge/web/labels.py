@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from presencebridge.core.errors import Rejected
+
 
 def N_(message: str) -> str:
     """Marks a message for extraction; it is translated where it is shown."""
@@ -169,6 +171,55 @@ CSV_PROBLEMS = {
     "failed": N_("the import failed: %(reason)s"),
 }
 
+# The hub's refusals by code (`Rejected.code`, core/rules.py and service/hub.py): the API
+# sends the English message, the console says the same in the reader's language.
+REJECTIONS = {
+    "profile_exists": N_("A profile named “%(name)s” exists already: choose another name."),
+    "profile_reserved": N_(
+        "“%(name)s” is the name of a built-in profile: choose another name for your own profile."
+    ),
+    "template_reserved": N_(
+        "“%(name)s” is the name of a built-in profile: choose another name for the template."
+    ),
+    "too_many_profiles": N_("At most %(max)s own profiles per user: delete one first."),
+    "profile_not_own": N_("“%(name)s” is no own profile of this user (any more)."),
+    "profile_unknown": N_("“%(name)s” is not one of this user's profiles."),
+    "profile_order": N_("The new order must name each own profile once: %(names)s."),
+    "appointment_order": N_("The end must come after the start."),
+    "appointment_ended": N_("This appointment would be over already: choose a later end."),
+    "appointment_exists": N_("This appointment exists already."),
+    "too_many_appointments": N_("At most %(max)s appointments per user: delete one first."),
+    "appointment_unknown": N_("This appointment does not exist (any more)."),
+    "group_unknown": N_("Unknown group: %(id)s"),
+    "user_unknown": N_("Unknown user: %(id)s"),
+    "group_exists": N_("A group with this ID exists already."),
+    "user_exists": N_("A user with this ID exists already."),
+    "group_not_empty": N_("The group still has %(n)s user(s): move or delete them first."),
+    "template_unknown": N_("That template does not exist (any more)."),
+    "teams_user_id_taken": N_("Teams user ID %(value)s belongs to user %(other)s."),
+    "extension_taken": N_("Extension %(value)s belongs to user %(other)s."),
+    "number_taken": N_("Number %(value)s belongs to user %(other)s."),
+    "store_refused": N_(
+        "The database refused the change (a user on another node may hold the value); "
+        "nothing was changed."
+    ),
+}
+# A refusal without a code (should not happen in the console): said by its kind only.
+REJECTION_REASONS = {
+    "not_found": N_("Not found: it may have been deleted meanwhile."),
+    "conflict": N_("That conflicts with the current state: reload the page and try again."),
+    "invalid": N_("That is not valid here."),
+    "forbidden": N_("That is not allowed."),
+}
+# The characters a name or text may not hold (`api.schemas.refused_character`), by category.
+CHARACTER_KINDS = {
+    "Cc": N_("a control character"),
+    "Cs": N_("an unpaired surrogate"),
+    "Cf": N_("an invisible format character"),
+    "Zl": N_("a line separator"),
+    "Zp": N_("a paragraph separator"),
+}
+
 KINDS: dict[str, dict[str, str]] = {
     "status": STATUS,
     "telephony": TELEPHONY,
@@ -200,3 +251,11 @@ def label(kind: str, value: str | None, gettext: object) -> str:
         return value
     assert callable(gettext)
     return str(gettext(message))
+
+
+def rejection(error: Rejected, gettext: Callable[[str], str]) -> str:
+    """The hub's refusal in the reader's language (never the API's English text)."""
+    message = REJECTIONS.get(error.code)
+    if message is None:
+        return gettext(REJECTION_REASONS[error.reason.value])
+    return gettext(message) % error.params

@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from presencebridge import __version__
+from presencebridge.api.schemas import LIMITS
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import Status, TeamsSyncMode
 from presencebridge.core.texts import render
@@ -41,6 +42,23 @@ SECURITY_HEADERS = {
         "base-uri 'none'; form-action 'self'"
     ),
 }
+LOGIN_PATH = "/console/login"
+SESSION_ENDED = "ended"  # the sign-in page's query parameter: say the session has ended
+# Each error page's heading and title by status (`Page.problem`).
+PROBLEM_HEADING = labels.N_("That did not work")
+PROBLEM_HEADINGS = {
+    400: labels.N_("Request not understood"),
+    403: labels.N_("Not allowed"),
+    404: labels.N_("Not found"),
+    405: labels.N_("Not possible this way"),
+    409: labels.N_("Conflict"),
+    413: labels.N_("Too large"),
+    422: labels.N_("Not possible"),
+    500: labels.N_("Server error"),
+    502: labels.N_("Service unreachable"),
+    503: labels.N_("Service unavailable"),
+}
+PAGE_NOT_FOUND = labels.N_("Page not found")
 REJECTION_STATUS = {
     Reason.NOT_FOUND: 404,
     Reason.CONFLICT: 409,
@@ -83,6 +101,10 @@ class Page:
     def label(self, kind: str, value: str | None) -> str:
         return labels.label(kind, value, self._)
 
+    def rejection(self, error: Rejected) -> str:
+        """The hub's refusal in this page's language."""
+        return labels.rejection(error, self._)
+
     def flash(self, message: str, kind: str = "ok") -> None:
         # Assigned, not appended in place: the session saves only what is assigned, so a
         # second message while one is pending would otherwise be lost.
@@ -108,13 +130,40 @@ class Page:
                 render_text=lambda text: render(text, self.lang),
                 version=__version__,
                 q=quote,
+                limits=LIMITS,
                 **context,
             )
         )
         return HTMLResponse(html, status_code, headers=SECURITY_HEADERS)
 
-    def problem(self, status_code: int, message: str) -> HTMLResponse:
-        return self.render("problem.html", status_code, message=message, nav=None)
+    def confirm(
+        self,
+        heading: str,
+        message: str,
+        action: str,
+        fields: dict[str, str],
+        cancel: str,
+        note: str | None = None,
+        nav: str | None = None,
+    ) -> HTMLResponse:
+        """The second step before deleting: what goes, a button that sends the form again
+        with `confirm=yes`, and a way back (no JavaScript needed)."""
+        return self.render(
+            "confirm.html",
+            heading=heading,
+            message=message,
+            note=note,
+            action=action,
+            fields=fields,
+            button=self._("Delete"),
+            cancel=security.safe_next(cancel),
+            nav=nav,
+        )
+
+    def problem(self, status_code: int, message: str, heading: str | None = None) -> HTMLResponse:
+        """An error page: its heading (and title) says what kind of problem, `message` what."""
+        title = self._(heading or PROBLEM_HEADINGS.get(status_code, PROBLEM_HEADING))
+        return self.render("problem.html", status_code, message=message, heading=title, nav=None)
 
 
 def here(request: Request) -> str:
@@ -129,9 +178,22 @@ def here(request: Request) -> str:
 
 
 def to_login(request: Request) -> RedirectResponse:
+    """To the sign-in page, and from there back to this page; the sign-in page says
+    why when the browser's session ended (`security.session_lost`)."""
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    target = "/console/login" + ("" if path == "/" else f"?next={quote(path, safe='')}")
+    if security.session_lost(request):
+        return login_again(path)
+    target = LOGIN_PATH + ("" if path == "/" else f"?next={quote(path, safe='')}")
     return RedirectResponse(target, 303, headers=SECURITY_HEADERS)
+
+
+def login_again(target: str, ended: bool = True) -> RedirectResponse:
+    """To the sign-in page (saying the session has ended), then back to `target`."""
+    query = [f"{SESSION_ENDED}=1"] if ended else []
+    query += [] if target == "/" else [f"next={quote(target, safe='')}"]
+    return RedirectResponse(
+        LOGIN_PATH + ("?" + "&".join(query) if query else ""), 303, headers=SECURITY_HEADERS
+    )
 
 
 def back(target: str) -> RedirectResponse:

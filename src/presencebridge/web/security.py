@@ -9,7 +9,8 @@
   is a cross-site navigation, which a Strict cookie would not survive (the flow's
   `state` would be lost). Lax still keeps the cookie off cross-site POSTs, and every
   POST must carry the session's CSRF token besides (form field `csrf_token` or header
-  `X-CSRF-Token`) and must not come from another origin; otherwise 403 naming it.
+  `X-CSRF-Token`) and must not come from another origin; otherwise 403 naming it, or,
+  for a form of a session that has ended, the sign-in page (`session_lost`).
 """
 
 from __future__ import annotations
@@ -129,22 +130,44 @@ def same_origin(connection: HTTPConnection) -> bool:
     return origin != "null" and urlsplit(origin).netloc.lower() == host.lower()
 
 
+CROSS_ORIGIN = "cross-origin request refused"
+CSRF_MISSING = "CSRF token missing"
+CSRF_INVALID = "CSRF token invalid"
+
+
 def csrf_problem(request: Request, submitted: str | None) -> str | None:
-    """Why this state-changing request is refused, in plain words; None if it may pass."""
+    """Why this state-changing request is refused, in plain words (one of the three
+    above); None if it may pass. A token that is not the session's (`CSRF_INVALID`) is
+    also what a form of an ended session sends: the session, and its token, are gone."""
     if not same_origin(request):
-        return "cross-origin request refused"
+        return CROSS_ORIGIN
     expected = session(request).get("csrf")
     if not submitted:
-        return "CSRF token missing"
+        return CSRF_MISSING
     if not isinstance(expected, str) or not hmac.compare_digest(
         submitted.encode(), expected.encode()
     ):
-        return "CSRF token invalid"
+        return CSRF_INVALID
     return None
 
 
+def session_lost(connection: HTTPConnection) -> bool:
+    """This browser had a session that is gone: the cookie names a session the store no
+    longer has (signed out elsewhere, deleted), or it came but could not be read (signed
+    with an earlier admin token, or too old). Call after `console_session`."""
+    if signed_in(connection):
+        return False
+    data = session(connection)
+    return "sid" in data or (SESSION_COOKIE in connection.cookies and not data)
+
+
 def safe_next(target: str | None, default: str = "/") -> str:
-    """Only paths on this site: never `//host` or a scheme (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only paths on this site: never `//host`, a scheme, a backslash or a control
+    character (browsers drop tabs and newlines: `/\t/host` would be `//host`)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return default
+    if urlsplit(target).scheme or urlsplit(target).netloc:
         return default
     return target

@@ -27,12 +27,13 @@ from presencebridge.service.directory import (
     StoredRulesUnreadable,
 )
 from presencebridge.web.forms import (
-    FIELD_MESSAGES,
+    OTHER_PROBLEM,
     PATTERN_MESSAGES,
     Form,
     Posted,
     Refused,
     SignedIn,
+    field_message,
 )
 from presencebridge.web.labels import N_
 from presencebridge.web.page import Page, back, path_part
@@ -201,12 +202,10 @@ def _message(page: Page, item: Any) -> str:
             return page._(RULE_MESSAGES[said])
         if "control character" in said:
             return page._("Must not contain control characters.")
-        return said
+        return page._(OTHER_PROBLEM)
     if kind == "string_pattern_mismatch":
         return page._(PATTERN_MESSAGES["group"])
-    if kind in FIELD_MESSAGES:
-        return page._(FIELD_MESSAGES[kind]) % dict(item.get("ctx") or {})
-    return str(item["msg"])
+    return field_message(page, "rule", item)
 
 
 def _problems(
@@ -251,7 +250,7 @@ async def save_or_preview(name: str, form: Posted) -> Response:
             return await rules_page(page, sync, 200, entered, None, report)
         await sync.save_rules(checked, "console")
     except Rejected as error:  # a group deleted meanwhile
-        return await rules_page(page, sync, 422, entered, {"form": error.message})
+        return await rules_page(page, sync, 422, entered, {"form": page.rejection(error)})
     page.flash(page._("Rules of %(name)s saved: the next run uses them.") % {"name": sync.name})
     return back(rules_url(sync.name))
 

@@ -10,11 +10,12 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from presencebridge.api import schemas
+from presencebridge.core import micsync
 from presencebridge.core.effective import MICSYNC_TEMPLATE
 from presencebridge.core.errors import Rejected
 from presencebridge.core.micsync import DEFAULT_WHITELIST
 from presencebridge.core.model import TeamsSyncMode
-from presencebridge.core.settings import GroupSettings
+from presencebridge.core.settings import GroupSettings, process_names
 from presencebridge.web.forms import (
     MIC_ENABLE,
     MIC_WHITELIST,
@@ -154,4 +155,23 @@ async def save_group_settings(form: Posted, group_id: str) -> Response:
         return await group_page(page, group_id, 422, field_errors(page, error), patch)
     await hub.update_group_settings(group_id, merged)
     page.flash(page._("Settings of %(name)s saved.") % {"name": group.name})
+    warning = process_list_warning(page, patch[MIC_WHITELIST])
+    if warning is not None:
+        page.flash(warning, "warn")
     return back(group_url(group_id))
+
+
+def process_list_warning(page: Page, typed: str) -> str | None:
+    """Entries given with a path or `.exe` / `.app`: accepted (the agent compares the name
+    only, `micsync.normalise`), but said, so nobody wonders what is compared."""
+    shown = [
+        (name, micsync.normalise(name))
+        for name in process_names(typed)
+        if micsync.normalise(name) != name.strip().lower()
+    ]
+    if not shown:
+        return None
+    pairs = ", ".join(f"{name} → {base}" for name, base in shown)
+    return page._("Only the program's name counts: path and ending are ignored (%(pairs)s).") % {
+        "pairs": pairs
+    }

@@ -81,10 +81,7 @@ async def create_group(form: Posted) -> Response:
     try:
         await page.hub.create_group(body.id, body.name, settings)
     except Rejected as error:
-        message = error.message
-        if error.reason is Reason.CONFLICT:
-            message = page._("A group with this ID exists already.")
-        return await show_again(rejection_status(error), {"id": message})
+        return await show_again(rejection_status(error), {"id": page.rejection(error)})
     page.flash(page._("Group %(name)s created.") % {"name": body.name})
     return back(f"/console/groups/{path_part(body.id)}")
 
@@ -121,11 +118,8 @@ def _user_field_names(show_again: ShowAgain) -> ShowAgain:
 def _user_rejection(page: Page, error: Rejected) -> dict[str, str]:
     """The hub's refusal of a new user, next to the field it is about."""
     where = "user_id"
-    if "teams_user_id" in error.message:
+    if error.code == "teams_user_id_taken":
         where = "teams_user_id"
     elif error.reason is Reason.NOT_FOUND:
         where = "group"
-    message = error.message
-    if error.reason is Reason.CONFLICT and where == "user_id":
-        message = page._("A user with this ID exists already.")
-    return {where: message}
+    return {where: page.rejection(error)}

@@ -102,7 +102,7 @@ async def save_directory(form: Posted, user_id: str) -> Response:
     except _Refusal as refusal:
         return await show_again(refusal.status_code, refusal.errors)
     except Rejected as error:  # a race the checks above could not see
-        return await show_again(rejection_status(error), {"display_name": error.message})
+        return await show_again(rejection_status(error), {"display_name": page.rejection(error)})
     page.flash(page._("User saved."))
     return back(user_url(user_id) + "#directory")
 
@@ -118,7 +118,7 @@ async def delete_user(form: Posted, user_id: str) -> Response:
     try:
         await page.hub.delete_user(user_id)
     except Rejected as error:
-        page.flash(error.message, "error")
+        page.flash(page.rejection(error), "error")
         return back(user_url(user_id) + "#delete")
     page.flash(page._("User %(id)s deleted.") % {"id": user_id})
     return back("/")
@@ -198,6 +198,26 @@ async def delete_group(form: Posted, group_id: str) -> Response:
 async def delete_template(form: Posted, group_id: str) -> Response:
     page = form.page
     name = form.text("name")
+    if not form.confirmed:
+        try:
+            group = page.hub.group(group_id)
+        except Rejected as error:
+            return page.problem(404, page.rejection(error))
+        if all(t.name != name for t in group.templates):
+            page.flash(page._("That template does not exist (any more)."), "error")
+            return back(templates_url(group_id))
+        message = page._(
+            "Delete the central template “%(name)s”? It disappears from the profiles of "
+            "every member of %(group)s. This cannot be undone."
+        )
+        return page.confirm(
+            page._("Delete template?"),
+            message % {"name": name, "group": group.name},
+            templates_url(group_id) + "/delete",
+            {"name": name},
+            templates_url(group_id),
+            nav="groups",
+        )
     try:
         await page.hub.delete_template(group_id, name)
     except Rejected:

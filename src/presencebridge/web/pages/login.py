@@ -10,27 +10,26 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from presencebridge import metrics
-from presencebridge.adapters.oidc import Flow, OidcClient, ProviderUnavailable, SignInRefused
-from presencebridge.config import Settings
+from presencebridge.adapters.oidc import Flow, ProviderUnavailable, SignInRefused
 from presencebridge.core.signin import person_from_claims
 from presencebridge.service.sign_in import ADMIN_TOKEN, OIDC, NoHubUser, SignIns
-from presencebridge.web import security
-from presencebridge.web.forms import PostedAnonymously
+from presencebridge.web import security, signin_page
+from presencebridge.web.forms import SESSION_ENDED_NOTICE, PostedAnonymously
 from presencebridge.web.i18n import LANG_COOKIE
-from presencebridge.web.page import SECURITY_HEADERS, Page, back
+from presencebridge.web.page import SECURITY_HEADERS, SESSION_ENDED, Page, back
+from presencebridge.web.signin_page import (
+    REPLAY,
+    REPLAY_ACTION,
+    Fields,
+    admin_token_allowed,
+    oidc_of,
+    replay_of,
+    settings_of,
+)
 
 router = APIRouter(include_in_schema=False)
 CALLBACK = "/console/sso/callback"
 FLOW_KEY = "sso"
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _oidc(request: Request) -> OidcClient | None:
-    return getattr(request.app.state, "oidc", None)
 
 
 def _sign_ins(request: Request) -> SignIns:
@@ -38,31 +37,22 @@ def _sign_ins(request: Request) -> SignIns:
     return sign_ins
 
 
-def admin_token_allowed(request: Request) -> bool:
-    config = _settings(request).sign_in
-    return config is None or config.admin_token_console
-
-
 def _base_url(request: Request) -> str:
     """Where the provider sends the browser back to: the configured public URL, else
     the address this request came to."""
-    public = _settings(request).public_url
+    public = settings_of(request).public_url
     return (public or str(request.base_url)).rstrip("/")
 
 
-def _login_page(page: Page, status: int, next_: str, error: str | None) -> Response:
-    config = _settings(page.request).sign_in
-    label = (config.label if config else "") or page._("your company account")
-    return page.render(
-        "login.html",
-        status,
-        next=next_,
-        error=error,
-        nav="login",
-        sso=_oidc(page.request) is not None,
-        sso_label=label,
-        token_form=admin_token_allowed(page.request),
-    )
+def _login_page(
+    page: Page,
+    status: int,
+    next_: str,
+    error: str | None,
+    notice: str | None = None,
+    replay: tuple[str, Fields] | None = None,
+) -> Response:
+    return signin_page.login_page(page, status, next_, error, notice, replay)
 
 
 @router.get("/console/login")
@@ -70,7 +60,10 @@ async def login_page(request: Request, next: str | None = None) -> Response:
     page = Page(request)
     if await security.console_session(request) is not None:
         return back(next or "/")
-    return _login_page(page, 200, security.safe_next(next), None)
+    notice = None
+    if request.query_params.get(SESSION_ENDED) == "1" or security.session_lost(request):
+        notice = page._(SESSION_ENDED_NOTICE)
+    return _login_page(page, 200, security.safe_next(next), None, notice)
 
 
 @router.post("/console/login")
@@ -78,21 +71,26 @@ async def login(form: PostedAnonymously) -> Response:
     page = form.page
     token = form.data.get("token")
     target = security.safe_next(form.text("next"))
+    raw = form.data.get(REPLAY)
+    replay = replay_of(form.text(REPLAY_ACTION), raw if isinstance(raw, str) else "")
     if not admin_token_allowed(form.request):
         _refused(ADMIN_TOKEN, "disabled")
         message = page._("Signing in with the admin token is switched off here.")
-        return _login_page(page, 403, target, message)
+        return _login_page(page, 403, target, message, None, replay)
     admin_token: str = form.request.app.state.admin_token
     if isinstance(token, str) and token and security.token_matches(token, admin_token):
         session_id, found = await _sign_ins(form.request).sign_in_admin()
         security.begin_session(form.request, session_id, found)
         metrics.SIGN_INS.labels(ADMIN_TOKEN, "ok").inc()
+        if replay is not None:  # a form typed before the session ended: offer to send it
+            action, fields = replay
+            return page.render("replay.html", action=action, fields=fields, back=target, nav=None)
         return back(target)
     await asyncio.sleep(0.3)  # a little friction for guessing
     metrics.REJECTED_REQUESTS.labels("401").inc()
     _refused(ADMIN_TOKEN, "token")
     message = page._("That is not the admin token. Check it and try again.")
-    return _login_page(page, 401, target, message)
+    return _login_page(page, 401, target, message, None, replay)
 
 
 def _refused(method: str, reason: str) -> None:
@@ -106,7 +104,7 @@ async def single_sign_on(
 ) -> Response:
     """Off to the provider: a new flow (state, nonce, PKCE verifier) kept in the cookie."""
     page = Page(request)
-    oidc = _oidc(request)
+    oidc = oidc_of(request)
     if oidc is None:
         return page.problem(404, page._("Single sign-on is not set up on this server."))
     try:
@@ -123,7 +121,7 @@ async def single_sign_on(
 async def single_sign_on_callback(request: Request) -> Response:
     """Back from the provider: check everything, then open the session."""
     page = Page(request)
-    oidc = _oidc(request)
+    oidc = oidc_of(request)
     if oidc is None:
         return page.problem(404, page._("Single sign-on is not set up on this server."))
     kept = security.session(request).pop(FLOW_KEY, None)  # one use: a replay finds none
@@ -160,7 +158,7 @@ async def logout(form: PostedAnonymously) -> Response:
     page = form.page
     ended = await security.end_session(form.request)
     if ended is not None and ended.method == OIDC:
-        oidc = _oidc(form.request)
+        oidc = oidc_of(form.request)
         endpoint = None if oidc is None else await oidc.end_session_endpoint()
         if endpoint is not None and oidc is not None:
             query = urlencode(

@@ -16,7 +16,7 @@ from presencebridge.core.model import ProfileTemplate
 from presencebridge.core.texts import render
 from presencebridge.service.hub import TEAMS_TEMPLATE
 from presencebridge.web.forms import Posted, ShowAgain, SignedIn
-from presencebridge.web.page import STATUSES, Page, back
+from presencebridge.web.page import STATUSES, Page, back, rejection_status
 from presencebridge.web.pages.group import group_notes, group_url
 
 router = APIRouter(include_in_schema=False)
@@ -98,7 +98,8 @@ async def show_templates(page: SignedIn, group_id: str) -> Response:
 async def put_template(form: Posted, group_id: str) -> Response:
     page = form.page
     values = {**form.profile_fields(), "active": form.checked("active")}
-    body = await form.valid(schemas.TemplateIn, values, _show_again(page, group_id, values))
+    show_again = _show_again(page, group_id, values)
+    body = await form.valid(schemas.TemplateIn, values, show_again)
     hub = page.hub
     try:
         group = hub.group(group_id)
@@ -111,7 +112,10 @@ async def put_template(form: Posted, group_id: str) -> Response:
     template = ProfileTemplate(
         body.name, body.status, text, body.color, body.active, body.call_forwarding
     )
-    await hub.put_template(group_id, template)
+    try:
+        await hub.put_template(group_id, template)
+    except Rejected as error:
+        return await show_again(rejection_status(error), {"name": page.rejection(error)})
     if existing is None:
         page.flash(page._("Template %(name)s added.") % {"name": body.name})
     else:

@@ -17,7 +17,14 @@ from presencebridge.adapters.store import PERSONAL
 from presencebridge.api import schemas, views
 from presencebridge.core import rules
 from presencebridge.core.errors import Reason, Rejected
-from presencebridge.core.model import Profile, ProfileSource, Status, TeamsSyncMode
+from presencebridge.core.model import (
+    AppointmentOrigin,
+    Profile,
+    ProfileSource,
+    Status,
+    TeamsSyncMode,
+)
+from presencebridge.core.texts import render
 from presencebridge.service.hub import UserView
 from presencebridge.web.forms import Form, Posted, ShowAgain, SignedIn
 from presencebridge.web.page import (
@@ -65,7 +72,7 @@ async def user_page(
         values={**defaults, **dict(values or {})} if values is not None else defaults,
         form=form,
         new_token=new_token,
-        nav="me" if user_id == page.own_user else "board",
+        nav=_nav(page, user_id),
         wide=True,
     )
 
@@ -126,6 +133,11 @@ def _appointment_defaults(page: Page) -> dict[str, Any]:
     }
 
 
+def _nav(page: Page, user_id: str) -> str:
+    """The menu entry a user's page belongs to."""
+    return "me" if user_id == page.own_user else "board"
+
+
 def _show_again(page: Page, user_id: str, values: Mapping[str, Any], form: str) -> ShowAgain:
     async def show(status_code: int, errors: dict[str, str]) -> Response:
         return await user_page(page, user_id, status_code, errors, values, form)
@@ -146,7 +158,8 @@ async def my_page(page: SignedIn) -> Response:
             "You are signed in as an administrator who is no user of this hub: there is no "
             "page of your own. Open a user from the presence board or Groups and users."
         )
-        return page.render("problem.html", 404, message=message, nav="me")
+        heading = page._("No page of your own")
+        return page.render("problem.html", 404, message=message, heading=heading, nav="me")
     return back(user_url(page.own_user))
 
 
@@ -159,9 +172,10 @@ async def apply_user_event(
     except Rejected as error:
         if wants_json(page.request):
             return JSONResponse(
-                {"detail": error.message, "code": error.reason.value}, rejection_status(error)
+                {"detail": page.rejection(error), "code": error.reason.value},
+                rejection_status(error),
             )
-        page.flash(error.message, "error")
+        page.flash(page.rejection(error), "error")
         return back(user_url(user_id) + anchor)
     page.flash(done)  # shown by the next page (fetch() callers reload)
     if wants_json(page.request):
@@ -182,7 +196,7 @@ async def add_profile(form: Posted, user_id: str) -> Response:
     try:
         await page.hub.handle(user_id, rules.AddProfile(profile), "profile")
     except Rejected as error:
-        return await show_again(rejection_status(error), {"name": error.message})
+        return await show_again(rejection_status(error), {"name": page.rejection(error)})
     page.flash(page._("Profile %(name)s added.") % {"name": body.name})
     return back(user_url(user_id) + "#profiles")
 
@@ -194,7 +208,7 @@ async def move_profile(form: Posted, user_id: str) -> Response:
     try:
         own = [p.name for p in page.hub.user(user_id).state.profiles]
     except Rejected as error:
-        return page.problem(404, error.message)
+        return page.problem(404, page.rejection(error))
     if name not in own or direction not in ("up", "down"):
         page.flash(page._("That profile cannot be moved."), "error")
         return back(user_url(user_id) + "#profiles")
@@ -222,6 +236,23 @@ async def reorder_profiles(form: Posted, user_id: str) -> Response:
 async def delete_profile(form: Posted, user_id: str) -> Response:
     page = form.page
     name = form.text("name")
+    if not form.confirmed:
+        try:
+            own = [p.name for p in page.hub.user(user_id).state.profiles]
+        except Rejected as error:
+            return page.problem(404, page.rejection(error))
+        if name not in own:
+            message = page._("“%(name)s” is no own profile of this user (any more).")
+            page.flash(message % {"name": name}, "error")
+            return back(user_url(user_id) + "#profiles")
+        return page.confirm(
+            page._("Delete profile?"),
+            page._("Delete the profile “%(name)s”? This cannot be undone.") % {"name": name},
+            f"{user_url(user_id)}/profiles/delete",
+            {"name": name},
+            user_url(user_id) + "#profiles",
+            nav=_nav(page, user_id),
+        )
     done = page._("Profile %(name)s deleted.") % {"name": name}
     return await apply_user_event(
         page, user_id, rules.DeleteProfile(name), "profile", done, "#profiles"
@@ -283,7 +314,7 @@ async def add_appointment(form: Posted, user_id: str) -> Response:
         await page.hub.handle(user_id, event, "appointment")
     except Rejected as error:
         where = "end" if error.reason is Reason.INVALID else "profile"
-        return await show_again(rejection_status(error), {where: error.message})
+        return await show_again(rejection_status(error), {where: page.rejection(error)})
     page.flash(page._("Appointment %(subject)s added.") % {"subject": body.subject})
     return back(user_url(user_id) + "#appointments")
 
@@ -291,6 +322,32 @@ async def add_appointment(form: Posted, user_id: str) -> Response:
 @router.post("/console/users/{user_id}/appointments/{appointment_id}/delete")
 async def delete_appointment(form: Posted, user_id: str, appointment_id: str) -> Response:
     page = form.page
+    if not form.confirmed:
+        try:
+            state = page.hub.user(user_id).state
+        except Rejected as error:
+            return page.problem(404, page.rejection(error))
+        found = next((a for a in state.appointments if a.id == appointment_id), None)
+        if found is None:
+            page.flash(page._("This appointment does not exist (any more)."), "error")
+            return back(user_url(user_id) + "#appointments")
+        subject = render(found.subject, page.lang)
+        when = f"{page.fmt.datetime(found.start)} – {page.fmt.datetime(found.end)}"
+        note = None
+        if found.origin is not AppointmentOrigin.MANUAL:
+            note = page._(
+                "%(origin)s made this appointment: it may make it again while the reason lasts."
+            ) % {"origin": page.label("origin", found.origin.value)}
+        return page.confirm(
+            page._("Delete appointment?"),
+            page._("Delete the appointment “%(subject)s” (%(when)s)? This cannot be undone.")
+            % {"subject": subject, "when": when},
+            f"{user_url(user_id)}/appointments/{path_part(appointment_id)}/delete",
+            {},
+            user_url(user_id) + "#appointments",
+            note,
+            _nav(page, user_id),
+        )
     event = rules.DeleteAppointment(appointment_id)
     done = page._("Appointment deleted.")
     return await apply_user_event(page, user_id, event, "appointment", done, "#appointments")
