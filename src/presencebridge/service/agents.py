@@ -244,6 +244,7 @@ class AgentRelay:
                 until = _time(message["preferred_dnd_until"])
                 written = rules.TeamsPreferredWritten(until, bool(message.get("default_expiry")))
                 await self.hub.handle(user_id, written, "teams")
+            self.hub.note_teams_sync(user_id, self.hub.clock.now())
 
 
 def _time(value: Any) -> datetime | None:

@@ -19,6 +19,7 @@ from presencebridge.core import rules
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import Profile, ProfileSource, Status, TeamsSyncMode
 from presencebridge.service.hub import UserView
+from presencebridge.web import sync_status
 from presencebridge.web.forms import Form, Posted, ShowAgain, SignedIn
 from presencebridge.web.page import (
     MODES,
@@ -99,6 +100,7 @@ async def _user_context(page: Page, view: UserView) -> dict[str, Any]:
         "dnd_on": view.presence.status is Status.DND and state.selection is not None,
         "own_page": user_id == page.own_user,
         "default_country": hub.default_country,
+        "sync": sync_status.user_sync(page, user_id),
     }
 
 
