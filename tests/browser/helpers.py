@@ -177,6 +177,12 @@ _LAYOUT_PROBLEMS = """() => {
       }
     }
   }
+  for (const wrap of document.querySelectorAll('.table-wrap')) {
+    // A table may scroll inside its card only as a last resort: what it hides is cut off.
+    if (shown(wrap) && wrap.scrollWidth > wrap.clientWidth + 1)
+      problems.push('table wider than its card (' + wrap.scrollWidth + ' > ' + wrap.clientWidth +
+        '): ' + describe(wrap.closest('section, .card') || wrap).slice(0, 60));
+  }
   const controls = boxes.filter((el) => el.matches('a[href], button, input, select, textarea'));
   for (let i = 0; i < controls.length; i++) {
     const a = controls[i].getBoundingClientRect();
