@@ -97,3 +97,41 @@ def test_a_failed_save_focuses_the_first_invalid_field(
     expect(page.locator("#a-end")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#a-end")).to_be_focused()
     context.close()
+
+
+# The contrast of a dot's edge against its card: its ring (an inset box-shadow) laid over
+# its fill, against the card's background (WCAG relative luminance).
+_EDGE_CONTRAST = """(el) => {
+  const rgba = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const style = getComputedStyle(el);
+  const fill = rgba(style.backgroundColor);
+  const ring = rgba(style.boxShadow.match(/rgba?\\([^)]*\\)/)[0]);
+  const alpha = ring.length > 3 ? ring[3] : 1;
+  const edge = [0, 1, 2].map((i) => ring[i] * alpha + fill[i] * (1 - alpha));
+  const card = rgba(getComputedStyle(el.closest('.card')).backgroundColor);
+  const lum = (c) => c.map((v) => v / 255)
+    .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4))
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const [a, b] = [lum(edge), lum(card)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}"""
+
+
+def test_status_dots_stand_out_from_the_card(
+    browser: Browser, server: ServerProcess, api: httpx.Client, directory: Directory
+) -> None:
+    """Non-text contrast: a yellow Away (1.47:1 as a fill) still has an edge of 3:1."""
+    group = directory.group("Kontrast")
+    user, _ = directory.user("Karla Kontrast", group, teams=False)
+    for name, status, color in (("Pause", "away", "#fcd116"), ("Weiß", "available", "#ffffff")):
+        body = {"name": name, "status": status, "text": name, "color": color}
+        assert api.post(f"/api/v1/users/{user}/profiles", json=body).status_code == 201
+    assert api.put(f"/api/v1/users/{user}/profile", json={"name": "Pause"}).is_success
+    context = new_context(browser)
+    page = sign_in(context, server)
+    page.goto(f"{server.url}/console/users/{user}")
+    dots = [page.locator(".presence-now .dot"), *page.locator("#profile-list .swatch").all()]
+    assert len(dots) >= 3
+    contrasts = [round(float(dot.evaluate(_EDGE_CONTRAST)), 2) for dot in dots]
+    context.close()
+    assert min(contrasts) >= 3.0, contrasts
