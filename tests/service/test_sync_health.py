@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -126,6 +127,17 @@ def test_a_repeat_after_a_quiet_minute_is_a_new_line() -> None:
     later.created = record.created + 61
     errors.emit(later)
     assert [r.count for r in errors.records] == [1, 1]
+
+
+def test_a_user_not_read_for_a_few_rounds_is_stale() -> None:
+    assert sync_health.stale_after(1.0, None) == 60.0  # at least a minute
+    assert sync_health.stale_after(30.0, None) == 90.0  # three rounds
+    assert sync_health.stale_after(1.0, 60.0) == 180.0  # notify: the slow reads count
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    assert not sync_health.is_stale(now - timedelta(seconds=59), now, 3600, 60)
+    assert sync_health.is_stale(now - timedelta(seconds=61), now, 3600, 60)
+    assert not sync_health.is_stale(None, now, 30, 60)  # just started: not read yet
+    assert sync_health.is_stale(None, now, 61, 60)
 
 
 # -- on the hub ----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from presencebridge.core.model import TeamsSyncMode
@@ -177,13 +178,38 @@ class SyncHealth:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self.counts = MinuteCounts(clock())
+        self.started = clock()
+        self.counts = MinuteCounts(self.started)
         self.storms = Storms()
 
     def answer(self, operation: str, status: str) -> None:
         now = self.clock()
         self.counts.add(operation, status, now)
         self.storms.add(operation, status, now)
+
+
+# -- a synced user not read or written for too long ---------------------------------------------
+
+STALE_ROUNDS = 3
+STALE_MINIMUM_SECONDS = 60.0
+
+
+def stale_after(poll_interval: float, notify_poll_interval: float | None) -> float:
+    """Seconds without a successful read or write after which a synced user's sync counts
+    as failing: a few of the reads that should have come (in notify mode a covered user
+    is read only every `notify_poll_interval`), at least a minute."""
+    expected = poll_interval
+    if notify_poll_interval is not None:
+        expected = max(expected, notify_poll_interval)
+    return max(STALE_MINIMUM_SECONDS, STALE_ROUNDS * expected)
+
+
+def is_stale(last: datetime | None, now: datetime, running_for: float, after: float) -> bool:
+    """`last`: the user's last sync by the hub's clock; `running_for`: how long the sync has
+    run (a user not read yet is stale only once a read should have come)."""
+    if last is None:
+        return running_for > after
+    return (now - last).total_seconds() > after
 
 
 # -- why a user is not synced ------------------------------------------------------------------

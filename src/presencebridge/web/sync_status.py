@@ -92,6 +92,15 @@ def _failure(page: Page, failure: Any) -> dict[str, Any]:
     }
 
 
+def _stale_after(sides: Sides, synced: int) -> float | None:
+    """None when this server does not read Graph itself."""
+    sync = sides.teams_sync
+    if sync is None:
+        return None
+    notify = None if sync.notify is None else float(sync.settings.notify_poll_interval)
+    return sync_health.stale_after(float(sync.poller.interval(synced)), notify)
+
+
 def attention(page: Page, shown: int = 50) -> dict[str, Any]:
     """The sync page: users whose sync fails or is held by the user (at most `shown`),
     and how many users are not synced, by reason."""
@@ -100,6 +109,9 @@ def attention(page: Page, shown: int = 50) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     not_synced: Counter[str] = Counter()
     name: Callable[[str], str] = lambda uid: hub.user(uid).state.user.display_name  # noqa: E731
+    stale_after = _stale_after(sides, len(hub.synced_users()))
+    now = hub.clock.now()
+    running_for = 0.0 if sides.teams_sync is None else time.time() - sides.teams_sync.health.started
     for user_id in hub.user_ids():
         reason = sides.reason(page, user_id)
         if reason is not None:
@@ -118,11 +130,18 @@ def attention(page: Page, shown: int = 50) -> dict[str, Any]:
             )
         elif hub.user(user_id).presence.teams.held_by_user:
             rows.append({"user": user_id, "name": name(user_id), "kind": "held", "since": None})
-    rows.sort(key=lambda r: (r["kind"] != "failing", r["name"].lower(), r["user"]))
+        elif stale_after is not None and hub.owns(user_id):
+            last = hub.teams_last_sync(user_id)
+            if sync_health.is_stale(last, now, running_for, stale_after):
+                age = None if last is None else (now - last).total_seconds()
+                row = {"user": user_id, "name": name(user_id), "kind": "stale", "since": last}
+                rows.append({**row, "age": age})
+    order = {"failing": 0, "stale": 1, "held": 2}
+    rows.sort(key=lambda r: (order[r["kind"]], r["name"].lower(), r["user"]))
     return {
         "rows": rows[:shown],
         "more": max(0, len(rows) - shown),
-        "failing": sum(1 for r in rows if r["kind"] == "failing"),
+        "failing": sum(1 for r in rows if r["kind"] != "held"),
         "held": sum(1 for r in rows if r["kind"] == "held"),
         "not_synced": [
             (page._(NOT_SYNCED_SHORT[code]), count) for code, count in sorted(not_synced.items())
