@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.browser.conftest import Directory
-from tests.browser.helpers import layout_problems, new_context, screenshot, sign_in
+from tests.browser.helpers import PHONE, layout_problems, new_context, screenshot, sign_in
 from tests.support.server import ServerProcess
 from tests.support.teams import EmulatorProcess
 from tests.support.waiting import eventually
@@ -79,6 +79,15 @@ def test_throttling_server_errors_and_failing_users_show_on_the_sync_page(
     expect(page.locator("#stat-attention .stat-value")).not_to_have_text("0")
     screenshot(page, "sync-faults-en-1280x800")
     assert not layout_problems(page)
+    # The same in German on a phone: one line per storm, nothing cut off.
+    phone = new_context(browser, "de", PHONE)
+    german = sign_in(phone, server)
+    german.goto(server.url + "/console/sync")
+    expect(german.locator("#errors li").filter(has_text="Graph drosselt")).to_have_count(1)
+    expect(german.locator(f'#attention tr[data-user="{fritz}"]')).to_contain_text("scheitert")
+    screenshot(german, "sync-faults-de-390x844")
+    assert not layout_problems(german)
+    phone.close()
 
     page.goto(f"{server.url}/console/users/{fritz}")
     expect(page.locator("#sync-failing")).to_contain_text("(429)")
