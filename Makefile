@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed
 # The OpenID Connect provider the sign-in tests start: panva's oidc-provider from npm.
 OIDC       := tests/support/oidc
 OIDC_STAMP := $(OIDC)/node_modules/.installed
+# Deque's axe-core from npm, which the browser tests inject to check the console's accessibility.
+AXE        := tests/support/axe
+AXE_STAMP  := $(AXE)/node_modules/.installed
 
 .PHONY: demo test lint format pytest serve sysdeps clean
 
@@ -17,7 +20,7 @@ demo: $(STAMP)
 # Everything CI checks: lint, types, and the whole test suite on real databases.
 test: sysdeps $(STAMP) lint pytest
 
-pytest: $(STAMP) $(OIDC_STAMP)
+pytest: $(STAMP) $(OIDC_STAMP) $(AXE_STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -63,6 +66,10 @@ $(STAMP): pyproject.toml
 $(OIDC_STAMP): $(OIDC)/package.json $(OIDC)/package-lock.json
 	npm ci --no-audit --no-fund --prefix $(OIDC)
 	touch $(OIDC_STAMP)
+
+$(AXE_STAMP): $(AXE)/package.json $(AXE)/package-lock.json
+	npm ci --no-audit --no-fund --prefix $(AXE)
+	touch $(AXE_STAMP)
 
 # Debian packages the tests need; installed only when missing and only as root.
 # As root also mmdebstrap, which builds the Asterisk 22 chroot (Debian unstable) once, and

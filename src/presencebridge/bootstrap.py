@@ -57,6 +57,7 @@ from presencebridge.service.connectors import (
 from presencebridge.service.directory import DirectorySync
 from presencebridge.service.hub import Hub
 from presencebridge.service.sign_in import SignIns, admin_fingerprint
+from presencebridge.service.sync_health import SyncHealth
 from presencebridge.service.teams_sync import TeamsPoller, TeamsWriter
 from presencebridge.service.webhooks import Webhooks, WebhookWorker
 
@@ -83,6 +84,7 @@ class RunningTeamsSync:
     budget: RequestBudget
     writer: TeamsWriter
     poller: TeamsPoller
+    health: SyncHealth
     accounts: ServiceAccounts | None = None
     notify: NotifyContext | None = None
     manager: SubscriptionManager | None = None
@@ -153,6 +155,8 @@ def connect_graph(settings: Settings, hub: Hub) -> RunningTeamsSync | None:
         settings.graph_budget, settings.graph_budget_window, settings.graph_read_share
     )
     client = GraphClient(settings.graph_url, tokens, budget, settings.client_id, settings.ca_bundle)
+    health = SyncHealth()
+    client.on_answer = health.answer
     accounts, notify = None, None
     if settings.read_mode == "notify":
         accounts, notify = _notify_mode(settings, hub, client, budget)
@@ -166,7 +170,9 @@ def connect_graph(settings: Settings, hub: Hub) -> RunningTeamsSync | None:
     )
     writer = TeamsWriter(hub, client)
     manager = None if notify is None else notify.manager
-    return RunningTeamsSync(settings, client, budget, writer, poller, accounts, notify, manager)
+    return RunningTeamsSync(
+        settings, client, budget, writer, poller, health, accounts, notify, manager
+    )
 
 
 def _notify_mode(

@@ -292,7 +292,7 @@ TEAMS_LABELS: dict[str, dict[str, str]] = {
     "InACall": {"en": "In a call", "de": "Im Anruf"},
     "InAConferenceCall": {"en": "In a conference call", "de": "In einer Telefonkonferenz"},
     "InAMeeting": {"en": "In a meeting", "de": "In einer Besprechung"},
-    "Presenting": {"en": "Presenting", "de": "Präsentiert"},
+    "Presenting": {"en": "Presenting", "de": "Präsentation"},
     "Available": {"en": "Available", "de": "Verfügbar"},
     "AvailableIdle": {"en": "Available", "de": "Verfügbar"},
     "Busy": {"en": "Busy", "de": "Beschäftigt"},

@@ -297,12 +297,35 @@ def test_sync_health_shows_subscriptions_expiry_and_errors_in_notify_mode() -> N
                 {
                     "id": "graph",
                     "title": "Graph",
-                    "bars": health.bar_chart(buckets),
+                    "bars": health.bar_chart(buckets, i18n.Formats("de", UTC).number),
                     "count": count,
                     "mean": total / count,
                 },
             ],
             requests=[("getPresencesByUserId", "200", 12), ("setPresence", "429", 2)],
+            rates={
+                "windows": (5, 15),
+                "rows": [
+                    {
+                        "operation": "Alle Vorgänge",
+                        "cells": [
+                            {
+                                "requests": 12.5,
+                                "throttled": 3.75,
+                                "server_errors": 0.0,
+                                "network_errors": 0.0,
+                                "failed_share": 0.3,
+                            },
+                            None,
+                        ],
+                    }
+                ],
+                "covered_minutes": 5,
+                "throttled_share": 0.3,
+                "error_share": 0.0,
+                "per_minute": 12.5,
+            },
+            attention={"rows": [], "more": 0, "failing": 0, "held": 0, "not_synced": []},
             subscriptions=[
                 {
                     "id": "5f1c8a9e-aaaa",
@@ -335,3 +358,5 @@ def test_sync_health_shows_subscriptions_expiry_and_errors_in_notify_mode() -> N
     assert '<span class="badge warn">429</span>' in html
     assert "<polyline" in html and 'class="limit"' in html  # the read share fits the scale
     assert "&gt; 10 s" in html  # the histogram's last bucket
+    assert "≤ 2,5 s" in html  # a decimal comma in German
+    assert "12,5" in html and "30 % gedrosselt (429)" in html  # the rates per minute

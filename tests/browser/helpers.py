@@ -37,12 +37,19 @@ def debian_chromium() -> Iterator[Browser]:
 
 
 def new_context(
-    browser: Browser, lang: str = "en", viewport: dict[str, int] | None = None
+    browser: Browser,
+    lang: str = "en",
+    viewport: dict[str, int] | None = None,
+    bypass_csp: bool = False,
+    locale: str | None = None,
 ) -> BrowserContext:
+    """`bypass_csp`: let a test inject a script (axe-core); `locale`: the browser's own,
+    other than the console language's usual one (en-US, say)."""
     context = browser.new_context(
-        locale=LOCALES[lang],
+        locale=locale or LOCALES[lang],
         viewport=viewport or DESKTOP,  # type: ignore[arg-type]
         timezone_id="Europe/Berlin",
+        bypass_csp=bypass_csp,
     )
     context.set_default_timeout(10_000)
     return context
@@ -170,6 +177,12 @@ _LAYOUT_PROBLEMS = """() => {
       }
     }
   }
+  for (const wrap of document.querySelectorAll('.table-wrap')) {
+    // A table may scroll inside its card only as a last resort: what it hides is cut off.
+    if (shown(wrap) && wrap.scrollWidth > wrap.clientWidth + 1)
+      problems.push('table wider than its card (' + wrap.scrollWidth + ' > ' + wrap.clientWidth +
+        '): ' + describe(wrap.closest('section, .card') || wrap).slice(0, 60));
+  }
   const controls = boxes.filter((el) => el.matches('a[href], button, input, select, textarea'));
   for (let i = 0; i < controls.length; i++) {
     const a = controls[i].getBoundingClientRect();
@@ -197,3 +210,31 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# -- accessibility -------------------------------------------------------------------------------
+
+AXE = Path(__file__).resolve().parents[1] / "support" / "axe"
+AXE_SCRIPT = AXE / "node_modules" / "axe-core" / "axe.min.js"
+
+_AXE_RUN = """async () => {
+  const result = await axe.run(document, { resultTypes: ['violations'] });
+  return result.violations.map((v) => ({
+    id: v.id,
+    impact: v.impact,
+    help: v.help,
+    nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ') + ': ' + n.failureSummary),
+  }));
+}"""
+
+
+def axe_violations(page: Page, impacts: tuple[str, ...] = ("serious", "critical")) -> list[Any]:
+    """axe-core's violations of the page as it is now, those of the given impacts."""
+    if not AXE_SCRIPT.exists():
+        raise RuntimeError(
+            f"axe-core is not installed in {AXE}: run make pytest (it runs npm ci there)"
+        )
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(AXE_SCRIPT))
+    violations: list[Any] = page.evaluate(_AXE_RUN)
+    return [v for v in violations if v["impact"] in impacts]

@@ -64,7 +64,7 @@ def refused_without_a_condition(page: Page) -> None:
     page.locator("#rule-0-outcome").select_option("sales")
     page.get_by_role("button", name="Vorschau").click()
     expect(page.locator("#form-error")).to_have_text(
-        "Keine Vorschau: korrigieren Sie die markierten Felder."
+        "Keine Vorschau: Bitte korrigieren Sie die markierten Felder."
     )
     expect(page.locator("fieldset#rule-0")).to_have_class("rule invalid")
     expect(page.locator("#rule-0-error")).to_have_text(
@@ -79,7 +79,7 @@ def previewed(page: Page, server: ServerProcess) -> None:
     page.locator("#rule-0-member_of").fill("Vertrieb")
     page.get_by_role("button", name="Vorschau").click()
     preview = page.locator("#preview")
-    expect(preview).to_contain_text("nichts wurde geändert")
+    expect(preview).to_contain_text("Es wurde nichts geändert")
     expect(preview.locator("td[data-label=Anlegen]")).to_have_text("3")
     preview.locator("details.lines summary").click()
     expect(preview.locator("details.lines li")).to_contain_text(
@@ -107,7 +107,7 @@ def test_a_rule_edited_in_german_is_checked_previewed_and_saved(
 
     page.get_by_role("button", name="Speichern").click()
     expect(page.locator(".flash-ok")).to_contain_text(
-        "Regeln von entra gespeichert: der nächste Lauf verwendet sie."
+        "Regeln von entra gespeichert: Der nächste Lauf verwendet sie."
     )
     expect(page.locator("#origin")).to_contain_text("Gespeichert am")
     expect(page.locator("#origin")).to_contain_text(", in der Konsole. Sie ersetzen die Regeln")
@@ -128,7 +128,7 @@ def test_a_rule_edited_in_german_is_checked_previewed_and_saved(
     page.goto(server.url + "/console/directory/entra/rules")
     page.get_by_role("button", name="Auf die Konfigurationsdatei zurücksetzen").click()
     expect(page.locator(".flash-ok")).to_contain_text(
-        "es gelten wieder die der Konfigurationsdatei"
+        "Es gelten wieder die der Konfigurationsdatei"
     )
     expect(page.locator("#rule-0-member_of")).to_have_value("")
     assert rules_source(server) == "config"

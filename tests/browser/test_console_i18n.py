@@ -38,13 +38,18 @@ def test_german_labels_under_de(
     expect(page.get_by_label("Abgleich von Telefonie- und Präsenzstatus")).to_be_visible()
     expect(page.get_by_label("Benutzer darf ändern")).to_be_checked()
     expect(page.get_by_label("Anmeldedaten merken")).to_be_visible()
-    expect(page.get_by_role("group", name="Erweitert: Mikrofonabgleich")).to_be_visible()
+    expect(
+        page.get_by_role(
+            "group", name="Erweiterte Einstellungen: Präsenzerweiterung (Microphone Sync)"
+        )
+    ).to_be_visible()
     expect(page.get_by_role("button", name="Einstellungen speichern")).to_be_visible()
 
     page.goto(f"{server.url}/console/users/{user}")
     expect(page.get_by_role("heading", name="Meine Profile")).to_be_visible()
     expect(page.locator("#profile-list")).to_contain_text("Termin")
-    expect(page.locator("#profile-list")).to_contain_text("Eingebaut")
+    expect(page.locator("#profile-list")).to_contain_text("Standard")
+    expect(page.locator("#a-profile")).to_contain_text("Termin (Standard)")
 
     # The switch wins over Accept-Language, and stays.
     page.get_by_role("button", name="English").click()

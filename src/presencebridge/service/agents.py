@@ -270,6 +270,7 @@ class AgentRelay:
                     None if text is None else str(text), _time(message.get("message_until"))
                 )
                 await self.hub.handle(user_id, acknowledged, "teams")
+            self.hub.note_teams_sync(user_id, self.hub.clock.now())
 
 
 def _time(value: Any) -> datetime | None:

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,17 @@ log = logging.getLogger(__name__)
 
 
 __all__ = ["Reading", "TeamsPoller", "TeamsPresenceApi", "TeamsWriter", "apply_readings"]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFailure:
+    """A user whose Teams writes fail: since when (wall clock), how often in a row, the
+    last error, and when the newest state is tried again (wall clock)."""
+
+    since: float
+    failures: int
+    error: str
+    retry_at: float
 
 
 class TeamsWriter:
@@ -58,6 +70,8 @@ class TeamsWriter:
         self._failures: dict[str, int] = {}
         self._refresh: set[str] = set()
         self.retry_delay = retry_delay
+        # Users whose last write failed, for the console (cleared by the next success).
+        self.failing: dict[str, WriteFailure] = {}
         # Teams releases (a user deleted, a Teams id changed): by id, with their retries.
         self._releases: dict[int, TeamsRelease] = {}
         self._releases_running: set[int] = set()
@@ -138,10 +152,16 @@ class TeamsWriter:
             try:
                 await self._sync_user(user_id)
                 self._failures.pop(user_id, None)
+                self.failing.pop(user_id, None)
             except Exception as error:  # one user's trouble must not stop the others
                 failures = self._failures.get(user_id, 0) + 1
                 self._failures[user_id] = failures
                 delay = self.retry_delay(failures)
+                now = time.time()
+                before = self.failing.get(user_id)
+                self.failing[user_id] = WriteFailure(
+                    now if before is None else before.since, failures, str(error), now + delay
+                )
                 log.warning(
                     "Teams write for %s failed (%s); retry in %.0f s", user_id, error, delay
                 )
@@ -237,6 +257,7 @@ class TeamsWriter:
                 and self.hub.user(user_id).state.user.teams_user_id == teams_id
             ):
                 await self.hub.handle(user_id, written, "teams")
+                self.hub.note_teams_sync(user_id, self.hub.clock.now())
 
         await execute_plan(self.api, teams_id, plan, now, acknowledge)
 

@@ -2,8 +2,10 @@
 
 The Graph budget is sampled every few seconds into a small ring buffer (memory
 only: a restart starts a new curve). Warnings of the Teams sync's loggers are kept
-in a second small buffer, redacted like every other log line. Latencies come from
-the Prometheus histograms the hub already keeps.
+in a second small buffer, redacted like every other log line; a warning that repeats
+(the same call of the log, say a write failing for user after user) while the last
+one is under a minute old adds to that one's count instead of a line of its own.
+Latencies come from the Prometheus histograms the hub already keeps.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,8 @@ from presencebridge.logs import RedactingFilter, redact
 SAMPLE_SECONDS = 2.0
 SAMPLES_KEPT = 300  # ten minutes at one sample every two seconds
 ERRORS_KEPT = 20
+# A repeat of a warning this soon after the last counts on that warning's line.
+REPEAT_SECONDS = 60.0
 WATCHED_LOGGERS = (
     "presencebridge.service.teams_sync",
     "presencebridge.adapters.graph",
@@ -46,16 +51,19 @@ class BudgetSample:
     read_limit: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ErrorRecord:
-    at: float
+    at: float  # the last time
     level: str
     source: str
-    message: str
+    message: str  # the last one's words
+    first: float = 0.0
+    count: int = 1
+    template: object = None  # the log call's format string: what makes a repeat
 
 
 class RecentErrors(logging.Handler):
-    """Keeps the last warnings and errors of the Teams sync's loggers."""
+    """Keeps the last warnings and errors of the Teams sync's loggers, repeats counted."""
 
     def __init__(self, capacity: int = ERRORS_KEPT) -> None:
         super().__init__(logging.WARNING)
@@ -67,7 +75,24 @@ class RecentErrors(logging.Handler):
             message = redact(record.getMessage())
         except Exception:  # a broken log call must not break the caller
             return
-        self.records.append(ErrorRecord(record.created, record.levelname, record.name, message))
+        for kept in reversed(self.records):
+            if kept.source == record.name and kept.template == record.msg:
+                if record.created - kept.at <= REPEAT_SECONDS:
+                    kept.at, kept.message, kept.level = record.created, message, record.levelname
+                    kept.count += 1
+                    return
+                break
+        self.records.append(
+            ErrorRecord(
+                record.created,
+                record.levelname,
+                record.name,
+                message,
+                record.created,
+                1,
+                record.msg,
+            )
+        )
 
     def attach(self) -> None:
         for name in WATCHED_LOGGERS:
@@ -187,8 +212,18 @@ def sparkline(samples: list[BudgetSample], width: int = 600, height: int = 120) 
     }
 
 
-def bar_chart(buckets: list[Bucket], width: int = 600, height: int = 140) -> list[dict[str, Any]]:
-    """Bars (x, y, w, h, label, count) of a latency histogram."""
+Number = Callable[[float, int], str]
+
+
+def _plain(value: float, digits: int = 0) -> str:
+    return f"{value:.{digits}f}"
+
+
+def bar_chart(
+    buckets: list[Bucket], number: Number = _plain, width: int = 600, height: int = 140
+) -> list[dict[str, Any]]:
+    """Bars (x, y, w, h, label, count) of a latency histogram; `number` writes a number
+    the reader's way (a decimal comma in German)."""
     if not buckets:
         return []
     top = max(b.count for b in buckets) or 1
@@ -198,9 +233,9 @@ def bar_chart(buckets: list[Bucket], width: int = 600, height: int = 140) -> lis
     for index, bucket in enumerate(buckets):
         h = bucket.count / top * (height - 4)
         if math.isinf(bucket.upper):
-            label = "> " + bucket_label(previous) if previous is not None else "∞"
+            label = "> " + bucket_label(previous, number) if previous is not None else "∞"
         else:
-            label = "≤ " + bucket_label(bucket.upper)
+            label = "≤ " + bucket_label(bucket.upper, number)
         previous = bucket.upper
         bars.append(
             {
@@ -215,7 +250,7 @@ def bar_chart(buckets: list[Bucket], width: int = 600, height: int = 140) -> lis
     return bars
 
 
-def bucket_label(upper: float) -> str:
-    if upper < 1:
-        return f"{upper * 1000:g} ms"
-    return f"{upper:g} s"
+def bucket_label(upper: float, number: Number = _plain) -> str:
+    value, unit = (upper * 1000, "ms") if upper < 1 else (upper, "s")
+    digits = 0 if value == round(value) else len(f"{value:g}".partition(".")[2])
+    return f"{number(value, digits)} {unit}"

@@ -16,7 +16,7 @@ import re
 import ssl
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -108,6 +108,8 @@ class GraphClient:
         self.max_attempts = max_attempts
         self.max_ids_per_read = MAX_IDS_PER_READ
         self.timeout = timeout
+        # Told of every answer (operation, HTTP status or "error"): the sync page's rates.
+        self.on_answer: Callable[[str, str], None] | None = None
         # A write that got no answer (a timeout, a connection lost after sending) may
         # still be carried out by Graph later. Were the user's next write sent before
         # that, the late one would overtake it and leave a stale state in Teams (an
@@ -157,13 +159,13 @@ class GraphClient:
                     headers={"Authorization": f"Bearer {token}", **(headers or {})},
                 )
             except (httpx.TransportError, httpx.TimeoutException) as error:
-                metrics.GRAPH_REQUESTS.labels(op, "error").inc()
+                self._count(op, "error")
                 last = f"{type(error).__name__}: {error}"
                 if user is not None and not isinstance(error, NOT_SENT):
                     self._fences[user] = time.monotonic() + self.timeout
                 await asyncio.sleep(backoff(attempt))
                 continue
-            metrics.GRAPH_REQUESTS.labels(op, str(response.status_code)).inc()
+            self._count(op, str(response.status_code))
             metrics.GRAPH_SECONDS.labels(op).observe(time.perf_counter() - started)
             if response.status_code == 401 and attempt == 0:
                 self.tokens.invalidate()
@@ -174,6 +176,11 @@ class GraphClient:
                 continue
             return response
         raise GraphError(503, f"{op} gave up after {self.max_attempts} attempts ({last})")
+
+    def _count(self, op: str, status: str) -> None:
+        metrics.GRAPH_REQUESTS.labels(op, status).inc()
+        if self.on_answer is not None:
+            self.on_answer(op, status)
 
     async def _wait_for_fence(self, user: str) -> None:
         until = self._fences.get(user)

@@ -26,6 +26,7 @@ from presencebridge.core.model import (
 )
 from presencebridge.core.texts import render
 from presencebridge.service.hub import UserView
+from presencebridge.web import sync_status
 from presencebridge.web.forms import Form, Posted, ShowAgain, SignedIn
 from presencebridge.web.page import (
     MODES,
@@ -106,6 +107,7 @@ async def _user_context(page: Page, view: UserView) -> dict[str, Any]:
         "dnd_on": view.presence.status is Status.DND and state.selection is not None,
         "own_page": user_id == page.own_user,
         "default_country": hub.default_country,
+        "sync": sync_status.user_sync(page, user_id),
     }
 
 

@@ -14,3 +14,13 @@ window.pbCsrf = function () {
   const field = document.querySelector('input[name="csrf_token"]');
   return field ? field.value : "";
 };
+
+// After a failed save the page comes back with its problems marked: keyboard and screen
+// reader users start at the first one instead of the top of the page.
+(function () {
+  const first = document.querySelector(
+    'main [aria-invalid="true"]:not([type="hidden"]):not(:disabled), ' +
+    'main fieldset.invalid :is(input, select, textarea):not([type="hidden"]):not(:disabled)'
+  );
+  if (first) first.focus();
+})();
