@@ -25,6 +25,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from presencebridge import metrics
 from presencebridge.api import views
 from presencebridge.api.auth import Principal, websocket_principal
+from presencebridge.api.schemas import iso
 from presencebridge.core.texts import pick_language
 from presencebridge.service.bus import Listener, PresenceChange
 from presencebridge.service.hub import Hub
@@ -106,6 +107,7 @@ def _message(hub: Hub, change: PresenceChange, language: str) -> dict[str, Any]:
     message: dict[str, Any] = {"type": "presence", "user": change.user_id}
     last_sync = hub.teams_last_sync(change.user_id)
     message.update(views.presence(change.presence, language, last_sync))
+    message["status_since"] = iso(hub.status_since(change.user_id))
     return message
 
 
@@ -119,7 +121,11 @@ async def snapshot(hub: Hub, who: Principal, language: str) -> str:
     presences = [(u, p) for u, p in hub.presences() if who.may_see(u)]
     for start in range(0, len(presences), SNAPSHOT_SLICE):
         batch = [
-            {"user": user_id, **views.presence(p, language, hub.teams_last_sync(user_id))}
+            {
+                "user": user_id,
+                **views.presence(p, language, hub.teams_last_sync(user_id)),
+                "status_since": iso(hub.status_since(user_id)),
+            }
             for user_id, p in presences[start : start + SNAPSHOT_SLICE]
         ]
         parts.append(json.dumps(batch)[1:-1])
