@@ -357,7 +357,7 @@ def test_busy_and_do_not_disturb_differ_in_shape_and_colour_and_say_so_in_text(
     people = {}
     for status in ("available", "busy", "dnd", "away", "offline"):
         user, _ = directory.user(f"Form {status}", group, teams=False)
-        profile = {"name": f"P {status}", "status": status, "text": "", "color": "#c4314b"}
+        profile = {"name": f"P {status}", "status": status, "text": status, "color": "#c4314b"}
         assert api.post(f"/api/v1/users/{user}/profiles", json=profile).status_code == 201
         assert api.put(f"/api/v1/users/{user}/profile", json={"name": f"P {status}"}).is_success
         people[status] = user
@@ -380,6 +380,7 @@ def test_busy_and_do_not_disturb_differ_in_shape_and_colour_and_say_so_in_text(
             href,
             """(symbol) => ({
                 shapes: [...symbol.children].map((c) => c.tagName).join(","),
+                geometry: [...symbol.children].map((c) => c.getAttribute("d") || "").join("|"),
                 fill: symbol.querySelector("circle").getAttribute("fill"),
                 stroke: symbol.querySelector("circle").getAttribute("stroke"),
             })""",
@@ -388,7 +389,7 @@ def test_busy_and_do_not_disturb_differ_in_shape_and_colour_and_say_so_in_text(
             expect(cell.locator(".status-text")).to_have_text(words[status])
     # Five statuses, five shapes and five colours: the profile's own colour (the same
     # red for all five here) does not decide the dot.
-    assert len({s["shapes"] for s in shapes.values()}) == 5, shapes
+    assert len({(s["shapes"], s["geometry"]) for s in shapes.values()}) == 5, shapes
     assert shapes["busy"]["shapes"] == "circle"  # a solid dot
     assert shapes["dnd"]["shapes"] == "circle,rect"  # a dot with a bar
     colours = {s: v["stroke"] if v["fill"] == "#fff" else v["fill"] for s, v in shapes.items()}
@@ -494,7 +495,7 @@ def test_the_board_says_how_long_someone_has_had_their_status(
 ) -> None:
     group = directory.group("Dauer", mode="off")
     user, _ = directory.user("Dora Dauer", group, teams=False)
-    profile = {"name": "Weg", "status": "away", "text": "", "color": "#986f0b"}
+    profile = {"name": "Weg", "status": "away", "text": "Weg", "color": "#986f0b"}
     assert api.post(f"/api/v1/users/{user}/profiles", json=profile).status_code == 201
     assert api.put(f"/api/v1/users/{user}/profile", json={"name": "Weg"}).is_success
     for lang, fresh, later in (
