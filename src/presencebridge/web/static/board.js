@@ -461,7 +461,6 @@
     }
     if (staleText.textContent !== text) staleText.textContent = text;
     staleEl.hidden = !text;
-    boardEl.setAttribute("aria-busy", stale.stream !== null ? "true" : "false");
   }
 
   function readHealth(health) {
