@@ -509,7 +509,7 @@ def test_the_board_says_how_long_someone_has_had_their_status(
     assert api.put(f"/api/v1/users/{user}/profile", json={"name": "Weg"}).is_success
     for lang, fresh, later in (
         ("en", "for less than a minute", "for 12 min"),
-        ("de", "seit weniger als 1 Min.", "seit 12 Min."),
+        ("de", "seit unter 1 Min.", "seit 12 Min."),
     ):
         context = new_context(browser, lang)
         page = sign_in(context, server)
