@@ -366,9 +366,14 @@
   prevButton.addEventListener("click", () => turn(-1));
   nextButton.addEventListener("click", () => turn(1));
 
-  // The filters stay at the top; the column headers right under them.
-  const setFiltersHeight = () =>
-    document.documentElement.style.setProperty("--filters-h", form.offsetHeight + "px");
+  // The filters stay at the top; the column headers right under them. A link focused
+  // with Tab scrolls into view below both, never under them.
+  const head = document.getElementById("board-head");
+  const setFiltersHeight = () => {
+    const root = document.documentElement.style;
+    root.setProperty("--filters-h", form.offsetHeight + "px");
+    root.scrollPaddingTop = form.offsetHeight + head.offsetHeight + 8 + "px";
+  };
   new ResizeObserver(setFiltersHeight).observe(form);
   setFiltersHeight();
 
