@@ -268,9 +268,10 @@ class TeamsPoller:
         self.slow_interval = slow_interval
         self._last_full_round = float("-inf")
         # When a read of Teams presence last succeeded (or no read was due): the board
-        # marks what it shows of Teams as stale once this is too long ago (`stale`).
+        # marks what it shows of Teams as stale once this is too long ago (`stale_since`).
         self.last_read_ok = time.monotonic()
         self.last_read_ok_at = time.time()
+        self.last_count = 0  # users the last round read
         self.rounds = 0
         self.last_round_seconds = 0.0
         self._unknown_logged: set[str] = set()
@@ -287,7 +288,7 @@ class TeamsPoller:
         """Seconds without a successful read after which Teams readings count as stale:
         three poll intervals, at least `STALE_AFTER_MIN` (a read retried once or twice
         is not an outage)."""
-        return max(STALE_AFTER_MIN, 3 * self.interval(len(self.hub.synced_users())))
+        return max(STALE_AFTER_MIN, 3 * self.interval(self.last_count))
 
     def stale_since(self) -> float | None:
         """Wall-clock time of the last successful read while reads fail for longer than
@@ -319,6 +320,7 @@ class TeamsPoller:
             else:
                 covered = self.covered()
                 ids = [i for i in ids if i not in covered]
+        self.last_count = len(ids)
         if not ids:
             self._read_ok()  # nothing to read: nothing can be stale
         size = self.api.max_ids_per_read
