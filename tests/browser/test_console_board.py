@@ -596,3 +596,19 @@ def test_the_users_export_opens_in_excel_and_imports_again_unchanged(
     plan = answer.json()
     assert (plan["create"], plan["update"]) == (0, 0), plan
     assert plan["unchanged"] == 400
+
+
+def test_the_board_export_keeps_excel_from_running_names_as_formulas(
+    browser: Browser, server: ServerProcess, api: httpx.Client, directory: Directory
+) -> None:
+    group = directory.group("Formeln", mode="off")
+    user = f"formel-{uuid.uuid4().hex[:6]}"
+    body = {"id": user, "display_name": "=HYPERLINK(1) Formel", "group": group}
+    assert api.post("/api/v1/users", json=body).status_code == 201
+    context = new_context(browser)
+    page = sign_in(context, server)
+    page.goto(f"{server.url}/?group={group}")
+    expect(page.locator(f'#rows [data-user="{user}"] .name')).to_have_text("=HYPERLINK(1) Formel")
+    rows = _export(page, "en")
+    context.close()
+    assert [r[:2] for r in rows[1:]] == [[user, "'=HYPERLINK(1) Formel"]]

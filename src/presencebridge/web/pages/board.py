@@ -146,6 +146,12 @@ def csv_delimiter(lang: str) -> str:
     return ";" if lang == "de" else ","
 
 
+def safe_cell(value: str) -> str:
+    """A value Excel would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) gets a
+    leading `'`: names and texts come from users and directories, not from us."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def csv_response(text: str, filename: str) -> Response:
     """UTF-8 with a byte order mark, so Excel reads umlauts right when it opens the file."""
     headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'}
@@ -194,7 +200,8 @@ async def board_csv(page: SignedIn, q: str = "", status: str = "", group: str = 
         if presence.microphone is not None:
             microphone = presence.microphone.service or presence.microphone.process or ""
         writer.writerow(
-            [
+            safe_cell(value)
+            for value in [
                 user.id,
                 user.display_name,
                 group_names.get(user.group, user.group),
