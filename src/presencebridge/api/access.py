@@ -139,6 +139,8 @@ ACCESS: Final[Mapping[str, Access]] = {
     "POST /console/lang": OPEN,
     "GET /": SIGNED_IN,
     "GET /console/directory.json": SIGNED_IN,
+    "GET /console/board/health.json": SIGNED_IN,
+    "GET /console/board.csv": SIGNED_IN,
     "WS /console/stream": SIGNED_IN,
     "GET /console/me": SIGNED_IN,
     "GET /console/users/{user_id}": SELF,

@@ -1,7 +1,9 @@
 """The presence stream: a snapshot of every user the caller may see, then each change.
 
 Messages: `snapshot`, then `presence` for each change and `removed` (with `user`) when
-a user was deleted. `presence_stream(websocket, who)` runs one stream for an already known caller (a
+a user was deleted. Each presence carries `status_since`: when the user's status last
+changed (`Hub.status_since`; null when that was before the hub started).
+`presence_stream(websocket, who)` runs one stream for an already known caller (a
 `Principal`: the administrator, or an agent acting for one user). Two endpoints use it:
 
 * the API's `/api/v1/presence/stream` (`router` here), which identifies the caller
@@ -25,6 +27,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from presencebridge import metrics
 from presencebridge.api import views
 from presencebridge.api.auth import Principal, websocket_principal
+from presencebridge.api.schemas import iso
 from presencebridge.core.texts import pick_language
 from presencebridge.service.bus import Listener, PresenceChange
 from presencebridge.service.hub import Hub
@@ -106,6 +109,7 @@ def _message(hub: Hub, change: PresenceChange, language: str) -> dict[str, Any]:
     message: dict[str, Any] = {"type": "presence", "user": change.user_id}
     last_sync = hub.teams_last_sync(change.user_id)
     message.update(views.presence(change.presence, language, last_sync))
+    message["status_since"] = iso(hub.status_since(change.user_id))
     return message
 
 
@@ -119,7 +123,11 @@ async def snapshot(hub: Hub, who: Principal, language: str) -> str:
     presences = [(u, p) for u, p in hub.presences() if who.may_see(u)]
     for start in range(0, len(presences), SNAPSHOT_SLICE):
         batch = [
-            {"user": user_id, **views.presence(p, language, hub.teams_last_sync(user_id))}
+            {
+                "user": user_id,
+                **views.presence(p, language, hub.teams_last_sync(user_id)),
+                "status_since": iso(hub.status_since(user_id)),
+            }
             for user_id, p in presences[start : start + SNAPSHOT_SLICE]
         ]
         parts.append(json.dumps(batch)[1:-1])

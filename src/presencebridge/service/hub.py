@@ -138,6 +138,36 @@ class UserView:
     presence: EffectivePresence
 
 
+class _Presences(dict[str, EffectivePresence]):
+    """Every user's effective presence, and since when their status is what it is.
+
+    The status-since time is kept where each presence is set, so no write path can
+    forget it: it is the hub's clock when the status (not the text, the telephony or
+    the colour) last changed. Users loaded at start have none (unknown: it changed
+    before the process started), until their status next changes.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.loading = False
+        self.since: dict[str, datetime | None] = {}
+
+    def __setitem__(self, user_id: str, presence: EffectivePresence) -> None:
+        old = self.get(user_id)
+        if old is None or old.status != presence.status:
+            self.since[user_id] = None if self.loading else self.clock.now()
+        super().__setitem__(user_id, presence)
+
+    def __delitem__(self, user_id: str) -> None:
+        super().__delitem__(user_id)
+        self.since.pop(user_id, None)
+
+    def forget(self, user_id: str) -> None:
+        self.pop(user_id, None)
+        self.since.pop(user_id, None)
+
+
 class Hub:
     def __init__(
         self, store: Store, clock: Clock | None = None, default_country: str = "DE"
@@ -149,7 +179,7 @@ class Hub:
         self.bus = PresenceBus()
         self._groups: dict[str, GroupRecord] = {}
         self._users: dict[str, UserState] = {}
-        self._presence: dict[str, EffectivePresence] = {}
+        self._presence = _Presences(self.clock)
         self._user_locks: dict[str, _UserLock] = {}
         self._group_lock = asyncio.Lock()
         self._timers = Deadlines(self.clock.now, self._tick_due, self._live)
@@ -206,11 +236,13 @@ class Hub:
         changed = [a for a, s in zip(aged, states, strict=True) if a != s and self.owns(a.user.id)]
         if changed:
             await self._io(self.store.save_users, changed, [], now)
+        self._presence.loading = True  # statuses from before the start: since unknown
         for state in aged:
             self._users[state.user.id] = state
             self._presence[state.user.id] = self._evaluate(state, now)
             self._index(state)
             self._schedule(state, now)
+        self._presence.loading = False
         await self._io(self.store.prune_history, now - HISTORY_KEPT)
         self._releases = {r.id: r for r in await self._io(self.store.load_releases) if r.id}
         # Everyone's state lives as long as the process: keep it out of the full garbage
@@ -885,7 +917,7 @@ class Hub:
         state = self._users.get(user_id)
         if state is not None and not self.owns(user_id):
             del self._users[user_id]
-            self._presence.pop(user_id, None)
+            self._presence.forget(user_id)
             self._unindex(state)
             self._teams_last_sync.pop(user_id, None)
             metrics.USERS.set(len(self._users))
@@ -1007,6 +1039,11 @@ class Hub:
 
     def teams_last_sync(self, user_id: str) -> datetime | None:
         return self._teams_last_sync.get(user_id)
+
+    def status_since(self, user_id: str) -> datetime | None:
+        """When the user's effective status last changed (the hub's clock); None if
+        unknown (unchanged since the hub started)."""
+        return self._presence.since.get(user_id)
 
     # -- agent tokens ----------------------------------------------------------------------
 

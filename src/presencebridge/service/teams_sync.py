@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Teams readings count as stale after this long without a successful read, at least.
+STALE_AFTER_MIN = 10.0
 
 __all__ = ["Reading", "TeamsPoller", "TeamsPresenceApi", "TeamsWriter", "apply_readings"]
 
@@ -289,6 +291,11 @@ class TeamsPoller:
         self.covered = covered
         self.slow_interval = slow_interval
         self._last_full_round = float("-inf")
+        # When a read of Teams presence last succeeded (or no read was due): the board
+        # marks what it shows of Teams as stale once this is too long ago (`stale_since`).
+        self.last_read_ok = time.monotonic()
+        self.last_read_ok_at = time.time()
+        self.last_count = 0  # users the last round read
         self.rounds = 0
         self.last_round_seconds = 0.0
         self._unknown_logged: set[str] = set()
@@ -296,6 +303,23 @@ class TeamsPoller:
     def interval(self, users: int) -> float:
         requests = math.ceil(users / self.api.max_ids_per_read)
         return max(self.min_interval, requests / self.reads_per_second)
+
+    def _read_ok(self) -> None:
+        self.last_read_ok = time.monotonic()
+        self.last_read_ok_at = time.time()
+
+    def stale_after(self) -> float:
+        """Seconds without a successful read after which Teams readings count as stale:
+        three poll intervals, at least `STALE_AFTER_MIN` (a read retried once or twice
+        is not an outage)."""
+        return max(STALE_AFTER_MIN, 3 * self.interval(self.last_count))
+
+    def stale_since(self) -> float | None:
+        """Wall-clock time of the last successful read while reads fail for longer than
+        `stale_after`; None while readings are fresh."""
+        if time.monotonic() - self.last_read_ok > self.stale_after():
+            return self.last_read_ok_at
+        return None
 
     async def run(self) -> None:
         while True:
@@ -320,6 +344,9 @@ class TeamsPoller:
             else:
                 covered = self.covered()
                 ids = [i for i in ids if i not in covered]
+        self.last_count = len(ids)
+        if not ids:
+            self._read_ok()  # nothing to read: nothing can be stale
         size = self.api.max_ids_per_read
         chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
         limit = asyncio.Semaphore(self.parallel_reads)
@@ -334,6 +361,7 @@ class TeamsPoller:
             async with limit:
                 requested_at = self.hub.clock.now()
                 readings = await self.api.read(chunk)
+            self._read_ok()
             await self.apply(readings, by_teams_id, requested_at)
 
         results = await asyncio.gather(

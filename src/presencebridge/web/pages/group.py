@@ -29,6 +29,8 @@ from presencebridge.web.page import MODES, Page, back, path_part
 
 router = APIRouter(include_in_schema=False)
 
+MEMBERS_PER_PAGE = 50
+
 BOOLEAN_SETTINGS = (
     "user_may_change",
     "remember_credentials",
@@ -95,8 +97,10 @@ async def group_page(
     status_code: int = 200,
     errors: dict[str, str] | None = None,
     values: Mapping[str, Any] | None = None,
+    members_page: int = 1,
 ) -> Response:
-    """The page; `errors` and `values` show the form again after a problem."""
+    """The page; `errors` and `values` show the form again after a problem. The members
+    are listed `MEMBERS_PER_PAGE` at a time, `members_page` (from 1) of them."""
     hub = page.hub
     try:
         group = hub.group(group_id)
@@ -108,8 +112,11 @@ async def group_page(
             for u in hub.user_ids()
             if hub.user(u).state.user.group == group_id
         ),
-        key=lambda u: u.display_name.lower(),
+        key=lambda u: (u.display_name.casefold(), u.id),
     )
+    pages = max(1, -(-len(members) // MEMBERS_PER_PAGE))
+    current = min(max(1, members_page), pages)
+    first = (current - 1) * MEMBERS_PER_PAGE
     return page.render(
         "group.html",
         status_code,
@@ -117,7 +124,11 @@ async def group_page(
         settings=dict(values) if values is not None else group.settings.public(),
         errors=errors or {},
         modes=MODES,
-        members=members,
+        members=members[first : first + MEMBERS_PER_PAGE],
+        member_count=len(members),
+        member_first=first + 1,
+        member_page=current,
+        member_pages=pages,
         notes=group_notes(page, group),
         default_whitelist=", ".join(DEFAULT_WHITELIST),
         nav="groups",
@@ -126,8 +137,9 @@ async def group_page(
 
 
 @router.get("/console/groups/{group_id}")
-async def show_group(page: SignedIn, group_id: str) -> Response:
-    return await group_page(page, group_id)
+async def show_group(page: SignedIn, group_id: str, members: str = "1") -> Response:
+    number = int(members) if members.isdecimal() and len(members) < 10 else 1
+    return await group_page(page, group_id, members_page=number)
 
 
 def _settings_patch(form: Form) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from presencebridge.core import usercsv as sheets
 from presencebridge.service.usercsv import existing_users
 from presencebridge.web import labels
 from presencebridge.web.forms import Posted, SignedIn
-from presencebridge.web.page import SECURITY_HEADERS
+from presencebridge.web.pages.board import csv_delimiter, csv_response
 from presencebridge.web.pages.groups import groups_page
 
 router = APIRouter(include_in_schema=False)
@@ -63,6 +63,7 @@ async def import_users(form: Posted) -> Response:
 
 @router.get("/console/users.csv")
 async def export_users(page: SignedIn) -> Response:
-    text = sheets.write(existing_users(page.hub).values())
-    headers = {**SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="users.csv"'}
-    return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
+    """Every user with every field, importable as it is (the import takes the BOM and
+    reads the delimiter from the header line)."""
+    text = sheets.write(existing_users(page.hub).values(), csv_delimiter(page.lang))
+    return csv_response(text, "users.csv")
