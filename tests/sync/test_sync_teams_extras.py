@@ -7,6 +7,8 @@ first away profile, and goes when it ends; a group that switches it off sees non
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -100,3 +102,110 @@ def test_a_group_that_switches_it_off_sees_no_out_of_office(
     shown = eventually(ida.presence, lambda p: p["teams"]["out_of_office"] is True, 30)
     assert oof_appointments(shown) == [] and shown["status"] == "available"
     out_of_office(emulator, ida.teams_id, on=False)
+
+
+def teams_message(emulator: EmulatorProcess, teams_id: str) -> dict[str, Any] | None:
+    """The user's status message as Graph keeps it (the control API shows its expiry)."""
+    with emulator.control() as control:
+        found: dict[str, Any] | None = control.get(f"/_emulator/users/{teams_id}").json()[
+            "statusMessage"
+        ]
+        return found
+
+
+def writes(emulator: EmulatorProcess, teams_id: str, op: str) -> int:
+    counts: dict[str, int] = emulator.stats()["users"].get(teams_id, {})
+    return counts.get(op, 0)
+
+
+def written_through(who: Colleague) -> None:
+    """Every write the hub planned for `who` so far is done: a PBX call's session set and
+    cleared after it (one user's writes go one plan at a time, in order)."""
+    before = writes(who.emulator, who.teams_id, "clearPresence")
+    who.pbx("flush", "connected")
+    eventually(lambda: writes(who.emulator, who.teams_id, "setPresence"), lambda n: n >= 1, 30)
+    who.pbx("flush", "ended")
+    eventually(
+        lambda: writes(who.emulator, who.teams_id, "clearPresence"), lambda n: n > before, 30
+    )
+
+
+def message_writes(emulator: EmulatorProcess, teams_id: str) -> int:
+    counts: dict[str, int] = emulator.stats()["users"].get(teams_id, {})
+    return counts.get("setStatusMessage", 0)
+
+
+def test_a_uc_profile_and_an_appointment_become_the_teams_status_message(
+    api: httpx.Client, emulator: EmulatorProcess
+) -> None:
+    g = group(api, teams_status_message="uc_to_teams")
+    lea = Colleague(api, emulator, "lea", g)
+    lea.add_profile(
+        {"name": "Urlaub", "status": "away", "text": "Urlaub bis 14.12.", "color": "#ffcc00"}
+    )
+    lea.select("Urlaub")
+    shown = eventually(lambda: teams_message(emulator, lea.teams_id), lambda m: m is not None, 30)
+    assert shown is not None
+    assert shown["message"]["content"] == "Urlaub bis 14.12."
+    assert shown["expiryDateTime"] is None  # a selected profile has no known end
+    # An appointment: its subject, and its end as the expiry.
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    end = (start + timedelta(hours=2)).replace(microsecond=0)
+    body = {"subject": "Zahnarzt", "start": start.isoformat(), "end": end.isoformat()}
+    assert api.post(f"/api/v1/users/{lea.id}/appointments", json=body).status_code == 201
+    shown = eventually(
+        lambda: teams_message(emulator, lea.teams_id),
+        lambda m: m is not None and m["message"]["content"] == "Zahnarzt",
+        30,
+    )
+    assert shown is not None and shown["expiryDateTime"] is not None
+    expiry = shown["expiryDateTime"]
+    assert expiry["timeZone"] == "UTC"
+    assert datetime.fromisoformat(expiry["dateTime"]).replace(tzinfo=UTC) == end
+    # Nothing chosen any more: the hub takes its message back.
+    appointment = next(a for a in lea.presence()["appointments"] if a["subject"] == "Zahnarzt")
+    assert api.delete(f"/api/v1/users/{lea.id}/appointments/{appointment['id']}").is_success
+    lea.select(None)
+    eventually(lambda: teams_message(emulator, lea.teams_id), lambda m: m is None, 30)
+
+
+def test_a_message_set_by_hand_in_teams_is_never_overwritten(
+    api: httpx.Client, emulator: EmulatorProcess
+) -> None:
+    g = group(api, teams_status_message="uc_to_teams")
+    tom = Colleague(api, emulator, "tom", g)
+    set_status_message(emulator, tom.teams_id, "Bin ab 15 Uhr zurück")
+    held = eventually(tom.presence, lambda p: p["teams"]["status_message_held_by_user"] is True, 30)
+    assert held["teams"]["status_message"] == "Bin ab 15 Uhr zurück"
+    tom.add_profile(
+        {"name": "Urlaub", "status": "away", "text": "Urlaub bis 14.12.", "color": "#ffcc00"}
+    )
+    tom.select("Urlaub")
+    # The hub has judged the change (the UC side shows it) and writes nothing over it.
+    eventually(tom.presence, lambda p: p["profile"] == "Urlaub", 30)
+    written_through(tom)
+    message = teams_message(emulator, tom.teams_id)
+    assert message is not None and message["message"]["content"] == "Bin ab 15 Uhr zurück"
+    assert message_writes(emulator, tom.teams_id) == 1  # the user's own, nothing of the hub's
+    # The user clears theirs: the UC text goes to Teams.
+    set_status_message(emulator, tom.teams_id, "")
+    eventually(
+        lambda: teams_message(emulator, tom.teams_id),
+        lambda m: m is not None and m["message"]["content"] == "Urlaub bis 14.12.",
+        30,
+    )
+
+
+def test_with_the_setting_off_no_status_message_is_written(
+    api: httpx.Client, emulator: EmulatorProcess
+) -> None:
+    g = group(api)  # teams_status_message at its default: off
+    eva = Colleague(api, emulator, "eva", g)
+    eva.add_profile(
+        {"name": "Urlaub", "status": "away", "text": "Urlaub bis 14.12.", "color": "#ffcc00"}
+    )
+    eva.select("Urlaub")
+    eventually(eva.presence, lambda p: p["profile"] == "Urlaub", 30)
+    written_through(eva)
+    assert teams_message(emulator, eva.teams_id) is None
+    assert message_writes(emulator, eva.teams_id) == 0

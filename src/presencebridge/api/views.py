@@ -52,6 +52,7 @@ def presence(
             "activity": p.teams.activity,
             "held_by_user": p.teams.held_by_user,
             "status_message": p.teams.status_message,
+            "status_message_held_by_user": p.teams.message_held_by_user,
             "out_of_office": p.teams.out_of_office,
             "last_sync": iso(last_sync),
         },

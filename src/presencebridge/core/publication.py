@@ -137,7 +137,15 @@ class Publication:
     pbx: tuple[tuple[Feature, str | None], ...] = ()
 
 
-def publication(presence: EffectivePresence, language: str) -> Publication:
+def publication(
+    presence: EffectivePresence, language: str, note_from_teams: bool = False
+) -> Publication:
+    """`note_from_teams` (`teams_status_message = both`): a status message the user set in
+    Teams is the note; the hub's own message there is only the UC text again."""
     found = situation(presence)
     features = tuple(wanted(presence).items())
-    return Publication(found, OUTWARD[found], render(presence.text, language), features)
+    note = render(presence.text, language)
+    teams = presence.teams
+    if note_from_teams and teams.message_held_by_user and teams.status_message:
+        note = teams.status_message
+    return Publication(found, OUTWARD[found], note, features)

@@ -489,6 +489,9 @@ class UserPresence:
             "client": None if self.client is None else session(self.client),
             "sessions": [session(s) for s in self.sessions.values()],
             "outOfOffice": self.out_of_office.to_json(),
+            "statusMessage": None
+            if self.status_message is None
+            else self.status_message.to_json(own=True),
             "preferred": None
             if preferred is None
             else {

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from presencebridge import metrics
 from presencebridge.core import rules
 from presencebridge.core.errors import Rejected
-from presencebridge.core.model import CallState
+from presencebridge.core.model import CallState, StatusMessageSync
 from presencebridge.core.ports import (
     ConnectorHealth,
     OutletUnavailable,
@@ -197,12 +197,13 @@ class PresenceFeed:
             return None
         view = self.hub.user(user_id)
         user = view.state.user
+        both = self.hub.group(user.group).settings.teams_status_message is StatusMessageSync.BOTH
         found = OutwardUser(
             user_id,
             user.display_name,
             user.email,
             user.extensions,
-            publication(view.presence, outbox.outlet.language),
+            publication(view.presence, outbox.outlet.language, note_from_teams=both),
         )
         outbox.sent[user_id] = found
         return found

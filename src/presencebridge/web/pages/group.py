@@ -149,6 +149,7 @@ def _settings_patch(form: Form) -> dict[str, Any]:
     patch[MIC_ENABLE] = 1 if form.checked(MIC_ENABLE, "1") else 0
     patch[MIC_WHITELIST] = form.text(MIC_WHITELIST)
     patch[OFFICE_NETWORKS] = form.text(OFFICE_NETWORKS)
+    patch["teams_status_message"] = form.text("teams_status_message") or "off"
     return patch
 
 

@@ -150,7 +150,7 @@
       entry.teamsText.classList.toggle("none", !teams.availability);
     });
     put(entry, "synced", Boolean(teams.availability), (s) => { entry.tr.classList.toggle("synced", s); });
-    put(entry, "held", Boolean(teams.held_by_user), (h) => { entry.held.hidden = !h; });
+    put(entry, "held", Boolean(teams.held_by_user || teams.status_message_held_by_user), (h) => { entry.held.hidden = !h; });
     let mic = "";
     if (p.microphone) {
       mic = typeof p.microphone === "string" ? p.microphone
@@ -159,7 +159,7 @@
     put(entry, "mic", mic, (m) => { entry.micText.textContent = m; entry.mic.hidden = !m; });
     entry.status = p.status;
     entry.onPhone = p.telephony === "on_the_phone";
-    entry.heldByUser = Boolean(teams.held_by_user);
+    entry.heldByUser = Boolean(teams.held_by_user || teams.status_message_held_by_user);
     entry.keys.status = STATUS_RANK[p.status] ?? 9;
     entry.keys.text = p.text || "";
     entry.keys.phone = phone;
