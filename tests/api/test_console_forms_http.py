@@ -169,7 +169,7 @@ FORM_CASES = [
     Case("group id", "/console/groups", {"id": "bad id", "name": "Neu"}, 422, "g-id",
          ("id", "name"), {"de": "Nur Buchstaben"}),
     Case("group exists", "/console/groups", {"id": "hq", "name": "Neu"}, 409, "g-id", ("name",),
-         {"de": "Eine Gruppe mit dieser ID gibt es schon.",
+         {"de": "Es gibt bereits eine Gruppe mit dieser ID.",
           "en": "A group with this ID exists already."}),
     Case("display name too long", "/console/users",
          {"id": "carol", "display_name": LONG_TEXT, "group": "hq"}, 422, "u-name",
@@ -206,7 +206,7 @@ FORM_CASES = [
     Case("extension", f"{USER}/directory", {"display_name": "Alice", "group": "hq",
          "extensions": "12ab"}, 422, "d-ext", ("extensions",), {"de": "Nebenstellen"}),
     Case("extension taken", f"{USER}/directory", {"display_name": "Alice", "group": "hq",
-         "extensions": "2201"}, 409, "d-ext", ("extensions",), {"de": "gehört zu Benutzer bob"}),
+         "extensions": "2201"}, 409, "d-ext", ("extensions",), {"de": "gehört Benutzer „bob“"}),
     Case("token name too long", f"{USER}/personal-tokens", {"name": LONG_NAME}, 422, "pt-name",
          ("name",), {"de": "höchstens 64 Zeichen"}),
 ]  # fmt: skip

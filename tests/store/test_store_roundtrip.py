@@ -50,6 +50,7 @@ SETTINGS = GroupSettings.model_validate(
         "MicrophoneUsageSync.ProcessWhitelist": "Teams.exe, zoom.exe",
         "reassert_dnd": True,
         "teams_out_of_office": False,
+        "teams_status_message": "both",
         "teams_work_location_office_networks": "10.20.0.0/16, 2001:db8:5::/48",
     }
 )
