@@ -206,7 +206,7 @@ FORM_CASES = [
     Case("extension", f"{USER}/directory", {"display_name": "Alice", "group": "hq",
          "extensions": "12ab"}, 422, "d-ext", ("extensions",), {"de": "Nebenstellen"}),
     Case("extension taken", f"{USER}/directory", {"display_name": "Alice", "group": "hq",
-         "extensions": "2201"}, 409, "d-ext", ("extensions",), {"de": "gehört Benutzer „bob“"}),
+         "extensions": "2201"}, 409, "d-ext", ("extensions",), {"de": "2201 gehört Benutzer bob."}),
     Case("token name too long", f"{USER}/personal-tokens", {"name": LONG_NAME}, 422, "pt-name",
          ("name",), {"de": "höchstens 64 Zeichen"}),
 ]  # fmt: skip
