@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 
+from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import (
     BUILTIN_APPOINTMENT_PROFILE,
     BUILTIN_DND_PROFILE,
@@ -103,6 +104,18 @@ def reserved_name(name: str) -> str | None:
     """The built-in name `name` would shadow (case and Unicode form ignored), or None."""
     key = profile_key(name.strip())
     return next((r for r in RESERVED_PROFILE_NAMES if profile_key(r) == key), None)
+
+
+def refuse_reserved_name(name: str, code: str) -> None:
+    """Raise `Rejected` (422 naming `name`, console `code`) if `name` shadows a built-in."""
+    reserved = reserved_name(name)
+    if reserved is not None:
+        raise Rejected(
+            Reason.INVALID,
+            f"name: {name!r} is the name of a built-in profile ({reserved!r}); choose another name",
+            code,
+            {"name": name},
+        )
 
 
 TELEPHONY_TEXT: dict[TelephonySource, Text] = {

@@ -18,7 +18,7 @@ from presencebridge.core.effective import (
     effective_presence,
     find_profile,
     my_profiles,
-    reserved_name,
+    refuse_reserved_name,
 )
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import (
@@ -365,15 +365,7 @@ def _meeting(state: UserState, event: MeetingEvent, now: datetime) -> UserState:
 
 
 def _add_profile(state: UserState, profile: Profile) -> UserState:
-    reserved = reserved_name(profile.name)
-    if reserved is not None:
-        raise Rejected(
-            Reason.INVALID,
-            f"name: {profile.name!r} is the name of a built-in profile ({reserved!r}); "
-            "choose another name",
-            "profile_reserved",
-            {"name": profile.name},
-        )
+    refuse_reserved_name(profile.name, "profile_reserved")
     if find_profile(state.profiles, profile.name) is not None:
         raise Rejected(
             Reason.CONFLICT,

@@ -35,7 +35,7 @@ from presencebridge.core.effective import (
     EffectivePresence,
     effective_presence,
     my_profiles,
-    reserved_name,
+    refuse_reserved_name,
 )
 from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import (
@@ -351,15 +351,7 @@ class Hub:
     async def put_template(self, group_id: str, template: ProfileTemplate) -> GroupRecord:
         """Add a central template, or replace the one of the same name. A built-in's name
         is refused: the template would replace the built-in for the whole group."""
-        reserved = reserved_name(template.name)
-        if reserved is not None:
-            raise Rejected(
-                Reason.INVALID,
-                f"name: {template.name!r} is the name of a built-in profile ({reserved!r}); "
-                "choose another name",
-                "template_reserved",
-                {"name": template.name},
-            )
+        refuse_reserved_name(template.name, "template_reserved")
         async with self._group_lock:
             group = self.group(group_id)
             names = [t.name for t in group.templates]

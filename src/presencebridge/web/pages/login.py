@@ -20,7 +20,6 @@ from presencebridge.web.page import SECURITY_HEADERS, SESSION_ENDED, Page, back
 from presencebridge.web.signin_page import (
     REPLAY,
     REPLAY_ACTION,
-    Fields,
     admin_token_allowed,
     oidc_of,
     replay_of,
@@ -44,17 +43,6 @@ def _base_url(request: Request) -> str:
     return (public or str(request.base_url)).rstrip("/")
 
 
-def _login_page(
-    page: Page,
-    status: int,
-    next_: str,
-    error: str | None,
-    notice: str | None = None,
-    replay: tuple[str, Fields] | None = None,
-) -> Response:
-    return signin_page.login_page(page, status, next_, error, notice, replay)
-
-
 @router.get("/console/login")
 async def login_page(request: Request, next: str | None = None) -> Response:
     page = Page(request)
@@ -63,7 +51,7 @@ async def login_page(request: Request, next: str | None = None) -> Response:
     notice = None
     if request.query_params.get(SESSION_ENDED) == "1" or security.session_lost(request):
         notice = page._(SESSION_ENDED_NOTICE)
-    return _login_page(page, 200, security.safe_next(next), None, notice)
+    return signin_page.login_page(page, 200, security.safe_next(next), None, notice)
 
 
 @router.post("/console/login")
@@ -76,7 +64,7 @@ async def login(form: PostedAnonymously) -> Response:
     if not admin_token_allowed(form.request):
         _refused(ADMIN_TOKEN, "disabled")
         message = page._("Signing in with the admin token is switched off here.")
-        return _login_page(page, 403, target, message, None, replay)
+        return signin_page.login_page(page, 403, target, message, None, replay)
     admin_token: str = form.request.app.state.admin_token
     if isinstance(token, str) and token and security.token_matches(token, admin_token):
         session_id, found = await _sign_ins(form.request).sign_in_admin()
@@ -90,7 +78,7 @@ async def login(form: PostedAnonymously) -> Response:
     metrics.REJECTED_REQUESTS.labels("401").inc()
     _refused(ADMIN_TOKEN, "token")
     message = page._("That is not the admin token. Check it and try again.")
-    return _login_page(page, 401, target, message, None, replay)
+    return signin_page.login_page(page, 401, target, message, None, replay)
 
 
 def _refused(method: str, reason: str) -> None:
