@@ -281,8 +281,9 @@ class DialogWatcher:
 
         Subscribing 10,000 lines anew costs the PBX what the start did, and a server that
         went silent from overload is the one that can least afford it. So a few
-        subscriptions are refreshed first: any refresh answered 481 or not at all means
-        the server lost what it held. Kept ones need no new subscription; a refresh makes
+        subscriptions are refreshed first: any refresh answered 481 means the server lost
+        what it held; one not answered means it is not back yet (asked again at its next
+        answered OPTIONS). Kept ones need no new subscription; a refresh makes
         the server send the line's full state, which settles any call whose end was lost
         during the silence (idle lines have nothing that could be stuck)."""
         probes = [
@@ -297,8 +298,13 @@ class DialogWatcher:
             try:
                 response = await self._send_subscribe(dialog)
             except TransactionError:
-                kept = False
-                break
+                # No answer is no evidence of a restart (a restarted server answers 481
+                # at once): it is not back yet. Its next answered OPTIONS asks again.
+                log.warning(
+                    "%s: %s answers OPTIONS but not a refresh yet", self.name, self.settings.server
+                )
+                self.liveness.up = False
+                return
             if line.dialog is not dialog:
                 continue  # withdrawn meanwhile: says nothing about the server
             self._answered(line, dialog, response, refresh=True)
