@@ -635,6 +635,7 @@ async def add_service_account(
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
     except RuntimeError as error:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(error)) from None
+    await _hub(request).audit("service_account.sign_in_started", body.name)
     return started
 
 
