@@ -52,6 +52,7 @@ def test_a_changed_group_setting_is_found_on_the_audit_page(
     page.get_by_role("navigation").get_by_role("link", name=words["title"]).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(words["title"])
     page.locator("#a-target").fill(group)
+    page.locator("#a-action").select_option(label=words["what"])
     page.get_by_role("button", name=words["filter"]).click()
     rows = page.locator("#audit-table tbody tr")
     expect(rows).to_have_count(1)
