@@ -165,6 +165,9 @@ def test_console_session_changes_show_on_the_audit_page_and_in_its_csv(
         assert "teams_sync_mode:" in page.text and "telephony_only" in page.text
         empty = console.get("/console/audit", params={"actor": "nobody-at-all"})
         assert "No entry matches the filters." in empty.text
+        user_page = console.get("/console/users/alice").text  # its last changes
+        assert 'id="audit-h"' in user_page and "User created" in user_page
+        assert 'href="/console/audit?target=alice"' in user_page
 
         console.post("/console/lang", data={"lang": "de", "next": "/", "csrf_token": token})
         exported = console.get("/console/audit.csv", params={"action": "group.settings"})

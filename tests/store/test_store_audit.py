@@ -52,6 +52,8 @@ def test_filters_match_part_of_actor_action_and_target_in_any_case(store: Store)
     # % and _ are letters to look for, not wildcards.
     assert actions(AuditQuery(target="100%")) == ["user.deleted"]
     assert actions(AuditQuery(target="s_les")) == []
+    assert actions(AuditQuery(target="sal", exact_target=True)) == []
+    assert len(actions(AuditQuery(target="sales", exact_target=True))) == 2
     assert store.audit_page(AuditQuery(actor="nobody")).total == 0
 
 

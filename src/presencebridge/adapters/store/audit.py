@@ -37,6 +37,7 @@ class AuditQuery:
     target: str = ""
     limit: int = 100
     before: int | None = None
+    exact_target: bool = False  # `target` is the whole target (a user page's own rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +68,12 @@ def page(c: Connection, query: AuditQuery) -> AuditPage:
     for column, text in (
         (log.c.actor, query.actor),
         (log.c.action, query.action),
-        (log.c.target, query.target),
+        (log.c.target, "" if query.exact_target else query.target),
     ):
         if text:
             where.append(_contains(column, text))
+    if query.exact_target:
+        where.append(log.c.target == query.target)
     total = c.execute(sa.select(sa.func.count()).select_from(log).where(*where)).scalar_one()
     if query.before is not None:
         where.append(log.c.id < query.before)

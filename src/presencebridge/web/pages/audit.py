@@ -18,8 +18,6 @@ from presencebridge.web.forms import SignedIn
 from presencebridge.web.labels import AUDIT_ACTION
 from presencebridge.web.page import Page, path_part
 from presencebridge.web.pages.board import csv_delimiter, csv_response, safe_cell
-from presencebridge.web.pages.group import group_url
-from presencebridge.web.pages.users import user_url
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,9 +35,10 @@ def target_url(page: Page, entry: AuditEntry) -> str | None:
     hub = page.hub
     action, target = entry.action, entry.target
     if action.startswith(_GROUP_ACTIONS):
-        return group_url(target) if any(g.id == target for g in hub.groups()) else None
+        known = any(g.id == target for g in hub.groups())
+        return f"/console/groups/{path_part(target)}" if known else None
     if action.startswith(_USER_ACTIONS):
-        return user_url(target) if hub.has_user(target) else None
+        return f"/console/users/{path_part(target)}" if hub.has_user(target) else None
     if action.startswith("directory.rules."):
         return f"/console/directory/{path_part(target)}/rules"
     if action.startswith("directory."):
@@ -80,7 +79,8 @@ def details_lines(page: Page, entry: AuditEntry) -> list[str]:
     return lines
 
 
-def _row(page: Page, entry: AuditEntry) -> dict[str, Any]:
+def audit_row(page: Page, entry: AuditEntry) -> dict[str, Any]:
+    """An entry as the page shows it: translated, its target linked, details as lines."""
     return {
         "entry": entry,
         "action": page.label("audit_action", entry.action),
@@ -110,7 +110,7 @@ async def show_audit(
         older = "?" + urlencode({**given, "before": found.entries[-1].id})
     return page.render(
         "audit.html",
-        rows=[_row(page, e) for e in found.entries],
+        rows=[audit_row(page, e) for e in found.entries],
         total=found.total,
         filters=filters,
         filtered=bool(kept),
