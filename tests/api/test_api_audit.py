@@ -202,3 +202,25 @@ def test_rows_older_than_the_retention_are_pruned_at_start(tmp_path: Path) -> No
             assert [r["target"] for r in entries(api)] == ["alice", "hq"]
     finally:
         server.stop()
+
+
+def test_a_csv_import_is_one_row_and_a_dry_run_or_a_refused_file_none(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    make_user(api, "alice", "hq")
+    before = log(api)["total"]
+    headers = {"Content-Type": "text/csv"}
+    text = "id,display_name,group\nalice,Alice Renamed,hq\nbob,Bob,hq\n"
+    dry = api.post("/api/v1/admin/users/import", params={"dry_run": "true"}, content=text,
+                   headers=headers)  # fmt: skip
+    assert dry.status_code == 200, dry.text
+    wrong = "id,display_name,group\ncarl,Carl,nowhere\n"
+    refused = api.post("/api/v1/admin/users/import", content=wrong, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert log(api)["total"] == before
+    done = api.post("/api/v1/admin/users/import", content=text, headers=headers)
+    assert done.status_code == 200, done.text
+    assert log(api)["total"] == before + 1
+    row = entries(api)[0]
+    assert (row["action"], row["target"]) == ("users.imported", "users")
+    assert row["details"] == {"created": 1, "updated": 1, "users": ["bob", "alice"]}
