@@ -428,7 +428,11 @@ def build(settings: Settings, hub: Hub) -> Application:
 async def running(settings: Settings, hub: Hub | None = None) -> AsyncIterator[Application]:
     """The application, started; stopped when the block ends."""
     if hub is None:
-        hub = Hub(await open_store(settings), default_country=settings.default_country)
+        hub = Hub(
+            await open_store(settings),
+            default_country=settings.default_country,
+            audit_retention=timedelta(days=settings.audit_retention_days),
+        )
     application = build(settings, hub)
     await application.start()
     try:

@@ -165,7 +165,12 @@ def _send(
     """The server's answer, or a one-line error (no token, unreachable, a refusal)."""
     if not token:
         fail("no admin token: pass --token or set PRESENCEBRIDGE_ADMIN_TOKEN")
-    headers = {"Authorization": f"Bearer {token}", **request.pop("headers", {})}
+    # The client header: the server's audit log records these changes as the command line's.
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "X-PresenceBridge-Client": "cli",
+        **request.pop("headers", {}),
+    }
     try:
         response = httpx.request(
             method, server.rstrip("/") + path, headers=headers, timeout=timeout, **request

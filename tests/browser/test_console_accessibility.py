@@ -43,6 +43,7 @@ PAGES = {
     "sync": "/console/sync",
     "directory": "/console/directory",
     "webhooks": "/console/webhooks",
+    "audit": "/console/audit",
     "no-own-page": "/console/me",
     "unknown-user": "/console/users/nobody-here",
 }

@@ -120,6 +120,7 @@ ACCESS: Final[Mapping[str, Access]] = {
     "GET /api/v1/admin/cluster": ADMIN,
     "GET /api/v1/admin/service-accounts": ADMIN,
     "POST /api/v1/admin/service-accounts": ADMIN,
+    "GET /api/v1/admin/audit": ADMIN,
     "WS /api/v1/presence/stream": SIGNED_IN,  # an agent's or person's token: their user only
     "WS /api/v1/agent/stream": AGENT,
     "POST /graph/notifications": OPEN,
@@ -179,6 +180,8 @@ ACCESS: Final[Mapping[str, Access]] = {
     "GET /console/sync": ADMIN,
     "GET /console/webhooks": ADMIN,
     "POST /console/webhooks/dead": ADMIN,
+    "GET /console/audit": ADMIN,
+    "GET /console/audit.csv": ADMIN,
 }
 # fmt: on
 

@@ -11,7 +11,8 @@
 * `directory`: the directory sources, their last run, preview and sync;
 * `directory_rules`: a directory source's rules: edit, preview, save, reset;
 * `userfile`: the CSV import and export of users;
-* `webhooks`: the signed outgoing webhooks, their dead letters, send again and discard.
+* `webhooks`: the signed outgoing webhooks, their dead letters, send again and discard;
+* `audit`: the audit log: who changed what, when (issue 18), and its CSV file.
 
 Each handler starts from `web.forms` (`SignedIn`, `Posted`, `PostedAnonymously`),
 which does the sign-in and CSRF checks and the form parsing once for all.
@@ -22,6 +23,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from presencebridge.web.pages import (
+    audit,
     board,
     directory,
     directory_rules,
@@ -50,6 +52,7 @@ for _module in (
     directory_rules,
     userfile,
     webhooks,
+    audit,
 ):
     router.include_router(_module.router)
 
