@@ -56,7 +56,7 @@ class AgentProcess:
         """What this run of the agent printed so far."""
         return self.log_path.read_bytes()[self._offset :].decode(errors="replace")
 
-    def wait_for(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
+    def wait_for(self, pattern: str | re.Pattern[str], timeout: float = 60.0) -> re.Match[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = re.search(pattern, self.output())
@@ -67,7 +67,7 @@ class AgentProcess:
             time.sleep(0.05)
         raise AssertionError(f"agent never printed {pattern!r}:\n{self.output()}")
 
-    def user_code(self, timeout: float = 15.0) -> str:
+    def user_code(self, timeout: float = 60.0) -> str:
         return self.wait_for(USER_CODE, timeout).group(1)
 
     def kill9(self) -> None:

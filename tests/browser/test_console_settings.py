@@ -38,7 +38,7 @@ def test_a_mode_changed_in_the_console_takes_effect(
     # The Teams side follows: a PBX call now shows in Teams (mode `off` would not write).
     call = {"user": user, "call_id": uuid.uuid4().hex, "state": "connected"}
     assert api.post("/api/v1/telephony/events", json=call).is_success
-    eventually(lambda: emulator.shown(teams_id), lambda s: s == ("Busy", "InACall"), timeout=10)
+    eventually(lambda: emulator.shown(teams_id), lambda s: s == ("Busy", "InACall"), timeout=30)
     call["state"] = "ended"
     assert api.post("/api/v1/telephony/events", json=call).is_success
     context.close()

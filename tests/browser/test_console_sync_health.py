@@ -43,7 +43,7 @@ def test_throttling_server_errors_and_failing_users_show_on_the_sync_page(
     assert hanna_teams is not None
     # Hanna is on the phone; Teams shows it; then she sets Away by hand: held by the user.
     call(api, hanna, "connected", uuid.uuid4().hex)
-    eventually(lambda: faults.shown(hanna_teams), lambda s: s == ("Busy", "InACall"), timeout=20)
+    eventually(lambda: faults.shown(hanna_teams), lambda s: s == ("Busy", "InACall"), timeout=30)
     faults.preferred(hanna_teams, "Away", "Away")
     eventually(
         lambda: api.get(f"/api/v1/users/{hanna}/presence").json()["teams"]["held_by_user"],

@@ -275,7 +275,7 @@ def test_killing_a_node_loses_no_acknowledged_event_and_its_users_keep_syncing(
 
         eventually(accepted, bool, timeout=TAKEOVER_LIMIT + 5)
         moved_after = time.monotonic() - killed_at
-        assert eventually(lambda: all_partitions_owned(cluster, [0, 1]), bool, timeout=10)
+        assert eventually(lambda: all_partitions_owned(cluster, [0, 1]), bool, timeout=30)
         # The PBX carries on after the take-over: more events acknowledged.
         after = counts["acknowledged"]
         eventually(lambda: counts["acknowledged"], lambda n: n >= after + PBX_WARM_UP, 30)

@@ -31,7 +31,7 @@ def eventually_timed(
 
 
 def eventually(
-    probe: Callable[[], T], accept: Callable[[T], bool], timeout: float = 2.0, step: float = 0.05
+    probe: Callable[[], T], accept: Callable[[T], bool], timeout: float = 30.0, step: float = 0.05
 ) -> T:
     """Poll `probe` until `accept` holds; the value that was accepted."""
     return eventually_timed(probe, accept, timeout, step)[0]

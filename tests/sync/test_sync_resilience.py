@@ -73,11 +73,11 @@ def test_teams_dnd_set_by_the_hub_ends_after_a_day_unless_reasserted(
     emulator.advance(24 * HOUR + 60)
     advance_hub(api, 24 * HOUR + 60)
     if reassert:
-        eventually(a.teams, lambda shown: shown == ("DoNotDisturb", "DoNotDisturb"), timeout=3)
+        eventually(a.teams, lambda shown: shown == ("DoNotDisturb", "DoNotDisturb"), timeout=30)
         writes = emulator.stats()["users"][a.teams_id]["setUserPreferredPresence"]
         assert writes == 2
     else:
-        eventually(a.teams, lambda shown: shown[0] != "DoNotDisturb", timeout=3)
+        eventually(a.teams, lambda shown: shown[0] != "DoNotDisturb", timeout=30)
         eventually(a.presence, lambda p: p["teams"]["availability"] != "DoNotDisturb")
         assert emulator.stats()["users"][a.teams_id]["setUserPreferredPresence"] == 1
     assert a.presence()["status"] == "dnd"  # the UC side keeps the user's own choice
@@ -124,7 +124,7 @@ def test_sync_converges_with_20_percent_429_and_never_exceeds_the_budget(
         def reached(shown: tuple[str, str], expected: tuple[str, str] = expected) -> bool:
             return shown == expected
 
-        eventually(user.teams, reached, timeout=20)
+        eventually(user.teams, reached, timeout=30)
     stats = emulator.stats()
     assert stats["injected"]["429"] > 0  # the faults really happened
     assert stats["throttled"] == 0  # ... and the hub never ran into the budget
