@@ -28,6 +28,7 @@ from presencebridge.adapters.store import (
     HistoryEntry,
     Store,
     TeamsRelease,
+    TokenRecord,
     UnknownTokenError,
 )
 from presencebridge.core import addresses, claims, rules, teams
@@ -1077,6 +1078,10 @@ class Hub:
     async def agent_tokens(self, user_id: str, kind: str = AGENT) -> list[AgentTokenInfo]:
         self.user(user_id)
         return await self._io(self.store.agent_tokens, user_id, kind)
+
+    async def all_tokens(self) -> list[TokenRecord]:
+        """Every user's agent and personal tokens (ids, kinds, names, when made)."""
+        return await self._io(self.store.all_tokens)
 
     async def revoke_agent_token(self, user_id: str, token_id: str, kind: str = AGENT) -> None:
         """The token stops working at once: requests are refused, a connected agent

@@ -148,6 +148,15 @@ class AgentTokenInfo:
     name: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A token as the administrator's overview lists it: whose, which kind, which."""
+
+    user_id: str
+    kind: str
+    token: AgentTokenInfo
+
+
 AGENT = "agent"  # a token's kind: the desktop agent's
 PERSONAL = "personal"  # a script's, made by the user on their page (issue 14)
 
@@ -623,6 +632,21 @@ class Store:
                 .order_by(tokens.created_at, tokens.id)
             )
             return [AgentTokenInfo(r.id, r.created_at, r.name) for r in rows]
+
+    def all_tokens(self) -> list[TokenRecord]:
+        """Every user's agent and personal tokens (the administrator's overview), by user,
+        then kind, then age; never a token or its hash."""
+        tokens = t.agent_tokens.c
+        with self._tx() as c:
+            rows = c.execute(
+                sa.select(
+                    tokens.user_id, tokens.kind, tokens.id, tokens.created_at, tokens.name
+                ).order_by(tokens.user_id, tokens.kind, tokens.created_at, tokens.id)
+            )
+            return [
+                TokenRecord(r.user_id, r.kind, AgentTokenInfo(r.id, r.created_at, r.name))
+                for r in rows
+            ]
 
     def revoke_agent_token(self, user_id: str, token_id: str, kind: str = AGENT) -> bool:
         """Whether the user had that token; it is gone either way."""

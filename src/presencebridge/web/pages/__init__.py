@@ -11,7 +11,9 @@
 * `directory`: the directory sources, their last run, preview and sync;
 * `directory_rules`: a directory source's rules: edit, preview, save, reset;
 * `userfile`: the CSV import and export of users;
-* `webhooks`: the signed outgoing webhooks, their dead letters, send again and discard.
+* `webhooks`: the signed outgoing webhooks, their dead letters, send again and discard;
+* `service_accounts`: notify mode's service accounts: sign in (device code), remove;
+* `tokens`: every user's agent and personal tokens, revoking one.
 
 Each handler starts from `web.forms` (`SignedIn`, `Posted`, `PostedAnonymously`),
 which does the sign-in and CSRF checks and the form parsing once for all.
@@ -30,7 +32,9 @@ from presencebridge.web.pages import (
     health,
     lifecycle,
     login,
+    service_accounts,
     templates,
+    tokens,
     userfile,
     users,
     webhooks,
@@ -50,6 +54,8 @@ for _module in (
     directory_rules,
     userfile,
     webhooks,
+    service_accounts,
+    tokens,
 ):
     router.include_router(_module.router)
 
