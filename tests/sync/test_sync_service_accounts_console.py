@@ -142,7 +142,7 @@ def test_sign_in_again_gives_a_new_code(tmp_path: Path, emulator: EmulatorProces
         with signed_in(server) as console:
             first = _add(console, "svc1")
             page = console.get(URL)
-            assert "Sign svc1 in again" in page.text
+            assert "Sign in again: svc1" in page.text
             again = console.post(URL, data={"csrf_token": csrf(page), "name": "svc1"})
             assert again.status_code == 303
             second = _add(console, "svc1")
