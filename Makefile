@@ -40,10 +40,12 @@ serve: $(STAMP)
 .PHONY: bench bench-full soak
 bench: $(STAMP)
 	$(BIN)/presencebridge bench all
+	$(BIN)/presencebridge bench growth
 
 # The same up to 100,000 users: well over an hour.
 bench-full: $(STAMP)
 	$(BIN)/presencebridge bench all --full
+	$(BIN)/presencebridge bench growth
 
 # Soak: 30 minutes at 100 PBX events/s over 10,000 users, Teams sync on (poll); server
 # RSS growth and errors per window. Not in CI; wants an otherwise idle machine.

@@ -55,6 +55,7 @@ from presencebridge.service.connectors import (
     TelephonyFeed,
 )
 from presencebridge.service.directory import DirectorySync
+from presencebridge.service.heap import HeapKeeper
 from presencebridge.service.hub import Hub
 from presencebridge.service.sign_in import SignIns, admin_fingerprint
 from presencebridge.service.sync_health import SyncHealth
@@ -406,6 +407,7 @@ def build(settings: Settings, hub: Hub) -> Application:
     forward = None if cluster is None else cluster.relay_agent_message
     agents = AgentRelay(hub, client_side_teams(settings), forward=forward)
     application = Application(settings, hub, agents, sync, cluster)
+    application.components.append(HeapKeeper())
     if sync is not None:
         application.components.append(sync)
     application.directories = connect_directories(settings, hub)
@@ -426,7 +428,11 @@ def build(settings: Settings, hub: Hub) -> Application:
 async def running(settings: Settings, hub: Hub | None = None) -> AsyncIterator[Application]:
     """The application, started; stopped when the block ends."""
     if hub is None:
-        hub = Hub(await open_store(settings), default_country=settings.default_country)
+        hub = Hub(
+            await open_store(settings),
+            default_country=settings.default_country,
+            audit_retention=timedelta(days=settings.audit_retention_days),
+        )
     application = build(settings, hub)
     await application.start()
     try:

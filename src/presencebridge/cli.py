@@ -165,7 +165,12 @@ def _send(
     """The server's answer, or a one-line error (no token, unreachable, a refusal)."""
     if not token:
         fail("no admin token: pass --token or set PRESENCEBRIDGE_ADMIN_TOKEN")
-    headers = {"Authorization": f"Bearer {token}", **request.pop("headers", {})}
+    # The client header: the server's audit log records these changes as the command line's.
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "X-PresenceBridge-Client": "cli",
+        **request.pop("headers", {}),
+    }
     try:
         response = httpx.request(
             method, server.rstrip("/") + path, headers=headers, timeout=timeout, **request
@@ -535,7 +540,7 @@ def bench(
         str,
         typer.Argument(
             help="teams-to-uc, uc-to-teams, throughput, memory, poll-vs-notify, "
-            "naive-baseline, directory, or all"
+            "naive-baseline, directory, or all; growth plots the recorded runs by size"
         ),
     ],
     users: Annotated[
@@ -554,6 +559,12 @@ def bench(
     """Run a benchmark: emulator and server as separate processes; JSON and PNG to --out."""
     from presencebridge import bench as benchmarks
 
+    if scenario == "growth":
+        from presencebridge.bench import growth
+
+        path = growth.write(results)
+        out.print(f"  results: {path} and {path.with_suffix('.png')}", highlight=False)
+        return
     names = list(benchmarks.SCENARIOS) if scenario == "all" else [scenario]
     unknown = [n for n in names if n not in benchmarks.SCENARIOS]
     if unknown:

@@ -358,6 +358,8 @@ class Settings(BaseSettings):
     allow_clock_control: bool = False
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # The audit log (issue 18): rows older than this are pruned at each start.
+    audit_retention_days: int = Field(365, ge=1, le=36500)
     # Several nodes (docs/cluster.md): set redis_url on every node, with one PostgreSQL.
     redis_url: SecretStr | None = None
     node_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._:-]{1,128}$")

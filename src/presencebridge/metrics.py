@@ -131,3 +131,14 @@ SIGN_INS_REFUSED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+GC_FULL_SECONDS = Histogram(
+    "presencebridge_gc_full_seconds",
+    "Duration of CPython's full (generation 2) garbage collections, which stop the loop",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+GC_FROZEN_OBJECTS = Gauge(
+    "presencebridge_gc_frozen_objects",
+    "Objects kept out of the garbage collections (frozen as long-lived)",
+    registry=REGISTRY,
+)

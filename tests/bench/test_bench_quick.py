@@ -25,7 +25,7 @@ def run_quick(scenario: str, out: Path) -> dict[str, Any]:
         [str(BIN), "bench", scenario, "--quick", "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=390,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -48,7 +48,7 @@ def sane_latency(figures: dict[str, Any], at_least: int = 1) -> None:
     assert 0 < figures["p50"] <= figures["p95"] <= figures["p99"] <= figures["max"]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(400)
 def test_teams_to_uc(tmp_path: Path) -> None:
     data = run_quick("teams-to-uc", tmp_path)
     (size,) = data["figures"]["sizes"].values()
@@ -62,7 +62,7 @@ def test_teams_to_uc(tmp_path: Path) -> None:
     assert size["cold_start"]["first_full_round_seconds"] > 0
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(400)
 def test_uc_to_teams(tmp_path: Path) -> None:
     data = run_quick("uc-to-teams", tmp_path)
     (size,) = data["figures"]["sizes"].values()
@@ -77,7 +77,7 @@ def test_uc_to_teams(tmp_path: Path) -> None:
         assert 0 < hub_share["graph_writes_per_effective_change"] <= 1.5
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(400)
 def test_throughput(tmp_path: Path) -> None:
     data = run_quick("throughput", tmp_path)
     (runs,) = data["figures"]["sizes"].values()
@@ -97,7 +97,7 @@ def test_throughput(tmp_path: Path) -> None:
         assert postgres["postgres_settings"]["synchronous_commit"] == "on"
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(400)
 def test_memory(tmp_path: Path) -> None:
     data = run_quick("memory", tmp_path)
     figures = data["figures"]
@@ -109,7 +109,7 @@ def test_memory(tmp_path: Path) -> None:
     assert isinstance(size["bytes_per_user_above_idle"]["working"], int)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(400)
 def test_poll_vs_notify(tmp_path: Path) -> None:
     data = run_quick("poll-vs-notify", tmp_path)
     (size,) = data["figures"]["sizes"].values()
@@ -123,7 +123,7 @@ def test_poll_vs_notify(tmp_path: Path) -> None:
     assert size["ratios_notify_to_poll"]["latency_p50"] is not None
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(400)
 def test_naive_baseline(tmp_path: Path) -> None:
     data = run_quick("naive-baseline", tmp_path)
     (size,) = data["figures"]["sizes"].values()
@@ -135,9 +135,18 @@ def test_naive_baseline(tmp_path: Path) -> None:
     assert phases["naive-subscriptions"]["setup"]["subscriptions"] == phases["ours-poll"]["users"]
     for kind in ("poll", "subscriptions"):
         assert size["ratios_naive_to_ours"][kind]["graph_requests_per_user_hour"] > 1
+    # The lead figure: a GET per user every 10 s is 360 requests per user-hour; ours are
+    # the measured totals, with their p95 (20 users in 1.5 s say nothing of the ratio).
+    lead = size["against_a_get_every_10_s"]
+    assert lead["get_every_10_s_requests_per_user_hour"] == 360
+    for name in ("ours-poll", "ours-notify"):
+        ours = phases[name]["total_requests_per_user_hour"]
+        assert lead[name]["requests_per_user_hour"] == ours > 0
+        assert lead[name]["times_fewer_requests"] == round(360 / ours, 1)
+        assert lead[name]["p95_seconds"] == phases[name]["latency_seconds"]["p95"]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(400)
 def test_soak(tmp_path: Path) -> None:
     # Not a `presencebridge bench` scenario (`bench all` must not run 30 minutes): its own
     # command, as `make soak` runs it.
@@ -146,7 +155,7 @@ def test_soak(tmp_path: Path) -> None:
         [*command, "--out", str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=390,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -195,7 +204,7 @@ def test_soak(tmp_path: Path) -> None:
     assert verdict["windows_after_warmup"] >= 3
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(400)
 def test_directory(tmp_path: Path) -> None:
     data = run_quick("directory", tmp_path)
     (size,) = data["figures"]["sizes"].values()

@@ -34,4 +34,9 @@ def test_sip_dialog_quick(tmp_path: Path) -> None:
     assert figures["outlet_publishes_per_change"] <= 2
     # The hub's share is measured by the server itself, once per notification applied.
     assert figures["hub_share_seconds"]["count"] >= figures["latency_seconds"]["count"]
+    # The server's full garbage collections are reported (the loop's longest stalls), and
+    # whether the watcher took the PBX for restarted or silent.
+    assert {"server_restarts_seen", "server_silences_seen"} <= figures.keys()
+    gc_figures = figures["hub_share_seconds"]["full_gc"]
+    assert gc_figures["count"] >= 0 and gc_figures["seconds_total"] >= 0
     assert (tmp_path / data["plot"]).read_bytes().startswith(b"\x89PNG")

@@ -48,6 +48,7 @@ PAGES = {
     "webhooks": "/console/webhooks",
     "service-accounts": "/console/service-accounts",
     "tokens": "/console/tokens",
+    "audit": "/console/audit",
     "no-own-page": "/console/me",
     "unknown-user": "/console/users/nobody-here",
 }

@@ -275,6 +275,7 @@ ROUTES: dict[str, Route] = {
     "GET /api/v1/admin/users/export": Route(200),
     "GET /api/v1/admin/cluster": Route(200),
     "GET /api/v1/admin/service-accounts": Route(200),
+    "GET /api/v1/admin/audit": Route(200, query={"actor": "administrator", "limit": "5"}),
     "POST /api/v1/admin/service-accounts": Route(202, body=lambda c, u: {"name": fresh("svc")}),
     "DELETE /api/v1/admin/service-accounts/{name}": Route(204, prepare=_new_service_account),
     # Graph cannot send a token: the webhook's own checks guard it (test_webhook_forgery.py).
@@ -479,6 +480,7 @@ def test_a_bearer_token_does_not_open_the_console(
         "/console/webhooks",
         "/console/service-accounts",
         "/console/tokens",
+        "/console/audit",
         f"/console/users/{cast.a}",
     ]
     before = cast.world.snapshot(cast.a)

@@ -17,6 +17,7 @@ from presencebridge.adapters.store import (
     migrate,
 )
 from presencebridge.adapters.store import tables as t
+from presencebridge.adapters.store.audit import AuditEntry, AuditQuery
 from presencebridge.core import codec
 from presencebridge.core.model import User, UserState
 from presencebridge.core.settings import GroupSettings
@@ -37,6 +38,7 @@ SCHEMA_TABLES = {
     "directory_disabled",
     "directory_rules",
     "webhook_outbox",
+    "audit_log",
 }
 VERSION_TABLE = "alembic_version"
 NOW = datetime(2024, 3, 4, 8, 30, tzinfo=UTC)
@@ -157,3 +159,26 @@ def test_upgrade_from_the_first_schema_keeps_users_and_adds_the_cluster_tables(
     assert [u.user.id for u in Store(engine).load_users()] == ["alice"]
     # A user stored before issue 12 loads unchanged: no e-mail, extensions or numbers.
     assert Store(engine).load_users() == [UserState(User("alice", "Alice", "g1"))]
+
+
+def test_upgrade_from_0008_keeps_the_data_and_adds_an_empty_audit_log(engine: Engine) -> None:
+    """Issue 18: a database at 0008 with a group, a user and a token upgrades to one with
+    the audit log (empty) and everything it held; a downgrade drops only the log."""
+    migrate(engine, "0008")
+    use_store(engine)
+    Store(engine).add_agent_token("alice", "pba_before", NOW)
+    assert "audit_log" not in table_names(engine)
+
+    migrate(engine)
+
+    assert current_revision(engine) == HEAD_REVISION == "0009"
+    store = Store(engine)
+    assert [u.user.id for u in store.load_users()] == ["alice"]
+    assert store.agent_token_user("pba_before") == "alice"
+    assert store.audit_page(AuditQuery()).total == 0
+    store.append_audit(AuditEntry(NOW, "admin-token", "administrator", "user.created", "bob"))
+    assert [e.target for e in store.audit_page(AuditQuery()).entries] == ["bob"]
+
+    downgrade(engine, "0008")
+    assert "audit_log" not in table_names(engine)
+    assert [u.user.id for u in Store(engine).load_users()] == ["alice"]

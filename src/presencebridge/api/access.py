@@ -121,6 +121,7 @@ ACCESS: Final[Mapping[str, Access]] = {
     "GET /api/v1/admin/service-accounts": ADMIN,
     "POST /api/v1/admin/service-accounts": ADMIN,
     "DELETE /api/v1/admin/service-accounts/{name}": ADMIN,
+    "GET /api/v1/admin/audit": ADMIN,
     "WS /api/v1/presence/stream": SIGNED_IN,  # an agent's or person's token: their user only
     "WS /api/v1/agent/stream": AGENT,
     "POST /graph/notifications": OPEN,
@@ -185,6 +186,8 @@ ACCESS: Final[Mapping[str, Access]] = {
     "POST /console/service-accounts/remove": ADMIN,
     "GET /console/tokens": ADMIN,
     "POST /console/tokens/revoke": ADMIN,
+    "GET /console/audit": ADMIN,
+    "GET /console/audit.csv": ADMIN,
 }
 # fmt: on
 

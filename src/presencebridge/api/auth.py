@@ -9,6 +9,7 @@ from fastapi import HTTPException, Request, WebSocket, status
 
 from presencebridge.api.access import (
     ACCESS,
+    ADMIN_TOKEN,
     AGENT_TOKEN,
     PERSONAL_TOKEN,
     Principal,
@@ -16,9 +17,13 @@ from presencebridge.api.access import (
     refusal,
     route_key,
 )
+from presencebridge.service import audit
 from presencebridge.service.hub import Hub
 
 __all__ = ["Principal", "bearer_token", "identify", "principal", "websocket_principal"]
+
+# The command line (cli.py) says so: its changes are recorded as the command line's.
+CLIENT_HEADER = "x-presencebridge-client"
 
 
 def bearer_token(authorization: str | None, query_token: str | None) -> str | None:
@@ -59,7 +64,17 @@ async def principal(request: Request) -> Principal:
     if answer == 403:
         raise HTTPException(status.HTTP_403_FORBIDDEN, refusal(access))
     assert who is not None
+    audit.acting.set(token_actor(who, request.headers.get(CLIENT_HEADER)))
     return who
+
+
+def token_actor(who: Principal, client: str | None) -> audit.Actor:
+    """Who the audit log names for a token's request: never the token itself."""
+    if who.via == ADMIN_TOKEN:
+        kind = audit.CLI if client == "cli" else audit.ADMIN_TOKEN
+        return audit.Actor(kind, "administrator")
+    kind = audit.AGENT_TOKEN if who.via == AGENT_TOKEN else audit.PERSONAL_TOKEN
+    return audit.Actor(kind, who.user_id or "")
 
 
 async def websocket_principal(websocket: WebSocket) -> Principal | None:

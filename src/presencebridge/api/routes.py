@@ -12,6 +12,7 @@ from pydantic import BaseModel, StringConstraints, ValidationError
 
 from presencebridge.adapters.credentials import CredentialStoreUnavailable
 from presencebridge.adapters.store import PERSONAL
+from presencebridge.adapters.store.audit import AuditQuery
 from presencebridge.api import responses, schemas, views
 from presencebridge.api.auth import Principal, principal
 from presencebridge.api.cluster import FORWARDED_BY, Moving, forward_batch
@@ -566,6 +567,33 @@ async def advance_clock(body: ClockIn, who: Caller, request: Request) -> dict[st
     return {"now": hub.clock.now().isoformat(), "offset_seconds": hub.clock.offset_seconds}
 
 
+# -- the audit log (issue 18) ------------------------------------------------------------
+
+AuditFilter = Annotated[str, Query(max_length=200, description="part of it, any case")]
+
+
+@router.get("/admin/audit")
+async def audit_log(
+    who: Caller,
+    request: Request,
+    actor: AuditFilter = "",
+    action: AuditFilter = "",
+    target: AuditFilter = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(ge=1, description="an entry's id: older ones")] = None,
+) -> dict[str, Any]:
+    """Who changed what, when: newest first, `limit` at a time. `total` counts every
+    entry the filters match; `next_before`, when older ones follow, asks for them."""
+    hub = _hub(request)
+    query = AuditQuery(actor, action, target, limit, before)
+    found = await hub.store_io(hub.store.audit_page, query)
+    return {
+        "entries": [views.audit_entry(e) for e in found.entries],
+        "total": found.total,
+        "next_before": found.entries[-1].id if found.more and found.entries else None,
+    }
+
+
 # -- Teams sync status and service accounts ----------------------------------------------
 
 
@@ -635,6 +663,7 @@ async def add_service_account(
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
     except RuntimeError as error:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(error)) from None
+    await _hub(request).audit("service_account.sign_in_started", body.name)
     return started
 
 

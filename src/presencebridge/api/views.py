@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from presencebridge.adapters.store import GroupRecord, HistoryEntry
+from presencebridge.adapters.store.audit import AuditEntry
 from presencebridge.api.schemas import iso
 from presencebridge.core.effective import EffectivePresence
 from presencebridge.core.micsync import group_problem
@@ -123,6 +125,18 @@ def user_settings(state: UserState, g: GroupRecord) -> dict[str, Any]:
         "effective_teams_sync_mode": effective_mode(g.settings, state.own_mode).value,
         "user_may_change": g.settings.user_may_change,
     }
+
+
+def audit_entry(e: AuditEntry) -> dict[str, Any]:
+    """One row of the audit log; `details` as the JSON it was recorded as."""
+    try:
+        details: Any = json.loads(e.details)
+    except ValueError:
+        details = e.details
+    return {
+        "id": e.id, "at": iso(e.at), "actor_kind": e.actor_kind, "actor": e.actor,
+        "action": e.action, "target": e.target, "details": details,
+    }  # fmt: skip
 
 
 def history(h: HistoryEntry, language: str) -> dict[str, Any]:

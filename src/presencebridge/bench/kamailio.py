@@ -183,6 +183,16 @@ class Kamailio:
                 os.killpg(self.process.pid, signal.SIGKILL)
             eventually(lambda: not options_answered(self.port, 0.2), timeout=10)
 
+    def pause(self) -> None:
+        """Silent but alive, as an overloaded server is: every process stopped, every
+        subscription kept."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def restart(self) -> None:
         """Stop and start on the same port: every subscription and call is forgotten."""
         self.stop()

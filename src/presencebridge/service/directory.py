@@ -41,6 +41,7 @@ from presencebridge.core.ports import (
     RuleDrivenSource,
     TeamsIdLookup,
 )
+from presencebridge.service import audit
 from presencebridge.service.hub import Hub, NewUser
 
 log = logging.getLogger(__name__)
@@ -252,6 +253,8 @@ class DirectorySync:
         )
         saved = RulesInEffect(core, "console", changed_by, now)
         self.use_rules(saved)
+        shown = {"rules": len(core.rules), "default_group": core.default_group}
+        await self.hub.audit("directory.rules.saved", self.name, shown)
         log.info("directory %s: rules saved by %s", self.name, changed_by)
         return saved
 
@@ -260,19 +263,26 @@ class DirectorySync:
         await self.hub.store_io(self.hub.store.delete_directory_rules, self.name)
         rules = RulesInEffect(self.file_rules)
         self.use_rules(rules)
+        await self.hub.audit("directory.rules.reset", self.name)
         log.info("directory %s: rules reset to the configuration file", self.name)
         return rules
 
     # -- a run --------------------------------------------------------------------------------
 
     async def run(self, dry_run: bool = False, force: bool = False) -> Report:
+        """A run; one asked for by someone (not the schedule) that changed something is
+        one row of the audit log, not one per user it changed."""
         async with self._running:
             report = Report(self.name, self.hub.clock.now(), dry_run, force)
             try:
-                await self._run(report)
+                with audit.acting_as(None):
+                    await self._run(report)
             finally:
                 report.finished_at = self.hub.clock.now()
                 self.last = report
+            if not dry_run and report.error is None and report.stopped is None:
+                shown = {"force": force, "counts": report.counts, "failures": len(report.failures)}
+                await self.hub.audit("directory.sync", self.name, shown)
             return report
 
     async def preview(self, rules: plans.Rules) -> Report:

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from presencebridge import metrics
@@ -49,6 +49,7 @@ from presencebridge.core.model import (
 )
 from presencebridge.core.settings import GroupSettings, effective_mode
 from presencebridge.core.texts import Text
+from presencebridge.service import audit
 from presencebridge.service.bus import PresenceBus, PresenceChange
 from presencebridge.service.clock import Clock
 from presencebridge.service.commit import GroupCommit
@@ -177,10 +178,15 @@ class _Presences(dict[str, EffectivePresence]):
 
 class Hub:
     def __init__(
-        self, store: Store, clock: Clock | None = None, default_country: str = "DE"
+        self,
+        store: Store,
+        clock: Clock | None = None,
+        default_country: str = "DE",
+        audit_retention: timedelta = audit.RETENTION,
     ) -> None:
         """A hub that handles every user until it `join`s a cluster."""
         self.store = store
+        self.audit_retention = audit_retention  # audit log rows older than this are pruned
         self.clock = clock or Clock()
         self.default_country = default_country  # national phone numbers are read in it
         self.bus = PresenceBus()
@@ -252,6 +258,8 @@ class Hub:
         self._presence.loading = False
         await self._since_from_history(now)
         await self._io(self.store.prune_history, now - HISTORY_KEPT)
+        # The audit log counts in wall-clock time (its rows say when a person acted).
+        await self._io(self.store.prune_audit, datetime.now(UTC) - self.audit_retention)
         self._releases = {r.id: r for r in await self._io(self.store.load_releases) if r.id}
         # Everyone's state lives as long as the process: keep it out of the full garbage
         # collections, which otherwise stop the loop for most of a second at 100k users.
@@ -292,6 +300,19 @@ class Hub:
         """Run a store call on the hub's store thread (services beside the hub, such as
         the directory sync, keep their own rows in the same database)."""
         return await self._io(fn, *args)
+
+    async def audit(
+        self,
+        action: str,
+        target: str,
+        details: Mapping[str, Any] | None = None,
+        actor: audit.Actor | None = None,
+    ) -> None:
+        """Record a change the current actor (or `actor`) made (`service.audit`);
+        nothing if no one acts (timers, connectors, a scheduled directory run)."""
+        row = audit.entry(action, target, details, actor)
+        if row is not None:
+            await self._io(self.store.append_audit, row)
 
     # -- reading (from memory) -------------------------------------------------------------
 
@@ -352,6 +373,7 @@ class Hub:
                 await self._io(self.store.save_templates, group_id, templates)
             self._groups[group_id] = group
         self._group_changed(group_id)
+        await self.audit("group.created", group_id, {"name": name})
         return group
 
     async def update_group_settings(self, group_id: str, settings: GroupSettings) -> GroupRecord:
@@ -366,6 +388,9 @@ class Hub:
                 await self._io(self.store.save_templates, group_id, templates)
             self._groups[group_id] = replace(group, settings=settings, templates=templates)
         self._group_changed(group_id)
+        changed = audit.changes(group.settings.public(), settings.public())
+        if changed:
+            await self.audit("group.settings.changed", group_id, changed)
         await self._refresh_group(group_id, "settings")
         return self._groups[group_id]
 
@@ -385,6 +410,9 @@ class Hub:
             await self._io(self.store.save_templates, group_id, templates)
             self._groups[group_id] = replace(group, templates=templates)
         self._group_changed(group_id)
+        before = next((t for t in group.templates if t.name == template.name), None)
+        shown = {"name": template.name} | _template_changes(before, template)
+        await self.audit("template.saved", group_id, shown)
         await self._refresh_group(group_id, "template")
         return self._groups[group_id]
 
@@ -403,6 +431,7 @@ class Hub:
             await self._stored(self.store.delete_group, group_id)
             del self._groups[group_id]
         self._group_changed(group_id)
+        await self.audit("group.deleted", group_id)
 
     async def delete_template(self, group_id: str, name: str) -> GroupRecord:
         async with self._group_lock:
@@ -418,6 +447,7 @@ class Hub:
             await self._io(self.store.save_templates, group_id, templates)
             self._groups[group_id] = replace(group, templates=templates)
         self._group_changed(group_id)
+        await self.audit("template.deleted", group_id, {"name": name})
         await self._refresh_group(group_id, "template")
         return self._groups[group_id]
 
@@ -468,6 +498,7 @@ class Hub:
             metrics.USERS.set(len(self._users))
         self.bus.publish(PresenceChange(user.id, presence))
         self._replicate(state)
+        await self.audit("user.created", user.id, _user_fields(None, user))
         return UserView(state, presence)
 
     async def create_users(
@@ -727,6 +758,7 @@ class Hub:
         new = UserView(item.state, item.presence)
         self._published(old, new)
         self._release_added(saved)
+        await self.audit("user.changed", user_id, _user_fields(old.state.user, new.state.user))
         return new
 
     def _planned(
@@ -795,6 +827,7 @@ class Hub:
         self.bus.publish(PresenceChange(user_id, None))  # boards drop the user's row
         self._membership.removed(user_id)  # other nodes let go of agents connected there
         self.recheck_tokens(user_id)  # an agent of the user connected here is let go
+        await self.audit("user.deleted", user_id, {"display_name": state.user.display_name})
 
     # -- what the hub must still clear in Teams ---------------------------------------------
 
@@ -857,6 +890,8 @@ class Hub:
         if new_state != old.state:
             self._replicate(new_state)
         self._after_change(old.state, new_state)
+        if type(event) in _AUDITED_EVENTS and audit.acting.get() is not None:
+            await self.audit(*_event_record(user_id, event, old.state))
         return UserView(new_state, presence)
 
     async def note(self, user_id: str, source: str, change: str) -> None:
@@ -1073,6 +1108,8 @@ class Hub:
         token = ("pba_" if kind == AGENT else "pbp_") + secrets.token_urlsafe(32)
         now = self.clock.now()
         token_id = await self._io(self.store.add_agent_token, user_id, token, now, kind, name)
+        # The token's id and name only: the token itself is never recorded.
+        await self.audit(f"{_token_kind(kind)}.issued", user_id, {"id": token_id, "name": name})
         return token_id, token
 
     async def agent_tokens(self, user_id: str, kind: str = AGENT) -> list[AgentTokenInfo]:
@@ -1092,6 +1129,7 @@ class Hub:
             raise Rejected(Reason.NOT_FOUND, f"user {user_id!r} has no {what} {token_id!r}")
         self.recheck_tokens(user_id)
         self._membership.tokens_changed(user_id)  # agents connected to other nodes
+        await self.audit(f"{_token_kind(kind)}.revoked", user_id, {"id": token_id})
 
     def recheck_tokens(self, user_id: str) -> None:
         """The user's agent tokens changed (here, or on another node: the store has it
@@ -1123,6 +1161,7 @@ class Hub:
         self.clock.advance(seconds)
         self._timers.wake()
         await self.settle_timers()
+        await self.audit("clock.advanced", "clock", {"seconds": seconds})
 
     async def settle_timers(self) -> None:
         """Handle every deadline that is due now (used after the clock jumps)."""
@@ -1224,3 +1263,57 @@ def _describe_change(old: User, new: User) -> str:
         else:
             parts.append(f"{name}: {before or '-'} -> {after or '-'}")
     return "; ".join(parts)
+
+
+# -- what the audit log says of a change (service/audit.py) -----------------------------------
+
+_AUDITED_EVENTS = (
+    rules.AddProfile, rules.DeleteProfile, rules.ReorderProfiles, rules.SelectProfile,
+    rules.AddAppointment, rules.DeleteAppointment, rules.SetOwnMode,
+)  # fmt: skip
+
+_USER_FIELDS = (
+    "display_name", "group", "teams_user_id", "email", "extensions", "numbers",
+)  # fmt: skip
+
+
+def _token_kind(kind: str) -> str:
+    return "agent_token" if kind == AGENT else "personal_token"
+
+
+def _user_fields(old: User | None, new: User) -> dict[str, Any]:
+    """A new user's fields, or the fields that changed (old -> new)."""
+    fields = {f: getattr(new, f) for f in _USER_FIELDS}
+    if old is None:
+        return {f: v for f, v in fields.items() if v not in (None, ())}
+    return audit.changes({f: getattr(old, f) for f in _USER_FIELDS}, fields)
+
+
+def _template_changes(old: ProfileTemplate | None, new: ProfileTemplate) -> dict[str, Any]:
+    fields = ("status", "text", "color", "active", "call_forwarding")
+    after = {f: getattr(new, f) for f in fields}
+    if old is None:
+        return after
+    return audit.changes({f: getattr(old, f) for f in fields}, after)
+
+
+def _event_record(
+    user_id: str, event: rules.Event, old: UserState
+) -> tuple[str, str, dict[str, Any]]:
+    """An audited event as the audit log records it: action, target, details."""
+    if isinstance(event, rules.AddProfile):
+        return "profile.created", user_id, {"name": event.profile.name}
+    if isinstance(event, rules.DeleteProfile):
+        return "profile.deleted", user_id, {"name": event.name}
+    if isinstance(event, rules.ReorderProfiles):
+        return "profile.reordered", user_id, {"order": list(event.names)}
+    if isinstance(event, rules.SelectProfile):
+        before = None if old.selection is None else old.selection.profile
+        return "profile.selected", user_id, {"name": [before, event.name]}
+    if isinstance(event, rules.AddAppointment):
+        shown = {"subject": event.subject, "start": event.start, "end": event.end}
+        return "appointment.created", user_id, shown
+    if isinstance(event, rules.DeleteAppointment):
+        return "appointment.deleted", user_id, {"id": event.id}
+    assert isinstance(event, rules.SetOwnMode)
+    return "user.settings.changed", user_id, {"teams_sync_mode": [old.own_mode, event.mode]}

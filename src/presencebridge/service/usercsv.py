@@ -75,6 +75,12 @@ async def apply(hub: Hub, steps: list[Step]) -> Applied:
     problems += [p for i, e in refusals.updates for p in _problems(hub, updates[i], e)]
     if problems:
         return Applied(problems=sorted(problems, key=lambda p: p.line))
+    if creates or updates:  # one row for the file; its users are in the details
+        shown = {
+            "created": len(creates), "updated": len(updates),
+            "users": [s.user_id for s in creates + updates][:50],
+        }  # fmt: skip
+        await hub.audit("users.imported", "users", shown)
     return Applied(sorted(creates + updates, key=lambda s: s.line))
 
 

@@ -484,6 +484,7 @@ class Webhooks:
             return False
         worker.dead = max(worker.dead - 1, 0)
         worker.added(1)
+        await self.hub.audit("webhook.dead_letter.retried", name, {"id": entry_id})
         return True
 
     async def discard(self, name: str, entry_id: int) -> bool:
@@ -493,4 +494,5 @@ class Webhooks:
         if not await asyncio.to_thread(self.outbox.discard, name, entry_id):
             return False
         worker.dead = max(worker.dead - 1, 0)
+        await self.hub.audit("webhook.dead_letter.discarded", name, {"id": entry_id})
         return True

@@ -28,6 +28,7 @@ from starlette.datastructures import FormData
 
 from presencebridge import metrics
 from presencebridge.api.access import ACCESS, Access, Principal, decide, refusal, route_key
+from presencebridge.service import audit
 from presencebridge.web import security, signin_page
 from presencebridge.web.labels import CHARACTER_KINDS, N_
 from presencebridge.web.page import (
@@ -279,6 +280,9 @@ async def authorize(request: Request, page: Page | None = None) -> Principal:
     answer = decide(access, who, request.path_params.get("user_id"))
     if answer is None:
         assert who is not None or access is Access.OPEN
+        found = security.known_session(request)
+        if found is not None:  # the changes this request makes are the session's
+            audit.acting.set(security.actor_of(found))
         return who or Principal(is_admin=False, via="anonymous")
     metrics.REJECTED_REQUESTS.labels(str(answer)).inc()
     if answer == 401:

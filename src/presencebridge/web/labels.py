@@ -171,6 +171,46 @@ CSV_PROBLEMS = {
     "failed": N_("the import failed: %(reason)s"),
 }
 
+# The audit log's actions (service/audit.py, issue 18) and how the actor proved who they are.
+AUDIT_ACTION = {
+    "group.created": N_("Group created"),
+    "group.settings.changed": N_("Group settings changed"),
+    "group.deleted": N_("Group deleted"),
+    "template.saved": N_("Profile template saved"),
+    "template.deleted": N_("Profile template deleted"),
+    "user.created": N_("User created"),
+    "user.changed": N_("User's directory data changed"),
+    "user.deleted": N_("User deleted"),
+    "user.settings.changed": N_("User's Teams sync mode changed"),
+    "profile.created": N_("Profile added"),
+    "profile.deleted": N_("Profile deleted"),
+    "profile.reordered": N_("Profiles reordered"),
+    "profile.selected": N_("Profile chosen"),
+    "appointment.created": N_("Appointment added"),
+    "appointment.deleted": N_("Appointment deleted"),
+    "agent_token.issued": N_("Agent token issued"),
+    "agent_token.revoked": N_("Agent token revoked"),
+    "personal_token.issued": N_("Personal token issued"),
+    "personal_token.revoked": N_("Personal token revoked"),
+    "users.imported": N_("Users imported from a CSV file"),
+    "directory.sync": N_("Directory synced"),
+    "directory.rules.saved": N_("Directory rules saved"),
+    "directory.rules.reset": N_("Directory rules reset to the configuration file"),
+    "webhook.dead_letter.retried": N_("Dead letter sent again"),
+    "webhook.dead_letter.discarded": N_("Dead letter discarded"),
+    "service_account.sign_in_started": N_("Service account sign-in started"),
+    "clock.advanced": N_("Clock advanced"),
+    "session.signed_in": N_("Signed in"),
+    "session.signed_out": N_("Signed out"),
+}
+AUDIT_ACTOR = {
+    "admin-token": N_("admin token"),
+    "session": N_("console sign-in"),
+    "personal-token": N_("personal token"),
+    "agent-token": N_("agent token"),
+    "cli": N_("command line"),
+}
+
 # The hub's refusals by code (`Rejected.code`, core/rules.py and service/hub.py): the API
 # sends the English message, the console says the same in the reader's language.
 REJECTIONS = {
@@ -234,6 +274,8 @@ KINDS: dict[str, dict[str, str]] = {
     "directory_count": DIRECTORY_COUNT,
     "csv_action": CSV_ACTION,
     "rules_saved_by": RULES_SAVED_BY,
+    "audit_action": AUDIT_ACTION,
+    "audit_actor": AUDIT_ACTOR,
 }
 
 

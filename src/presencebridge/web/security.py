@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.requests import HTTPConnection, Request
 
 from presencebridge.api.access import SESSION, Principal
+from presencebridge.service import audit
 from presencebridge.service.sign_in import ConsoleSession, SignIns
 
 SESSION_COOKIE = "pb_console"
@@ -88,6 +89,12 @@ def principal_of(found: ConsoleSession | None) -> Principal | None:
     if found is None:
         return None
     return Principal(is_admin=found.is_admin, user_id=found.user_id, via=SESSION)
+
+
+def actor_of(found: ConsoleSession) -> audit.Actor:
+    """Who the audit log names for a session: the person as the provider named them
+    (name or e-mail address), or "administrator" for the break-glass token."""
+    return audit.Actor(audit.SESSION, found.subject)
 
 
 def known_session(connection: HTTPConnection) -> ConsoleSession | None:

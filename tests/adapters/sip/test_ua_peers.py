@@ -181,6 +181,76 @@ def test_a_retransmitted_request_is_answered_from_the_cache() -> None:
     asyncio.run(scenario())
 
 
+class Pbx(asyncio.DatagramProtocol):
+    """A PBX whose answers the test sets per method: a code, or None for silence."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int | None] = {"OPTIONS": 200, "SUBSCRIBE": 200}
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        request = parse(data)
+        if not isinstance(request, Request) or self.transport is None:
+            return
+        code = self.codes.get(request.method)
+        if code is not None:
+            reply = answer(data, code)
+            if b";tag=" not in reply.split(b"\r\nTo:", 1)[1].split(b"\r\n", 1)[0]:
+                reply = reply.replace(b"\r\nCall-ID:", b";tag=pbx\r\nCall-ID:", 1)
+            self.transport.sendto(reply, addr)
+
+
+def test_after_silence_refreshes_tell_a_restart_from_an_overload() -> None:
+    """Answered 200: kept, nothing subscribed anew; not answered: not back yet, nothing
+    done; answered 481: restarted, every line subscribed anew."""
+    lines = RecordingLines(["201", "202", "203", "204"])
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        transport, pbx = await loop.create_datagram_endpoint(Pbx, local_addr=("127.0.0.1", 0))
+        port = transport.get_extra_info("sockname")[1]
+        table = {"name": "pbx", "server": f"127.0.0.1:{port}", "keepalive_seconds": 0.2,
+                 "timeout_seconds": 1, "subscribe_rate": 100, "retry_seconds": 0.5}  # fmt: skip
+        connector = DialogWatcher(parse_dialog(table), lines)
+        await connector.start()
+
+        async def silence() -> None:
+            pbx.codes = {"OPTIONS": None, "SUBSCRIBE": None}
+            await until(lambda: not connector.liveness.up, what="silence seen")
+
+        try:
+            await until(lambda: connector.counts["subscribed"] == 4, what="4 lines subscribed")
+            # Overloaded: OPTIONS answered again, refreshes not yet.
+            await silence()
+            pbx.codes = {"OPTIONS": 200, "SUBSCRIBE": None}
+            await until(lambda: connector.liveness.up, what="OPTIONS answered")
+            await until(lambda: not connector.liveness.up, what="a refresh unanswered")
+            assert connector.counts["server_restarts"] == 0
+            assert connector.counts["server_silences"] == 0
+            # Back, and it kept every subscription.
+            pbx.codes = {"OPTIONS": 200, "SUBSCRIBE": 200}
+            await until(lambda: connector.counts["server_silences"] == 1, what="kept")
+            assert connector.counts["server_restarts"] == 0
+            assert connector.counts["subscribed"] == 4, connector.counts
+            assert connector.health().up
+            # Restarted: it has forgotten them.
+            await silence()
+            pbx.codes = {"OPTIONS": 200, "SUBSCRIBE": 481}
+            await until(lambda: connector.counts["server_restarts"] == 1, what="restart seen")
+            pbx.codes = {"OPTIONS": 200, "SUBSCRIBE": 200}
+            await until(lambda: connector.counts["subscribed"] >= 8, what="subscribed anew")
+            await until(lambda: connector.health().up, what="every line subscribed")
+            assert connector.counts["server_silences"] == 1
+        finally:
+            await connector.stop()
+            transport.close()
+
+    asyncio.run(scenario())
+
+
 # -- digest against a real server -----------------------------------------------------------
 
 TEAMS_CALL = Publication(Situation.HUB_CALL, OUTWARD[Situation.HUB_CALL], "In a call")

@@ -93,10 +93,47 @@ def test_restart_mid_call_leaves_no_one_on_the_phone(kamailio: Kamailio, sipp: S
             await until(lambda: not lines.on_the_phone("202"), what="callee idle again")
             await until(lambda: all_subscribed(connector), what="resubscribed")
             assert not lines.on_the_phone("201")
+            assert connector.counts["server_restarts"] == 1
+            assert connector.counts["server_silences"] == 0
         finally:
             await connector.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_silent_server_keeps_its_subscriptions(kamailio: Kamailio, sipp: Sipp) -> None:
+    """An overloaded PBX that stops answering for a while has not forgotten anything:
+    no line is subscribed anew; the one with a call is read again and ends idle."""
+    lines = RecordingLines(["201", "202", "203"])
+
+    async def scenario() -> None:
+        connector = watcher(kamailio, lines)
+        await connector.start()
+        try:
+            await until(lambda: all_subscribed(connector))
+            sipp.call("201", "202", talk_ms=30_000)
+            await until(lambda: TALK in lines.states("202"), what="callee talking")
+            subscribed = connector.counts["subscribed"]
+            refreshed = connector.counts["refreshed"]
+            await asyncio.to_thread(kamailio.pause)
+            try:
+                await until(lambda: not connector.liveness.up, bound=60, what="silence seen")
+            finally:
+                await asyncio.to_thread(kamailio.resume)
+            await until(lambda: connector.counts["server_silences"] == 1, bound=60)
+            # Three probes, then the two lines with the call read again by refresh.
+            await until(lambda: connector.counts["refreshed"] >= refreshed + 3, bound=60)
+            assert connector.counts["server_restarts"] == 0
+            assert connector.counts["subscribed"] == subscribed, connector.counts
+            assert all_subscribed(connector)
+            await asyncio.to_thread(sipp.wait)
+            await until(lambda: not lines.on_the_phone("202"), bound=60, what="callee idle")
+            await until(lambda: not lines.on_the_phone("201"), bound=60, what="caller idle")
+        finally:
+            await connector.stop()
+
+    asyncio.run(scenario())
+    assert lines.states("202")[-1] is END, lines.events
 
 
 def test_a_lost_subscription_answered_481_is_made_anew(kamailio: Kamailio, sipp: Sipp) -> None:

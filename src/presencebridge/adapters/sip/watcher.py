@@ -8,9 +8,11 @@ handles, at `sip:<extension>@<domain>`:
 * Each is refreshed at 70–85 % of the expiry the server granted (spread, so refreshes
   do not bunch up either); a refresh answered 481, a timeout, or a NOTIFY with
   `Subscription-State: terminated` starts a new subscription.
-* An OPTIONS every `keepalive_seconds` watches the server: when it answers again after
-  silence (a restart loses its subscriptions) or the TCP connection dropped, every
-  line is subscribed anew.
+* An OPTIONS every `keepalive_seconds` watches the server. When it answers again after
+  silence, a refresh of a few subscriptions tells a restart (answered 481: every line
+  is subscribed anew, paced) from a server that was only silent (overloaded, a network
+  gap: it kept them; only the lines with a call in progress are read again). A dropped
+  TCP connection always subscribes every line anew.
 * Each new subscription's first full notification, and every full one after,
   `settle`s the extension: a call that ended while we were away does not stay "on the
   phone". Partial notifications (by `version`) only report what they list; a gap in
@@ -49,6 +51,8 @@ from presencebridge.core.ports import ConnectorHealth, TelephonyLines
 log = logging.getLogger(__name__)
 
 KIND = "sip-dialog"
+# Subscriptions refreshed to tell a restarted server from a silent one.
+SILENCE_PROBES = 3
 
 
 @dataclass
@@ -95,7 +99,7 @@ class DialogWatcher:
         self._spawn(self._pace())
         if self.settings.keepalive_seconds > 0:
             self._spawn(
-                self.liveness.run(self._server_lost, lambda: self._restart("answers again"))
+                self.liveness.run(self._server_lost, lambda: self._spawn(self._server_back()))
             )
 
     async def stop(self) -> None:
@@ -208,6 +212,16 @@ class DialogWatcher:
             line.dialog = self.ua.new_dialog(line.uri)
             self._by_call_id[line.dialog.call_id] = line
         dialog = line.dialog
+        try:
+            response = await self._send_subscribe(dialog)
+        except TransactionError as error:
+            self._failed(line, f"SUBSCRIBE {line.extension}: {error}")
+            return
+        if line.dialog is not dialog:
+            return  # withdrawn or replaced while we waited
+        self._answered(line, dialog, response, refresh)
+
+    async def _send_subscribe(self, dialog: Dialog) -> Response:
         request = self.ua.build(
             "SUBSCRIBE",
             dialog,
@@ -217,14 +231,7 @@ class DialogWatcher:
                 ("Expires", str(self.settings.expires)),
             ],
         )
-        try:
-            response = await self.ua.send(request, dialog, self.settings.timeout_seconds)
-        except TransactionError as error:
-            self._failed(line, f"SUBSCRIBE {line.extension}: {error}")
-            return
-        if line.dialog is not dialog:
-            return  # withdrawn or replaced while we waited
-        self._answered(line, dialog, response, refresh)
+        return await self.ua.send(request, dialog, self.settings.timeout_seconds)
 
     def _answered(self, line: Line, dialog: Dialog, response: Response, refresh: bool) -> None:
         if 200 <= response.code < 300:
@@ -268,6 +275,58 @@ class DialogWatcher:
     def _connection_lost(self) -> None:
         if not self.stopping:
             self._restart("connection lost")
+
+    async def _server_back(self) -> None:
+        """The server answers again after silence: did it restart, or was it only silent?
+
+        Subscribing 10,000 lines anew costs the PBX what the start did, and a server that
+        went silent from overload is the one that can least afford it. So a few
+        subscriptions are refreshed first: any refresh answered 481 means the server lost
+        what it held; one not answered means it is not back yet (asked again at its next
+        answered OPTIONS). Kept ones need no new subscription; a refresh makes
+        the server send the line's full state, which settles any call whose end was lost
+        during the silence (idle lines have nothing that could be stuck)."""
+        probes = [
+            line
+            for line in self.lines.values()
+            if line.dialog is not None and line.dialog.confirmed
+        ][:SILENCE_PROBES]
+        kept = bool(probes)
+        for line in probes:
+            dialog = line.dialog
+            assert dialog is not None
+            try:
+                response = await self._send_subscribe(dialog)
+            except TransactionError:
+                # No answer is no evidence of a restart (a restarted server answers 481
+                # at once): it is not back yet. Its next answered OPTIONS asks again.
+                log.warning(
+                    "%s: %s answers OPTIONS but not a refresh yet", self.name, self.settings.server
+                )
+                self.liveness.up = False
+                return
+            if line.dialog is not dialog:
+                continue  # withdrawn meanwhile: says nothing about the server
+            self._answered(line, dialog, response, refresh=True)
+            if not 200 <= response.code < 300:
+                kept = False
+                break
+        if self.stopping:
+            return
+        if not kept:
+            self._restart("answers again without our subscriptions")
+            return
+        self.counts["server_silences"] += 1
+        busy = [line for line in self.lines.values() if line.calls]
+        log.warning(
+            "%s: %s answers again and kept its subscriptions; reading the %d lines with a"
+            " call again",
+            self.name,
+            self.settings.server,
+            len(busy),
+        )
+        for line in busy:
+            self._enqueue(line)  # an in-dialog refresh: the server answers with full state
 
     def _restart(self, why: str) -> None:
         """The server may have lost every subscription: start them all anew (paced)."""

@@ -21,13 +21,14 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 
+from presencebridge.adapters.store import audit
 from presencebridge.adapters.store import tables as t
 from presencebridge.core import codec
 from presencebridge.core.model import ProfileTemplate, Status, User, UserState
 from presencebridge.core.settings import GroupSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 
 
 def normalise_url(url: str) -> str:
@@ -607,6 +608,20 @@ class Store:
         with self._tx() as c:
             result = c.execute(h.delete().where(h.c.at < before, goes))
             return result.rowcount or 0
+
+    # -- the audit log (issue 18) ------------------------------------------------------------
+
+    def append_audit(self, entry: audit.AuditEntry) -> None:
+        with self._tx() as c:
+            audit.append(c, entry)
+
+    def audit_page(self, query: audit.AuditQuery) -> audit.AuditPage:
+        with self._tx() as c:
+            return audit.page(c, query)
+
+    def prune_audit(self, before: datetime) -> int:
+        with self._tx() as c:
+            return audit.prune(c, before)
 
     # -- agent tokens ------------------------------------------------------------------------
 

@@ -230,3 +230,18 @@ webhook_outbox = sa.Table(
     sa.Column("dead_at", Time, nullable=True),
     sa.Index("ix_webhook_outbox_webhook_user_id", "webhook", "user_id", "id"),
 )
+
+# The audit log (issue 18, migration 0009): one row per administrative change, appended
+# only; pruned after `audit_retention_days`. `details` is short JSON text and never holds
+# a secret (a token, a password): only that it changed.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", Time, nullable=False, index=True),
+    sa.Column("actor_kind", sa.String(16), nullable=False),  # "admin-token", "session", ...
+    sa.Column("actor", sa.String(256), nullable=False),  # a name, e-mail or user id
+    sa.Column("action", sa.String(64), nullable=False),  # e.g. "group.settings.changed"
+    sa.Column("target", sa.String(300), nullable=False),  # a group id, user id, ...
+    sa.Column("details", sa.Text, nullable=False),
+)

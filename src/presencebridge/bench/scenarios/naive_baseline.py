@@ -110,7 +110,35 @@ async def run_size(options: Options, size: int) -> tuple[dict[str, Any], dict[st
         "poll": _ratios(phases["naive-poll"], phases["ours-poll"]),
         "subscriptions": _ratios(phases["naive-subscriptions"], phases["ours-notify"]),
     }
-    return {"phases": phases, "ratios_naive_to_ours": ratios, "creation": stack.creation}, samples
+    return {
+        "phases": phases,
+        "ratios_naive_to_ours": ratios,
+        "against_a_get_every_10_s": _against_a_get_every_10_s(phases),
+        "creation": stack.creation,
+    }, samples
+
+
+# The figure the README leads with: what reading every user once every 10 s costs.
+NAIVE_SECONDS = 10.0
+
+
+def _against_a_get_every_10_s(phases: dict[str, Any]) -> dict[str, Any]:
+    """Graph requests per user-hour of one `GET /users/{id}/presence` per user every
+    10 s (3,600 / 10, whatever the number of users: at 10,000 users 1,000 requests a
+    second, 20 times what Graph allows a tenant) against ours, measured, with our p95:
+    a GET every 10 s shows a change after 5 s on average and up to 10 s, so ours is at
+    the same freshness or better when its p95 is under 10 s."""
+    naive = 3600 / NAIVE_SECONDS
+    figures: dict[str, Any] = {"get_every_10_s_requests_per_user_hour": naive}
+    for name in ("ours-poll", "ours-notify"):
+        phase = phases[name]
+        ours = phase["total_requests_per_user_hour"]
+        figures[name] = {
+            "requests_per_user_hour": ours,
+            "p95_seconds": phase["latency_seconds"]["p95"],
+            "times_fewer_requests": round(naive / ours, 1) if ours else None,
+        }
+    return figures
 
 
 async def _ours_phases(

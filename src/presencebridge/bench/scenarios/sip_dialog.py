@@ -194,28 +194,44 @@ class Load:
                     self.at.append(time.monotonic() - self.started)
 
 
-def hub_share(server: ServerProcess) -> dict[str, float | int | None]:
-    """p50 / p95 / p99 of `presencebridge_connector_apply_seconds` (bucket upper bounds)
-    and how many took longer than the goal's 100 ms."""
-    text = httpx.get(server.url + "/metrics", timeout=30).text
+def histogram(text: str, name: str) -> tuple[list[tuple[float, float]], float]:
+    """The cumulative buckets (upper bound, count) and the sum of one histogram."""
     buckets: list[tuple[float, float]] = []
+    total_seconds = 0.0
     for line in text.splitlines():
-        if line.startswith("presencebridge_connector_apply_seconds_bucket{"):
+        if line.startswith(name + "_bucket{"):
             bound = line.split('le="', 1)[1].split('"', 1)[0]
             buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
-    buckets.sort()
+        elif line.startswith(name + "_sum"):
+            total_seconds += float(line.rsplit(" ", 1)[1])
+    return sorted(buckets), total_seconds
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
     total = buckets[-1][1] if buckets else 0.0
+    return next((b for b, count in buckets if total and count >= q * total), None)
 
-    def quantile(q: float) -> float | None:
-        return next((b for b, count in buckets if total and count >= q * total), None)
 
+def hub_share(server: ServerProcess) -> dict[str, Any]:
+    """p50 / p95 / p99 of `presencebridge_connector_apply_seconds` (bucket upper bounds)
+    and how many took longer than the goal's 100 ms; and the server's full garbage
+    collections (`presencebridge_gc_full_seconds`), the loop's longest stalls."""
+    text = httpx.get(server.url + "/metrics", timeout=30).text
+    buckets, _ = histogram(text, "presencebridge_connector_apply_seconds")
+    total = buckets[-1][1] if buckets else 0.0
     within = next((count for b, count in buckets if b == GOAL_SECONDS), total)
+    collections, spent = histogram(text, "presencebridge_gc_full_seconds")
     return {
         "count": int(total),
-        "p50_at_most": quantile(0.5),
-        "p95_at_most": quantile(0.95),
-        "p99_at_most": quantile(0.99),
+        "p50_at_most": quantile(buckets, 0.5),
+        "p95_at_most": quantile(buckets, 0.95),
+        "p99_at_most": quantile(buckets, 0.99),
         "over_100ms": int(total - within),
+        "full_gc": {
+            "count": int(collections[-1][1]) if collections else 0,
+            "seconds_total": round(spent, 3),
+            "longest_at_most": quantile(collections, 1.0),
+        },
     }
 
 
@@ -271,6 +287,7 @@ async def _load(options: Options, server: ServerProcess, load: Load, size: int) 
             await task
     await load.ua.close()
     changes = max(1, load.changes_seen)
+    counts = (await asyncio.to_thread(connectors, server))["sip-dialog"]["counts"]
     published = samples[-1]["published"] - samples[0]["published"] if samples else 0
     return {
         "rate_per_second": rate,
@@ -287,6 +304,8 @@ async def _load(options: Options, server: ServerProcess, load: Load, size: int) 
         "subscriptions_lost": size - min((s["subscribed"] for s in samples), default=size),
         "presence_changes_seen": load.changes_seen,
         "outlet_publishes_per_change": round(published / changes, 3),
+        "server_restarts_seen": counts.get("server_restarts", 0),
+        "server_silences_seen": counts.get("server_silences", 0),
         "_load": load,
     }
 

@@ -13,7 +13,8 @@
 * `userfile`: the CSV import and export of users;
 * `webhooks`: the signed outgoing webhooks, their dead letters, send again and discard;
 * `service_accounts`: notify mode's service accounts: sign in (device code), remove;
-* `tokens`: every user's agent and personal tokens, revoking one.
+* `tokens`: every user's agent and personal tokens, revoking one;
+* `audit`: the audit log: who changed what, when (issue 18), and its CSV file.
 
 Each handler starts from `web.forms` (`SignedIn`, `Posted`, `PostedAnonymously`),
 which does the sign-in and CSRF checks and the form parsing once for all.
@@ -24,6 +25,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from presencebridge.web.pages import (
+    audit,
     board,
     directory,
     directory_rules,
@@ -56,6 +58,7 @@ for _module in (
     webhooks,
     service_accounts,
     tokens,
+    audit,
 ):
     router.include_router(_module.router)
 

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from presencebridge import metrics
 from presencebridge.adapters.oidc import Flow, ProviderUnavailable, SignInRefused
 from presencebridge.core.signin import person_from_claims
-from presencebridge.service.sign_in import ADMIN_TOKEN, OIDC, NoHubUser, SignIns
+from presencebridge.service.sign_in import ADMIN_TOKEN, OIDC, ConsoleSession, NoHubUser, SignIns
 from presencebridge.web import security, signin_page
 from presencebridge.web.forms import SESSION_ENDED_NOTICE, PostedAnonymously
 from presencebridge.web.i18n import LANG_COOKIE
@@ -72,6 +72,7 @@ async def login(form: PostedAnonymously) -> Response:
     if isinstance(token, str) and token and security.token_matches(token, admin_token):
         session_id, found = await _sign_ins(form.request).sign_in_admin()
         security.begin_session(form.request, session_id, found)
+        await _signed(page, "session.signed_in", found)
         metrics.SIGN_INS.labels(ADMIN_TOKEN, "ok").inc()
         if replay is not None:  # a form typed before the session ended: offer to send it
             action, fields = replay
@@ -82,6 +83,12 @@ async def login(form: PostedAnonymously) -> Response:
     _refused(ADMIN_TOKEN, "token")
     message = page._("That is not the admin token. Check it and try again.")
     return signin_page.login_page(page, 401, target, message, None, replay)
+
+
+async def _signed(page: Page, action: str, found: ConsoleSession) -> None:
+    """A session began or ended: the audit log says who and how."""
+    target = found.user_id or found.subject
+    await page.hub.audit(action, target, {"method": found.method}, security.actor_of(found))
 
 
 def _refused(method: str, reason: str) -> None:
@@ -139,6 +146,7 @@ async def single_sign_on_callback(request: Request) -> Response:
         metrics.REJECTED_REQUESTS.labels("502").inc()
         return page.problem(502, page._("The sign-in service cannot be reached. Try again later."))
     security.begin_session(request, session_id, found)
+    await _signed(page, "session.signed_in", found)
     metrics.SIGN_INS.labels(OIDC, "ok").inc()
     form = None if flow is None else _sign_ins(request).kept.take(flow.state)
     replay = None if form is None else replay_of(form.action, json.dumps(form.fields))
@@ -156,6 +164,8 @@ def _sign_in_problem(page: Page, status: int, message: str) -> Response:
 async def logout(form: PostedAnonymously) -> Response:
     page = form.page
     ended = await security.end_session(form.request)
+    if ended is not None:
+        await _signed(page, "session.signed_out", ended)
     if ended is not None and ended.method == OIDC:
         oidc = oidc_of(form.request)
         endpoint = None if oidc is None else await oidc.end_session_endpoint()

@@ -14,6 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from presencebridge.adapters.store import PERSONAL
+from presencebridge.adapters.store.audit import AuditQuery
 from presencebridge.api import schemas, views
 from presencebridge.core import rules
 from presencebridge.core.errors import Reason, Rejected
@@ -37,10 +38,12 @@ from presencebridge.web.page import (
     rejection_status,
     wants_json,
 )
+from presencebridge.web.pages.audit import audit_row
 
 router = APIRouter(include_in_schema=False)
 
 HISTORY_SHOWN = 30
+AUDIT_SHOWN = 5
 
 
 def user_url(user_id: str) -> str:
@@ -108,7 +111,17 @@ async def _user_context(page: Page, view: UserView) -> dict[str, Any]:
         "own_page": user_id == page.own_user,
         "default_country": hub.default_country,
         "sync": sync_status.user_sync(page, user_id),
+        "audit": await _last_changes(page, user_id),
     }
+
+
+async def _last_changes(page: Page, user_id: str) -> list[dict[str, Any]]:
+    """The audit log's last rows about this user, for administrators (issue 18)."""
+    if not page.is_admin:
+        return []
+    query = AuditQuery(target=user_id, limit=AUDIT_SHOWN, exact_target=True)
+    found = await page.hub.store_io(page.hub.store.audit_page, query)
+    return [audit_row(page, entry) for entry in found.entries]
 
 
 def directory_values(view: UserView) -> dict[str, str]:
