@@ -131,6 +131,14 @@ def test_service_accounts_are_added_signed_in_and_removed_in_the_console(
                 lambda subs: subs == [],
                 timeout=10,
             )
+            # The audit log names each removal and by whom (the console's, the API's).
+            log = api.get("/api/v1/admin/audit", params={"action": "service_account"}).json()
+            removed = {
+                (e["target"], e["actor_kind"])
+                for e in log["entries"]
+                if e["action"] == "service_account.removed"
+            }
+            assert removed == {("svc1", "session"), ("svc3", "session"), ("svc2", "admin-token")}
     finally:
         server.stop()
 

@@ -678,6 +678,7 @@ async def remove_service_account(
     sync = _teams_sync(request)
     if sync is None or sync.accounts is None or not await sync.accounts.remove(name):
         raise Rejected(Reason.NOT_FOUND, f"no service account {name!r}")
+    await _hub(request).audit("service_account.removed", name)
 
 
 # -- the directory sync (issue 12) -------------------------------------------------------

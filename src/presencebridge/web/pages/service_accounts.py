@@ -100,6 +100,7 @@ async def sign_in_service_account(form: Posted) -> Response:
     except RuntimeError as error:
         message = page._("The sign-in service refused the device code: %(why)s") % {"why": error}
         return page.problem(502, message)
+    await page.hub.audit("service_account.sign_in_started", name)
     page.flash(page._("Sign-in of %(name)s started: enter the code shown.") % {"name": name})
     return back(f"{URL}#{anchor(name)}")
 
@@ -131,6 +132,7 @@ async def remove_service_account(form: Posted) -> Response:
     if not await sync.accounts.remove(name):
         page.flash(page._("That service account does not exist (any more)."), "error")
         return back(URL)
+    await page.hub.audit("service_account.removed", name)
     page.flash(page._("Service account %(name)s removed.") % {"name": name})
     return back(URL)
 
