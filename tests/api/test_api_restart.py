@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.server import ServerProcess, make_user
+from tests.support.server import ServerProcess, make_user, receive
 
 
 def test_everything_acknowledged_survives_kill_9(tmp_path: Path) -> None:
@@ -118,3 +118,40 @@ def test_restart_removes_what_ended_while_the_server_was_down(tmp_path: Path) ->
             assert api.get("/api/v1/users/alice/appointments").json() == []
     finally:
         server.stop()
+
+
+def test_status_since_survives_a_restart(tmp_path: Path) -> None:
+    """The board's "since" comes back from the presence history, not the restart time."""
+    server = ServerProcess(tmp_path / "data")
+    server.start()
+    try:
+        with server.client() as api:
+            make_user(api)
+            body = {"name": "Focus", "status": "dnd", "text": "Focus", "color": "#aa0000"}
+            assert api.post("/api/v1/users/alice/profiles", json=body).status_code == 201
+            assert api.put("/api/v1/users/alice/profile", json={"name": "Focus"}).status_code == 200
+        with server.stream() as ws:
+            before = _since(receive(ws))
+        assert before is not None
+        time.sleep(1.1)  # a restart time would differ from it
+        server.stop()
+        server.start()
+        with server.stream() as ws:
+            assert _since(receive(ws)) == before
+        with server.client() as api:  # the next change of status moves it, as before
+            assert api.put("/api/v1/users/alice/profile", json={"name": None}).is_success
+        with server.stream() as ws:
+            after = _since(receive(ws))
+        assert after is not None and after > before
+    finally:
+        server.stop()
+
+
+def _since(snapshot: dict[str, object]) -> str | None:
+    assert snapshot["type"] == "snapshot", snapshot
+    presences = snapshot["presences"]
+    assert isinstance(presences, list)
+    (alice,) = [p for p in presences if p["user"] == "alice"]
+    since = alice["status_since"]
+    assert since is None or isinstance(since, str)
+    return since

@@ -31,6 +31,9 @@ def office(server: ServerProcess, api: httpx.Client, emulator: EmulatorProcess) 
     assert api.post(f"/api/v1/users/{user}/profiles", json=profile).status_code == 201
     body = {"subject": "Kundentermin", "start": "2026-01-01T08:00:00Z", "end": "2099-01-01T09:00Z"}
     assert api.post(f"/api/v1/users/{user}/appointments", json=body).status_code == 201
+    assert api.post(f"/api/v1/users/{user}/agent-tokens").status_code == 201  # /console/tokens
+    token = {"name": "Nachtlauf"}
+    assert api.post(f"/api/v1/users/{user}/personal-tokens", json=token).status_code == 201
     return {"group": group, "user": user}
 
 
@@ -43,6 +46,8 @@ PAGES = {
     "sync": "/console/sync",
     "directory": "/console/directory",
     "webhooks": "/console/webhooks",
+    "service-accounts": "/console/service-accounts",
+    "tokens": "/console/tokens",
     "audit": "/console/audit",
     "no-own-page": "/console/me",
     "unknown-user": "/console/users/nobody-here",

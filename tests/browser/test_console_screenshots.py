@@ -77,6 +77,8 @@ PAGES = {
     "sync": "/console/sync",
     "directory": "/console/directory",
     "webhooks": "/console/webhooks",
+    "service-accounts": "/console/service-accounts",
+    "tokens": "/console/tokens",
 }
 
 

@@ -215,6 +215,12 @@ def _new_personal_token(cast: Cast, user: str) -> dict[str, str]:
     return {"token_id": cast.admin_request("POST", path, json={"name": "doomed"})["id"]}
 
 
+def _new_service_account(cast: Cast, user: str) -> dict[str, str]:
+    name = fresh("svc")
+    cast.admin_request("POST", "/api/v1/admin/service-accounts", json={"name": name})
+    return {"name": name}
+
+
 # fmt: off
 ROUTES: dict[str, Route] = {
     "POST /api/v1/groups": Route(201, body=lambda c, u: {"id": fresh("g"), "name": "G"}),
@@ -271,6 +277,7 @@ ROUTES: dict[str, Route] = {
     "GET /api/v1/admin/service-accounts": Route(200),
     "GET /api/v1/admin/audit": Route(200, query={"actor": "administrator", "limit": "5"}),
     "POST /api/v1/admin/service-accounts": Route(202, body=lambda c, u: {"name": fresh("svc")}),
+    "DELETE /api/v1/admin/service-accounts/{name}": Route(204, prepare=_new_service_account),
     # Graph cannot send a token: the webhook's own checks guard it (test_webhook_forgery.py).
     "POST /graph/notifications": Route(200, query={"validationToken": "handshake"}),
     "GET /healthz": Route(200),
@@ -471,6 +478,8 @@ def test_a_bearer_token_does_not_open_the_console(
         "/console/groups",
         "/console/sync",
         "/console/webhooks",
+        "/console/service-accounts",
+        "/console/tokens",
         "/console/audit",
         f"/console/users/{cast.a}",
     ]

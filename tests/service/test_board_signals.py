@@ -52,6 +52,34 @@ async def test_status_since_is_unknown_after_a_restart_and_gone_with_the_user(
     assert again.status_since("alice") is None
 
 
+async def test_status_since_survives_a_restart_through_the_history(hubs: Hubs) -> None:
+    hub = await hubs.open()
+    await add_user(hub, "alice")
+    await add_user(hub, "bob")
+    await hub.advance_clock(60)
+    await hub.handle("alice", SelectProfile("Fokus"), "rest")  # available -> dnd at +60
+    await hub.advance_clock(60)
+    await hub.handle("alice", AddProfile(QUIET), "rest")
+    await hub.handle("alice", SelectProfile("Ruhe"), "rest")  # dnd still: a row, same run
+    await hub.handle("bob", SelectProfile("Fokus"), "rest")  # dnd at +120 ...
+    await hub.advance_clock(60)
+    await hub.handle("bob", SelectProfile(None), "rest")  # ... available at +180
+    await hubs.stop(hub)
+    hubs.clock.advance(15 * 24 * 3600)  # past the history's 14 days: pruned
+    again = await hubs.open()
+    assert again.status_since("alice") == T0 + timedelta(seconds=60)
+    assert again.status_since("bob") == T0 + timedelta(seconds=180)
+    # The start pruned the old rows, but not a user's latest run start: a third start
+    # still knows.
+    assert [e.at for e in await again.history("alice")] == [T0 + timedelta(seconds=60)]
+    await hubs.stop(again)
+    third = await hubs.open()
+    assert third.status_since("alice") == T0 + timedelta(seconds=60)
+    assert third.status_since("bob") == T0 + timedelta(seconds=180)
+    await third.handle("alice", SelectProfile(None), "rest")  # available now
+    assert third.status_since("alice") == T0 + timedelta(days=15, seconds=180)
+
+
 class FailingTeams(FakeTeams):
     failing: bool = False
 

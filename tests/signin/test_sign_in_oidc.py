@@ -260,3 +260,51 @@ def test_deleting_a_user_ends_their_sessions_and_tokens(signin_world: SignInWorl
     assert admin.post("/api/v1/users", json=body).status_code == 201
     assert client.get("/console/users/erin").status_code == 303
     assert admin.delete("/api/v1/users/erin").status_code == 204
+
+
+def test_a_form_sent_after_the_session_ended_comes_back_after_signing_in_at_the_provider(
+    signin_world: SignInWorld,
+) -> None:
+    """The input survives the round trip through the provider: kept on the server for the
+    sign-in (never in a URL), offered once after the callback, sent only by a click."""
+    world = signin_world
+    client, _ = world.sign_in("alice")
+    page = f"/console/users/{world.alice}"
+    token = csrf(client.get(page).text)
+    stale = world.browser()  # the same browser's tab, still showing the page
+    stale.cookies.update(console_cookie(client))
+    assert client.post("/console/logout", data={"csrf_token": token}).status_code in (200, 303)
+    typed = {
+        "csrf_token": token,
+        "name": "Nach dem Abmelden",
+        "status": "away",
+        "text": "Gleich zurück",
+        "color": "#335577",
+        "api_token": "never-carried",
+    }
+    sent = stale.post(f"{page}/profiles", data=typed, headers={"Referer": world.server.url + page})
+    assert sent.status_code == 401, sent.text[:300]
+    assert "Sign in with" in sent.text
+    sso = re.search(r'id="sso-link" href="([^"]+)"', sent.text)
+    assert sso is not None
+    authorize = stale.get(sso.group(1).replace("&amp;", "&"))
+    assert authorize.status_code == 303
+    location = authorize.headers["location"]
+    assert "Nach" not in location and "zur" not in location  # nothing of the form in a URL
+    back = complete_login_with_httpx(stale, location, "alice")
+    assert "Nach" not in back
+    offered = stale.get(back)
+    assert offered.status_code == 200, offered.text[:300]
+    assert f'action="{page}/profiles"' in offered.text and 'id="replay-form"' in offered.text
+    fields = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', offered.text))
+    assert fields["name"] == "Nach dem Abmelden" and fields["text"] == "Gleich zurück"
+    assert "api_token" not in fields and fields["csrf_token"] != token  # the new session's
+    admin = world.server.client()
+    profiles = f"/api/v1/users/{world.alice}/profiles"
+    assert "Nach dem Abmelden" not in [p["name"] for p in admin.get(profiles).json()]
+    again = stale.post(f"{page}/profiles", data=fields)
+    assert again.status_code == 303, again.text[:300]
+    assert "Nach dem Abmelden" in [p["name"] for p in admin.get(profiles).json()]
+    # Handed out once: a second sign-in offers nothing.
+    _, answer = world.sign_in("alice", next_=page)
+    assert answer.status_code == 303 and answer.headers["location"] == page

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from presencebridge.adapters.store import GroupRecord, HistoryEntry, Store
+from presencebridge.adapters.store import GroupRecord, HistoryEntry, StatusRun, Store
 from presencebridge.adapters.store import tables as t
 from presencebridge.core.model import (
     BUILTIN_APPOINTMENT_PROFILE,
@@ -340,9 +340,9 @@ def test_history_times_come_back_as_aware_equal_instants(store: Store, group: Gr
 def test_prune_history_deletes_only_older_entries(store: Store, group: GroupRecord) -> None:
     alice, bob = two_users(store, group)
     old = [
-        entry("alice", NOW - timedelta(days=3), "a-3d"),
-        entry("bob", NOW - timedelta(days=2), "b-2d"),
-        entry("alice", NOW - timedelta(days=1, seconds=1), "a-1d1s"),
+        entry("alice", NOW - timedelta(days=3), "a-3d", Status.DND),
+        entry("bob", NOW - timedelta(days=2), "b-2d", Status.DND),
+        entry("alice", NOW - timedelta(days=1, seconds=1), "a-1d1s", Status.DND),
     ]
     recent = [
         entry("alice", NOW - timedelta(days=1), "a-1d"),
@@ -358,11 +358,39 @@ def test_prune_history_deletes_only_older_entries(store: Store, group: GroupReco
     assert store.prune_history(NOW - timedelta(days=1)) == 0
 
 
+def test_prune_history_keeps_the_start_of_each_users_latest_status(
+    store: Store, group: GroupRecord
+) -> None:
+    """The row since which a status holds stays, however old; `status_runs` finds it."""
+    alice, bob = two_users(store, group)
+    rows = [
+        entry("alice", NOW - timedelta(days=30), "a-30d", Status.DND),
+        entry("alice", NOW - timedelta(days=20), "a-20d"),  # busy from here ...
+        entry("alice", NOW - timedelta(days=10), "a-10d"),  # ... still busy
+        entry("alice", NOW - timedelta(hours=1), "a-1h"),  # ... and still
+        entry("bob", NOW - timedelta(days=9), "b-9d", Status.DND),
+        entry("bob", NOW - timedelta(days=8), "b-8d", Status.AVAILABLE),
+    ]
+    store.save_users([alice, bob], rows, NOW)
+    runs = store.status_runs()
+    assert runs == {
+        "alice": StatusRun("busy", NOW - timedelta(days=20)),
+        "bob": StatusRun("available", NOW - timedelta(days=8)),
+    }
+
+    assert store.prune_history(NOW - timedelta(days=1)) == 3  # a-30d, a-10d, b-9d
+
+    assert [e.text for e in store.history("alice")] == ["a-1h", "a-20d"]
+    assert [e.text for e in store.history("bob")] == ["b-8d"]
+    assert store.status_runs() == runs
+    assert store.prune_history(NOW - timedelta(days=1)) == 0
+
+
 def test_prune_history_compares_instants_not_wall_clock_times(
     store: Store, group: GroupRecord
 ) -> None:
     alice, _ = two_users(store, group)
-    older = entry("alice", datetime(2024, 3, 4, 10, 0, tzinfo=PLUS_TWO), "08:00 UTC")
+    older = entry("alice", datetime(2024, 3, 4, 10, 0, tzinfo=PLUS_TWO), "08:00 UTC", Status.DND)
     newer = entry("alice", datetime(2024, 3, 4, 10, 0, tzinfo=UTC), "10:00 UTC")
     store.save_users([alice], [older, newer], NOW)
 

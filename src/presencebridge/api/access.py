@@ -120,6 +120,7 @@ ACCESS: Final[Mapping[str, Access]] = {
     "GET /api/v1/admin/cluster": ADMIN,
     "GET /api/v1/admin/service-accounts": ADMIN,
     "POST /api/v1/admin/service-accounts": ADMIN,
+    "DELETE /api/v1/admin/service-accounts/{name}": ADMIN,
     "GET /api/v1/admin/audit": ADMIN,
     "WS /api/v1/presence/stream": SIGNED_IN,  # an agent's or person's token: their user only
     "WS /api/v1/agent/stream": AGENT,
@@ -180,6 +181,11 @@ ACCESS: Final[Mapping[str, Access]] = {
     "GET /console/sync": ADMIN,
     "GET /console/webhooks": ADMIN,
     "POST /console/webhooks/dead": ADMIN,
+    "GET /console/service-accounts": ADMIN,
+    "POST /console/service-accounts": ADMIN,
+    "POST /console/service-accounts/remove": ADMIN,
+    "GET /console/tokens": ADMIN,
+    "POST /console/tokens/revoke": ADMIN,
     "GET /console/audit": ADMIN,
     "GET /console/audit.csv": ADMIN,
 }

@@ -667,6 +667,20 @@ async def add_service_account(
     return started
 
 
+@router.delete("/admin/service-accounts/{name}", status_code=204)
+async def remove_service_account(
+    who: Caller,
+    request: Request,
+    name: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")],
+) -> None:
+    """Remove a service account: its subscriptions are deleted and its users go to the
+    other accounts (or the poller); a pending sign-in stops; its token cache is deleted."""
+    sync = _teams_sync(request)
+    if sync is None or sync.accounts is None or not await sync.accounts.remove(name):
+        raise Rejected(Reason.NOT_FOUND, f"no service account {name!r}")
+    await _hub(request).audit("service_account.removed", name)
+
+
 # -- the directory sync (issue 12) -------------------------------------------------------
 
 

@@ -2,7 +2,8 @@
 
 Messages: `snapshot`, then `presence` for each change and `removed` (with `user`) when
 a user was deleted. Each presence carries `status_since`: when the user's status last
-changed (`Hub.status_since`; null when that was before the hub started).
+changed (`Hub.status_since`, restored from the presence history at start; null when
+no history row says).
 `presence_stream(websocket, who)` runs one stream for an already known caller (a
 `Principal`: the administrator, or an agent acting for one user). Two endpoints use it:
 

@@ -28,6 +28,7 @@ from presencebridge.adapters.store import (
     HistoryEntry,
     Store,
     TeamsRelease,
+    TokenRecord,
     UnknownTokenError,
 )
 from presencebridge.core import addresses, claims, rules, teams
@@ -144,8 +145,9 @@ class _Presences(dict[str, EffectivePresence]):
 
     The status-since time is kept where each presence is set, so no write path can
     forget it: it is the hub's clock when the status (not the text, the telephony or
-    the colour) last changed. Users loaded at start have none (unknown: it changed
-    before the process started), until their status next changes.
+    the colour) last changed. Users loaded at start take it from the presence history
+    (`Hub._since_from_history`); without a history row that says, it is unknown until
+    their status next changes.
     """
 
     def __init__(self, clock: Clock) -> None:
@@ -155,9 +157,14 @@ class _Presences(dict[str, EffectivePresence]):
         self.since: dict[str, datetime | None] = {}
 
     def __setitem__(self, user_id: str, presence: EffectivePresence) -> None:
+        self.put(user_id, presence, self.clock.now())
+
+    def put(self, user_id: str, presence: EffectivePresence, now: datetime) -> None:
+        """The presence a change made at `now`: the time its history row carries, so a
+        restart finds the same status-since in the history."""
         old = self.get(user_id)
         if old is None or old.status != presence.status:
-            self.since[user_id] = None if self.loading else self.clock.now()
+            self.since[user_id] = None if self.loading else now
         super().__setitem__(user_id, presence)
 
     def __delitem__(self, user_id: str) -> None:
@@ -249,6 +256,7 @@ class Hub:
             self._index(state)
             self._schedule(state, now)
         self._presence.loading = False
+        await self._since_from_history(now)
         await self._io(self.store.prune_history, now - HISTORY_KEPT)
         # The audit log counts in wall-clock time (its rows say when a person acted).
         await self._io(self.store.prune_audit, datetime.now(UTC) - self.audit_retention)
@@ -261,6 +269,19 @@ class Hub:
         self._commit.start()
         self._timers.start()
         log.info("hub started with %d groups and %d users", len(groups), len(states))
+
+    async def _since_from_history(self, now: datetime) -> None:
+        """Each user's status-since from before the start, out of the presence history
+        (one query): when the latest run of rows with the user's current status began.
+        Unknown (None) when the history has no row of the user (pruned, or never
+        written) or its last row has another status (it changed while the hub was down,
+        or at this start)."""
+        runs = await self._io(self.store.status_runs)
+        since = self._presence.since
+        for user_id, run in runs.items():
+            presence = self._presence.get(user_id)
+            if presence is not None and presence.status.value == run.status:
+                since[user_id] = min(run.since, now)
 
     async def stop(self) -> None:
         await self._timers.stop()
@@ -643,7 +664,7 @@ class Hub:
         )
         for view in created:
             self._users[view.state.user.id] = view.state
-            self._presence[view.state.user.id] = view.presence
+            self._presence.put(view.state.user.id, view.presence, now)
             self._index(view.state)
         for item in batch.updated:
             self._take(item, now)
@@ -766,7 +787,7 @@ class Hub:
         user_id = item.state.user.id
         self._users[user_id] = item.state
         self._index(item.state, item.old.state)
-        self._presence[user_id] = item.presence
+        self._presence.put(user_id, item.presence, now)
         self._schedule(item.state, now)
 
     @staticmethod
@@ -859,7 +880,7 @@ class Hub:
                 await self._commit.write([new_state], history, now)
                 self._users[user_id] = new_state
                 self._index(new_state, old.state)
-                self._presence[user_id] = presence
+                self._presence.put(user_id, presence, now)
             self._schedule(new_state, now)
             metrics.EVENTS.labels(kind, "applied").inc()
             metrics.EVENT_SECONDS.observe(time.perf_counter() - started)
@@ -1094,6 +1115,10 @@ class Hub:
     async def agent_tokens(self, user_id: str, kind: str = AGENT) -> list[AgentTokenInfo]:
         self.user(user_id)
         return await self._io(self.store.agent_tokens, user_id, kind)
+
+    async def all_tokens(self) -> list[TokenRecord]:
+        """Every user's agent and personal tokens (ids, kinds, names, when made)."""
+        return await self._io(self.store.all_tokens)
 
     async def revoke_agent_token(self, user_id: str, token_id: str, kind: str = AGENT) -> None:
         """The token stops working at once: requests are refused, a connected agent

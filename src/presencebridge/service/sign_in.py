@@ -57,6 +57,53 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+KEPT_FOR = timedelta(minutes=15)
+KEPT_AT_MOST = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class KeptForm:
+    """A console form sent after its session ended: where it went, what it held."""
+
+    action: str
+    fields: tuple[tuple[str, str], ...]
+    until: datetime
+
+
+class KeptForms:
+    """Forms kept across a sign-in at the provider (issue 18), in this process's memory:
+    the browser's cookie names one by a random key until the sign-in starts, then it
+    is bound to that sign-in's `state` and handed out once, after the callback. Never
+    in a URL; gone after `KEPT_FOR`; at most `KEPT_AT_MOST` (the oldest go first)."""
+
+    def __init__(self) -> None:
+        self._forms: dict[str, KeptForm] = {}
+
+    def keep(self, action: str, fields: list[tuple[str, str]]) -> str:
+        self._sweep()
+        key = secrets.token_urlsafe(24)
+        self._forms[key] = KeptForm(action, tuple(fields), _now() + KEPT_FOR)
+        return key
+
+    def bind(self, key: str, state: str) -> None:
+        """The sign-in with this `state` carries the form kept under `key`."""
+        form = self._forms.pop(key, None)
+        if form is not None and form.until > _now():
+            self._forms["state:" + state] = form
+
+    def take(self, state: str) -> KeptForm | None:
+        """The form the sign-in with this `state` carries, once."""
+        form = self._forms.pop("state:" + state, None)
+        return form if form is not None and form.until > _now() else None
+
+    def _sweep(self) -> None:
+        now = _now()
+        for key in [k for k, f in self._forms.items() if f.until <= now]:
+            del self._forms[key]
+        while len(self._forms) >= KEPT_AT_MOST:
+            del self._forms[next(iter(self._forms))]
+
+
 class SignIns:
     def __init__(
         self, hub: Hub, store: SessionStore, policy: SignInPolicy, admin_fingerprint: str
@@ -65,6 +112,7 @@ class SignIns:
         self.store = store
         self.policy = policy
         self.admin_fingerprint = admin_fingerprint
+        self.kept = KeptForms()  # forms carried across a sign-in at the provider
 
     async def sign_in_person(self, person: Person) -> tuple[str, ConsoleSession]:
         """A new session for `person`; `NoHubUser` if they are no administrator and no

@@ -199,6 +199,7 @@ AUDIT_ACTION = {
     "webhook.dead_letter.retried": N_("Dead letter sent again"),
     "webhook.dead_letter.discarded": N_("Dead letter discarded"),
     "service_account.sign_in_started": N_("Service account sign-in started"),
+    "service_account.removed": N_("Service account removed"),
     "clock.advanced": N_("Clock advanced"),
     "session.signed_in": N_("Signed in"),
     "session.signed_out": N_("Signed out"),

@@ -145,9 +145,11 @@ class Page:
         cancel: str,
         note: str | None = None,
         nav: str | None = None,
+        button: str | None = None,
     ) -> HTMLResponse:
-        """The second step before deleting: what goes, a button that sends the form again
-        with `confirm=yes`, and a way back (no JavaScript needed)."""
+        """The second step before deleting: what goes, a button (`button`, else
+        "Delete") that sends the form again with `confirm=yes`, and a way back (no
+        JavaScript needed)."""
         return self.render(
             "confirm.html",
             heading=heading,
@@ -155,7 +157,7 @@ class Page:
             note=note,
             action=action,
             fields=fields,
-            button=self._("Delete"),
+            button=button or self._("Delete"),
             cancel=security.safe_next(cancel),
             nav=nav,
         )

@@ -17,9 +17,10 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ class ServiceAccount:
     detail: str | None = None
     username: str | None = None
     sign_in: asyncio.Task[None] | None = None
+    flow: dict[str, Any] | None = field(default=None, repr=False)  # the pending device code
 
 
 class ServiceAccounts:
@@ -70,16 +72,25 @@ class ServiceAccounts:
         self.ca_bundle = ca_bundle
         self.accounts: dict[str, ServiceAccount] = {}
         self._sign_in_listeners: list[Callable[[], None]] = []
+        self._removal_listeners: list[Callable[[str], Awaitable[None]]] = []
 
     def add_sign_in_listener(self, listener: Callable[[], None]) -> None:
         """Called when an account has completed its sign-in (the subscriptions wake)."""
         self._sign_in_listeners.append(listener)
 
+    def add_removal_listener(self, listener: Callable[[str], Awaitable[None]]) -> None:
+        """Awaited before an account is removed, while its token still works (its
+        subscriptions are deleted at Graph and its users go to the other accounts)."""
+        self._removal_listeners.append(listener)
+
+    def _cache_path(self, name: str) -> Path:
+        return self.folder / f"{name}.cache"
+
     def _account(self, name: str) -> ServiceAccount:
         app = msal.PublicClientApplication(
             self.client_id,
             authority=authority_url(self.authority, self.tenant_id),
-            token_cache=token_cache(self.folder / f"{name}.cache", self.secret_key),
+            token_cache=token_cache(self._cache_path(name), self.secret_key),
             http_client=msal_http_client(self.ca_bundle),
             instance_discovery=instance_discovery(self.authority),
         )
@@ -100,6 +111,9 @@ class ServiceAccounts:
         for path in sorted(self.folder.glob("*.cache")):
             self.accounts[path.stem] = await asyncio.to_thread(self._account, path.stem)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.accounts
+
     def active(self) -> list[str]:
         return sorted(n for n, a in self.accounts.items() if a.status == "active")
 
@@ -114,19 +128,47 @@ class ServiceAccounts:
         flow = await asyncio.to_thread(account.app.initiate_device_flow, scopes=SCOPES)
         if "user_code" not in flow:
             raise RuntimeError(f"device code refused: {flow.get('error_description', flow)}")
+        _stop_polling(account)  # a sign-in started before: its code is no longer wanted
         account.status = "pending"
         account.detail = None
+        account.flow = flow
         account.sign_in = asyncio.create_task(self._complete(account, flow))
-        return {
-            "name": name,
-            "user_code": flow["user_code"],
-            "verification_uri": flow.get("verification_uri"),
-            "message": flow.get("message"),
-            "expires_in": flow.get("expires_in"),
-        }
+        return {"name": name, **_device_code(flow)}
+
+    def device_code(self, name: str) -> dict[str, Any] | None:
+        """A pending sign-in's code, where to enter it and until when (None: none)."""
+        account = self.accounts.get(name)
+        if account is None or account.status != "pending" or account.flow is None:
+            return None
+        return _device_code(account.flow)
+
+    async def remove(self, name: str) -> bool:
+        """Remove an account: its subscriptions first (the listeners, while its token
+        works), then a pending sign-in is stopped and the encrypted cache deleted.
+        False if there is no such account."""
+        account = self.accounts.get(name)
+        path = self._cache_path(name)
+        if account is None and not path.exists():
+            return False
+        for listener in self._removal_listeners:
+            await listener(name)
+        self.accounts.pop(name, None)
+        if account is not None:
+            _stop_polling(account)
+            account.status = "signed_out"
+        await asyncio.to_thread(path.unlink, True)
+        log.info("service account %s removed", name)
+        return True
 
     async def _complete(self, account: ServiceAccount, flow: dict[str, Any]) -> None:
-        result = await asyncio.to_thread(account.app.acquire_token_by_device_flow, flow)
+        result = await _own_thread(account.app.acquire_token_by_device_flow, flow)
+        if self.accounts.get(account.name) is not account or account.flow is not flow:
+            # Removed, or signed in anew, while this code waited: its answer counts for
+            # nothing (and a removed account's cache must stay gone).
+            if self.accounts.get(account.name) is None:
+                await asyncio.to_thread(self._cache_path(account.name).unlink, True)
+            return
+        account.flow = None
         if "access_token" in result:
             account.status = "active"
             claims = result.get("id_token_claims") or {}
@@ -158,6 +200,54 @@ class ServiceAccounts:
             {"name": a.name, "status": a.status, "username": a.username, "detail": a.detail}
             for a in sorted(self.accounts.values(), key=lambda a: a.name)
         ]
+
+
+async def _own_thread(fn: Callable[[dict[str, Any]], dict[str, Any]], flow: dict[str, Any]) -> Any:
+    """`fn(flow)` on a thread of its own: msal polls a device code for up to 15 minutes,
+    and a few sign-ins left waiting must not take the shared pool that `to_thread` (and
+    so every account's token) runs on."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(result)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        result, failure = None, None
+        try:
+            result = fn(flow)
+        except BaseException as error:  # handed to the awaiting task
+            failure = error
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            loop.call_soon_threadsafe(settle, result, failure)
+
+    threading.Thread(target=run, name="device-code", daemon=True).start()
+    return await done
+
+
+def _device_code(flow: dict[str, Any]) -> dict[str, Any]:
+    expires_at = flow.get("expires_at")
+    return {
+        "user_code": flow["user_code"],
+        "verification_uri": flow.get("verification_uri"),
+        "message": flow.get("message"),
+        "expires_in": flow.get("expires_in"),
+        "expires_at": None if expires_at is None else datetime.fromtimestamp(expires_at, UTC),
+    }
+
+
+def _stop_polling(account: ServiceAccount) -> None:
+    """msal polls a device code on a thread until it expires; an expiry in the past
+    (msal's own way to abort) ends that at the next poll, and `_complete` then finds
+    the flow no longer the account's and ignores the answer."""
+    if account.flow is not None:
+        account.flow["expires_at"] = 0
+        account.flow = None
 
 
 @dataclass
@@ -198,6 +288,7 @@ class SubscriptionManager:
         self.errors: list[str] = []
         self._wake = asyncio.Event()
         accounts.add_sign_in_listener(self.wake)  # a new account can subscribe at once
+        accounts.add_removal_listener(self.release)  # its users go to the other accounts
 
     def lookup(self, subscription_id: str) -> Subscription | None:
         return self.subscriptions.get(subscription_id)
@@ -210,6 +301,27 @@ class SubscriptionManager:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def release(self, account: str) -> None:
+        """An account is being removed: its subscriptions are deleted at Graph while its
+        token still works (forgotten here in any case), and the next round gives its
+        users to the other accounts, or back to the poller."""
+        for subscription in [s for s in self.subscriptions.values() if s.account == account]:
+            try:
+                await self._delete(subscription)
+            except Exception as error:  # an expired sign-in: Graph lets it lapse
+                self.subscriptions.pop(subscription.id, None)
+                self._error(f"deleting {subscription.id} of removed {account} failed: {error}")
+        self.wake()
+
+    def users_by_account(self) -> dict[str, int]:
+        """How many users each account's subscriptions watch."""
+        counts: dict[str, int] = {}
+        for subscription in self.subscriptions.values():
+            counts[subscription.account] = counts.get(subscription.account, 0) + len(
+                subscription.teams_ids
+            )
+        return counts
 
     async def run(self, interval: float = 30.0) -> None:
         while True:
@@ -236,6 +348,8 @@ class SubscriptionManager:
         """
         remaining = set(self.watched_ids())
         plan: dict[str, set[str]] = {}
+        for gone in [s for s in self.subscriptions.values() if s.account not in self.accounts]:
+            self.subscriptions.pop(gone.id, None)  # its account was removed meanwhile
         for subscription in self.subscriptions.values():
             keep = subscription.teams_ids & remaining
             plan[subscription.account] = set(keep)

@@ -12,6 +12,8 @@
 * `directory_rules`: a directory source's rules: edit, preview, save, reset;
 * `userfile`: the CSV import and export of users;
 * `webhooks`: the signed outgoing webhooks, their dead letters, send again and discard;
+* `service_accounts`: notify mode's service accounts: sign in (device code), remove;
+* `tokens`: every user's agent and personal tokens, revoking one;
 * `audit`: the audit log: who changed what, when (issue 18), and its CSV file.
 
 Each handler starts from `web.forms` (`SignedIn`, `Posted`, `PostedAnonymously`),
@@ -32,7 +34,9 @@ from presencebridge.web.pages import (
     health,
     lifecycle,
     login,
+    service_accounts,
     templates,
+    tokens,
     userfile,
     users,
     webhooks,
@@ -52,6 +56,8 @@ for _module in (
     directory_rules,
     userfile,
     webhooks,
+    service_accounts,
+    tokens,
     audit,
 ):
     router.include_router(_module.router)

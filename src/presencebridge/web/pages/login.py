@@ -4,6 +4,7 @@ token), sign-out and the language switch: the console's only forms without a ses
 from __future__ import annotations
 
 import asyncio
+import json
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -18,6 +19,7 @@ from presencebridge.web.forms import SESSION_ENDED_NOTICE, PostedAnonymously
 from presencebridge.web.i18n import LANG_COOKIE
 from presencebridge.web.page import SECURITY_HEADERS, SESSION_ENDED, Page, back
 from presencebridge.web.signin_page import (
+    KEPT,
     REPLAY,
     REPLAY_ACTION,
     admin_token_allowed,
@@ -48,6 +50,7 @@ async def login_page(request: Request, next: str | None = None) -> Response:
     page = Page(request)
     if await security.console_session(request) is not None:
         return back(next or "/")
+    security.session(request).pop(KEPT, None)  # a sign-in page of its own carries no form
     notice = None
     if request.query_params.get(SESSION_ENDED) == "1" or security.session_lost(request):
         notice = page._(SESSION_ENDED_NOTICE)
@@ -108,6 +111,9 @@ async def single_sign_on(
         metrics.REJECTED_REQUESTS.labels("502").inc()
         return page.problem(502, page._("The sign-in service cannot be reached. Try again later."))
     data = security.session(request)
+    kept = data.pop(KEPT, None)
+    if isinstance(kept, str):  # a form sent after the session ended goes with this sign-in
+        _sign_ins(request).kept.bind(kept, flow.state)
     data[FLOW_KEY] = {**flow.to_json(), "next": security.safe_next(next)}
     return Response(status_code=303, headers={**SECURITY_HEADERS, "Location": url})
 
@@ -142,6 +148,11 @@ async def single_sign_on_callback(request: Request) -> Response:
     security.begin_session(request, session_id, found)
     await _signed(page, "session.signed_in", found)
     metrics.SIGN_INS.labels(OIDC, "ok").inc()
+    form = None if flow is None else _sign_ins(request).kept.take(flow.state)
+    replay = None if form is None else replay_of(form.action, json.dumps(form.fields))
+    if replay is not None:  # a form typed before the session ended: offer to send it
+        action, fields = replay
+        return page.render("replay.html", action=action, fields=fields, back=target, nav=None)
     return back(target)
 
 
