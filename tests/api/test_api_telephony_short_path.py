@@ -34,7 +34,7 @@ def test_single_event_answer_is_the_routes(
     api: httpx.Client, query: str, extra: dict[str, str]
 ) -> None:
     make_user(api, "carla")
-    answers = []
+    answers: list[httpx.Response] = []
     for headers, state in ((SHORT, "connected"), (ROUTE, "ended"), (SHORT, "connected")):
         body = f'{{"user": "carla", "call_id": "c1-{len(answers)}", "state": "{state}"}}'
         answers.append(_post(api, SINGLE + query, body, {**headers, **extra}))
