@@ -35,8 +35,9 @@ def test_single_event_answer_is_the_routes(
 ) -> None:
     make_user(api, "carla")
     answers: list[httpx.Response] = []
-    for headers, state in ((SHORT, "connected"), (ROUTE, "ended"), (SHORT, "connected")):
-        body = f'{{"user": "carla", "call_id": "c1-{len(answers)}", "state": "{state}"}}'
+    steps = ((SHORT, "c1", "connected"), (ROUTE, "c1", "ended"), (SHORT, "c2", "connected"))
+    for headers, call, state in steps:
+        body = f'{{"user": "carla", "call_id": "{call}", "state": "{state}"}}'
         answers.append(_post(api, SINGLE + query, body, {**headers, **extra}))
     short, route, again = answers
     assert short.status_code == route.status_code == again.status_code == 200
