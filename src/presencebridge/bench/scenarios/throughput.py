@@ -26,6 +26,7 @@ from typing import Any
 from presencebridge.bench.procs import (
     CpuMeter,
     ServerProcess,
+    cpu_seconds,
     postgres_settings,
     running,
     throwaway_postgres,
@@ -82,10 +83,11 @@ class ClosedLoop:
         latencies: list[float] = []
         errors = 0
         done = 0
+        acknowledged_all = 0  # events acknowledged, the warm-up's too (for CPU per event)
         last_answer = stop
 
         async def client(k: int) -> None:
-            nonlocal errors, done, last_answer
+            nonlocal errors, done, acknowledged_all, last_answer
             mine = self.users[k::clients]
             turn = 0
             counted = False
@@ -98,6 +100,7 @@ class ClosedLoop:
                 status = await self._send(pool, events)
                 answered = time.monotonic()
                 if status == 200:
+                    acknowledged_all += len(events)
                     for event in events:
                         self.acknowledged[event["user"]] = event["state"]
                 if sent < measure_from:
@@ -118,6 +121,7 @@ class ClosedLoop:
             "events_per_second": round(done / elapsed, 1),
             "measured_seconds": round(elapsed, 3),
             "acknowledged": done,
+            "acknowledged_with_warmup": acknowledged_all,
             "errors": errors,
             "latency_seconds": summary(latencies),
         }
@@ -205,8 +209,14 @@ async def backend(
         ]
         for clients, batch in levels:
             meter = CpuMeter({"server": server.pid, "load_generator": os.getpid()})
+            cpu_before = cpu_seconds(server.pid)
             result = await loop.run(clients, options.duration, batch)
             result["cpu_cores_busy"] = meter.read()
+            # What an event costs the server in CPU, whatever else the machine does.
+            spent = cpu_seconds(server.pid) - cpu_before
+            result["server_cpu_us_per_event"] = round(
+                spent / max(1, result["acknowledged_with_warmup"]) * 1e6, 1
+            )
             results.append(result)
 
         def best_of(batch: int) -> dict[str, Any]:
