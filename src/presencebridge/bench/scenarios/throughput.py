@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from presencebridge.bench.procs import (
+    CLOCK_TICKS,
     CpuMeter,
     ServerProcess,
     cpu_seconds,
@@ -137,6 +139,23 @@ class ClosedLoop:
         return status
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds so far of a process's threads, by name ("event_loop" for the main
+    thread; threads of the same name added up)."""
+    spent: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        name = "event_loop" if task.name == str(pid) else name.rstrip("0123456789_")
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        spent[name] = spent.get(name, 0.0) + seconds
+    return spent
+
+
 async def request_ceiling(
     server: ServerProcess, path: str, clients: int, seconds: float
 ) -> dict[str, Any]:
@@ -210,13 +229,20 @@ async def backend(
         for clients, batch in levels:
             meter = CpuMeter({"server": server.pid, "load_generator": os.getpid()})
             cpu_before = cpu_seconds(server.pid)
+            threads_before = thread_cpu_seconds(server.pid)
             result = await loop.run(clients, options.duration, batch)
             result["cpu_cores_busy"] = meter.read()
-            # What an event costs the server in CPU, whatever else the machine does.
+            # What an event costs the server in CPU, whatever else the machine does; by
+            # thread: the event loop (HTTP, validation, the rules) and the store's thread
+            # (encoding, SQL, commit).
+            events = max(1, result["acknowledged_with_warmup"])
             spent = cpu_seconds(server.pid) - cpu_before
-            result["server_cpu_us_per_event"] = round(
-                spent / max(1, result["acknowledged_with_warmup"]) * 1e6, 1
-            )
+            result["server_cpu_us_per_event"] = round(spent / events * 1e6, 1)
+            threads = thread_cpu_seconds(server.pid)
+            result["server_cpu_us_per_event_by_thread"] = {
+                name: round((seconds - threads_before.get(name, 0.0)) / events * 1e6, 1)
+                for name, seconds in threads.items()
+            }
             results.append(result)
 
         def best_of(batch: int) -> dict[str, Any]:
