@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import tempfile
@@ -78,6 +77,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the server (default 127.0.0.1:8080)."""
+    from presencebridge.server import run_loop
     from presencebridge.server import serve as run_server
 
     if graph not in (None, "emulator"):
@@ -91,7 +91,7 @@ def serve(
     )
     if settings.admin_token is None:
         fail("PRESENCEBRIDGE_ADMIN_TOKEN is not set: the API needs an admin token")
-    asyncio.run(run_server(settings, graph_emulator=graph == "emulator"))
+    run_loop(run_server(settings, graph_emulator=graph == "emulator"))
 
 
 @app.command()

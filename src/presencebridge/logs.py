@@ -59,6 +59,45 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class PbxAccessSummary(logging.Filter):
+    """The access log without a line per accepted PBX event (uvicorn's `uvicorn.access`).
+
+    A PBX sends thousands of events a second; a line for each cost about a twentieth of
+    the server's CPU per event (docs/benchmarks.md) and buries everything else. The first
+    200 answer to `POST /api/v1/telephony/events` (or `…/batch`) in each minute is logged
+    as usual, with how many such answers since the last logged one were not; every
+    other answer (a refusal, another route) is logged as before.
+    """
+
+    PATHS = frozenset(("/api/v1/telephony/events", "/api/v1/telephony/events/batch"))
+    EVERY = 60.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left_out = 0
+        self.last = float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            not isinstance(args, tuple)
+            or len(args) != 5
+            or args[4] != 200
+            or args[1] != "POST"
+            or args[2] not in self.PATHS
+        ):
+            return True
+        if record.created - self.last < self.EVERY:
+            self.left_out += 1
+            return False
+        if self.left_out:
+            record.msg = f"{record.msg} (and %d more 200 answers to PBX events since %s)"
+            since = datetime.fromtimestamp(self.last).strftime("%H:%M:%S")
+            record.args = (*args, self.left_out, since)
+        self.last, self.left_out = record.created, 0
+        return True
+
+
 def setup_logging(level: str = "info", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
@@ -78,3 +117,6 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.filters[:] = [f for f in access.filters if not isinstance(f, PbxAccessSummary)]
+    access.addFilter(PbxAccessSummary())

@@ -24,6 +24,7 @@ from presencebridge.api.cluster import install as install_cluster
 from presencebridge.api.outgoing import router as outgoing_router
 from presencebridge.api.routes import router
 from presencebridge.api.stream import router as stream_router
+from presencebridge.api.telephony import TelephonyFastPath
 from presencebridge.api.usercsv import router as csv_router
 from presencebridge.api.webhook import router as webhook_router
 from presencebridge.config import Settings
@@ -219,6 +220,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     install_cluster(app)
     if settings.clustered:
         app.add_middleware(ForwardToOwner, node=settings.node_name())
+    # Inside BodyLimit (it reads the body): PBX events skip FastAPI's routing.
+    app.add_middleware(TelephonyFastPath)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     _install_error_handlers(app)

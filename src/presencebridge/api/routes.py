@@ -33,6 +33,7 @@ from presencebridge.api.schemas import (
     UserPatchIn,
     UserSettingsIn,
 )
+from presencebridge.api.telephony import resolve_batch
 from presencebridge.config import DirectoryRulesConfig
 from presencebridge.core import addresses, rules
 from presencebridge.core.errors import Reason, Rejected
@@ -514,7 +515,7 @@ async def telephony_events(
     one durable commit instead of hundreds.
     """
     hub = _hub(request)
-    users = _resolve_batch(hub, body)
+    users = resolve_batch(hub, body)
     local = list(zip(users, body.events, strict=True))
     remote: dict[str, list[dict[str, Any]]] = {}
     cluster = request.app.state.cluster
@@ -531,28 +532,10 @@ async def telephony_events(
     # Telephony events can be applied twice without harm (calls only move forward),
     # so after a 503 the whole batch may simply be sent again.
     await asyncio.gather(
-        hub.handle_many(events, "pbx"),
+        hub.handle_batch(events, "pbx"),
         *(forward_batch(request, owner, part) for owner, part in remote.items()),
     )
     return TelephonyBatchOut(accepted=len(body.events), users=len(set(users)))
-
-
-def _resolve_batch(hub: Hub, body: TelephonyBatchIn) -> list[str]:
-    """The user of each event; any unknown name refuses the whole batch (404 naming it)."""
-    users: list[str] = []
-    unknown: list[str] = []
-    for e in body.events:
-        try:
-            users.append(hub.resolve(e.user, e.extension, e.number))
-        except Rejected as refusal:
-            if refusal.reason is not Reason.NOT_FOUND:
-                raise
-            if refusal.message not in unknown:
-                unknown.append(refusal.message)
-    if unknown:
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        raise Rejected(Reason.NOT_FOUND, f"{'; '.join(unknown[:5])}{more}; no event was applied")
-    return users
 
 
 @router.post("/admin/clock")

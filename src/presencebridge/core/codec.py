@@ -163,15 +163,24 @@ def _decode_value(kind: str, value: Any) -> Any:
     return value
 
 
+# Per channel: its default and its fields with their defaults, worked out once (every
+# commit encodes every changed user's Teams half).
+_CHANNEL_DEFAULTS: dict[str, tuple[Any, tuple[tuple[str, Any], ...]]] = {
+    name: (kind(), tuple((f.name, getattr(kind(), f.name)) for f in fields(kind)))
+    for name, kind in _CHANNELS.items()
+}
+
+
 def _encode_teams(t: TeamsState) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in _CHANNELS:
+    for name, (default, defaults) in _CHANNEL_DEFAULTS.items():
         channel = getattr(t, name)
-        default = type(channel)()
+        if channel == default:  # most users, most channels: nothing to write
+            continue
         values = {
-            f.name: _encode_value(getattr(channel, f.name))
-            for f in fields(channel)
-            if getattr(channel, f.name) != getattr(default, f.name)
+            field: _encode_value(value)
+            for field, field_default in defaults
+            if (value := getattr(channel, field)) != field_default
         }
         if values:
             out[name] = values

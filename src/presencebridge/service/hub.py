@@ -8,6 +8,7 @@ is acknowledged or published, so what a caller was told survives a crash.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import logging
@@ -102,6 +103,17 @@ class Refusals:
 
     def __bool__(self) -> bool:
         return bool(self.creates or self.updates)
+
+
+@dataclass(slots=True)
+class _AppliedBatch:
+    """A telephony batch applied in memory (`Hub.handle_batch`): per user the view before
+    and each applied step; the history entries, the rejected events, the applied kinds."""
+
+    steps: dict[str, tuple[UserView, list[UserView]]] = field(default_factory=dict)
+    history: list[HistoryEntry] = field(default_factory=list)
+    rejected: list[tuple[int, Rejected]] = field(default_factory=list)
+    applied: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -938,6 +950,104 @@ class Hub:
         for start in range(0, len(queues), HANDLE_MANY_SLICE):
             await asyncio.gather(*(run(u, q) for u, q in queues[start : start + HANDLE_MANY_SLICE]))
         return sorted(rejected, key=lambda item: item[0])
+
+    async def handle_batch(
+        self, events: Sequence[tuple[str, rules.Event]], source: str
+    ) -> list[tuple[int, Rejected]]:
+        """Apply a batch of events (a PBX's) as one change: all or nothing durable.
+
+        What `handle` does per event, done once for the batch: each user's lock taken
+        once, every event applied in memory in order (per user), one durable commit for
+        all, then the changes published in order. A rejected event is returned with its
+        index and the others apply; if the store refuses the commit, no event applies.
+        A user this node does not handle refuses the batch before anything is applied.
+        """
+        started = time.perf_counter()
+        per_user: dict[str, list[tuple[int, rules.Event]]] = {}
+        for index, (user_id, event) in enumerate(events):
+            per_user.setdefault(user_id, []).append((index, event))
+        async with contextlib.AsyncExitStack() as locks:
+            for user_id in sorted(per_user):  # one order for everyone: no deadlock
+                if not self.owns(user_id):
+                    raise NotOwner(user_id)
+                await locks.enter_async_context(self._lock(user_id))
+            for user_id in per_user:
+                if not self.owns(user_id):  # given away while we waited
+                    raise NotOwner(user_id)
+            now = self.clock.now()
+            batch = self._apply_batch(per_user, source, now)
+            # A user whose steps changed anything is written (as `handle` would).
+            dirty = {
+                user_id: steps[-1]
+                for user_id, (old, steps) in batch.steps.items()
+                if any(v.state != old.state or v.presence != old.presence for v in steps)
+            }
+            if dirty:
+                await self._commit.write([v.state for v in dirty.values()], batch.history, now)
+            self._keep_batch(batch, dirty, now)
+            elapsed = time.perf_counter() - started
+            for kind, count in batch.applied.items():
+                metrics.EVENTS.labels(kind, "applied").inc(count)
+                for _ in range(count):
+                    metrics.EVENT_SECONDS.observe(elapsed)
+        self._publish_batch(batch)
+        return sorted(batch.rejected, key=lambda item: item[0])
+
+    def _apply_batch(
+        self, per_user: dict[str, list[tuple[int, rules.Event]]], source: str, now: datetime
+    ) -> _AppliedBatch:
+        """`handle_batch`'s events applied in memory (nothing kept yet)."""
+        batch = _AppliedBatch()
+        for user_id, queue in per_user.items():
+            try:
+                old = self.user(user_id)
+            except Rejected as refusal:
+                batch.rejected += [(index, refusal) for index, _ in queue]
+                continue
+            group = self._groups[old.state.user.group]
+            context = rules.GroupContext(group.templates, group.settings)
+            current = old
+            steps: list[UserView] = []
+            for index, event in queue:
+                kind = type(event).__name__
+                try:
+                    applied = rules.apply(current.state, event, context, now)
+                except Rejected as refusal:
+                    metrics.EVENTS.labels(kind, "rejected").inc()
+                    batch.rejected.append((index, refusal))
+                    continue
+                if applied.presence != current.presence:
+                    batch.history.append(self._history(user_id, applied.presence, source, now))
+                current = UserView(applied.state, applied.presence)
+                steps.append(current)
+                batch.applied[kind] += 1
+            if steps:
+                batch.steps[user_id] = (old, steps)
+        return batch
+
+    def _keep_batch(
+        self, batch: _AppliedBatch, dirty: Mapping[str, UserView], now: datetime
+    ) -> None:
+        """After `handle_batch`'s commit: the new states in memory, their deadlines."""
+        for user_id, (old, steps) in batch.steps.items():
+            if user_id in dirty:
+                self._users[user_id] = steps[-1].state
+                self._index(steps[-1].state, old.state)
+                self._presence[user_id] = steps[-1].presence
+            self._schedule(steps[-1].state, now)
+
+    def _publish_batch(self, batch: _AppliedBatch) -> None:
+        """After `handle_batch`'s commit: each step published in order, as `handle` does."""
+        for user_id, (old, steps) in batch.steps.items():
+            before = old
+            for step in steps:
+                if step.presence != before.presence:
+                    metrics.PRESENCE_CHANGES.inc()
+                    self.bus.publish(PresenceChange(user_id, step.presence))
+                self._after_change(before.state, step.state)
+                before = step
+            if before.state != old.state:
+                self._replicate(before.state)
 
     # -- several nodes ---------------------------------------------------------------------
 

@@ -21,11 +21,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from presencebridge.bench.procs import (
+    CLOCK_TICKS,
     CpuMeter,
     ServerProcess,
+    cpu_seconds,
     postgres_settings,
     running,
     throwaway_postgres,
@@ -82,10 +85,11 @@ class ClosedLoop:
         latencies: list[float] = []
         errors = 0
         done = 0
+        acknowledged_all = 0  # events acknowledged, the warm-up's too (for CPU per event)
         last_answer = stop
 
         async def client(k: int) -> None:
-            nonlocal errors, done, last_answer
+            nonlocal errors, done, acknowledged_all, last_answer
             mine = self.users[k::clients]
             turn = 0
             counted = False
@@ -98,6 +102,7 @@ class ClosedLoop:
                 status = await self._send(pool, events)
                 answered = time.monotonic()
                 if status == 200:
+                    acknowledged_all += len(events)
                     for event in events:
                         self.acknowledged[event["user"]] = event["state"]
                 if sent < measure_from:
@@ -118,6 +123,7 @@ class ClosedLoop:
             "events_per_second": round(done / elapsed, 1),
             "measured_seconds": round(elapsed, 3),
             "acknowledged": done,
+            "acknowledged_with_warmup": acknowledged_all,
             "errors": errors,
             "latency_seconds": summary(latencies),
         }
@@ -131,6 +137,23 @@ class ClosedLoop:
         except Exception:
             return 0
         return status
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds so far of a process's threads, by name ("event_loop" for the main
+    thread; threads of the same name added up)."""
+    spent: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        name = "event_loop" if task.name == str(pid) else name.rstrip("0123456789_")
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        spent[name] = spent.get(name, 0.0) + seconds
+    return spent
 
 
 async def request_ceiling(
@@ -205,8 +228,21 @@ async def backend(
         ]
         for clients, batch in levels:
             meter = CpuMeter({"server": server.pid, "load_generator": os.getpid()})
+            cpu_before = cpu_seconds(server.pid)
+            threads_before = thread_cpu_seconds(server.pid)
             result = await loop.run(clients, options.duration, batch)
             result["cpu_cores_busy"] = meter.read()
+            # What an event costs the server in CPU, whatever else the machine does; by
+            # thread: the event loop (HTTP, validation, the rules) and the store's thread
+            # (encoding, SQL, commit).
+            events = max(1, result["acknowledged_with_warmup"])
+            spent = cpu_seconds(server.pid) - cpu_before
+            result["server_cpu_us_per_event"] = round(spent / events * 1e6, 1)
+            threads = thread_cpu_seconds(server.pid)
+            result["server_cpu_us_per_event_by_thread"] = {
+                name: round((seconds - threads_before.get(name, 0.0)) / events * 1e6, 1)
+                for name, seconds in threads.items()
+            }
             results.append(result)
 
         def best_of(batch: int) -> dict[str, Any]:
