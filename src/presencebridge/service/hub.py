@@ -60,6 +60,12 @@ T = TypeVar("T")
 HISTORY_KEPT = timedelta(days=14)
 # Users handled side by side by handle_many: enough to fill a group commit many times.
 HANDLE_MANY_SLICE = 1000
+# Slices of handle_many running at once, over all its callers (a poll round's reads, the
+# clock, a group switched on): one slice's commit overlaps the next one's work. Each user
+# in flight holds ~4 KB of transient objects (old and new state, history, encoded row,
+# task); unbounded, a first poll round at 20,000 users had them all in flight at once
+# and the allocator kept the peak (+4.2 KB RSS per user, 0.5 KB with this bound).
+HANDLE_MANY_AT_ONCE = 2
 
 # The central template `create_teams_profile_template` creates (SPEC §5); editable afterwards.
 TEAMS_TEMPLATE = ProfileTemplate("MS Teams", Status.BUSY, Text.ON_THE_PHONE_TEAMS, "#5b5fc7")
@@ -206,6 +212,7 @@ class Hub:
         self._takeover_listeners: list[Callable[[Sequence[str]], None]] = []
         self._lines_listeners: list[Callable[[], None]] = []
         self._commit = GroupCommit(self._save)
+        self._many_slices = asyncio.Semaphore(HANDLE_MANY_AT_ONCE)
         self._membership = SINGLE_NODE
         self._started = False
 
@@ -877,10 +884,13 @@ class Hub:
                     rejected.append((index, refusal))
 
         # In slices: a group switched on at 100,000 users must not become 100,000 tasks
-        # at once.
+        # at once; and at most HANDLE_MANY_AT_ONCE slices of all callers together.
         queues = list(per_user.items())
         for start in range(0, len(queues), HANDLE_MANY_SLICE):
-            await asyncio.gather(*(run(u, q) for u, q in queues[start : start + HANDLE_MANY_SLICE]))
+            async with self._many_slices:
+                await asyncio.gather(
+                    *(run(u, q) for u, q in queues[start : start + HANDLE_MANY_SLICE])
+                )
         return sorted(rejected, key=lambda item: item[0])
 
     # -- several nodes ---------------------------------------------------------------------
