@@ -66,6 +66,8 @@ HANDLE_MANY_SLICE = 1000
 # task); unbounded, a first poll round at 20,000 users had them all in flight at once
 # and the allocator kept the peak (+4.2 KB RSS per user, 0.5 KB with this bound).
 HANDLE_MANY_AT_ONCE = 2
+# Distinct effective presences kept for sharing (see `_Presences`) before starting afresh.
+PRESENCES_SHARED = 4096
 
 # The central template `create_teams_profile_template` creates (SPEC §5); editable afterwards.
 TEAMS_TEMPLATE = ProfileTemplate("MS Teams", Status.BUSY, Text.ON_THE_PHONE_TEAMS, "#5b5fc7")
@@ -158,8 +160,16 @@ class _Presences(dict[str, EffectivePresence]):
         self.clock = clock
         self.loading = False
         self.since: dict[str, datetime | None] = {}
+        # Equal presences are kept once (they are immutable): most users show one of a
+        # few (available and idle, Teams read as available), and each copy with its Teams
+        # view costs ~240 B.
+        self._shared: dict[EffectivePresence, EffectivePresence] = {}
 
     def __setitem__(self, user_id: str, presence: EffectivePresence) -> None:
+        shared = self._shared.setdefault(presence, presence)
+        if len(self._shared) > PRESENCES_SHARED:
+            self._shared.clear()  # many distinct ones (texts, appointments): start afresh
+        presence = shared
         old = self.get(user_id)
         if old is None or old.status != presence.status:
             self.since[user_id] = None if self.loading else self.clock.now()
