@@ -159,7 +159,7 @@ class _Presences(dict[str, EffectivePresence]):
         super().__init__()
         self.clock = clock
         self.loading = False
-        self.since: dict[str, datetime | None] = {}
+        self.since: dict[str, datetime] = {}  # no entry: unknown
         # Equal presences are kept once (they are immutable): most users show one of a
         # few (available and idle, Teams read as available), and each copy with its Teams
         # view costs ~240 B.
@@ -172,7 +172,10 @@ class _Presences(dict[str, EffectivePresence]):
         presence = shared
         old = self.get(user_id)
         if old is None or old.status != presence.status:
-            self.since[user_id] = None if self.loading else self.clock.now()
+            if self.loading:  # unknown: no entry (100,000 of them cost ~5 MB)
+                self.since.pop(user_id, None)
+            else:
+                self.since[user_id] = self.clock.now()
         super().__setitem__(user_id, presence)
 
     def __delitem__(self, user_id: str) -> None:
