@@ -64,7 +64,8 @@ HANDLE_MANY_SLICE = 1000
 # clock, a group switched on): one slice's commit overlaps the next one's work. Each user
 # in flight holds ~4 KB of transient objects (old and new state, history, encoded row,
 # task); unbounded, a first poll round at 20,000 users had them all in flight at once
-# and the allocator kept the peak (+4.2 KB RSS per user, 0.5 KB with this bound).
+# and the allocator kept the peak (+4.2 KB RSS per user; +0.7 KB with this bound and the
+# poller's, docs/benchmarks.md finding 6).
 HANDLE_MANY_AT_ONCE = 2
 # Distinct effective presences kept for sharing (see `_Presences`) before starting afresh.
 PRESENCES_SHARED = 4096
