@@ -60,13 +60,13 @@ T = TypeVar("T")
 HISTORY_KEPT = timedelta(days=14)
 # Users handled side by side by handle_many: enough to fill a group commit many times.
 HANDLE_MANY_SLICE = 1000
-# Slices of handle_many running at once, over all its callers (a poll round's reads, the
-# clock, a group switched on): one slice's commit overlaps the next one's work. Each user
-# in flight holds ~4 KB of transient objects (old and new state, history, encoded row,
-# task); unbounded, a first poll round at 20,000 users had them all in flight at once
-# and the allocator kept the peak (+4.2 KB RSS per user; +0.7 KB with this bound and the
-# poller's, docs/benchmarks.md finding 6).
-HANDLE_MANY_AT_ONCE = 2
+# Users of handle_many in flight at once, over all its callers (a poll round's reads, the
+# clock, a group switched on); a slice bigger than what is left waits until the others
+# are done. Each user in flight holds ~4 KB of transient objects (old and new state,
+# history, encoded row, task); unbounded, a first poll round at 20,000 users had them all
+# in flight at once and the allocator kept the peak (docs/benchmarks.md finding 6). A
+# steady round's reads bring a few changes each: they never wait.
+HANDLE_MANY_IN_FLIGHT = 2000
 # Distinct effective presences kept for sharing (see `_Presences`) before starting afresh.
 PRESENCES_SHARED = 4096
 
@@ -226,7 +226,8 @@ class Hub:
         self._takeover_listeners: list[Callable[[Sequence[str]], None]] = []
         self._lines_listeners: list[Callable[[], None]] = []
         self._commit = GroupCommit(self._save)
-        self._many_slices = asyncio.Semaphore(HANDLE_MANY_AT_ONCE)
+        self._many_room = asyncio.Condition()
+        self._many_in_flight = 0
         self._membership = SINGLE_NODE
         self._started = False
 
@@ -898,14 +899,32 @@ class Hub:
                     rejected.append((index, refusal))
 
         # In slices: a group switched on at 100,000 users must not become 100,000 tasks
-        # at once; and at most HANDLE_MANY_AT_ONCE slices of all callers together.
+        # at once; and at most HANDLE_MANY_IN_FLIGHT users of all callers together.
         queues = list(per_user.items())
         for start in range(0, len(queues), HANDLE_MANY_SLICE):
-            async with self._many_slices:
-                await asyncio.gather(
-                    *(run(u, q) for u, q in queues[start : start + HANDLE_MANY_SLICE])
-                )
+            part = queues[start : start + HANDLE_MANY_SLICE]
+            await self._many_enter(len(part))
+            try:
+                await asyncio.gather(*(run(u, q) for u, q in part))
+            finally:
+                await self._many_leave(len(part))
         return sorted(rejected, key=lambda item: item[0])
+
+    async def _many_enter(self, users: int) -> None:
+        """Wait until `users` more may be in flight in handle_many (or none are)."""
+        async with self._many_room:
+            await self._many_room.wait_for(
+                lambda: (
+                    self._many_in_flight == 0
+                    or self._many_in_flight + users <= HANDLE_MANY_IN_FLIGHT
+                )
+            )
+            self._many_in_flight += users
+
+    async def _many_leave(self, users: int) -> None:
+        async with self._many_room:
+            self._many_in_flight -= users
+            self._many_room.notify_all()
 
     # -- several nodes ---------------------------------------------------------------------
 

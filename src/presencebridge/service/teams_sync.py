@@ -358,14 +358,11 @@ class TeamsPoller:
 
         async def read(slot: int, chunk: list[str]) -> None:
             await asyncio.sleep(max(0.0, started + slot * spacing - time.monotonic()))
-            # The readings are applied inside the limit: when applying is slower than
-            # reading (a first round, every user new), no more than `parallel_reads`
-            # reads' readings wait in memory at once.
             async with limit:
                 requested_at = self.hub.clock.now()
                 readings = await self.api.read(chunk)
-                self._read_ok()
-                await self.apply(readings, by_teams_id, requested_at)
+            self._read_ok()
+            await self.apply(readings, by_teams_id, requested_at)
 
         results = await asyncio.gather(
             *(read(slot, c) for slot, c in enumerate(chunks)), return_exceptions=True
