@@ -8,6 +8,7 @@ from typing import Any
 
 from presencebridge.core.model import (
     BUILTIN_DND_PROFILE,
+    NO_TEAMS,
     Appointment,
     AppointmentOrigin,
     Call,
@@ -198,7 +199,8 @@ def _decode_teams(data: dict[str, Any]) -> TeamsState:
         if unknown:
             raise ValueError(f"unknown fields of Teams state channel {name!r}: {unknown}")
         channels[name] = kind(**{k: _decode_value(types[k], v) for k, v in values.items()})
-    return TeamsState(**channels)
+    # Most users' Teams half is untouched: the shared value, not a copy per user.
+    return TeamsState(**channels) if channels else NO_TEAMS
 
 
 def _migrate_teams_v2(data: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -296,6 +296,15 @@ class FollowedDnd:
     outlived: bool = False  # as `FollowedCall.outlived`
 
 
+# Each channel's untouched state, one shared value (see `TeamsState`).
+NO_READING = TeamsReading()
+NO_HUB_SESSION = HubSession()
+NO_HUB_DND = HubDnd()
+NO_HUB_MESSAGE = HubMessage()
+NO_FOLLOWED_CALL = FollowedCall()
+NO_FOLLOWED_DND = FollowedDnd()
+
+
 @dataclass(frozen=True, slots=True)
 class TeamsState:
     """The Teams half of a user's state, one small state per channel.
@@ -306,12 +315,14 @@ class TeamsState:
     and the DnD. `core/teams.py` holds the tables that move each of them.
     """
 
-    seen: TeamsReading = field(default_factory=TeamsReading)
-    hub_session: HubSession = field(default_factory=HubSession)
-    hub_dnd: HubDnd = field(default_factory=HubDnd)
-    hub_message: HubMessage = field(default_factory=HubMessage)
-    call: FollowedCall = field(default_factory=FollowedCall)
-    dnd: FollowedDnd = field(default_factory=FollowedDnd)
+    # The defaults are shared values (they are immutable): a user who never touched a
+    # channel costs no object of their own for it.
+    seen: TeamsReading = NO_READING
+    hub_session: HubSession = NO_HUB_SESSION
+    hub_dnd: HubDnd = NO_HUB_DND
+    hub_message: HubMessage = NO_HUB_MESSAGE
+    call: FollowedCall = NO_FOLLOWED_CALL
+    dnd: FollowedDnd = NO_FOLLOWED_DND
 
     def view(self) -> TeamsView:
         seen = self.seen
@@ -319,6 +330,10 @@ class TeamsState:
             seen.availability, seen.activity, seen.held_by_user, seen.status_message,
             seen.out_of_office, seen.message_by_user and seen.status_message is not None,
         )  # fmt: skip
+
+
+# A user's Teams half before anything happened on it: one shared value.
+NO_TEAMS = TeamsState()
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,5 +362,5 @@ class UserState:
     calls: tuple[Call, ...] = ()  # includes ended calls for a while, so late events are harmless
     meetings: tuple[Meeting, ...] = ()
     own_mode: TeamsSyncMode | None = None  # the user's own teams_sync_mode choice
-    teams: TeamsState = field(default_factory=TeamsState)
+    teams: TeamsState = NO_TEAMS  # shared while the user has no Teams state of their own
     microphone: MicrophoneUse | None = None

@@ -28,6 +28,10 @@ from presencebridge.core.effective import (
     teams_oof_profile,
 )
 from presencebridge.core.model import (
+    NO_FOLLOWED_CALL,
+    NO_FOLLOWED_DND,
+    NO_READING,
+    NO_TEAMS,
     SYNC_HARD_END,
     Appointment,
     AppointmentOrigin,
@@ -491,7 +495,7 @@ def _follow_call(
 ) -> UserState:
     if step is Step.LET_GO or step is Step.FORGET_OUTLIVED:
         others = tuple(a for a in state.appointments if a.id != TEAMS_CALL_APPOINTMENT)
-        teams = replace(state.teams, call=FollowedCall())
+        teams = replace(state.teams, call=NO_FOLLOWED_CALL)
         return replace(state, appointments=others, teams=teams)
     if step is Step.KEEP:
         return state
@@ -522,7 +526,7 @@ def _follow_dnd(
     reset_by_hand: bool,
 ) -> UserState:
     if step is Step.FORGET_OUTLIVED:
-        return replace(state, teams=replace(state.teams, dnd=FollowedDnd()))
+        return replace(state, teams=replace(state.teams, dnd=NO_FOLLOWED_DND))
     if step is Step.TAKE_UP:
         # Without a DnD profile the built-in DnD state is used; the service warns once.
         followed = FollowedDnd(selected_at=now, replaced=state.selection)
@@ -574,7 +578,7 @@ def leave_teams(state: UserState) -> UserState:
     state = replace(state, appointments=others)
     if state.teams.dnd.selected_at is not None:
         state = release_teams_dnd(state)
-    return replace(state, teams=TeamsState())
+    return replace(state, teams=NO_TEAMS)
 
 
 def release_plan(state: UserState, now: datetime) -> WritePlan:
@@ -598,7 +602,7 @@ def enforce_mode(state: UserState, mode: TeamsSyncMode, now: datetime) -> UserSt
         # The hub neither reads nor writes Teams now: what it saw is no longer known,
         # and a reading after the sync comes back on is judged afresh. (Whatever the
         # mode before: a reading kept through telephony_only has no judging mode left.)
-        state = replace(state, teams=replace(state.teams, seen=TeamsReading()))
+        state = replace(state, teams=replace(state.teams, seen=NO_READING))
     elif state.teams.seen.mode not in (None, mode):
         # Judged under another mode: the same reading may mean more now (a DnD that
         # telephony_only ignored), so the next one is judged afresh.

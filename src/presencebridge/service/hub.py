@@ -63,6 +63,15 @@ T = TypeVar("T")
 HISTORY_KEPT = timedelta(days=14)
 # Users handled side by side by handle_many: enough to fill a group commit many times.
 HANDLE_MANY_SLICE = 1000
+# Users of handle_many in flight at once, over all its callers (a poll round's reads, the
+# clock, a group switched on); a slice bigger than what is left waits until the others
+# are done. Each user in flight holds ~4 KB of transient objects (old and new state,
+# history, encoded row, task); unbounded, a first poll round at 20,000 users had them all
+# in flight at once and the allocator kept the peak (docs/benchmarks.md finding 6). A
+# steady round's reads bring a few changes each: they never wait.
+HANDLE_MANY_IN_FLIGHT = 2000
+# Distinct effective presences kept for sharing (see `_Presences`) before starting afresh.
+PRESENCES_SHARED = 4096
 
 # The central template `create_teams_profile_template` creates (SPEC §5); editable afterwards.
 TEAMS_TEMPLATE = ProfileTemplate("MS Teams", Status.BUSY, Text.ON_THE_PHONE_TEAMS, "#5b5fc7")
@@ -166,7 +175,11 @@ class _Presences(dict[str, EffectivePresence]):
         super().__init__()
         self.clock = clock
         self.loading = False
-        self.since: dict[str, datetime | None] = {}
+        self.since: dict[str, datetime] = {}  # no entry: unknown
+        # Equal presences are kept once (they are immutable): most users show one of a
+        # few (available and idle, Teams read as available), and each copy with its Teams
+        # view costs ~240 B.
+        self._shared: dict[EffectivePresence, EffectivePresence] = {}
 
     def __setitem__(self, user_id: str, presence: EffectivePresence) -> None:
         self.put(user_id, presence, self.clock.now())
@@ -174,9 +187,16 @@ class _Presences(dict[str, EffectivePresence]):
     def put(self, user_id: str, presence: EffectivePresence, now: datetime) -> None:
         """The presence a change made at `now`: the time its history row carries, so a
         restart finds the same status-since in the history."""
+        shared = self._shared.setdefault(presence, presence)
+        if len(self._shared) > PRESENCES_SHARED:
+            self._shared.clear()  # many distinct ones (texts, appointments): start afresh
+        presence = shared
         old = self.get(user_id)
         if old is None or old.status != presence.status:
-            self.since[user_id] = None if self.loading else now
+            if self.loading:  # unknown: no entry (100,000 of them cost ~5 MB)
+                self.since.pop(user_id, None)
+            else:
+                self.since[user_id] = now
         super().__setitem__(user_id, presence)
 
     def __delitem__(self, user_id: str) -> None:
@@ -231,6 +251,8 @@ class Hub:
         self._takeover_listeners: list[Callable[[Sequence[str]], None]] = []
         self._lines_listeners: list[Callable[[], None]] = []
         self._commit = GroupCommit(self._save)
+        self._many_room = asyncio.Condition()
+        self._many_in_flight = 0
         self._membership = SINGLE_NODE
         self._started = False
 
@@ -945,10 +967,15 @@ class Hub:
                     rejected.append((index, refusal))
 
         # In slices: a group switched on at 100,000 users must not become 100,000 tasks
-        # at once.
+        # at once; and at most HANDLE_MANY_IN_FLIGHT users of all callers together.
         queues = list(per_user.items())
         for start in range(0, len(queues), HANDLE_MANY_SLICE):
-            await asyncio.gather(*(run(u, q) for u, q in queues[start : start + HANDLE_MANY_SLICE]))
+            part = queues[start : start + HANDLE_MANY_SLICE]
+            await self._many_enter(len(part))
+            try:
+                await asyncio.gather(*(run(u, q) for u, q in part))
+            finally:
+                await self._many_leave(len(part))
         return sorted(rejected, key=lambda item: item[0])
 
     async def handle_batch(
@@ -1033,7 +1060,7 @@ class Hub:
             if user_id in dirty:
                 self._users[user_id] = steps[-1].state
                 self._index(steps[-1].state, old.state)
-                self._presence[user_id] = steps[-1].presence
+                self._presence.put(user_id, steps[-1].presence, now)
             self._schedule(steps[-1].state, now)
 
     def _publish_batch(self, batch: _AppliedBatch) -> None:
@@ -1048,6 +1075,22 @@ class Hub:
                 before = step
             if before.state != old.state:
                 self._replicate(before.state)
+
+    async def _many_enter(self, users: int) -> None:
+        """Wait until `users` more may be in flight in handle_many (or none are)."""
+        async with self._many_room:
+            await self._many_room.wait_for(
+                lambda: (
+                    self._many_in_flight == 0
+                    or self._many_in_flight + users <= HANDLE_MANY_IN_FLIGHT
+                )
+            )
+            self._many_in_flight += users
+
+    async def _many_leave(self, users: int) -> None:
+        async with self._many_room:
+            self._many_in_flight -= users
+            self._many_room.notify_all()
 
     # -- several nodes ---------------------------------------------------------------------
 
