@@ -563,6 +563,8 @@ def bench(
         from presencebridge.bench import growth
 
         path = growth.write(results)
+        for line in benchmarks.headline(path):
+            out.print(f"  {line}", highlight=False, soft_wrap=True)
         out.print(f"  results: {path} and {path.with_suffix('.png')}", highlight=False)
         return
     names = list(benchmarks.SCENARIOS) if scenario == "all" else [scenario]

@@ -182,6 +182,30 @@ def _naive_baseline(figures: dict[str, Any]) -> list[str]:
                 f"{n}, naive/ours ({kind}): requests x{r['graph_requests_per_user_hour']}, "
                 f"latency p50 x{r['latency_p50']}, p95 x{r['latency_p95']}"
             )
+        lead = f.get("against_a_get_every_10_s")
+        if lead:
+            for name in ("ours-poll", "ours-notify"):
+                o = lead[name]
+                lines.append(
+                    f"{n}, {name}: {o['requests_per_user_hour']} Graph requests per user-hour "
+                    f"(p95 {_s(o['p95_seconds'])}) vs 360 for a GET per user every 10 s: "
+                    f"x{o['times_fewer_requests']} fewer"
+                )
+    return lines
+
+
+def _growth(figures: dict[str, Any]) -> list[str]:
+    lines = []
+    for resource, found in figures.items():
+        measured = "; ".join(
+            f"{label} " + ", ".join(f"{int(n):,}: {v:g}" for n, v in values.items())
+            for label, values in found["series"].items()
+            if values
+        )
+        missing = ", ".join(f"{n:,}" for n in found["missing_sizes"]) or "none"
+        lines.append(
+            f"{resource} ({found['unit']}): {measured or 'not measured'}; missing sizes: {missing}"
+        )
     return lines
 
 
@@ -263,6 +287,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "directory": _directory,
     "soak": _soak,
     "sip-dialog": _sip_dialog,
+    "growth": _growth,
 }
 
 
