@@ -188,7 +188,9 @@ def _naive_baseline(figures: dict[str, Any]) -> list[str]:
                 o = lead[name]
                 lines.append(
                     f"{n}, {name}: {o['requests_per_user_hour']} Graph requests per user-hour "
-                    f"(p95 {_s(o['p95_seconds'])}) vs 360 for a GET per user every 10 s: "
+                    f"(p95 {_s(o['p95_seconds'])}) vs "
+                    f"{lead['get_every_10_s_requests_per_user_hour']:g} for a GET per user "
+                    "every 10 s: "
                     f"x{o['times_fewer_requests']} fewer"
                 )
     return lines
