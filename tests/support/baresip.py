@@ -18,17 +18,46 @@ from tests.support.waiting import eventually
 MODULES = Path("/usr/lib/baresip/modules")
 
 
+class _PortTaken(Exception):
+    pass
+
+
+def _free_sip_port_pair() -> int:
+    """A SIP port whose next port is free for TCP too: baresip listens for SIP over
+    TLS on the port after its UDP/TCP one and gives up when that is taken."""
+    for _ in range(50):
+        port = free_sip_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tls:
+            try:
+                tls.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no pair of free ports for baresip")
+
+
 class Baresip:
     def __init__(self, folder: Path, kamailio: Kamailio, watched: str) -> None:
         self.binary = need("baresip")
         self.folder = folder
-        self.sip_port = free_sip_port()
+        self.sip_port = _free_sip_port_pair()
         self.ctrl_port = free_port()
         self.kamailio = kamailio
         self.watched = watched
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # The port is free when chosen but another test's server may take it before
+        # baresip binds; then it exits at once, and a fresh port is the remedy.
+        for _ in range(5):
+            try:
+                self._start()
+                return
+            except _PortTaken:
+                self.sip_port, self.ctrl_port = _free_sip_port_pair(), free_port()
+        self._start()
+
+    def _start(self) -> None:
         home = self.folder / "baresip"
         home.mkdir(parents=True, exist_ok=True)
         for name in ("config", "accounts", "contacts"):
@@ -52,6 +81,11 @@ class Baresip:
     def _answers(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
+            if "Address already in use" in (self.folder / "baresip.log").read_text(
+                errors="replace"
+            ):
+                (self.folder / "baresip.log").unlink()
+                raise _PortTaken
             raise RuntimeError((self.folder / "baresip.log").read_text(errors="replace"))
         try:
             self.command("contacts")
