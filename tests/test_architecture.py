@@ -7,6 +7,8 @@ functions and under `TYPE_CHECKING`: a cycle there is still a cycle for a reader
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = "presencebridge"
@@ -147,3 +149,16 @@ def test_adapters_do_not_import_the_layers_above() -> None:
         if layer(target) in above
     ]
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_server_without_ldap_xmpp_or_redis_does_not_load_their_libraries() -> None:
+    """Every server pays in memory for what it imports (ldap3, slixmpp and the Redis
+    client together about 16 MiB): they are loaded only where such a part is made."""
+    probe = (
+        "import sys, presencebridge.bootstrap, presencebridge.cli, presencebridge.config; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'ldap3', 'slixmpp', 'redis'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

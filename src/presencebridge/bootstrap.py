@@ -25,7 +25,6 @@ from typing import Protocol
 from urllib.parse import quote
 
 from presencebridge.adapters.connectors import DELIVERY_KINDS, OUTLET_KINDS, PBX_KINDS
-from presencebridge.adapters.fanout import Fanout
 from presencebridge.adapters.graph.auth import AppTokenProvider, authority_url
 from presencebridge.adapters.graph.budget import RequestBudget
 from presencebridge.adapters.graph.client import GraphClient
@@ -33,8 +32,6 @@ from presencebridge.adapters.graph.directory import EntraDirectory, GraphTeamsLo
 from presencebridge.adapters.graph.notifications import NotificationKeys, ValidationTokenVerifier
 from presencebridge.adapters.graph.subscriptions import ServiceAccounts, SubscriptionManager
 from presencebridge.adapters.graph.webhook import NotifyContext
-from presencebridge.adapters.ldap.settings import LdapSettings
-from presencebridge.adapters.ldap.source import LdapDirectorySource
 from presencebridge.adapters.oidc import OidcClient, ProviderSettings
 from presencebridge.adapters.store import Store, create_engine, migrate
 from presencebridge.adapters.store.leases import LeaseFence, LeaseStore
@@ -253,6 +250,10 @@ def _directory_source(settings: Settings, config: DirectoryConfig) -> DirectoryS
             config.extension_attribute, sorted(rules.attributes_named()),
             sorted(rules.groups_named()),
         )  # fmt: skip
+    # Imported here: a server that reads no LDAP directory does not carry ldap3.
+    from presencebridge.adapters.ldap.settings import LdapSettings
+    from presencebridge.adapters.ldap.source import LdapDirectorySource
+
     return LdapDirectorySource(LdapSettings.from_mapping(config.ldap_table()))
 
 
@@ -365,6 +366,9 @@ def _cluster(settings: Settings, hub: Hub) -> Cluster | None:
     """Several nodes: leases and fan-out (the hub handles no one until then)."""
     if settings.redis_url is None:
         return None
+    # Imported here: a single node does not carry the Redis client.
+    from presencebridge.adapters.fanout import Fanout
+
     return Cluster(
         hub,
         LeaseStore(hub.store.engine),

@@ -21,7 +21,8 @@ import pytest
 from ldap3 import SIMPLE, Connection, Server
 from ldap3.utils.log import EXTENDED, OFF, set_library_log_detail_level
 
-from presencebridge.adapters.ldap import LdapDirectorySource, LdapSettings
+from presencebridge.adapters.ldap import LdapSettings
+from presencebridge.adapters.ldap.source import LdapDirectorySource
 from presencebridge.core.ports import DirectoryRead, DirectoryUnavailable
 from tests.support.ports import free_port
 from tests.support.slapd import (

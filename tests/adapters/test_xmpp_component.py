@@ -9,11 +9,11 @@ from typing import Any
 from slixmpp import Presence
 
 from presencebridge.adapters.xmpp import (
-    XmppAccountOutlet,
-    XmppComponentOutlet,
     account_settings,
     component_settings,
 )
+from presencebridge.adapters.xmpp.account import XmppAccountOutlet
+from presencebridge.adapters.xmpp.component import XmppComponentOutlet
 from presencebridge.core.ports import OutwardUser
 from presencebridge.core.publication import OUTWARD, Publication, Situation
 from tests.support.ports import free_port

@@ -10,12 +10,12 @@ import pytest
 
 from presencebridge.adapters.connectors import OUTLET_KINDS
 from presencebridge.adapters.xmpp import (
-    XmppAccountOutlet,
-    XmppComponentOutlet,
     account_settings,
     component_settings,
 )
+from presencebridge.adapters.xmpp.account import XmppAccountOutlet
 from presencebridge.adapters.xmpp.addresses import bare_jid, escape_local, local_part, shown
+from presencebridge.adapters.xmpp.component import XmppComponentOutlet
 from presencebridge.adapters.xmpp.settings import SettingsError
 from presencebridge.config import Settings
 from presencebridge.core.ports import OutwardUser

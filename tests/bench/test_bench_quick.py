@@ -120,6 +120,9 @@ def test_poll_vs_notify(tmp_path: Path) -> None:
     assert size["notify"]["service_accounts"]["accounts"] == 1
     assert size["notify"]["subscriptions"]["users_covered"] == size["notify"]["users"]
     assert size["notify"]["notifications"]["sent"] >= 1
+    # one subscription renewed every 35 min for the run's users
+    assert size["notify"]["renewals_per_user_hour"] == round(60 / 35 / size["notify"]["users"], 5)
+    assert size["notify"]["server_cpu_us_per_notification"] > 0
     assert size["ratios_notify_to_poll"]["latency_p50"] is not None
 
 

@@ -37,6 +37,10 @@ def test_sip_dialog_quick(tmp_path: Path) -> None:
     # The server's full garbage collections are reported (the loop's longest stalls), and
     # whether the watcher took the PBX for restarted or silent.
     assert {"server_restarts_seen", "server_silences_seen"} <= figures.keys()
+    # Datagrams the kernel dropped are counted (Linux), and Kamailio ran with the
+    # clean period that spreads the expiry NOTIFYs.
+    assert isinstance(figures["udp_datagrams_dropped"], int)
+    assert data["parameters"]["kamailio_clean_period_seconds"] == 5
     gc_figures = figures["hub_share_seconds"]["full_gc"]
     assert gc_figures["count"] >= 0 and gc_figures["seconds_total"] >= 0
     assert (tmp_path / data["plot"]).read_bytes().startswith(b"\x89PNG")

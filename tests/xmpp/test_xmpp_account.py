@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from presencebridge.adapters.xmpp import XmppAccountOutlet, account_settings
+from presencebridge.adapters.xmpp import account_settings
+from presencebridge.adapters.xmpp.account import XmppAccountOutlet
 from presencebridge.core.ports import OutwardUser
 from presencebridge.core.publication import OUTWARD, Publication, Situation
 from tests.support.xmpp import DOMAIN, ProsodyServer, Watcher, offline, showing

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from presencebridge.adapters.xmpp import XmppComponentOutlet, component_settings
+from presencebridge.adapters.xmpp import component_settings
+from presencebridge.adapters.xmpp.component import XmppComponentOutlet
 from presencebridge.core.ports import OutwardUser
 from presencebridge.core.publication import OUTWARD, Publication, Situation
 from tests.support.xmpp import COMPONENT, Account, ProsodyServer, Watcher, offline, showing

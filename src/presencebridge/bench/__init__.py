@@ -170,8 +170,21 @@ def _poll_vs_notify(figures: dict[str, Any]) -> list[str]:
             lines.append(
                 f"{n}, {mode}: p50 {_s(lat['p50'])} p95 {_s(lat['p95'])}, "
                 f"{f[mode]['graph_requests_per_user_hour']} Graph requests/user-hour"
+                + _notify_costs(f[mode])
             )
     return lines
+
+
+def _notify_costs(f: dict[str, Any]) -> str:
+    """Notify mode against issue 16's goal (p95 <= 500 ms) and what it costs."""
+    if "server_cpu_us_per_notification" not in f:
+        return ""
+    p95 = f["latency_seconds"]["p95"]
+    return (
+        f" (target p95 <= 500 ms: {_met(p95 is not None and p95 <= 0.5)}); "
+        f"{f['renewals_per_user_hour']} renewals/user-hour, server CPU "
+        f"{f['server_cpu_us_per_notification']} us per notification"
+    )
 
 
 def _naive_baseline(figures: dict[str, Any]) -> list[str]:
@@ -237,6 +250,10 @@ def _soak(figures: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _dropped(count: int | None) -> str:
+    return "" if count is None else f" (datagrams the kernel dropped: {count:,})"
+
+
 def _sip_dialog(figures: dict[str, Any]) -> list[str]:
     lines = []
     for n, f in _sizes(figures):
@@ -253,7 +270,8 @@ def _sip_dialog(figures: dict[str, Any]) -> list[str]:
             f"<= {_s(share)} (target <= 100 ms: {_met(judged is not None and judged <= 0.1)})"
         )
         lines.append(
-            f"changes lost {f['changes_lost']}, subscriptions lost {f['subscriptions_lost']} "
+            f"changes lost {f['changes_lost']}{_dropped(f.get('udp_datagrams_dropped'))}, "
+            f"subscriptions lost {f['subscriptions_lost']} "
             f"(target 0: {_met(f['subscriptions_lost'] == 0)}), outlet PUBLISHes per change "
             f"{f['outlet_publishes_per_change']:g} (target <= 2: "
             f"{_met(f['outlet_publishes_per_change'] <= 2)})"

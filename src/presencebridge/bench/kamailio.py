@@ -83,8 +83,10 @@ class Kamailio:
         sha256: bool = False,
         binary: str = "kamailio",
         memory_mb: int = 64,
+        clean_period: int = 100,
     ) -> None:
         self.binary = binary
+        self.clean_period = clean_period
         self.memory_mb = memory_mb
         self.folder = folder
         self.port = free_sip_port()
@@ -121,6 +123,7 @@ class Kamailio:
             "__RUNDIR__": str(self.folder),
             "__MODDIR__": str(MODULES),
             "__SECRET__": self.secret or "-",
+            "__CLEAN__": str(self.clean_period),
         }.items():
             text = text.replace(key, value)
         config = self.folder / "kamailio.cfg"

@@ -18,9 +18,8 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from presencebridge.adapters.fanout import Fanout
 from presencebridge.adapters.store.leases import LeaseStore
 from presencebridge.core import codec
 from presencebridge.core.model import User, UserState
@@ -30,6 +29,9 @@ from presencebridge.service.agents import AgentRelay
 from presencebridge.service.hub import Hub
 from presencebridge.service.membership import Membership
 from presencebridge.service.teams_sync import apply_readings
+
+if TYPE_CHECKING:  # a single node does not import the Redis client
+    from presencebridge.adapters.fanout import Fanout
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -4,10 +4,8 @@ XEP-0114 component speaking for every user at its own domain (the default), and
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from presencebridge.adapters.xmpp.account import XmppAccountOutlet
-from presencebridge.adapters.xmpp.component import XmppComponentOutlet
 from presencebridge.adapters.xmpp.settings import (
     AccountSettings,
     ComponentSettings,
@@ -15,11 +13,13 @@ from presencebridge.adapters.xmpp.settings import (
     component_settings,
 )
 
+if TYPE_CHECKING:
+    from presencebridge.adapters.xmpp.account import XmppAccountOutlet
+    from presencebridge.adapters.xmpp.component import XmppComponentOutlet
+
 __all__ = [
     "AccountSettings",
     "ComponentSettings",
-    "XmppAccountOutlet",
-    "XmppComponentOutlet",
     "account_settings",
     "component_settings",
     "make_account",
@@ -27,11 +27,17 @@ __all__ = [
 ]
 
 
+# The outlets are imported when one is made: a server without XMPP does not carry
+# slixmpp (about 20 MiB).
 def make_component(settings: Any) -> XmppComponentOutlet:
+    from presencebridge.adapters.xmpp.component import XmppComponentOutlet
+
     assert isinstance(settings, ComponentSettings)
     return XmppComponentOutlet(settings)
 
 
 def make_account(settings: Any) -> XmppAccountOutlet:
+    from presencebridge.adapters.xmpp.account import XmppAccountOutlet
+
     assert isinstance(settings, AccountSettings)
     return XmppAccountOutlet(settings)

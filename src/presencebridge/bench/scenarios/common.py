@@ -279,6 +279,7 @@ async def measure_hub(
         ended - started,
     )
     figures["cpu_cores_busy"] = cpu
+    figures["window_seconds"] = round(ended - started, 3)
     figures["server_rss_bytes"] = server.rss()
     samples = {
         "at": [a - started for a in matched.at],

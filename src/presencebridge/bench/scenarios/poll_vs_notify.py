@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from presencebridge.adapters.graph.subscriptions import LIFETIME, RENEW_BEFORE
 from presencebridge.bench.procs import running
 from presencebridge.bench.scenarios.common import (
     Options,
@@ -44,7 +45,32 @@ async def one_mode(options: Options, size: int, mode: str) -> tuple[dict[str, An
         measured, samples = await asyncio.wait_for(
             measure_hub(stack, rate, options.duration, settle=options.settle(interval)), 900
         )
-        return figures | measured, samples
+        figures |= measured
+        if mode == "notify":
+            figures |= notify_costs(figures, size)
+        return figures, samples
+
+
+def notify_costs(figures: dict[str, Any], size: int) -> dict[str, Any]:
+    """What notify mode costs beyond the changes themselves.
+
+    The server's CPU over the window per notification the emulator delivered (an upper
+    bound: the slow poll underneath and the stream are in it too), and the renewals
+    per user-hour, derived from the subscriptions held and the hub's renewal timing (a
+    renewal every LIFETIME - RENEW_BEFORE, 35 min: no short run sees one)."""
+    cpu_seconds = figures["cpu_cores_busy"]["server"] * figures["window_seconds"]
+    delivered = figures["notifications"]
+    renew_every = (LIFETIME - RENEW_BEFORE).total_seconds()
+    subscriptions = figures.get("subscriptions", {}).get("count", 0)
+    return {
+        "server_cpu_us_per_notification": _per(cpu_seconds * 1e6, delivered["sent"]),
+        "server_cpu_us_per_notification_post": _per(cpu_seconds * 1e6, delivered["posts"]),
+        "renewals_per_user_hour": round(subscriptions * 3600 / renew_every / size, 5),
+    }
+
+
+def _per(total: float, count: int) -> float | None:
+    return round(total / count, 1) if count else None
 
 
 async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
