@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -214,6 +215,57 @@ def test_malformed_and_oversized_notifies_are_counted_and_ignored(
             await connector.stop()
 
     asyncio.run(scenario())
+
+
+def more_than(connector: DialogWatcher, count: int) -> bool:
+    return connector.counts["notifies"] > count
+
+
+def test_an_ended_call_listed_again_is_not_reported_again(kamailio: Kamailio) -> None:
+    """The PBX lists an ended call in every NOTIFY until its document expires (five
+    minutes with pua_dialoginfo): an agent with many short calls would otherwise cost
+    the hub an event per ended call and NOTIFY. Each call's end is reported once."""
+    lines = RecordingLines(["301"])
+    steps = [
+        {"a": "confirmed"},
+        {"a": "terminated"},
+        {"a": "terminated", "b": "confirmed"},
+        {"a": "terminated", "b": "terminated"},
+        {"b": "terminated"},  # a's document expired
+        {"b": "terminated", "c": "early"},
+    ]
+
+    def body(version: int, calls: dict[str, str]) -> bytes:
+        dialogs = "".join(
+            f"<dialog id='{c}' call-id='{c}' direction='recipient'><state>{s}</state></dialog>"
+            for c, s in calls.items()
+        )
+        return (
+            "<?xml version='1.0'?><dialog-info xmlns='urn:ietf:params:xml:ns:dialog-info' "
+            f"version='{version}' state='full' entity='sip:301@{kamailio.domain}'>"
+            f"{dialogs}</dialog-info>"
+        ).encode()
+
+    async def scenario() -> None:
+        connector = watcher(kamailio, lines, keepalive_seconds=0)
+        await connector.start()
+        try:
+            await until(lambda: all_subscribed(connector))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                for number, calls in enumerate(steps, start=200):
+                    counted = connector.counts["notifies"]
+                    raw = notify(connector, "301", body(number, calls), number)
+                    sock.sendto(raw, ("127.0.0.1", connector.ua.transport.port))
+                    # one at a time, as the PBX sends them (each answered before the next)
+                    await until(partial(more_than, connector, counted))
+            await until(lambda: RING in lines.states("301")[3:], what="the third call rings")
+        finally:
+            await connector.stop()
+
+    asyncio.run(scenario())
+    assert [(call, state) for _, call, state in lines.events] == [
+        ("a", TALK), ("a", END), ("b", TALK), ("b", END), ("c", RING),
+    ]  # fmt: skip
 
 
 def test_a_thousand_lines_subscribed_paced_and_notifications_at_200_per_second(

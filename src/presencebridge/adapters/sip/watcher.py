@@ -55,6 +55,9 @@ KIND = "sip-dialog"
 SILENCE_PROBES = 3
 
 
+ENDED_KEPT = 4  # per line: more calls ending within a document's lifetime are rare
+
+
 @dataclass
 class Line:
     extension: str
@@ -63,6 +66,10 @@ class Line:
     active: bool = False
     version: int | None = None
     calls: dict[str, CallState] = field(default_factory=dict)
+    # The calls last seen ending: the PBX lists an ended call in every NOTIFY until its
+    # document expires, and such a NOTIFY (one for each ended call, when it expires)
+    # must not cost the hub an event each time.
+    ended: tuple[str, ...] = ()
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     timer: asyncio.TimerHandle | None = None
     failures: int = 0
@@ -388,8 +395,13 @@ class DialogWatcher:
         line.version = info.version if info.version >= 0 else line.version
         metrics.CONNECTOR_MESSAGES.labels(self.name, "applied").inc()
         for call_id, state in info.calls.items():
-            if line.calls.get(call_id) is not state:
-                await self.hub.report(line.extension, call_id, state)
+            if line.calls.get(call_id) is state or (
+                state is CallState.ENDED and call_id in line.ended
+            ):
+                continue
+            await self.hub.report(line.extension, call_id, state)
+            if state is CallState.ENDED:
+                line.ended = (*line.ended[-(ENDED_KEPT - 1) :], call_id)
         if info.full:
             active = [c for c, s in info.calls.items() if s is not CallState.ENDED]
             await self.hub.settle(line.extension, active)

@@ -46,7 +46,7 @@ from presencebridge.bench.workload import (
 )
 
 NAME = "naive-baseline"
-DEFAULT_USERS = [1_000]
+DEFAULT_USERS = [1_000, 10_000]
 FULL_USERS = [1_000, 10_000]
 DEFAULT_SECONDS = 20.0
 READ_ALLOWANCE = int(int(1500 * 0.97) * 0.6)  # what the hub's budget lets its reads use

@@ -24,8 +24,8 @@ from presencebridge.bench.scenarios.common import (
 from presencebridge.bench.workload import auto_rate, wait_for_rounds
 
 NAME = "poll-vs-notify"
-DEFAULT_USERS = [1_000]
-FULL_USERS = [1_000, 10_000]
+DEFAULT_USERS = [1_000, 10_000]
+FULL_USERS = [1_000, 10_000, 100_000]
 DEFAULT_SECONDS = 20.0
 SHARD = 650
 

@@ -39,7 +39,7 @@ from presencebridge.bench.scenarios.common import Options, new_run_id
 from presencebridge.bench.workload import Population, create_group, create_hub_users, server_pool
 
 NAME = "throughput"
-DEFAULT_USERS = [1_000]
+DEFAULT_USERS = [1_000, 10_000]
 FULL_USERS = [1_000, 10_000]
 DEFAULT_SECONDS = 8.0
 CONCURRENCY = (8, 32, 128)

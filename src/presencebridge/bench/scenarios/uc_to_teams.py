@@ -41,7 +41,7 @@ from presencebridge.bench.scenarios.common import (
 from presencebridge.bench.workload import PbxDriver, PbxEvent, create_group, create_hub_users
 
 NAME = "uc-to-teams"
-DEFAULT_USERS = [1_000]
+DEFAULT_USERS = [1_000, 10_000]
 FULL_USERS = [1_000, 10_000]
 DEFAULT_RATE = 200.0
 DEFAULT_SECONDS = 15.0
