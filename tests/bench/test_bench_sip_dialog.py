@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from presencebridge.bench.scenarios.sip_dialog import CLEAN_PERIOD
 from tests.support.kamailio import need
 
 
@@ -40,7 +41,7 @@ def test_sip_dialog_quick(tmp_path: Path) -> None:
     # Datagrams the kernel dropped are counted (Linux), and Kamailio ran with the
     # clean period that spreads the expiry NOTIFYs.
     assert isinstance(figures["udp_datagrams_dropped"], int)
-    assert data["parameters"]["kamailio_clean_period_seconds"] == 5
+    assert data["parameters"]["kamailio_clean_period_seconds"] == CLEAN_PERIOD
     gc_figures = figures["hub_share_seconds"]["full_gc"]
     assert gc_figures["count"] >= 0 and gc_figures["seconds_total"] >= 0
     assert (tmp_path / data["plot"]).read_bytes().startswith(b"\x89PNG")

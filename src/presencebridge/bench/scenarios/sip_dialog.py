@@ -65,9 +65,9 @@ GOAL_SECONDS = 0.1  # the hub's share, p99 (issue 13)
 # Kamailio's `clean_period`: how often it removes expired documents and NOTIFYs their
 # watchers. Every ended call leaves a terminated document for 60 s; at Kamailio's default
 # of 100 s the ends of 100 s (10,000 at 200 changes/s) come as one burst of NOTIFYs, not
-# at 200/s. 5 s spreads them (docs/pbx.md recommends it); `--clean-period 100` measures
+# at 200/s. 1 s spreads them (docs/pbx.md recommends it); `--clean-period 100` measures
 # the bursts.
-CLEAN_PERIOD = 5
+CLEAN_PERIOD = 1
 CONFIG = """\
 [[pbx]]
 kind = "sip-dialog"
