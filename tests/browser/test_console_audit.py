@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.browser.conftest import Directory
-from tests.browser.helpers import new_context, sign_in
+from tests.browser.helpers import layout_problems, new_context, screenshot, sign_in
 from tests.support.server import ServerProcess
 
 WORDS = {
@@ -64,6 +64,12 @@ def test_a_changed_group_setting_is_found_on_the_audit_page(
     expect(row.get_by_role("link", name=group)).to_have_attribute(
         "href", f"/console/groups/{group}"
     )
+    # The page fits a desktop and a phone: nothing wider than its card, nothing overlaps.
+    for width, height in ((1280, 800), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        assert layout_problems(page) == [], (width, layout_problems(page))
+        screenshot(page, f"audit-{lang}-{width}")
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     page.locator("#a-actor").fill("nobody-did-this")
     page.get_by_role("button", name=words["filter"]).click()
