@@ -21,6 +21,9 @@ generator run as separate processes; N users (default 10,000) each have one exte
    lost shows as fewer than N), and the sip-presence outlet's PUBLISH count, from which
    PUBLISHes per presence change.
 
+Kamailio removes expired documents every `--clean-period` seconds (1 by default; its
+own default, 100, turns the ended calls' documents into bursts of NOTIFYs).
+
 `presencebridge bench all` does not run it (it needs Kamailio, and 10 minutes):
 
     python -m presencebridge.bench.scenarios.sip_dialog [--minutes M] [--rate R]
