@@ -899,19 +899,11 @@ class Hub:
                 raise NotOwner(user_id)
             old = self.user(user_id)
             now = self.clock.now()
-            group = self._groups[old.state.user.group]
-            try:
-                applied = rules.apply(
-                    old.state, event, rules.GroupContext(group.templates, group.settings), now
-                )
-            except Rejected:
-                metrics.EVENTS.labels(kind, "rejected").inc()
-                raise
-            new_state, presence = applied.state, applied.presence
-            changed = presence != old.presence
+            new, entry = self._step(user_id, old, event, self._context(old.state), source, now)
+            new_state, presence = new.state, new.presence
+            changed = entry is not None
             if new_state != old.state or changed:
-                history = [self._history(user_id, presence, source, now)] if changed else []
-                await self._commit.write([new_state], history, now)
+                await self._commit.write([new_state], [entry] if entry else [], now)
                 self._users[user_id] = new_state
                 self._index(new_state, old.state)
                 self._presence.put(user_id, presence, now)
@@ -1031,23 +1023,19 @@ class Hub:
             except Rejected as refusal:
                 batch.rejected += [(index, refusal) for index, _ in queue]
                 continue
-            group = self._groups[old.state.user.group]
-            context = rules.GroupContext(group.templates, group.settings)
+            context = self._context(old.state)
             current = old
             steps: list[UserView] = []
             for index, event in queue:
-                kind = type(event).__name__
                 try:
-                    applied = rules.apply(current.state, event, context, now)
+                    current, entry = self._step(user_id, current, event, context, source, now)
                 except Rejected as refusal:
-                    metrics.EVENTS.labels(kind, "rejected").inc()
                     batch.rejected.append((index, refusal))
                     continue
-                if applied.presence != current.presence:
-                    batch.history.append(self._history(user_id, applied.presence, source, now))
-                current = UserView(applied.state, applied.presence)
+                if entry is not None:
+                    batch.history.append(entry)
                 steps.append(current)
-                batch.applied[kind] += 1
+                batch.applied[type(event).__name__] += 1
             if steps:
                 batch.steps[user_id] = (old, steps)
         return batch
@@ -1378,6 +1366,31 @@ class Hub:
 
     def _evaluate(self, state: UserState, now: datetime) -> EffectivePresence:
         return effective_presence(state, self._groups[state.user.group].templates, now)
+
+    def _context(self, state: UserState) -> rules.GroupContext:
+        group = self._groups[state.user.group]
+        return rules.GroupContext(group.templates, group.settings)
+
+    def _step(
+        self,
+        user_id: str,
+        current: UserView,
+        event: rules.Event,
+        context: rules.GroupContext,
+        source: str,
+        now: datetime,
+    ) -> tuple[UserView, HistoryEntry | None]:
+        """One event applied in memory: the view after it, and its history entry when the
+        presence changed. A refusal is counted and raised."""
+        try:
+            applied = rules.apply(current.state, event, context, now)
+        except Rejected:
+            metrics.EVENTS.labels(type(event).__name__, "rejected").inc()
+            raise
+        if applied.presence == current.presence:
+            return UserView(applied.state, applied.presence), None
+        entry = self._history(user_id, applied.presence, source, now)
+        return UserView(applied.state, applied.presence), entry
 
     @staticmethod
     def _history(
