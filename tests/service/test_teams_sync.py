@@ -9,8 +9,16 @@ from __future__ import annotations
 import pytest
 
 from presencebridge.core.effective import TEAMS_CALL_APPOINTMENT
-from presencebridge.core.model import CallState, Status, Telephony, TelephonySource
-from presencebridge.core.rules import SelectProfile, TelephonyEvent
+from presencebridge.core.model import (
+    CallState,
+    Status,
+    TeamsSyncMode,
+    Telephony,
+    TelephonySource,
+    User,
+)
+from presencebridge.core.rules import SelectProfile, SetOwnMode, TelephonyEvent
+from presencebridge.core.settings import GroupSettings
 from presencebridge.service.hub import Hub
 from tests.service.conftest import (
     AVAILABLE,
@@ -207,3 +215,19 @@ async def test_a_restarted_hub_sends_its_session_again_and_converges(
         assert not teams_call_shown(again, "alice")
     finally:
         await sync.stop()
+
+
+async def test_a_notification_finds_exactly_the_users_the_sync_covers(hub: Hub) -> None:
+    """A notification names a few users; the hub looks them up one by one instead of
+    walking everyone, and finds the same users a poll round reads: none whose group or
+    own choice turned the sync off, none without a Teams id."""
+    await hub.create_group("quiet", "Quiet", GroupSettings(teams_sync_mode=TeamsSyncMode.OFF))
+    await add_user(hub, "anna")
+    await add_user(hub, "ben")
+    await hub.handle("ben", SetOwnMode(TeamsSyncMode.OFF), "test")
+    await hub.create_user(User("cleo", "Cleo", "quiet", "t-cleo"))
+    await hub.create_user(User("dora", "Dora", "hq", None))
+    polled = {teams_id: user_id for user_id, teams_id in hub.synced_users()}
+    assert polled == {"t-anna": "anna"}
+    for teams_id in ("t-anna", "t-ben", "t-cleo", "t-dora", "t-nobody"):
+        assert hub.synced_user_for(teams_id) == polled.get(teams_id), teams_id

@@ -144,7 +144,13 @@ async def _pass_on(request: Request, node_url: str | None) -> Response:
 async def _apply(request: Request, batch: CheckedBatch) -> None:
     hub: Hub = request.app.state.hub
     readings = batch.readings
-    by_teams_id = {teams_id: user_id for user_id, teams_id in hub.synced_users()}
+    # Only the users the notification names: walking every synced user per notification
+    # cost 14 ms at 10,000 users (bench poll-vs-notify).
+    by_teams_id = {
+        r.teams_user_id: user_id
+        for r in readings
+        if (user_id := hub.synced_user_for(r.teams_user_id)) is not None
+    }
     cluster = request.app.state.cluster
     if cluster is not None:  # several nodes: the others' users go to their owners
         cluster.relay_readings([r for r in readings if r.teams_user_id not in by_teams_id])
