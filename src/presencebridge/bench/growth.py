@@ -1,7 +1,8 @@
 """How cost grows with the number of users (`presencebridge bench growth`).
 
-Runs nothing: it reads the recorded runs (`latest-<scenario>.json` in the results
-folder) and plots each resource over the sizes they were measured at — server RSS,
+Runs nothing: it reads the recorded runs (`<scenario>-<time>.json` and
+`latest-<scenario>.json` in the results folder; for each size the newest run that
+measured it) and plots each resource over the sizes they were measured at — server RSS,
 server CPU per PBX event, Graph requests per user-hour, cold start — one panel each,
 every point named by the run (commit, date) it comes from. A size that was not
 measured is missing from the plot and listed as missing in the JSON, never
@@ -84,12 +85,35 @@ RESOURCES: dict[str, tuple[str, tuple[str, ...], Callable[[dict[str, Any]], Seri
 }
 
 
+def _recorded(results: Path, scenario: str) -> dict[str, Any] | None:
+    """The scenario's figures for each size from the newest run that measured it (a
+    run at 1,000 and 10,000 users does not hide an older one at 100,000); `runs` names
+    the commit each size comes from."""
+    paths = sorted(results.glob(f"{scenario}-2*.json"))  # time-stamped: oldest first
+    if (results / f"latest-{scenario}.json").exists():
+        paths.append(results / f"latest-{scenario}.json")
+    sizes: dict[str, Any] = {}
+    commits: dict[str, str] = {}
+    newest: dict[str, Any] | None = None
+    for path in paths:
+        data = json.loads(path.read_text())
+        commit = (data.get("machine", {}).get("git_commit") or "")[:7]
+        for size, figures in data.get("figures", {}).get("sizes", {}).items():
+            if int(size) in SIZES:
+                sizes[size], commits[size] = figures, commit
+                newest = data
+    if newest is None:
+        return None
+    return {"figures": {"sizes": sizes}, "machine": newest["machine"], "runs": commits,
+            "started": newest.get("started")}  # fmt: skip
+
+
 def collect(results: Path) -> dict[str, Any]:
     runs: dict[str, Any] = {}
     for scenario in {s for _, sources, _ in RESOURCES.values() for s in sources}:
-        path = results / f"latest-{scenario}.json"
-        if path.exists():
-            runs[scenario] = json.loads(path.read_text())
+        found = _recorded(results, scenario)
+        if found is not None:
+            runs[scenario] = found
     figures: dict[str, Any] = {}
     for resource, (unit, sources, read) in RESOURCES.items():
         series = read(runs)
@@ -105,6 +129,7 @@ def collect(results: Path) -> dict[str, Any]:
                 s: {
                     "commit": (runs[s]["machine"].get("git_commit") or "")[:7],
                     "started": runs[s].get("started"),
+                    "commit_by_size": runs[s]["runs"],
                 }
                 for s in sources
                 if s in runs
@@ -128,7 +153,10 @@ def write(results: Path = Path("bench/results")) -> Path:
             axis.set_xticks(list(SIZES), [f"{s:,}" for s in SIZES])
             axis.set_xlabel("users")
             axis.set_ylabel(found["unit"])
-            runs = ", ".join(f"{s} {r['commit']}" for s, r in found["from"].items())
+            runs = ", ".join(
+                f"{s} {'/'.join(sorted(set(r['commit_by_size'].values())))}"
+                for s, r in found["from"].items()
+            )
             axis.set_title(f"{resource}\n({runs or 'not measured'})", fontsize=9)
             axis.grid(True, alpha=0.3)
             axis.legend(fontsize=7)
