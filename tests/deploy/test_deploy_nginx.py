@@ -16,6 +16,7 @@ import json
 import re
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +43,13 @@ class Stack:
         self.nginx = nginx
         self.emulator = emulator
         self.tls = ssl.create_default_context(cafile=str(nginx.cert.ca_file))
+        # websockets' threaded client reads and writes one SSLSocket from two threads,
+        # which OpenSSL does not allow: when nginx's TLS 1.3 session ticket arrives while
+        # the upgrade is being written, the request is lost (no answer) or the write fails
+        # with "[SSL] internal error". TLS 1.2 has no messages after the handshake. The
+        # product's agent uses the asyncio client, which has one thread.
+        self.ws_tls = ssl.create_default_context(cafile=str(nginx.cert.ca_file))
+        self.ws_tls.maximum_version = ssl.TLSVersion.TLSv1_2
 
     def https(
         self, token: str | None = ADMIN_TOKEN, headers: dict[str, str] | None = None
@@ -54,8 +62,23 @@ class Stack:
     def wss(self, path: str, **kwargs: Any) -> ClientConnection:
         url = f"wss://127.0.0.1:{self.nginx.https_port}{path}"
         # A bound only: on two busy cores the hub may take a while to answer the upgrade.
-        connection: ClientConnection = connect(url, ssl=self.tls, open_timeout=30, **kwargs)
+        try:
+            connection: ClientConnection = connect(url, ssl=self.ws_tls, open_timeout=30, **kwargs)
+        except TimeoutError as late:
+            # Once in CI an upgrade went unanswered; say which side had it.
+            raise AssertionError(f"no answer to the upgrade of {path}\n{self.logs()}") from late
         return connection
+
+    def logs(self) -> str:
+        def tail(path: Path) -> str:
+            lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+            return "\n".join(lines[-40:])
+
+        return (
+            f"--- hub ({self.server.log_path}):\n{tail(self.server.log_path)}\n"
+            f"--- nginx error log:\n{tail(self.nginx.error_log)}\n"
+            f"--- nginx access log:\n{tail(self.nginx.access_log)}"
+        )
 
     def metric(self, name: str, labels: str) -> float:
         with self.https(None) as client:
