@@ -158,7 +158,7 @@ def test_a_batch_with_one_unknown_number_applies_nothing(api: httpx.Client) -> N
     assert telephony(api, "alice") == telephony(api, "bob") == "idle"
 
     answer = api.post(BATCH, json={"events": events[:2]})
-    assert answer.json() == {"accepted": 2, "users": 2}
+    assert answer.json() == {"accepted": 2, "users": 2, "rejected": []}
     assert telephony(api, "alice") == telephony(api, "bob") == "on_the_phone"
 
 

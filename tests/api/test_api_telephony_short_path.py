@@ -53,7 +53,7 @@ def test_batch_answer_is_the_routes(api: httpx.Client) -> None:
     short = _post(api, BATCH, body, SHORT)
     route = _post(api, BATCH, body.replace('"d1"', '"d2"'), ROUTE)
     assert short.status_code == route.status_code == 200
-    assert short.content == route.content == b'{"accepted":1,"users":1}'
+    assert short.content == route.content == b'{"accepted":1,"users":1,"rejected":[]}'
 
 
 @pytest.mark.parametrize(

@@ -172,6 +172,35 @@ def test_a_stream_on_node_1_sees_a_change_handled_by_node_3(cluster: Nodes) -> N
     eventually(lambda: cluster.emulator.shown(teams_id(user)), lambda s: s[0] == "Available", 10)
 
 
+def test_an_event_another_node_refuses_is_named_at_its_place_in_the_batch(
+    cluster: Nodes,
+) -> None:
+    far = next(u for u in USERS if cluster.owner_of(u) != 1)
+    near = next(u for u in USERS if cluster.owner_of(u) == 1)
+    batch = "/api/v1/telephony/events/batch"
+    opened = [{"user": far, "call_id": f"open-{i}", "state": "connected"} for i in range(50)]
+    with cluster.nodes[1].client() as api:
+        try:
+            assert api.post(batch, json={"events": opened}).json()["accepted"] == 50
+            events = [
+                {"user": near, "call_id": "n-1", "state": "ringing"},
+                {"user": far, "call_id": "open-0", "state": "ended"},
+                {"user": far, "call_id": "open-50", "state": "connected"},
+                {"user": far, "call_id": "open-51", "state": "connected"},
+                {"user": near, "call_id": "n-1", "state": "ended"},
+            ]
+            answer = api.post(batch, json={"events": events})
+            assert answer.status_code == 200, answer.text
+            # open-0's end made room for open-50; open-51 is one too many.
+            assert answer.json()["accepted"] == 4
+            assert [(r["index"], r["code"]) for r in answer.json()["rejected"]] == [(3, "conflict")]
+        finally:
+            ended = [{**e, "state": "ended"} for e in opened]
+            ended.append({"user": far, "call_id": "open-50", "state": "ended"})
+            assert api.post(batch, json={"events": ended}).status_code == 200
+        assert api.get(f"/api/v1/users/{far}/presence").json()["telephony"] == "idle"
+
+
 def test_a_batch_spanning_all_nodes_is_applied_by_each_owner(cluster: Nodes) -> None:
     owners = {u: cluster.owner_of(u) for u in USERS}
     assert set(owners.values()) == {0, 1, 2}

@@ -177,6 +177,48 @@ def test_tombstones_are_dropped_after_their_ttl() -> None:
     assert run(state, Tick(), now=NOW + telephony.TOMBSTONE_TTL).calls == ()
 
 
+def test_only_the_most_recently_ended_calls_are_kept_as_tombstones() -> None:
+    # An agent's hundredth call of the day must not cost a hundred calls per event.
+    state = base()
+    ended = telephony.MAX_TOMBSTONES + 3
+    for k in range(ended):
+        state = run(
+            state,
+            TelephonyEvent(f"c{k}", CallState.CONNECTED),
+            TelephonyEvent(f"c{k}", CallState.ENDED),
+            now=later(minutes=k),
+        )
+    kept = {f"c{k}" for k in range(ended - telephony.MAX_TOMBSTONES, ended)}
+    assert call_states(state) == dict.fromkeys(kept, CallState.ENDED)
+    # A late event of a call that is still remembered cannot revive it ...
+    last = f"c{ended - 1}"
+    assert (
+        call_states(run(state, TelephonyEvent(last, CallState.RINGING), now=later(hours=1)))[last]
+        is CallState.ENDED
+    )
+
+
+def test_calls_that_time_out_are_tombstones_within_the_same_bound() -> None:
+    state = base()
+    for k in range(telephony.MAX_TOMBSTONES + 2):
+        state = run(state, TelephonyEvent(f"r{k}", CallState.RINGING), now=later(seconds=k))
+    aged = run(state, Tick(), now=NOW + telephony.RINGING_TIMEOUT + timedelta(minutes=1))
+    assert len(aged.calls) == telephony.MAX_TOMBSTONES
+    assert set(call_states(aged).values()) == {CallState.ENDED}
+
+
+def test_too_many_open_calls_are_refused_and_ending_one_makes_room() -> None:
+    state = base()
+    for k in range(rules.MAX_OPEN_CALLS):
+        state = run(state, TelephonyEvent(f"c{k}", CallState.CONNECTED))
+    error = refused(state, TelephonyEvent("one-more", CallState.RINGING))
+    assert error.reason is Reason.CONFLICT and "open calls" in error.message
+    # Events for the calls it already has still apply, and an ended call frees a place.
+    state = run(state, TelephonyEvent("c0", CallState.ENDED))
+    state = run(state, TelephonyEvent("one-more", CallState.RINGING))
+    assert call_states(state)["one-more"] is CallState.RINGING
+
+
 def test_calls_of_different_ids_are_independent() -> None:
     state = run(
         base(),

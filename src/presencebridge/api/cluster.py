@@ -75,8 +75,11 @@ async def cluster_status(
     return {"clustered": True, **cluster.status()}
 
 
-async def forward_batch(request: Request, owner: str, events: list[dict[str, Any]]) -> None:
-    """Send one owner its part of a telephony batch; raises if it was not applied."""
+async def forward_batch(
+    request: Request, owner: str, events: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Send one owner its part of a telephony batch; raises if it was not applied.
+    Returns the owner's refused events (`index` into `events`)."""
     client: httpx.AsyncClient = request.app.state.forward_client
     answer = await client.post(
         owner.rstrip("/") + "/api/v1/telephony/events/batch",
@@ -88,6 +91,8 @@ async def forward_batch(request: Request, owner: str, events: list[dict[str, Any
     )
     if answer.status_code != 200:
         raise Moving()
+    refused: list[dict[str, Any]] = answer.json().get("rejected", [])
+    return refused
 
 
 class Moving(Exception):

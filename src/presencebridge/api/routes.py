@@ -33,7 +33,7 @@ from presencebridge.api.schemas import (
     UserPatchIn,
     UserSettingsIn,
 )
-from presencebridge.api.telephony import resolve_batch
+from presencebridge.api.telephony import batch_answer, resolve_batch
 from presencebridge.config import DirectoryRulesConfig
 from presencebridge.core import addresses, rules
 from presencebridge.core.errors import Reason, Rejected
@@ -509,33 +509,41 @@ async def telephony_event(
 async def telephony_events(
     body: TelephonyBatchIn, who: Caller, request: Request
 ) -> TelephonyBatchOut:
-    """Many PBX events in one request, applied in order per user; all or none are accepted.
+    """Many PBX events in one request, applied in order per user.
 
     A PBX connector that sees many calls at once sends them together: one request and
-    one durable commit instead of hundreds.
+    one durable commit instead of hundreds. An unknown user refuses the whole batch
+    (nothing applied); an event the rules refuse (a user's 51st open call) is named in
+    `rejected` by its place in the batch, and the others apply.
     """
     hub = _hub(request)
     users = resolve_batch(hub, body)
-    local = list(zip(users, body.events, strict=True))
-    remote: dict[str, list[dict[str, Any]]] = {}
+    local = [(i, u, e) for i, (u, e) in enumerate(zip(users, body.events, strict=True))]
+    remote: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     cluster = request.app.state.cluster
     if cluster is not None:  # several nodes: each owner applies its users' events
-        local = [(u, e) for u, e in local if hub.owns(u)]
-        for user_id, e in zip(users, body.events, strict=True):
+        local = [(i, u, e) for i, u, e in local if hub.owns(u)]
+        for index, (user_id, e) in enumerate(zip(users, body.events, strict=True)):
             if not hub.owns(user_id):
                 owner = await cluster.find_owner(user_id)
                 if owner is None or request.headers.get(FORWARDED_BY):
                     raise Moving()  # nothing applied yet; the PBX retries the batch
                 forwarded = {"user": user_id, "call_id": e.call_id, "state": e.state.value}
-                remote.setdefault(owner, []).append(forwarded)
-    events = [(u, rules.TelephonyEvent(e.call_id, e.state)) for u, e in local]
+                remote.setdefault(owner, []).append((index, forwarded))
+    events = [(u, rules.TelephonyEvent(e.call_id, e.state)) for _, u, e in local]
+    owners = list(remote)
     # Telephony events can be applied twice without harm (calls only move forward),
     # so after a 503 the whole batch may simply be sent again.
-    await asyncio.gather(
+    refused_here, *refused_there = await asyncio.gather(
         hub.handle_batch(events, "pbx"),
-        *(forward_batch(request, owner, part) for owner, part in remote.items()),
+        *(forward_batch(request, owner, [f for _, f in remote[owner]]) for owner in owners),
     )
-    return TelephonyBatchOut(accepted=len(body.events), users=len(set(users)))
+    refused = [(local[k][0], refusal) for k, refusal in refused_here]
+    for owner, answers in zip(owners, refused_there, strict=True):
+        for answer in answers:
+            where = remote[owner][answer["index"]][0]
+            refused.append((where, Rejected(Reason(answer["code"]), answer["detail"])))
+    return TelephonyBatchOut.model_validate(batch_answer(len(body.events), users, refused))
 
 
 @router.post("/admin/clock")

@@ -323,9 +323,18 @@ class TelephonyBatchIn(Body):
     events: Annotated[list[TelephonyEventIn], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
 
 
+class TelephonyRefusalOut(BaseModel):
+    """An event of a batch the hub refused (the others applied): its place in the batch."""
+
+    index: int
+    code: str
+    detail: str
+
+
 class TelephonyBatchOut(BaseModel):
     accepted: int
     users: int
+    rejected: list[TelephonyRefusalOut] = []
 
 
 class MeetingIn(Body):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -143,8 +143,23 @@ async def _apply_batch(hub: Hub, body: TelephonyBatchIn) -> dict[str, Any]:
         (u, rules.TelephonyEvent(e.call_id, e.state))
         for u, e in zip(users, body.events, strict=True)
     ]
-    await hub.handle_batch(events, "pbx")
-    return {"accepted": len(body.events), "users": len(set(users))}
+    refused = await hub.handle_batch(events, "pbx")
+    return batch_answer(len(body.events), users, refused)
+
+
+def batch_answer(
+    events: int, users: Sequence[str], refused: Sequence[tuple[int, Rejected]]
+) -> dict[str, Any]:
+    """A batch's answer: how many events applied, for how many users, and each refused
+    one (e.g. a user's 51st open call) by its place in the batch."""
+    return {
+        "accepted": events - len(refused),
+        "users": len(set(users)),
+        "rejected": [
+            {"index": index, "code": refusal.reason.value, "detail": refusal.message}
+            for index, refusal in sorted(refused, key=lambda item: item[0])
+        ],
+    }
 
 
 def resolve_batch(hub: Hub, body: TelephonyBatchIn) -> list[str]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from presencebridge.core.model import (
@@ -37,7 +38,17 @@ STATE_VERSION = 3
 
 
 def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    if value is None:
+        return None
+    # Only UTC times are remembered: an equal time in another zone must keep its offset.
+    return _utc_text(value) if value.tzinfo is UTC else value.isoformat()
+
+
+# Every save re-writes a user's calls and appointments, whose times repeat (all events
+# of a batch share one `now`): remembering recent texts saves most `isoformat` calls.
+@functools.lru_cache(maxsize=4096)
+def _utc_text(value: datetime) -> str:
+    return value.isoformat()
 
 
 def _parse(value: str | None) -> datetime | None:

@@ -43,6 +43,7 @@ from presencebridge.core.telephony import apply_call_event, call_deadline, expir
 MAX_PROFILES = 100
 MAX_APPOINTMENTS = 500
 MAX_OPEN_MEETINGS = 50
+MAX_OPEN_CALLS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +261,15 @@ def _apply(state: UserState, event: Event, context: GroupContext, now: datetime)
 
 
 def _telephony(s: UserState, e: TelephonyEvent, c: GroupContext, now: datetime) -> UserState:
+    # A PBX that never ends its calls cannot grow a user's state without bound.
+    opens_one = e.state is not CallState.ENDED and all(x.call_id != e.call_id for x in s.calls)
+    if opens_one and sum(x.state is not CallState.ENDED for x in s.calls) >= MAX_OPEN_CALLS:
+        raise Rejected(
+            Reason.CONFLICT,
+            f"more than {MAX_OPEN_CALLS} open calls",
+            "too_many_calls",
+            {"max": MAX_OPEN_CALLS},
+        )
     return replace(s, calls=apply_call_event(s.calls, e.call_id, e.state, now))
 
 

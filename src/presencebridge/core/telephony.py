@@ -4,7 +4,9 @@ A call only ever moves forward: ringing -> connected -> ended. An event that
 would move it backwards (a duplicate, or one overtaken by a later event) is
 ignored, so the state after a call's events does not depend on the order in
 which they arrived. Ended calls are kept as tombstones for a day, so a late
-`ringing` for a finished call cannot revive it.
+`ringing` for a finished call cannot revive it; only the most recent ones are kept,
+since every event re-reads and every save re-writes a user's calls, and an agent
+ends hundreds a day while a late event trails its call by seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ CALL_RANK: dict[CallState, int] = {
 RINGING_TIMEOUT = timedelta(minutes=5)
 CONNECTED_TIMEOUT = timedelta(hours=12)
 TOMBSTONE_TTL = timedelta(hours=24)
+MAX_TOMBSTONES = 8
 
 
 def apply_call_event(
@@ -39,7 +42,17 @@ def apply_call_event(
     else:
         return calls
     others = tuple(c for c in calls if c.call_id != call_id)
-    return tuple(sorted((*others, updated), key=lambda c: c.call_id))
+    return _bounded(tuple(sorted((*others, updated), key=lambda c: c.call_id)))
+
+
+def _bounded(calls: tuple[Call, ...]) -> tuple[Call, ...]:
+    """`calls` with at most MAX_TOMBSTONES ended ones: the most recently ended stay."""
+    ended = [c for c in calls if c.state is CallState.ENDED]
+    if len(ended) <= MAX_TOMBSTONES:
+        return calls
+    ended.sort(key=lambda c: (c.since, c.call_id), reverse=True)
+    dropped = {c.call_id for c in ended[MAX_TOMBSTONES:]}
+    return tuple(c for c in calls if c.call_id not in dropped)
 
 
 def call_deadline(call: Call) -> datetime:
@@ -59,7 +72,7 @@ def expire_calls(calls: tuple[Call, ...], now: datetime) -> tuple[Call, ...]:
             result.append(call)
         elif call.state is not CallState.ENDED:
             result.append(Call(call.call_id, CallState.ENDED, now, call.first_seen))
-    return tuple(result)
+    return _bounded(tuple(result))
 
 
 def telephony_status(
