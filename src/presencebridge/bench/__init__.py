@@ -58,8 +58,10 @@ def run(
     full: bool = False,
     out: Path = Path("bench/results"),
     keep: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Run one scenario; returns the JSON file written."""
+    """Run one scenario; returns the JSON file written. `extra`: the scenario's own
+    settings (`Options.extra`)."""
     name = {**SCENARIOS, **LONG_SCENARIOS}[scenario]
     module = importlib.import_module(f"presencebridge.bench.scenarios.{name}")
     if users is None:
@@ -71,7 +73,7 @@ def run(
     if duration is None:
         duration = QUICK_SECONDS if quick else getattr(module, "DEFAULT_SECONDS", DEFAULT_SECONDS)
     work = Path(tempfile.mkdtemp(prefix=f"presencebridge-bench-{scenario}-"))
-    options = Options(users, rate, duration, quick, out, work)
+    options = Options(users, rate, duration, quick, out, work, dict(extra or {}))
     started = report.now_iso()
     load = report.load_average()
     try:

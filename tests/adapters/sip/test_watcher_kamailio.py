@@ -180,6 +180,13 @@ def notify(connector: DialogWatcher, extension: str, body: bytes, cseq: int) -> 
     return head.encode() + body
 
 
+def to_watcher(connector: DialogWatcher, *datagrams: bytes) -> None:
+    """Datagrams straight to the watcher's socket, as from the PBX."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for raw in datagrams:
+            sock.sendto(raw, ("127.0.0.1", connector.ua.transport.port))
+
+
 def test_malformed_and_oversized_notifies_are_counted_and_ignored(
     kamailio: Kamailio, sipp: Sipp
 ) -> None:
@@ -198,11 +205,8 @@ def test_malformed_and_oversized_notifies_are_counted_and_ignored(
         await connector.start()
         try:
             await until(lambda: all_subscribed(connector))
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                for number, body in enumerate(bad, start=100):
-                    raw = notify(connector, "201", body, number)
-                    sock.sendto(raw, ("127.0.0.1", connector.ua.transport.port))
-                sock.sendto(b"GARBAGE\r\n\r\n", ("127.0.0.1", connector.ua.transport.port))
+            notifies = [notify(connector, "201", b, n) for n, b in enumerate(bad, start=100)]
+            to_watcher(connector, *notifies, b"GARBAGE\r\n\r\n")
             await until(lambda: connector.counts["malformed_bodies"] >= 4, what="malformed counted")
             await until(lambda: connector.ua.transport.counters.malformed >= 1)
             assert not lines.events
@@ -251,13 +255,11 @@ def test_an_ended_call_listed_again_is_not_reported_again(kamailio: Kamailio) ->
         await connector.start()
         try:
             await until(lambda: all_subscribed(connector))
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                for number, calls in enumerate(steps, start=200):
-                    counted = connector.counts["notifies"]
-                    raw = notify(connector, "301", body(number, calls), number)
-                    sock.sendto(raw, ("127.0.0.1", connector.ua.transport.port))
-                    # one at a time, as the PBX sends them (each answered before the next)
-                    await until(partial(more_than, connector, counted))
+            for number, calls in enumerate(steps, start=200):
+                counted = connector.counts["notifies"]
+                to_watcher(connector, notify(connector, "301", body(number, calls), number))
+                # one at a time, as the PBX sends them (each answered before the next)
+                await until(partial(more_than, connector, counted))
             await until(lambda: RING in lines.states("301")[3:], what="the third call rings")
         finally:
             await connector.stop()
@@ -333,8 +335,7 @@ def test_a_subscription_the_server_ends_is_made_anew(kamailio: Kamailio, sipp: S
                 b"Subscription-State: active;expires=300",
                 b"Subscription-State: terminated;reason=deactivated",
             )
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                sock.sendto(raw, ("127.0.0.1", connector.ua.transport.port))
+            to_watcher(connector, raw)
             await until(lambda: connector.counts["terminated_by_server"] == 1)
             await until(
                 lambda: (

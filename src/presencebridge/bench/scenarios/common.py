@@ -46,6 +46,8 @@ class Options:
     quick: bool
     out: Path
     work: Path  # scratch folder for data, logs, TLS material
+    # A scenario's own settings from its command line (e.g. sip-dialog's clean period).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def settle(self, interval: float) -> float:
         """Seconds to wait after the last change so that it can still arrive."""

@@ -273,7 +273,8 @@ async def measure(options: Options, size: int) -> tuple[dict[str, Any], Load]:
     # Kamailio's shared memory holds its transactions and the published documents: on a
     # machine starved of CPU (load 7-15 on two cores) 256 MiB ran out ("short of cell
     # shmem"), Kamailio stopped answering and every line was subscribed anew.
-    kamailio = Kamailio(folder / "kamailio", memory_mb=1024, clean_period=CLEAN_PERIOD)
+    clean_period = options.extra.get("clean_period", CLEAN_PERIOD)
+    kamailio = Kamailio(folder / "kamailio", memory_mb=1024, clean_period=clean_period)
     await asyncio.to_thread(kamailio.start)
     config = folder / "presencebridge.toml"
     subscribe_rate = 500 if options.quick else 50
@@ -344,7 +345,7 @@ async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
         "users": options.users,
         "rate_per_second": options.rate or (QUICK_RATE if options.quick else DEFAULT_RATE),
         "duration_seconds": options.duration,
-        "kamailio_clean_period_seconds": CLEAN_PERIOD,
+        "kamailio_clean_period_seconds": options.extra.get("clean_period", CLEAN_PERIOD),
         "changes": "dialog-info PUBLISHed to Kamailio, each extension alternately "
         "confirmed and terminated; Kamailio NOTIFYs the hub",
     }
@@ -370,7 +371,6 @@ async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    global CLEAN_PERIOD
     from presencebridge import bench
 
     parser = argparse.ArgumentParser(
@@ -388,12 +388,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--keep", action="store_true", help="keep the processes' folder")
     args = parser.parse_args(argv)
-    CLEAN_PERIOD = args.clean_period
     users = args.users or (QUICK_USERS if args.quick else DEFAULT_USERS[0])
     seconds = QUICK_SECONDS if args.quick else args.minutes * 60
     print(f"bench sip-dialog: {users:,} extensions, {seconds / 60:g} min …", file=sys.stderr)
     path = bench.run(
-        NAME, [users], args.rate, seconds, quick=args.quick, out=args.out, keep=args.keep
+        NAME,
+        [users],
+        args.rate,
+        seconds,
+        quick=args.quick,
+        out=args.out,
+        keep=args.keep,
+        extra={"clean_period": args.clean_period},
     )
     for line in bench.headline(path):
         print(f"  {line}")
