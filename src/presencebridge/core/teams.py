@@ -602,7 +602,8 @@ def enforce_mode(state: UserState, mode: TeamsSyncMode, now: datetime) -> UserSt
         # The hub neither reads nor writes Teams now: what it saw is no longer known,
         # and a reading after the sync comes back on is judged afresh. (Whatever the
         # mode before: a reading kept through telephony_only has no judging mode left.)
-        state = replace(state, teams=replace(state.teams, seen=NO_READING))
+        if state.teams.seen != NO_READING:
+            state = replace(state, teams=replace(state.teams, seen=NO_READING))
     elif state.teams.seen.mode not in (None, mode):
         # Judged under another mode: the same reading may mean more now (a DnD that
         # telephony_only ignored), so the next one is judged afresh.
@@ -620,15 +621,21 @@ def settle_followed(state: UserState, templates: tuple[ProfileTemplate, ...]) ->
     selected and that is deleted (or no longer DnD) while the Teams DnD lasts gives way
     to the next DnD profile, or the built-in DnD state.
     """
-    profiles = my_profiles(state, templates)
     call = teams_call(state)
+    selected, since = state.selection, state.teams.dnd.selected_at
+    dnd_taken_up = not (
+        selected is None or since is None or selected.at != since or selected.builtin
+    )
+    if call is None and not dnd_taken_up:
+        return state  # nothing the sync took up (most events): no profiles to look at
+    profiles = my_profiles(state, templates)
     if call is not None and call.profile != teams_call_profile(profiles).name:
         settled = replace(call, profile=teams_call_profile(profiles).name)
         others = tuple(a for a in state.appointments if a.id != TEAMS_CALL_APPOINTMENT)
         state = replace(state, appointments=(*others, settled))
-    selected, since = state.selection, state.teams.dnd.selected_at
-    if selected is None or since is None or selected.at != since or selected.builtin:
+    if not dnd_taken_up:
         return state
+    assert selected is not None and since is not None
     if any(
         p.status is Status.DND
         for p in profiles

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from presencebridge.adapters.store import audit
 from presencebridge.adapters.store import tables as t
+from presencebridge.adapters.store.bulk import BulkStatement
 from presencebridge.core import codec
 from presencebridge.core.model import ProfileTemplate, Status, User, UserState
 from presencebridge.core.settings import GroupSettings
@@ -459,9 +460,11 @@ class Store:
             if self.fence is not None:
                 self.fence(c, {s.user.id for s in states})
             if states:
-                # One executemany: SQLAlchemy builds the statement once, not once per user.
-                c.execute(_USER_UPDATE.values(updated_at=now), [_user_row(s) for s in states])
-            _insert_history(c, history)
+                rows = [_user_row(s) for s in states]
+                for row in rows:
+                    row["b_updated_at"] = now
+                _USER_UPDATE_MANY.run(c, rows)
+            _HISTORY_INSERT_MANY.run(c, [_history_row(h) for h in history])
 
     # -- the directory sync ------------------------------------------------------------------
 
@@ -711,6 +714,9 @@ _USER_UPDATE = (
 )
 
 
+_USER_UPDATE_MANY = BulkStatement(_USER_UPDATE.values(updated_at=sa.bindparam("b_updated_at")))
+
+
 def _user_row(state: UserState) -> dict[str, Any]:
     user = state.user
     return {
@@ -768,22 +774,26 @@ def _insert_addresses(c: Connection, user: User) -> None:
 
 
 def _insert_history(c: Connection, history: Sequence[HistoryEntry]) -> None:
-    if history:
-        c.execute(
-            t.presence_history.insert(),
-            [
-                {
-                    "user_id": h.user_id,
-                    "at": h.at,
-                    "source": h.source,
-                    "status": h.status,
-                    "telephony": h.telephony,
-                    "text": h.text[:200],
-                    "change": None if h.change is None else h.change[:200],
-                }
-                for h in history
-            ],
-        )
+    _HISTORY_INSERT_MANY.run(c, [_history_row(h) for h in history])
+
+
+def _history_row(h: HistoryEntry) -> dict[str, Any]:
+    return {
+        "user_id": h.user_id,
+        "at": h.at,
+        "source": h.source,
+        "status": h.status,
+        "telephony": h.telephony,
+        "text": h.text[:200],
+        "change": None if h.change is None else h.change[:200],
+    }
+
+
+# The group commit's two statements, many rows each (bulk.py says why).
+_HISTORY_INSERT_MANY = BulkStatement(
+    t.presence_history.insert(),
+    ["user_id", "at", "source", "status", "telephony", "text", "change"],
+)
 
 
 def _insert_release(
