@@ -252,10 +252,17 @@ BASELINE = Candidate(
 )
 
 
+PhoneStatus = tuple[Telephony, TelephonySource | None, datetime | None]
+
+
 def candidates(
-    state: UserState, templates: tuple[ProfileTemplate, ...], now: datetime
+    state: UserState,
+    templates: tuple[ProfileTemplate, ...],
+    now: datetime,
+    phone: PhoneStatus | None = None,
 ) -> list[Candidate]:
-    """Everything that wants a say in the user's presence now."""
+    """Everything that wants a say in the user's presence now (`phone`: the user's
+    telephony if known already)."""
     profiles = my_profiles(state, templates)
     found = [BASELINE, *_selection(state, profiles), *_appointments(state, profiles, now)]
     mic = state.microphone
@@ -264,7 +271,7 @@ def candidates(
         # Microphone Sync shows the central template MicSync with the service's name (SPEC §6).
         candidate = _from_profile(template.as_profile(), mic.since, CandidateKind.MICROPHONE, "")
         found.append(replace(candidate, text=mic.service))
-    found.extend(_telephony(state, profiles, now))
+    found.extend(_telephony(profiles, phone or user_telephony(state, now)))
     return found
 
 
@@ -305,8 +312,8 @@ def _appointments(
     return found
 
 
-def _telephony(state: UserState, profiles: tuple[Profile, ...], now: datetime) -> list[Candidate]:
-    telephony, source, since = user_telephony(state, now)
+def _telephony(profiles: tuple[Profile, ...], phone: PhoneStatus) -> list[Candidate]:
+    telephony, source, since = phone
     if telephony is not Telephony.ON_THE_PHONE or source is None or since is None:
         return []
     candidate = Candidate(
@@ -333,7 +340,8 @@ def effective_presence(
     state: UserState, templates: tuple[ProfileTemplate, ...], now: datetime
 ) -> EffectivePresence:
     """The user's presence as everyone sees it, derived from the state alone."""
-    found = candidates(state, templates, now)
+    phone = user_telephony(state, now)
+    found = candidates(state, templates, now, phone)
     winner = max(found, key=Candidate.order)
     chosen = max(
         (
@@ -343,7 +351,7 @@ def effective_presence(
         ),
         key=Candidate.order,
     )
-    telephony, source, _ = user_telephony(state, now)
+    telephony, source, _ = phone
     return EffectivePresence(
         status=winner.status,
         profile=winner.profile,
