@@ -42,7 +42,9 @@ def apply_call_event(
     else:
         return calls
     others = tuple(c for c in calls if c.call_id != call_id)
-    return _bounded(tuple(sorted((*others, updated), key=lambda c: c.call_id)))
+    result = tuple(sorted((*others, updated), key=lambda c: c.call_id))
+    # Only an ended call adds a tombstone.
+    return _bounded(result) if state is CallState.ENDED else result
 
 
 def _bounded(calls: tuple[Call, ...]) -> tuple[Call, ...]:

@@ -15,6 +15,7 @@ JSONB).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
@@ -37,7 +38,8 @@ class BulkStatement:
         plan = self._plans.get(id(c.dialect))
         if plan is None:
             plan = self._plans[id(c.dialect)] = _Plan(self.statement, c.dialect, self.column_keys)
-        c.exec_driver_sql(plan.sql, [plan.values(row) for row in rows])
+        seen: dict[tuple[str, int], Any] = {}
+        c.exec_driver_sql(plan.sql, [plan.values(row, seen) for row in rows])
 
 
 class _Plan:
@@ -54,9 +56,20 @@ class _Plan:
             steps.append((name, fixed.get(name), processor))
         self.steps = tuple(steps)
 
-    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    def values(self, row: Mapping[str, Any], seen: dict[tuple[str, int], Any]) -> tuple[Any, ...]:
+        """The row's parameters in order. `seen`: what this run's processors made of a time
+        already (a group commit's rows share one `now`), by the object's identity; the
+        rows hold their values alive for the run, so an identity is never reused."""
         found = []
         for name, literal, processor in self.steps:
             value = row.get(name, literal)
-            found.append(value if processor is None else processor(value))
+            if processor is None:
+                found.append(value)
+            elif isinstance(value, datetime):
+                key = (name, id(value))
+                if key not in seen:
+                    seen[key] = processor(value)
+                found.append(seen[key])
+            else:
+                found.append(processor(value))
         return tuple(found)
