@@ -14,6 +14,7 @@ JSONB).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -26,7 +27,8 @@ class BulkStatement:
     def __init__(self, statement: UpdateBase, column_keys: Sequence[str] | None = None):
         self.statement = statement
         self.column_keys = list(column_keys) if column_keys is not None else None
-        self._plans: dict[int, _Plan] = {}
+        # One plan per engine's dialect, gone with it.
+        self._plans: weakref.WeakKeyDictionary[Dialect, _Plan] = weakref.WeakKeyDictionary()
 
     def run(self, c: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """The statement once per row (`rows` name its parameters, as for `execute`)."""
@@ -35,9 +37,9 @@ class BulkStatement:
         if c.dialect.paramstyle != "qmark":
             c.execute(self.statement, [dict(row) for row in rows])
             return
-        plan = self._plans.get(id(c.dialect))
+        plan = self._plans.get(c.dialect)
         if plan is None:
-            plan = self._plans[id(c.dialect)] = _Plan(self.statement, c.dialect, self.column_keys)
+            plan = self._plans[c.dialect] = _Plan(self.statement, c.dialect, self.column_keys)
         seen: dict[tuple[str, int], Any] = {}
         c.exec_driver_sql(plan.sql, [plan.values(row, seen) for row in rows])
 
