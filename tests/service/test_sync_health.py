@@ -14,7 +14,7 @@ import pytest
 from presencebridge.core.model import CallState, TeamsSyncMode, User
 from presencebridge.core.rules import SetOwnMode, TelephonyEvent
 from presencebridge.core.settings import GroupSettings
-from presencebridge.service import sync_health
+from presencebridge.service import sync_health, teams_sync
 from presencebridge.service.hub import Hub
 from presencebridge.service.sync_health import MinuteCounts, Storms, SyncHealth, not_synced
 from presencebridge.service.teams_sync import TeamsWriter
@@ -196,6 +196,52 @@ async def test_failing_writes_are_kept_per_user_until_one_goes_through(
             await asyncio.sleep(0)
         assert "alice" not in writer.failing
         assert hub.teams_last_sync("alice") == hub.clock.now()  # a write is a sync too
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class EarlyTimers:
+    """`time` as the writer reads it, once behind the loop's timers: what it sees when a
+    timer fires a moment before `time.monotonic()` reaches the timer's time (uvloop's
+    timers count whole milliseconds)."""
+
+    def __init__(self) -> None:
+        self.behind = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() - self.behind
+
+    def time(self) -> float:
+        return time.time()
+
+
+@pytest_anyio
+async def test_a_failed_write_is_retried_when_its_timer_fires_however_the_clock_reads(
+    hub: Hub, graph: FakeTeams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the sync page's browser test: with nothing else waking the writer, a
+    failing user skipped by a too-early clock comparison was never written again, and
+    the console listed him as failing for good."""
+    await add_user(hub, "alice")
+    clock = EarlyTimers()
+    monkeypatch.setattr(teams_sync, "time", clock)
+    writer = TeamsWriter(hub, graph, concurrency=1, retry_delay=lambda _failures: 0.05)
+    task = asyncio.create_task(writer.run())
+    try:
+        graph.refuse = 1
+        await hub.handle("alice", TelephonyEvent("c1", CallState.CONNECTED), "pbx")
+        for _turn in range(1_000_000):
+            if "alice" in writer.failing:
+                break
+            await asyncio.sleep(0)
+        clock.behind = 0.5  # the retry's timer fires "before" its time
+        for _turn in range(1_000):  # a bound only (10 s): it goes through in about 0.05 s
+            if "alice" not in writer.failing:
+                break
+            await asyncio.sleep(0.01)
+        assert "alice" not in writer.failing
+        assert hub.teams_last_sync("alice") is not None
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -172,9 +172,20 @@ class TeamsWriter:
                     "Teams write for %s failed (%s); retry in %.0f s", user_id, error, delay
                 )
                 self._retry_at[user_id] = time.monotonic() + delay
-                asyncio.get_running_loop().call_later(delay, self.notify, user_id)
+                asyncio.get_running_loop().call_later(delay, self._retry, user_id)
             finally:
                 self._running.discard(user_id)
+
+    def _retry(self, user_id: str) -> None:
+        """A failed user's backoff is over. The timer ends it, not a clock comparison: a
+        loop's timer may fire a moment before `time.monotonic()` reaches the retry time,
+        and a user skipped then waited, unwritten, until something else woke the writer."""
+        self._retry_at.pop(user_id, None)
+        self.notify(user_id)
+
+    def _release_retry(self, release_id: int) -> None:
+        self._release_retry_at.pop(release_id, None)
+        self._wake.set()
 
     def _next(self) -> str | None:
         now = time.monotonic()
@@ -219,7 +230,7 @@ class TeamsWriter:
             )
             self._releases[release.id] = release
             self._release_retry_at[release.id] = time.monotonic() + delay
-            asyncio.get_running_loop().call_later(delay, self._wake.set)
+            asyncio.get_running_loop().call_later(delay, self._release_retry, release.id)
         finally:
             self._releases_running.discard(release.id)
 
