@@ -145,6 +145,12 @@ def test_filters_and_pages(server: ServerProcess, api: httpx.Client) -> None:
     assert log(api, actor="nobody")["entries"] == []
     assert api.get(AUDIT, params={"limit": 0}).status_code == 422
     assert api.get(AUDIT, params={"actor": "x" * 201}).status_code == 422
+    # Found by the OpenAPI fuzzing: an id past what the databases keep, and a control
+    # character no stored value can hold, are named, never a 500.
+    huge = api.get(AUDIT, params={"before": str(10**26)})
+    assert huge.status_code == 422 and "before" in huge.json()["detail"]
+    nul = api.get(AUDIT, params={"actor": "a\x00b"})
+    assert nul.status_code == 422 and "control character" in nul.json()["detail"]
 
 
 def test_console_session_changes_show_on_the_audit_page_and_in_its_csv(

@@ -560,7 +560,11 @@ async def advance_clock(body: ClockIn, who: Caller, request: Request) -> dict[st
 
 # -- the audit log (issue 18) ------------------------------------------------------------
 
-AuditFilter = Annotated[str, Query(max_length=200, description="part of it, any case")]
+AuditFilter = Annotated[
+    schemas.SearchTerm, Query(max_length=200, description="part of it, any case")
+]
+# The audit log's ids are 32-bit integers on PostgreSQL; a larger one is no entry's.
+AUDIT_ID_MAX = 2**31 - 1
 
 
 @router.get("/admin/audit")
@@ -571,7 +575,9 @@ async def audit_log(
     action: AuditFilter = "",
     target: AuditFilter = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="an entry's id: older ones")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=AUDIT_ID_MAX, description="an entry's id: older ones")
+    ] = None,
 ) -> dict[str, Any]:
     """Who changed what, when: newest first, `limit` at a time. `total` counts every
     entry the filters match; `next_before`, when older ones follow, asks for them."""

@@ -146,6 +146,8 @@ Forwarding = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=FORWARDING_MAX),
     AfterValidator(_check_text),
 ]
+# A search term (a query parameter): any text a stored value could contain.
+SearchTerm = Annotated[str, AfterValidator(_check_text)]
 # A PBX call id, a UC meeting id: kept as sent.
 ExternalId = Annotated[
     str, StringConstraints(min_length=1, max_length=128), AfterValidator(_check_text)
