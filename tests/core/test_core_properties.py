@@ -34,6 +34,7 @@ from presencebridge.core.model import (
     UserState,
 )
 from presencebridge.core.rules import GroupContext, TelephonyEvent
+from tests.support.stored import stored_text, through_store
 
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
 T = TypeVar("T")
@@ -178,7 +179,7 @@ def test_effective_presence_depends_only_on_its_inputs(
     presence = effective_presence(state, group, now)
     assert effective_presence(state, group, now) == presence
 
-    stored = codec.decode(state.user, json.loads(json.dumps(codec.encode(state))))
+    stored = through_store(state)
     assert effective_presence(stored, group, now) == presence
 
     shuffled = replace(
@@ -291,13 +292,13 @@ def test_interleaved_calls_end_in_the_same_state_for_every_order(
 @settings(max_examples=150, deadline=None)
 @given(state=user_states(any_moments))
 def test_codec_round_trip_is_lossless(state: UserState) -> None:
-    assert codec.decode(state.user, codec.encode(state)) == state
+    assert through_store(state) == state
 
 
 @settings(max_examples=100, deadline=None)
 @given(state=user_states(any_moments))
 def test_codec_round_trip_through_json_is_lossless(state: UserState) -> None:
-    text = json.dumps(codec.encode(state))
+    text = stored_text(state)
     assert codec.decode(state.user, json.loads(text)) == state
     # Times come back as the same instants, still timezone-aware.
     restored = codec.decode(state.user, json.loads(text))

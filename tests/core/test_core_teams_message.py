@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from presencebridge.core import codec, rules, teams
+from presencebridge.core import rules, teams
 from presencebridge.core.model import StatusMessageSync, TeamsSyncMode, UserState
 from presencebridge.core.publication import publication
 from presencebridge.core.rules import (
@@ -24,6 +24,7 @@ from presencebridge.core.rules import (
 )
 from presencebridge.core.settings import GroupSettings
 from tests.core.test_core_teams import AVAILABLE, OFF, TO, TP, at, play, presence, user
+from tests.support.stored import through_store
 
 UC = StatusMessageSync.UC_TO_TEAMS
 
@@ -148,7 +149,7 @@ def test_an_unsure_write_read_back_is_the_hubs_and_survives_the_store() -> None:
     state = play(user(), ctx, (1.0, SelectProfile("Desk")))
     assert state.teams.hub_message.unsure  # due, committed with the change that made it due
     assert state.teams.hub_message.pending == "At my desk"
-    state = codec.decode(state.user, codec.encode(state))  # a crash before the answer
+    state = through_store(state)  # a crash before the answer
     state = play(state, ctx, (5.0, seen(4.0, "At my desk")))
     assert not state.teams.seen.message_by_user
     assert plan(state, ctx, 5.0).set_message == "At my desk"  # sent again to settle it

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from presencebridge.core import codec, rules, teams
+from presencebridge.core import rules, teams
 from presencebridge.core.effective import BUILTIN_OOF, TEAMS_OOF_APPOINTMENT
 from presencebridge.core.model import Appointment, Profile, Status, TeamsSyncMode, UserState
 from presencebridge.core.rules import GroupContext, SetOwnMode, TeamsObserved, Tick
@@ -34,6 +34,7 @@ from tests.core.test_core_teams import (
     presence,
     user,
 )
+from tests.support.stored import through_store
 
 HOUR = 3600.0
 HOLD = teams.OOF_HOLD.total_seconds()
@@ -153,6 +154,6 @@ def test_the_status_message_is_read_and_shown_but_changes_no_status() -> None:
 def test_the_state_with_out_of_office_survives_a_restart() -> None:
     group = context(TP)
     state = play(user(LUNCH), group, (0, seen(AVAILABLE, 0, oof=True, message="Urlaub")))
-    again = codec.decode(state.user, codec.encode(state))
+    again = through_store(state)
     assert again == state
     assert rules.apply(again, Tick(), group, at(5)).presence.status is Status.AWAY

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
 from presencebridge.adapters.graph.client import GraphError
-from presencebridge.adapters.store import Store, migrate
+from presencebridge.adapters.store import JSON_OPTIONS, Store, migrate
 from presencebridge.core.model import Profile, Status, TeamsSyncMode, User
 from presencebridge.core.ports import Reading
 from presencebridge.core.rules import AddProfile
@@ -163,7 +163,10 @@ def migrated_database() -> Iterator[sqlite3.Connection]:
 
 def memory_engine() -> sa.Engine:
     return sa.create_engine(
-        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+        "sqlite://",
+        poolclass=StaticPool,
+        connect_args={"check_same_thread": False},
+        **JSON_OPTIONS,
     )
 
 

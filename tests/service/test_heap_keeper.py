@@ -77,3 +77,24 @@ def test_quick_full_collections_freeze_nothing() -> None:
             gc.unfreeze()
 
     asyncio.run(scenario())
+
+
+def test_young_objects_are_collected_less_often_while_the_keeper_runs() -> None:
+    """Full collections follow young ones: with CPython's 700 a busy hub walked every
+    user's newest state three times a second."""
+
+    async def scenario() -> None:
+        before = gc.get_threshold()
+        keeper = HeapKeeper(young=12_345)
+        await keeper.start()
+        try:
+            assert gc.get_threshold() == (12_345, *before[1:])
+            kept: list[list[int]] = [
+                [] for _ in range(5_000)
+            ]  # more than 700 new containers, fewer than young
+            assert gc.get_count()[0] > len(kept)  # no young collection ran (700 would have)
+        finally:
+            await keeper.stop()
+        assert gc.get_threshold() == before  # what the process had is given back
+
+    asyncio.run(scenario())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -18,9 +17,9 @@ from presencebridge.adapters.store import (
 )
 from presencebridge.adapters.store import tables as t
 from presencebridge.adapters.store.audit import AuditEntry, AuditQuery
-from presencebridge.core import codec
 from presencebridge.core.model import User, UserState
 from presencebridge.core.settings import GroupSettings
+from tests.support.stored import stored_text
 
 SCHEMA_TABLES = {
     "groups",
@@ -76,7 +75,7 @@ def store_first_schema_user(engine: Engine) -> None:
                 " updated_at) VALUES ('alice', 'Alice', 'g1', NULL, :state, 1, :now)"
             ),
             {
-                "state": json.dumps(codec.encode(UserState(User("alice", "Alice", "g1")))),
+                "state": stored_text(UserState(User("alice", "Alice", "g1"))),
                 "now": NOW,
             },
         )

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
+import orjson
 import redis.asyncio as redis
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,10 @@ class Fanout:
         self._waiting: dict[str, tuple[set[str], asyncio.Event]] = {}
 
     def publish(self, message: dict[str, Any]) -> None:
-        """Queue a message for the other nodes; never blocks the caller."""
+        """Queue a message for the other nodes; never blocks the caller. orjson, as the
+        store: a user's state (`codec.encode`) holds times and enum members."""
         try:
-            self._outbox.put_nowait(json.dumps({"node": self.node, **message}))
+            self._outbox.put_nowait(orjson.dumps({"node": self.node, **message}).decode())
         except asyncio.QueueFull:
             self.dropped += 1  # the others catch up when they resync
 

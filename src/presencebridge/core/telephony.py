@@ -11,6 +11,7 @@ ends hundreds a day while a late event trails its call by seconds.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -33,18 +34,24 @@ MAX_TOMBSTONES = 8
 def apply_call_event(
     calls: tuple[Call, ...], call_id: str, state: CallState, now: datetime
 ) -> tuple[Call, ...]:
-    """The calls after one PBX event; unchanged if the event is stale or a duplicate."""
-    current = next((c for c in calls if c.call_id == call_id), None)
-    if current is None:
-        updated = Call(call_id, state, now, now)
-    elif CALL_RANK[state] > CALL_RANK[current.state]:
-        updated = Call(call_id, state, now, current.first_seen)
+    """The calls after one PBX event; unchanged if the event is stale or a duplicate.
+    `calls` are in call id order, and stay so."""
+    for position, current in enumerate(calls):
+        if current.call_id == call_id:
+            if CALL_RANK[state] <= CALL_RANK[current.state]:
+                return calls
+            updated = Call(call_id, state, now, current.first_seen)
+            result = (*calls[:position], updated, *calls[position + 1 :])
+            break
     else:
-        return calls
-    others = tuple(c for c in calls if c.call_id != call_id)
-    result = tuple(sorted((*others, updated), key=lambda c: c.call_id))
+        position = bisect.bisect(calls, call_id, key=_call_id)
+        result = (*calls[:position], Call(call_id, state, now, now), *calls[position:])
     # Only an ended call adds a tombstone.
     return _bounded(result) if state is CallState.ENDED else result
+
+
+def _call_id(call: Call) -> str:
+    return call.call_id
 
 
 def _bounded(calls: tuple[Call, ...]) -> tuple[Call, ...]:
@@ -59,20 +66,28 @@ def _bounded(calls: tuple[Call, ...]) -> tuple[Call, ...]:
 
 def call_deadline(call: Call) -> datetime:
     """When time alone changes this call: a timeout, or the tombstone's removal."""
-    if call.state is CallState.RINGING:
-        return call.since + RINGING_TIMEOUT
-    if call.state is CallState.CONNECTED:
-        return call.since + CONNECTED_TIMEOUT
-    return call.since + TOMBSTONE_TTL
+    return call.since + _LIFETIME[call.state]
+
+
+_LIFETIME: dict[CallState, timedelta] = {
+    CallState.RINGING: RINGING_TIMEOUT,
+    CallState.CONNECTED: CONNECTED_TIMEOUT,
+    CallState.ENDED: TOMBSTONE_TTL,
+}
 
 
 def expire_calls(calls: tuple[Call, ...], now: datetime) -> tuple[Call, ...]:
     """Timed-out calls become ended; old tombstones are dropped."""
-    if all(call_deadline(call) > now for call in calls):
-        return calls  # nothing due (nearly every event): the same tuple, nothing copied
+    # Every event asks; nearly always nothing is due: compare with the oldest `since`
+    # each state may have, worked out once, instead of a deadline per call.
+    if not calls:
+        return calls
+    oldest = {state: now - lifetime for state, lifetime in _LIFETIME.items()}
+    if all(call.since > oldest[call.state] for call in calls):
+        return calls  # the same tuple, nothing copied
     result: list[Call] = []
     for call in calls:
-        if call_deadline(call) > now:
+        if call.since > oldest[call.state]:
             result.append(call)
         elif call.state is not CallState.ENDED:
             result.append(Call(call.call_id, CallState.ENDED, now, call.first_seen))

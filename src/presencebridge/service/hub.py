@@ -1373,6 +1373,8 @@ class Hub:
 
     def _index(self, state: UserState, old: UserState | None = None) -> None:
         if old is not None:
+            if state.user is old.user:
+                return  # an event, not a directory change: the indexes hold already
             self._unindex(old)
         user = state.user
         if user.teams_user_id is not None:

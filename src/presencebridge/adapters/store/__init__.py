@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -40,10 +41,23 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def json_text(value: Any) -> str:
+    """The JSON columns' serializer: orjson writes a user's state (`codec.encode`: times
+    as `datetime`, states as enum members) in C, several times faster than `json.dumps`
+    with the times formatted in Python; non-text keys become text, as with `json`."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# Every engine the store uses is made with these (`create_engine`).
+JSON_OPTIONS: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": orjson.loads}
+
+
 def create_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **JSON_OPTIONS
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -55,7 +69,7 @@ def create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, **JSON_OPTIONS)
 
 
 def _alembic_config(connection: Connection) -> Config:
