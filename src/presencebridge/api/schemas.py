@@ -308,6 +308,9 @@ class TelephonyEventIn(Body):
 
     @model_validator(mode="after")
     def _one_name(self) -> TelephonyEventIn:
+        # Every event of a batch passes here: the common case without building a list.
+        if (self.user is None) + (self.extension is None) + (self.number is None) == 2:
+            return self
         named = [n for n in ("user", "extension", "number") if getattr(self, n) is not None]
         if len(named) != 1:
             given = ", ".join(named) or "none"

@@ -15,6 +15,8 @@ from presencebridge.core.errors import Reason, Rejected
 from presencebridge.core.model import (
     BUILTIN_APPOINTMENT_PROFILE,
     BUILTIN_DND_PROFILE,
+    NO_TEAMS,
+    NO_TEAMS_VIEW,
     Appointment,
     AppointmentOrigin,
     MicrophoneUse,
@@ -361,7 +363,7 @@ def effective_presence(
         telephony=telephony,
         telephony_source=source,
         appointments=tuple(sorted(state.appointments, key=lambda a: (a.start, a.id))),
-        teams=state.teams.view(),
+        teams=NO_TEAMS_VIEW if state.teams is NO_TEAMS else state.teams.view(),
         source=winner.kind,
         until=winner.until,
         microphone=state.microphone,

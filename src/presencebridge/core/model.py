@@ -332,8 +332,10 @@ class TeamsState:
         )  # fmt: skip
 
 
-# A user's Teams half before anything happened on it: one shared value.
+# A user's Teams half before anything happened on it: one shared value, and its view
+# (every presence worked out for a user without Teams carries it).
 NO_TEAMS = TeamsState()
+NO_TEAMS_VIEW = NO_TEAMS.view()
 
 
 @dataclass(frozen=True, slots=True)

@@ -998,8 +998,9 @@ class Hub:
             dirty = {
                 user_id: steps[-1]
                 for user_id, (old, steps) in batch.steps.items()
-                if any(v.state != old.state or v.presence != old.presence for v in steps)
-            }
+                if any(_changed(v.state, old.state) or _changed(v.presence, old.presence)
+                       for v in steps)
+            }  # fmt: skip
             if dirty:
                 await self._commit.write([v.state for v in dirty.values()], batch.history, now)
             self._keep_batch(batch, dirty, now)
@@ -1055,12 +1056,12 @@ class Hub:
         for user_id, (old, steps) in batch.steps.items():
             before = old
             for step in steps:
-                if step.presence != before.presence:
+                if _changed(step.presence, before.presence):
                     metrics.PRESENCE_CHANGES.inc()
                     self.bus.publish(PresenceChange(user_id, step.presence))
                 self._after_change(before.state, step.state)
                 before = step
-            if before.state != old.state:
+            if _changed(before.state, old.state):
                 self._replicate(before.state)
 
     async def _many_enter(self, users: int) -> None:
@@ -1425,7 +1426,8 @@ class Hub:
             metrics.EVENTS.labels(type(event).__name__, "rejected").inc()
             raise
         if applied.presence == current.presence:
-            return UserView(applied.state, applied.presence), None
+            # The same object kept: later checks of this step compare by identity.
+            return UserView(applied.state, current.presence), None
         entry = self._history(user_id, applied.presence, source, now)
         return UserView(applied.state, applied.presence), entry
 
@@ -1436,6 +1438,12 @@ class Hub:
         return HistoryEntry(
             user_id, now, source, presence.status.value, presence.telephony.value, presence.text
         )
+
+
+def _changed(new: object, old: object) -> bool:
+    # Identity first: an unchanged presence is the same object (`Hub._step`), and most
+    # steps change the state; equality only for a new object that may equal the old.
+    return new is not old and new != old
 
 
 def _release(state: UserState, now: datetime) -> TeamsRelease | None:
