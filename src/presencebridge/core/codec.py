@@ -162,19 +162,21 @@ def _decode_value(kind: str, value: Any) -> Any:
     return value
 
 
-# Per channel: its default and its fields with their defaults, worked out once (every
-# commit encodes every changed user's Teams half).
+# Per channel: its default (the shared value an untouched channel is) and its fields with
+# their defaults, worked out once (every commit encodes every changed user's Teams half).
 _CHANNEL_DEFAULTS: dict[str, tuple[Any, tuple[tuple[str, Any], ...]]] = {
-    name: (kind(), tuple((f.name, getattr(kind(), f.name)) for f in fields(kind)))
+    name: (getattr(NO_TEAMS, name), tuple((f.name, getattr(kind(), f.name)) for f in fields(kind)))
     for name, kind in _CHANNELS.items()
 }
 
 
 def _encode_teams(t: TeamsState) -> dict[str, Any]:
+    if t is NO_TEAMS:  # a user without Teams, or before anything happened on it
+        return {}
     out: dict[str, Any] = {}
     for name, (default, defaults) in _CHANNEL_DEFAULTS.items():
         channel = getattr(t, name)
-        if channel == default:  # most users, most channels: nothing to write
+        if channel is default or channel == default:  # most users, most channels
             continue
         values = {
             field: _encode_value(value)
