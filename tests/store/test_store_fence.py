@@ -13,7 +13,7 @@ import pytest
 
 from presencebridge.adapters.store import GroupRecord, Store
 from presencebridge.adapters.store.leases import LeaseFence, LeaseLost, LeaseStore
-from presencebridge.core.model import User, UserState
+from presencebridge.core.model import TeamsSyncMode, User, UserState
 from presencebridge.core.partition import partition_of
 
 NOW = datetime(2024, 3, 4, 8, 30, tzinfo=UTC)
@@ -37,13 +37,13 @@ def test_a_node_writes_while_it_holds_the_lease_and_nothing_after_losing_it(
     leases.heartbeat("node-2", "http://node-2", TTL)
     assert leases.acquire("node-1", [partition], TTL) == {partition}
 
-    fenced.save_users([replace(state, user=replace(state.user, display_name="Ada"))], [], NOW)
-    assert [s.user.display_name for s in store.load_users()] == ["Ada"]
+    fenced.save_users([replace(state, own_mode=TeamsSyncMode.OFF)], [], NOW)
+    assert [s.own_mode for s in store.load_users()] == [TeamsSyncMode.OFF]
 
     # node-1 pauses; its lease runs out and node-2 takes the partition over.
     leases.release("node-1", [partition])
     assert leases.acquire("node-2", [partition], TTL) == {partition}
     with pytest.raises(LeaseLost) as lost:
-        fenced.save_users([replace(state, user=replace(state.user, display_name="Eve"))], [], NOW)
+        fenced.save_users([replace(state, own_mode=TeamsSyncMode.TELEPHONY_ONLY)], [], NOW)
     assert lost.value.partitions == [partition]
-    assert [s.user.display_name for s in store.load_users()] == ["Ada"]
+    assert [s.own_mode for s in store.load_users()] == [TeamsSyncMode.OFF]

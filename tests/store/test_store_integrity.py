@@ -43,8 +43,9 @@ def test_moving_a_user_to_a_group_that_does_not_exist_is_refused(
     store.create_user(alice, NOW)
 
     moved = UserState(User("alice", "Alice", "no-such-group"))
+    entry = HistoryEntry("alice", NOW, "directory", "available", "idle", "")
     with pytest.raises(IntegrityError):
-        store.save_users([moved], [], NOW)
+        store.update_user(moved, entry, None, NOW)
 
     assert store.load_users() == [alice]
 
@@ -87,11 +88,14 @@ def test_a_refused_save_users_writes_nothing_at_all(store: Store, group: GroupRe
     store.create_user(bob, NOW)
 
     changed_alice = replace(alice, selection=Selection("Lunch", NOW))
-    # Bob taking Alice's Teams id breaks the unique constraint after Alice's row changed.
-    clashing_bob = replace(bob, user=User("bob", "Bob", group.id, "teams-alice"))
-    history = [HistoryEntry("alice", NOW, "manual", "away", "idle", "Lunch")]
+    changed_bob = replace(bob, selection=Selection("Lunch", NOW))
+    # The history of a user who is gone breaks a foreign key after both rows changed.
+    history = [
+        HistoryEntry("alice", NOW, "manual", "away", "idle", "Lunch"),
+        HistoryEntry("gone", NOW, "manual", "away", "idle", "Lunch"),
+    ]
     with pytest.raises(IntegrityError):
-        store.save_users([changed_alice, clashing_bob], history, NOW + timedelta(minutes=1))
+        store.save_users([changed_alice, changed_bob], history, NOW + timedelta(minutes=1))
 
     assert store.load_users() == [alice, bob]
     assert versions(store) == {"alice": 1, "bob": 1}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -257,11 +258,27 @@ def test_users_come_back_by_id_and_directory_changes_are_saved(
     assert store.load_users() == [adam, zoe]
 
     moved = full_state(User("zoe", "Zoe Renamed", "billing", "teams-zoe"))
-    store.save_users([moved], [], NOW)
+    entry = HistoryEntry("zoe", NOW, "directory", "available", "idle", "")
+    store.update_user(moved, entry, None, NOW)
 
     assert store.load_users() == [adam, moved]
     assert user_row(store, "zoe")["version"] == 2
     assert user_row(store, "adam")["version"] == 1
+
+
+def test_an_events_save_writes_the_state_and_leaves_directory_data_alone(
+    store: Store, group: GroupRecord
+) -> None:
+    """Events never change directory data (rules keep `state.user`); their saves write the
+    state document only, so a stale copy of the directory data can never overwrite it."""
+    zoe = UserState(User("zoe", "Zoe", group.id, "teams-zoe", email="zoe@example.com"))
+    store.create_user(zoe, NOW)
+    stale = full_state(User("zoe", "Zoe Old", group.id))
+    store.save_users([stale], [], NOW)
+
+    [loaded] = store.load_users()
+    assert loaded == replace(stale, user=zoe.user)
+    assert user_row(store, "zoe")["version"] == 2
 
 
 def test_save_users_writes_several_users_at_once(store: Store, group: GroupRecord) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from presencebridge.adapters.store import GroupRecord, HistoryEntry, Store, Unstorable
 from presencebridge.core import rules
 from presencebridge.core.errors import Reason, Rejected
-from presencebridge.core.model import CallState, Profile, Status, User, UserState
+from presencebridge.core.model import CallState, Profile, Status, TeamsSyncMode, User, UserState
 from presencebridge.core.settings import GroupSettings
 from presencebridge.service.commit import GroupCommit
 from presencebridge.service.hub import Hub
@@ -35,12 +35,10 @@ def test_a_state_the_database_cannot_store_raises_unstorable_and_writes_nothing(
     store.create_user(bad, NOW)
     # PostgreSQL keeps no NUL, in text or in jsonb; no database keeps a lone surrogate.
     name = "B\ud800d" if store.engine.dialect.name == "sqlite" else "B\x00d"
-    refused = replace(bad, user=replace(bad.user, display_name=name))
+    refused = replace(bad, profiles=(Profile("Lunch", Status.AWAY, name, "#ffaa00"),))
     with pytest.raises(Unstorable, match="cannot store"):
-        store.save_users(
-            [replace(good, user=replace(good.user, display_name="G")), refused], [], NOW
-        )
-    assert {s.user.display_name for s in store.load_users()} == {"Good", "Bad"}
+        store.save_users([replace(good, own_mode=TeamsSyncMode.OFF), refused], [], NOW)
+    assert store.load_users() == [bad, good]
 
 
 # PostgreSQL only: SQLite keeps every text a user's JSON state can carry.
