@@ -1,9 +1,9 @@
 """A user's state as JSON and back, so the store can keep it in one row.
 
 `encode` leaves times as `datetime` objects and states as enum members: the store's JSON
-serializer (orjson) writes them as ISO 8601 text and their values in C, which `decode`
-reads back. Formatting them here cost more than
-the rest of a save at 10,000 users, whose calls' times are all different.
+serializer (orjson) writes them in C as ISO 8601 text and as their values, which `decode`
+reads back. Formatting the times here cost more than the rest of a save at 10,000 users,
+whose calls' times all differ.
 """
 
 from __future__ import annotations

@@ -296,34 +296,40 @@ async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
         "teams_sync": "off",
     }
 
-    def plot(figure: Any) -> None:
-        left, right = figure.subplots(1, 2)
-        for size, runs in sizes.items():
-            for label, result in runs.items():
-                if "levels" not in result:
-                    continue
-                for batch, style in ((1, "-"), (BATCH_SIZE, ":")):
-                    levels = [r for r in result["levels"] if r["events_per_request"] == batch]
-                    clients = [r["clients"] for r in levels]
-                    rates = [r["events_per_second"] for r in levels]
-                    p99 = [(r["latency_seconds"]["p99"] or 0) * 1000 for r in levels]
-                    name = f"{label}, {int(size):,} users" + (
-                        f", batches of {batch}" if batch > 1 else ""
-                    )
-                    left.plot(clients, rates, style, marker="o", label=name)
-                    right.plot(clients, p99, style, marker="o", label=name)
-        left.axhline(2000, color="grey", linestyle="--", linewidth=1, label="target 2,000/s")
-        left.set_xscale("log")
-        left.set_xlabel("concurrent clients")
-        left.set_ylabel("acknowledged events / s (durable)")
-        left.set_title("throughput")
-        left.grid(True, alpha=0.3)
-        left.legend(fontsize=8)
-        right.set_xscale("log")
-        right.set_xlabel("concurrent clients")
-        right.set_ylabel("p99 latency per request (ms)")
-        right.set_title("latency at that load")
-        right.grid(True, alpha=0.3)
-        right.legend(fontsize=8)
+    return parameters, {"sizes": sizes}, lambda figure: draw(figure, sizes)
 
-    return parameters, {"sizes": sizes}, plot
+
+def draw(figure: Any, sizes: dict[str, Any]) -> None:
+    """Rate and p99 per level: one colour per database and size, dotted for batches."""
+    import matplotlib
+
+    left, right = figure.subplots(1, 2)
+    runs = [(size, label, result) for size, by_label in sizes.items()
+            for label, result in by_label.items() if "levels" in result]  # fmt: skip
+    colours = matplotlib.colormaps["tab10"]
+    for number, (size, label, result) in enumerate(runs):
+        for batch, style in ((1, "-"), (BATCH_SIZE, ":")):
+            levels = [r for r in result["levels"] if r["events_per_request"] == batch]
+            clients = [r["clients"] for r in levels]
+            rates = [r["events_per_second"] for r in levels]
+            p99 = [(r["latency_seconds"]["p99"] or 0) * 1000 for r in levels]
+            name = f"{label}, {int(size):,} users" + (f", batches of {batch}" if batch > 1 else "")
+            marker = "o" if batch == 1 else "s"
+            for axes, values in ((left, rates), (right, p99)):
+                axes.plot(clients, values, style, marker=marker, color=colours(number % 10),
+                          label=name)  # fmt: skip
+    left.axhline(2000, color="grey", linestyle="--", linewidth=1, label="target 2,000/s")
+    left.axhline(10000, color="black", linestyle="--", linewidth=1,
+                 label="target 10,000/s in batches")  # fmt: skip
+    left.set_xscale("log")
+    left.set_xlabel("concurrent clients")
+    left.set_ylabel("acknowledged events / s (durable)")
+    left.set_title("throughput")
+    left.grid(True, alpha=0.3)
+    left.legend(fontsize=7)
+    right.set_xscale("log")
+    right.set_xlabel("concurrent clients")
+    right.set_ylabel("p99 latency per request (ms)")
+    right.set_title("latency at that load")
+    right.grid(True, alpha=0.3)
+    right.legend(fontsize=7)
