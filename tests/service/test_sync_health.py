@@ -5,8 +5,10 @@ synced, and the last sync."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -175,16 +177,7 @@ async def test_failing_writes_are_kept_per_user_until_one_goes_through(
 ) -> None:
     await add_user(hub, "alice")
     await add_user(hub, "bob")
-    # The retry comes soon, after Graph took the next write: seen failing before that.
-    writer = TeamsWriter(hub, graph, concurrency=1, retry_delay=lambda _failures: 0.05)
-    task = asyncio.create_task(writer.run())
-    try:
-        graph.refuse = 1
-        await hub.handle("alice", TelephonyEvent("c1", CallState.CONNECTED), "pbx")
-        for _turn in range(1_000_000):
-            if "alice" in writer.failing:
-                break
-            await asyncio.sleep(0)
+    async with failing_write(hub, graph, "alice") as writer:
         failure = writer.failing["alice"]
         assert failure.failures == 1 and "429" in failure.error
         assert failure.since <= time.time() < failure.retry_at
@@ -196,6 +189,22 @@ async def test_failing_writes_are_kept_per_user_until_one_goes_through(
             await asyncio.sleep(0)
         assert "alice" not in writer.failing
         assert hub.teams_last_sync("alice") == hub.clock.now()  # a write is a sync too
+
+
+@contextlib.asynccontextmanager
+async def failing_write(hub: Hub, graph: FakeTeams, user_id: str) -> AsyncIterator[TeamsWriter]:
+    """A running Teams writer whose first write, for `user_id`'s call, Graph refused; its
+    retry comes soon (0.05 s), after Graph took the next write."""
+    writer = TeamsWriter(hub, graph, concurrency=1, retry_delay=lambda _failures: 0.05)
+    task = asyncio.create_task(writer.run())
+    try:
+        graph.refuse = 1
+        await hub.handle(user_id, TelephonyEvent("c1", CallState.CONNECTED), "pbx")
+        for _turn in range(1_000_000):
+            if user_id in writer.failing:
+                break
+            await asyncio.sleep(0)
+        yield writer
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -226,15 +235,7 @@ async def test_a_failed_write_is_retried_when_its_timer_fires_however_the_clock_
     await add_user(hub, "alice")
     clock = EarlyTimers()
     monkeypatch.setattr(teams_sync, "time", clock)
-    writer = TeamsWriter(hub, graph, concurrency=1, retry_delay=lambda _failures: 0.05)
-    task = asyncio.create_task(writer.run())
-    try:
-        graph.refuse = 1
-        await hub.handle("alice", TelephonyEvent("c1", CallState.CONNECTED), "pbx")
-        for _turn in range(1_000_000):
-            if "alice" in writer.failing:
-                break
-            await asyncio.sleep(0)
+    async with failing_write(hub, graph, "alice") as writer:
         clock.behind = 0.5  # the retry's timer fires "before" its time
         for _turn in range(1_000):  # a bound only (10 s): it goes through in about 0.05 s
             if "alice" not in writer.failing:
@@ -242,9 +243,6 @@ async def test_a_failed_write_is_retried_when_its_timer_fires_however_the_clock_
             await asyncio.sleep(0.01)
         assert "alice" not in writer.failing
         assert hub.teams_last_sync("alice") is not None
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 @pytest_anyio

@@ -64,6 +64,11 @@ def _contains(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool
 
 def page(c: Connection, query: AuditQuery) -> AuditPage:
     log = t.audit_log
+    texts = (query.actor, query.action, query.target)
+    if any("\x00" in text for text in texts):
+        # No row holds NUL (every written text is checked); PostgreSQL cannot even be
+        # asked for one: whoever searches for it finds nothing, not an error.
+        return AuditPage([], 0, False)
     where: list[sa.ColumnElement[bool]] = []
     for column, text in (
         (log.c.actor, query.actor),
