@@ -171,5 +171,27 @@ def _plot(draw: Callable[[Any], None], path: Path) -> None:
         plt.close(figure)
 
 
+def frame(
+    axes: Any,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    *,
+    xscale: str | None = None,
+    yscale: str | None = None,
+    legend: int = 7,
+) -> None:
+    """One panel's title, labels, scales, grid and legend, as every plot here has them."""
+    if xscale is not None:
+        axes.set_xscale(xscale)
+    if yscale is not None:
+        axes.set_yscale(yscale)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=legend)
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")

@@ -28,6 +28,7 @@ from typing import Any
 
 from presencebridge.bench.naive import NaivePoller, NaiveSubscriber
 from presencebridge.bench.procs import CpuMeter, EmulatorProcess, running
+from presencebridge.bench.report import frame
 from presencebridge.bench.scenarios.common import (
     Options,
     Stack,
@@ -256,12 +257,9 @@ async def run(options: Options) -> tuple[dict[str, Any], dict[str, Any], Any]:
                 if values:
                     fractions = [(i + 1) / len(values) for i in range(len(values))]
                     left.plot(values, fractions, label=f"{name}, {size:,} users")
-        left.set_xscale("log")
-        left.set_xlabel("Teams change -> seen (s, log)")
-        left.set_ylabel("fraction of changes")
-        left.set_title("latency: the hub vs a naive integration")
-        left.grid(True, alpha=0.3)
-        left.legend(fontsize=8)
+        frame(left, "latency: the hub vs a naive integration",
+              "Teams change -> seen (s, log)", "fraction of changes", xscale="log",
+              legend=8)  # fmt: skip
         labels, values, colors = [], [], []
         for size_key, result in sizes.items():
             for name, phase in result["phases"].items():

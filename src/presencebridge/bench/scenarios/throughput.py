@@ -34,7 +34,7 @@ from presencebridge.bench.procs import (
     throwaway_postgres,
 )
 from presencebridge.bench.rawhttp import Pool
-from presencebridge.bench.report import summary
+from presencebridge.bench.report import frame, summary
 from presencebridge.bench.scenarios.common import Options, new_run_id
 from presencebridge.bench.workload import Population, create_group, create_hub_users, server_pool
 
@@ -321,15 +321,7 @@ def draw(figure: Any, sizes: dict[str, Any]) -> None:
     left.axhline(2000, color="grey", linestyle="--", linewidth=1, label="target 2,000/s")
     left.axhline(10000, color="black", linestyle="--", linewidth=1,
                  label="target 10,000/s in batches")  # fmt: skip
-    left.set_xscale("log")
-    left.set_xlabel("concurrent clients")
-    left.set_ylabel("acknowledged events / s (durable)")
-    left.set_title("throughput")
-    left.grid(True, alpha=0.3)
-    left.legend(fontsize=7)
-    right.set_xscale("log")
-    right.set_xlabel("concurrent clients")
-    right.set_ylabel("p99 latency per request (ms)")
-    right.set_title("latency at that load")
-    right.grid(True, alpha=0.3)
-    right.legend(fontsize=7)
+    frame(left, "throughput", "concurrent clients", "acknowledged events / s (durable)",
+          xscale="log")  # fmt: skip
+    frame(right, "latency at that load", "concurrent clients", "p99 latency per request (ms)",
+          xscale="log")  # fmt: skip

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from presencebridge.bench.procs import CpuMeter, EmulatorProcess, running
-from presencebridge.bench.report import summary
+from presencebridge.bench.report import frame, summary
 from presencebridge.bench.scenarios.common import (
     LogEntry,
     Options,
@@ -247,15 +247,8 @@ def plot_latencies(figure: Any, samples: dict[str, Any]) -> None:
             fractions = [(i + 1) / len(values) for i in range(len(values))]
             left.plot(values, fractions, label=label)
         right.scatter(s["at"], s["latency"], s=3, label=label)
-    left.set_xscale("log")
-    left.set_xlabel("PBX event POST -> Graph write answered (s, log)")
-    left.set_ylabel("fraction of effective changes")
-    left.set_title("UC -> Teams, the hub's share (CDF)")
-    left.grid(True, alpha=0.3)
-    left.legend(fontsize=7)
-    right.set_yscale("log")
-    right.set_xlabel("time into the phase (s)")
-    right.set_ylabel("latency (s, log)")
-    right.set_title("each effective change")
-    right.grid(True, alpha=0.3)
-    right.legend(fontsize=7)
+    frame(left, "UC -> Teams, the hub's share (CDF)",
+          "PBX event POST -> Graph write answered (s, log)", "fraction of effective changes",
+          xscale="log")  # fmt: skip
+    frame(right, "each effective change", "time into the phase (s)", "latency (s, log)",
+          yscale="log")  # fmt: skip
